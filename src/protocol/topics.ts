@@ -1,0 +1,54 @@
+/** Topic builders for shared/CONTRACT.md. `prefix` defaults to `ipphone/v1`. */
+export const DEFAULT_PREFIX = 'ipphone/v1';
+
+export interface Topics {
+  cmKeepalive(cmId: string): string;
+  cmState(cmId: string): string;
+  cmLoad(cmId: string): string;
+  phoneAck(phoneId: string): string;
+  phonePointers(phoneId: string): string;
+  phoneConfig(phoneId: string): string;
+  phoneConfigResult(phoneId: string): string;
+  phoneStatus(phoneId: string): string;
+  phoneEvent(phoneId: string): string;
+  /** Wildcards for subscribers that watch many. */
+  allCmState: string;
+  allCmLoad: string;
+  allPhoneStatus: string;
+  /** The id in `P/{kind}/{id}/…`, or undefined when `topic` is not of that kind. */
+  idOf(topic: string, kind: 'cm' | 'phone'): string | undefined;
+}
+
+const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** True for ids that are safe as one MQTT topic level (no `/`, `+`, `#`). */
+export function isValidId(id: unknown): id is string {
+  return typeof id === 'string' && ID_RE.test(id);
+}
+
+export function topics(prefix: string = DEFAULT_PREFIX): Topics {
+  const p = prefix.replace(/\/+$/, '');
+  const level = (id: string): string => {
+    if (!isValidId(id)) throw new TypeError(`invalid id for a topic level: ${JSON.stringify(id)}`);
+    return id;
+  };
+  return {
+    cmKeepalive: (id) => `${p}/cm/${level(id)}/keepalive`,
+    cmState: (id) => `${p}/cm/${level(id)}/state`,
+    cmLoad: (id) => `${p}/cm/${level(id)}/load`,
+    phoneAck: (id) => `${p}/phone/${level(id)}/ack`,
+    phonePointers: (id) => `${p}/phone/${level(id)}/pointers`,
+    phoneConfig: (id) => `${p}/phone/${level(id)}/config`,
+    phoneConfigResult: (id) => `${p}/phone/${level(id)}/config/result`,
+    phoneStatus: (id) => `${p}/phone/${level(id)}/status`,
+    phoneEvent: (id) => `${p}/phone/${level(id)}/event`,
+    allCmState: `${p}/cm/+/state`,
+    allCmLoad: `${p}/cm/+/load`,
+    allPhoneStatus: `${p}/phone/+/status`,
+    idOf(topic, kind) {
+      if (!topic.startsWith(`${p}/${kind}/`)) return undefined;
+      const id = topic.slice(p.length + kind.length + 2).split('/')[0];
+      return id !== undefined && isValidId(id) ? id : undefined;
+    },
+  };
+}
