@@ -1,0 +1,140 @@
+/**
+ * Which call manager's services page the phone shows.
+ *
+ * The page comes from the home's `services` URL. When that server errors or
+ * times out, the phone fetches the next pointer's URL (`services-timeout`)
+ * while it keeps showing the last good page, and retries the better URL every
+ * `retryMs`. Fetches are serialised: at most one in flight.
+ */
+import type { Clock, TimerHandle } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { Pointer } from '../protocol/types.js';
+import type { ServicesFetcher } from './ports.js';
+
+export interface ServicesOptions {
+  phoneId: string;
+  fetch: ServicesFetcher;
+  clock: Clock;
+  log: Logger;
+  /** Per-fetch deadline, ms. */
+  timeoutMs: number;
+  /** Refresh period of a good page, ms. */
+  refreshMs: number;
+  /** Period of retries of a better (higher) URL while showing a backup's page, ms. */
+  retryMs: number;
+  /** Called when the pointer whose page is shown changes. */
+  onChange(change: { from: string | null; to: string | null; reason: 'services-timeout' | 'home' | 'retry'; detectMs: number; rehomeMs: number }): void;
+  /** Called with each new page body. */
+  onPage(page: string, from: string): void;
+}
+
+export class ServicesController {
+  readonly #o: ServicesOptions;
+  #list: Pointer[] = [];
+  #home: string | null = null;
+  /** Id of the pointer whose page is shown, or null. */
+  #shown: string | null = null;
+  #page: string | null = null;
+  #busy = false;
+  #again = false;
+  #timer: TimerHandle | null = null;
+  #closed = false;
+  /** Fetches made and failed, for status and tests. */
+  fetches = 0;
+  failures = 0;
+
+  constructor(opts: ServicesOptions) {
+    this.#o = opts;
+  }
+
+  get shown(): string | null {
+    return this.#shown;
+  }
+
+  get page(): string | null {
+    return this.#page;
+  }
+
+  /** Tell the controller the current list and home; fetches when the home changed. */
+  update(list: Pointer[], home: string | null): void {
+    this.#list = list;
+    const changed = home !== this.#home;
+    this.#home = home;
+    if (changed && home !== null && home !== this.#shown) this.#kick();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #kick(): void {
+    if (this.#busy) {
+      this.#again = true;
+      return;
+    }
+    void this.#run();
+  }
+
+  #schedule(ms: number): void {
+    if (this.#closed) return;
+    if (this.#timer) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = this.#o.clock.setTimeout(() => {
+      this.#timer = null;
+      this.#kick();
+    }, ms);
+  }
+
+  /** Candidate order: the home, then the pointers after it, wrapping. */
+  #order(): Pointer[] {
+    const list = this.#list;
+    const i = Math.max(0, list.findIndex((p) => p.id === this.#home));
+    return [...list.slice(i), ...list.slice(0, i)];
+  }
+
+  async #run(): Promise<void> {
+    if (this.#closed || this.#home === null) return;
+    this.#busy = true;
+    const o = this.#o;
+    const start = o.clock.now();
+    let detectMs = 0;
+    let firstError: string | null = null;
+    try {
+      for (const p of this.#order()) {
+        const t0 = o.clock.now();
+        try {
+          this.fetches++;
+          const page = await o.fetch(p.services, o.phoneId, o.timeoutMs);
+          if (this.#closed) return;
+          const from = this.#shown;
+          this.#shown = p.id;
+          this.#page = page;
+          o.onPage(page, p.id);
+          if (from !== p.id) {
+            const reason = p.id === this.#home ? (from === null ? 'home' : 'retry') : 'services-timeout';
+            o.onChange({ from, to: p.id, reason, detectMs, rehomeMs: o.clock.now() - t0 });
+          }
+          this.#schedule(p.id === this.#home ? o.refreshMs : o.retryMs);
+          return;
+        } catch (err) {
+          this.failures++;
+          if (firstError === null) {
+            firstError = errorMessage(err);
+            detectMs = o.clock.now() - start;
+          }
+          o.log.warn({ pointer: p.id, url: p.services, err: errorMessage(err) }, 'services fetch failed');
+        }
+      }
+      // Nobody answered: keep the last good page, try again later.
+      this.#schedule(o.retryMs);
+    } finally {
+      this.#busy = false;
+      if (this.#again && !this.#closed) {
+        this.#again = false;
+        this.#kick();
+      }
+    }
+  }
+}

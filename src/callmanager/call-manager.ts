@@ -1,0 +1,309 @@
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { CmConfig } from '../config/cm-config.js';
+import { systemClock, type Clock, type TimerHandle } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { topics, type Topics } from '../protocol/topics.js';
+import type { Pointer } from '../protocol/types.js';
+import { HttpServer } from './http-server.js';
+import { ListBook, type PointersSigner, type SignedList } from './list-book.js';
+import { LoadPolicy, RateMeter } from './load.js';
+import { renderMetrics } from './metrics.js';
+import { PeerTracker } from './peers.js';
+import { PhoneTable, type HomedPhone } from './phone-table.js';
+import { Responder } from './responder.js';
+import { loadKeySigner } from './signer.js';
+
+/**
+ * The call manager's composition root: one MQTT connection (mqtt.js, with its
+ * own reconnect every second — a CM has one broker and nowhere else to go),
+ * the keep-alive responder, peer tracking, load publishing and the HTTP side.
+ * The pieces are pure and tested alone; this class only wires them.
+ */
+
+/** How the MQTT client is made; tests may inject one. */
+export type MqttConnect = (url: string, opts: IClientOptions) => MqttClient;
+
+export interface CallManagerOptions {
+  config: CmConfig;
+  log: Logger;
+  /** Default {@link systemClock}. */
+  clock?: Clock;
+  /** Default mqtt.js `connect`. */
+  mqttConnect?: MqttConnect;
+  /** Default: Ed25519 with the key at `config.signingKey`, kid `config.keyId`. */
+  signer?: PointersSigner;
+}
+
+/** Housekeeping period: sweep the phone table, publish load when due (ms). */
+const TICK_MS = 1000;
+/** At most one debug line about invalid keep-alives per this many ms. */
+const INVALID_LOG_GAP_MS = 10_000;
+/** How long stop() waits for the broker to acknowledge the offline state (ms). */
+const STOP_PUBLISH_TIMEOUT_MS = 2000;
+
+const STATE_ONLINE = '{"online":true}';
+const STATE_OFFLINE = '{"online":false}';
+
+export class CallManager {
+  readonly #config: CmConfig;
+  readonly #root: Logger;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #mqttConnect: MqttConnect;
+  readonly #signerOption: PointersSigner | undefined;
+  readonly #t: Topics;
+  /** `P/phone/` — phone topics are built by concatenation on the hot path. */
+  readonly #phoneBase: string;
+
+  #client: MqttClient | undefined;
+  #http: HttpServer | undefined;
+  #book: ListBook | undefined;
+  #table: PhoneTable | undefined;
+  #peers: PeerTracker | undefined;
+  #responder: Responder | undefined;
+  #kaRate: RateMeter | undefined;
+  #servicesRate: RateMeter | undefined;
+  #loadPolicy: LoadPolicy | undefined;
+  #tick: TimerHandle | undefined;
+  #connected = false;
+  #started = false;
+  #stopping: Promise<void> | undefined;
+  #servicesRequests = 0;
+  #lastInvalidLog = -Infinity;
+  #invalidSinceLog = 0;
+  /** For the later rebalancer. */
+  rebalanceMoves = 0;
+
+  constructor(opts: CallManagerOptions) {
+    this.#config = opts.config;
+    this.#root = opts.log;
+    this.#log = opts.log.child({ mod: 'cm' });
+    this.#clock = opts.clock ?? systemClock;
+    this.#mqttConnect = opts.mqttConnect ?? connect;
+    this.#signerOption = opts.signer;
+    this.#t = topics(opts.config.topicPrefix);
+    this.#phoneBase = this.#t.phoneAck('x').slice(0, -'x/ack'.length);
+  }
+
+  /** Load the key, bind HTTP, connect to the broker. Throws CONFIG_INVALID / TRANSPORT. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const c = this.#config;
+    const now = this.#clock.now();
+    const signer = this.#signerOption ?? (await loadKeySigner(c.signingKey, c.keyId));
+    const group: Pointer[] = c.group.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
+    this.#book = new ListBook({ group, baseVersion: c.pointersVersion, clock: this.#clock, sign: signer });
+    this.#table = new PhoneTable(c.keepalive.phoneIntervalMs);
+    this.#peers = new PeerTracker(c.cmId, c.group.map((g) => g.id));
+    this.#responder = new Responder({ cmId: c.cmId, book: this.#book, table: this.#table, clock: this.#clock });
+    this.#kaRate = new RateMeter(now, 10);
+    this.#servicesRate = new RateMeter(now, 10);
+    this.#loadPolicy = new LoadPolicy({ periodMs: c.rebalance.periodMs });
+    // Sign the group list now so a bad key fails at start, not on the first keep-alive.
+    this.#book.groupList();
+
+    const self = c.group.find((g) => g.id === c.cmId);
+    const servicesUrl = self?.services ?? `http://${c.http.host}:${c.http.port}/services`;
+    this.#http = new HttpServer(
+      c.http.host,
+      c.http.port,
+      {
+        cmId: c.cmId,
+        servicesUrl,
+        connected: () => this.#connected,
+        phonesHomed: () => this.phonesHomed(),
+        directory: () =>
+          [...this.homedPhones()]
+            .map((p) => p.phone)
+            .sort()
+            .slice(0, 32)
+            .map((p) => ({ name: p, telephone: p })),
+        metricsText: () => this.metricsText(),
+        onServicesRequest: () => {
+          this.#servicesRequests++;
+          this.#servicesRate?.add(this.#clock.now());
+        },
+      },
+      this.#root.child({ mod: 'http' }),
+    );
+    await this.#http.start();
+    this.#connect();
+    this.#scheduleTick();
+    this.#log.info({ cmId: c.cmId, broker: c.broker, version: this.#book.version }, 'call manager started');
+  }
+
+  /** Publish the offline state, disconnect, close HTTP. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  /** True while connected to the broker. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** The bound HTTP port (useful with port 0). */
+  get httpPort(): number | undefined {
+    return this.#http?.port;
+  }
+
+  /** Phones homed here now. */
+  phonesHomed(): number {
+    return this.#table?.count(this.#clock.now()) ?? 0;
+  }
+
+  /** Homed phones with their busy flag, for the rebalancer. */
+  homedPhones(): Iterable<HomedPhone> {
+    return this.#table?.homedPhones(this.#clock.now()) ?? [];
+  }
+
+  /** The list book (for the rebalancer's `setPhoneList`). */
+  get book(): ListBook | undefined {
+    return this.#book;
+  }
+
+  /** Prometheus text of the current counters. */
+  metricsText(): string {
+    const now = this.#clock.now();
+    const r = this.#responder;
+    return renderMetrics({
+      phonesHomed: this.phonesHomed(),
+      keepalivesTotal: r?.keepalives ?? 0,
+      keepalivesPerSecond: Math.round((this.#kaRate?.rate(now) ?? 0) * 100) / 100,
+      keepalivesInvalidTotal: r?.invalid ?? 0,
+      pointerPushes: r?.pushes ?? new Map(),
+      rebalanceMovesTotal: this.rebalanceMoves,
+      servicesRequestsTotal: this.#servicesRequests,
+      brokerConnected: this.#connected,
+    });
+  }
+
+  #connect(): void {
+    const c = this.#config;
+    const stateTopic = this.#t.cmState(c.cmId);
+    const keepaliveTopic = this.#t.cmKeepalive(c.cmId);
+    const peerStateTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => this.#t.cmState(g.id));
+    const log = this.#root.child({ mod: 'mqtt' });
+    const opts: IClientOptions = {
+      // A fixed client id: a restarted CM takes over its old session at once, so a
+      // stale connection's will cannot mark the new process offline later.
+      clientId: `ipphone-cm-${c.cmId}`,
+      protocolVersion: c.mqtt.protocolVersion,
+      clean: true,
+      keepalive: 30,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      resubscribe: false,
+      queueQoSZero: false,
+      will: { topic: stateTopic, payload: Buffer.from(STATE_OFFLINE), qos: 1, retain: true },
+    };
+    if (c.mqtt.username !== null && c.mqtt.username !== undefined) opts.username = c.mqtt.username;
+    if (c.mqtt.password !== null && c.mqtt.password !== undefined) opts.password = c.mqtt.password;
+    const client = this.#mqttConnect(c.broker, opts);
+    this.#client = client;
+
+    client.on('connect', () => {
+      this.#connected = true;
+      log.info({ broker: c.broker }, 'broker connected');
+      client.publish(stateTopic, STATE_ONLINE, { qos: 1, retain: true });
+      client.subscribe(keepaliveTopic, { qos: 0 });
+      if (peerStateTopics.length > 0) client.subscribe(peerStateTopics, { qos: 1 });
+      this.#publishLoad(true);
+    });
+    client.on('close', () => {
+      if (this.#connected) log.warn({ broker: c.broker }, 'broker connection lost');
+      this.#connected = false;
+    });
+    client.on('error', (err) => log.warn({ err: errorMessage(err) }, 'mqtt error'));
+    client.on('message', (topic, payload) => {
+      if (topic === keepaliveTopic) this.#onKeepalive(payload);
+      else this.#onPeerState(topic, payload);
+    });
+  }
+
+  #onKeepalive(payload: Buffer): void {
+    const r = this.#responder;
+    const client = this.#client;
+    if (r === undefined || client === undefined) return;
+    const res = r.handle(payload);
+    const now = this.#clock.now();
+    if (typeof res === 'string') {
+      this.#invalidSinceLog++;
+      if (now - this.#lastInvalidLog >= INVALID_LOG_GAP_MS) {
+        this.#log.debug({ reason: res, count: this.#invalidSinceLog }, 'invalid keep-alive');
+        this.#lastInvalidLog = now;
+        this.#invalidSinceLog = 0;
+      }
+      return;
+    }
+    this.#kaRate?.add(now);
+    // res.phone passed the id check in parseKeepalive: safe as one topic level.
+    const base = this.#phoneBase + res.phone;
+    client.publish(`${base}/ack`, res.ack, { qos: 0 });
+    if (res.push !== undefined) this.#push(res.phone, res.push, `${base}/pointers`);
+  }
+
+  #push(phone: string, list: SignedList, topic: string): void {
+    this.#client?.publish(topic, list.envelopeJson, { qos: 1 });
+    this.#log.info({ phone, version: list.version, reason: list.reason, first: list.list[0]?.id }, 'pointers pushed');
+  }
+
+  #onPeerState(topic: string, payload: Buffer): void {
+    const id = this.#t.idOf(topic, 'cm');
+    const peers = this.#peers;
+    const book = this.#book;
+    if (id === undefined || peers === undefined || book === undefined) return;
+    const u = peers.update(id, payload);
+    if (u === 'invalid') this.#log.warn({ peer: id }, 'peer state not understood');
+    if (u !== 'changed') return;
+    book.setOffline(peers.offline);
+    this.#log.info({ peer: id, online: !peers.isOffline(id), offline: [...peers.offline], version: book.version }, 'peer state changed');
+  }
+
+  #scheduleTick(): void {
+    this.#tick = this.#clock.setTimeout(() => {
+      this.#tick = undefined;
+      if (this.#stopping !== undefined) return;
+      this.#publishLoad(false);
+      this.#scheduleTick();
+    }, TICK_MS);
+  }
+
+  #publishLoad(force: boolean): void {
+    const client = this.#client;
+    const policy = this.#loadPolicy;
+    if (client === undefined || policy === undefined || !this.#connected) return;
+    const now = this.#clock.now();
+    const phones = this.phonesHomed();
+    if (!force && !policy.due(phones, now)) return;
+    const self = this.#config.group.find((g) => g.id === this.#config.cmId);
+    const servicesRps = Math.round((this.#servicesRate?.rate(now) ?? 0) * 100) / 100;
+    const body = JSON.stringify({ phones, capacity: self?.capacity ?? 0, servicesRps });
+    client.publish(this.#t.cmLoad(this.#config.cmId), body, { qos: 1, retain: true });
+    policy.published(phones, now);
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#tick !== undefined) this.#clock.clearTimeout(this.#tick);
+    this.#tick = undefined;
+    const client = this.#client;
+    if (client !== undefined) {
+      if (this.#connected) {
+        await new Promise<void>((resolve) => {
+          const timer = this.#clock.setTimeout(resolve, STOP_PUBLISH_TIMEOUT_MS);
+          client.publish(this.#t.cmState(this.#config.cmId), STATE_OFFLINE, { qos: 1, retain: true }, () => {
+            this.#clock.clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      await new Promise<void>((resolve) => client.end(!this.#connected, {}, () => resolve()));
+      this.#connected = false;
+    }
+    await this.#http?.stop();
+    this.#log.info({ cmId: this.#config.cmId }, 'call manager stopped');
+  }
+}

@@ -1,0 +1,165 @@
+import type { Clock } from '../lib/clock.js';
+import type { Envelope, Pointer, PointerReason, PointersBody } from '../protocol/types.js';
+
+/**
+ * The pointer lists this call manager hands out, each signed once.
+ *
+ * By default every phone gets the GROUP LIST: the group in config order with
+ * every offline peer moved to the end (relative order kept). A phone may get
+ * its own list instead (`setPhoneList`, for the rebalancer); such an override
+ * keeps its order but, like the group list, has offline peers moved last.
+ *
+ * Versions: while no peer was ever seen offline the group list carries the
+ * configured `pointersVersion`, so every CM of a group agrees and a CM restart
+ * does not make phones rewrite their flash. Every later list gets
+ * `max(lastIssued + 1, clock.now())` — strictly increasing across the group
+ * list and all overrides, and roughly comparable between CMs of the group.
+ */
+
+/** Signs a pointer-list body; injected so tests can count signatures. */
+export type PointersSigner = (body: PointersBody) => Envelope;
+
+/** One signed list, shared by every phone that gets it. */
+export interface SignedList {
+  readonly version: number;
+  readonly reason: PointerReason;
+  readonly list: readonly Pointer[];
+  readonly envelope: Envelope;
+  /** `JSON.stringify(envelope)`, built once for the hot path. */
+  readonly envelopeJson: string;
+  /** Ack tail after `{"cm":…,"seq":N` when the phone lacks this version: `,"pointers":…,"pointersVersion":V}`. */
+  readonly ackTailFull: string;
+  /** Ack tail when the phone holds this version: `,"pointersVersion":V}`. */
+  readonly ackTailShort: string;
+}
+
+interface Entry {
+  version: number;
+  reason: PointerReason;
+  list: Pointer[];
+  signed: SignedList | undefined;
+}
+
+interface Override {
+  /** The order the rebalancer asked for, before offline peers are moved last. */
+  base: Pointer[];
+  entry: Entry;
+}
+
+export interface ListBookOptions {
+  /** The group in default priority order (this CM included). */
+  group: readonly Pointer[];
+  /** Version of the group list while every peer is online (config `pointersVersion`, ≥ 0). */
+  baseVersion: number;
+  clock: Clock;
+  sign: PointersSigner;
+}
+
+export class ListBook {
+  readonly #group: Pointer[];
+  readonly #clock: Clock;
+  readonly #sign: PointersSigner;
+  #offline = new Set<string>();
+  #lastIssued: number;
+  #groupEntry: Entry;
+  readonly #overrides = new Map<string, Override>();
+
+  constructor(opts: ListBookOptions) {
+    this.#group = opts.group.map(copyPointer);
+    this.#clock = opts.clock;
+    this.#sign = opts.sign;
+    this.#lastIssued = opts.baseVersion;
+    this.#groupEntry = { version: opts.baseVersion, reason: 'failover', list: this.#group.map(copyPointer), signed: undefined };
+  }
+
+  /** Ids of group members currently considered offline. */
+  get offline(): ReadonlySet<string> {
+    return this.#offline;
+  }
+
+  /** Version of the current group list. */
+  get version(): number {
+    return this.#groupEntry.version;
+  }
+
+  /**
+   * Replace the offline set. Returns true when it changed, in which case the
+   * group list and every override get a new, higher version.
+   */
+  setOffline(ids: Iterable<string>): boolean {
+    const next = new Set(ids);
+    if (next.size === this.#offline.size && [...next].every((id) => this.#offline.has(id))) return false;
+    this.#offline = next;
+    this.#groupEntry = { version: this.#issue(), reason: 'failover', list: this.#arrange(this.#group), signed: undefined };
+    for (const o of this.#overrides.values()) {
+      o.entry = { version: this.#issue(), reason: o.entry.reason, list: this.#arrange(o.base), signed: undefined };
+    }
+    return true;
+  }
+
+  /** The group list, signed (signs at most once per version). */
+  groupList(): SignedList {
+    return this.#signed(this.#groupEntry);
+  }
+
+  /** The list `phoneId` should hold: its override if it has one, else the group list. */
+  forPhone(phoneId: string): SignedList {
+    const o = this.#overrides.get(phoneId);
+    return this.#signed(o === undefined ? this.#groupEntry : o.entry);
+  }
+
+  /** True when `phoneId` has its own list. */
+  hasOverride(phoneId: string): boolean {
+    return this.#overrides.has(phoneId);
+  }
+
+  /**
+   * Give one phone its own list (e.g. a rebalance reorder). Its version is
+   * higher than anything issued before, so the phone accepts it. Offline peers
+   * are still moved last. Returns the signed list to push.
+   */
+  setPhoneList(phoneId: string, list: readonly Pointer[], reason: PointerReason): SignedList {
+    const base = list.map(copyPointer);
+    const entry: Entry = { version: this.#issue(), reason, list: this.#arrange(base), signed: undefined };
+    this.#overrides.set(phoneId, { base, entry });
+    return this.#signed(entry);
+  }
+
+  /** Drop a phone's own list; it gets the group list again from the next change on. */
+  clearPhoneList(phoneId: string): void {
+    this.#overrides.delete(phoneId);
+  }
+
+  #issue(): number {
+    this.#lastIssued = Math.max(this.#lastIssued + 1, Math.floor(this.#clock.now()));
+    return this.#lastIssued;
+  }
+
+  /** `list` with offline members moved to the end, relative order kept. */
+  #arrange(list: readonly Pointer[]): Pointer[] {
+    const up = list.filter((p) => !this.#offline.has(p.id));
+    const down = list.filter((p) => this.#offline.has(p.id));
+    return [...up, ...down].map(copyPointer);
+  }
+
+  #signed(entry: Entry): SignedList {
+    if (entry.signed !== undefined) return entry.signed;
+    const body: PointersBody = { version: entry.version, reason: entry.reason, list: entry.list };
+    const envelope = this.#sign(body);
+    const envelopeJson = JSON.stringify(envelope);
+    entry.signed = {
+      version: entry.version,
+      reason: entry.reason,
+      list: entry.list,
+      envelope,
+      envelopeJson,
+      ackTailFull: `,"pointers":${envelopeJson},"pointersVersion":${entry.version}}`,
+      ackTailShort: `,"pointersVersion":${entry.version}}`,
+    };
+    return entry.signed;
+  }
+}
+
+function copyPointer(p: Pointer): Pointer {
+  return { id: p.id, broker: p.broker, services: p.services };
+}

@@ -1,0 +1,56 @@
+/**
+ * `GET /metrics` in Prometheus text exposition format 0.0.4: a HELP and a
+ * TYPE line per family, then its samples. Pure: takes a snapshot, returns text.
+ */
+
+/** Content-Type of the exposition format. */
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export interface MetricsSnapshot {
+  phonesHomed: number;
+  keepalivesTotal: number;
+  keepalivesPerSecond: number;
+  keepalivesInvalidTotal: number;
+  /** Pushes on `P/phone/{id}/pointers`, by reason. */
+  pointerPushes: ReadonlyMap<string, number>;
+  rebalanceMovesTotal: number;
+  servicesRequestsTotal: number;
+  brokerConnected: boolean;
+}
+
+/** Reasons always listed (at 0) so dashboards see the series before the first push. */
+const PUSH_REASONS = ['failover', 'rebalance', 'admin'];
+
+/** Escape a label value (backslash, double quote, newline). */
+export function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function num(n: number): string {
+  if (Number.isNaN(n)) return 'NaN';
+  if (n === Infinity) return '+Inf';
+  if (n === -Infinity) return '-Inf';
+  return String(n);
+}
+
+function family(name: string, type: 'gauge' | 'counter', help: string, samples: Array<[string, number]>): string {
+  let out = `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
+  for (const [labels, value] of samples) out += `${name}${labels} ${num(value)}\n`;
+  return out;
+}
+
+/** Render a snapshot as exposition text. */
+export function renderMetrics(s: MetricsSnapshot): string {
+  const reasons = new Set([...PUSH_REASONS, ...s.pointerPushes.keys()]);
+  const pushes: Array<[string, number]> = [...reasons].map((r) => [`{reason="${escapeLabel(r)}"}`, s.pointerPushes.get(r) ?? 0]);
+  return (
+    family('ipphone_cm_phones_homed', 'gauge', 'Phones currently homed to this call manager.', [['', s.phonesHomed]]) +
+    family('ipphone_cm_keepalives_total', 'counter', 'Valid keep-alives answered.', [['', s.keepalivesTotal]]) +
+    family('ipphone_cm_keepalives_per_second', 'gauge', 'Keep-alives per second over the last 10 s.', [['', s.keepalivesPerSecond]]) +
+    family('ipphone_cm_keepalives_invalid_total', 'counter', 'Keep-alives refused as invalid.', [['', s.keepalivesInvalidTotal]]) +
+    family('ipphone_cm_pointer_pushes_total', 'counter', 'Pointer lists pushed to phones, by reason.', pushes) +
+    family('ipphone_cm_rebalance_moves_total', 'counter', 'Phones sent a rebalance list.', [['', s.rebalanceMovesTotal]]) +
+    family('ipphone_cm_services_requests_total', 'counter', 'Services page requests served.', [['', s.servicesRequestsTotal]]) +
+    family('ipphone_cm_broker_connected', 'gauge', '1 while connected to the broker, else 0.', [['', s.brokerConnected ? 1 : 0]])
+  );
+}

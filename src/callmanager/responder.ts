@@ -1,0 +1,136 @@
+import type { Clock } from '../lib/clock.js';
+import type { KeepalivePayload, PointerReason } from '../protocol/types.js';
+import type { ListBook, SignedList } from './list-book.js';
+import type { PhoneTable } from './phone-table.js';
+
+/**
+ * The keep-alive responder — the hot path (tens of thousands of keep-alives a
+ * second per process). For each keep-alive it builds the ack as a JSON string
+ * from pre-serialised pieces of the signed list (no per-ack signing, no schema
+ * library, no object graph to stringify), updates the phone table, and decides
+ * whether to also push the list on the phone's `pointers` topic.
+ */
+
+/** Largest keep-alive accepted (bytes); real ones are ~100. */
+export const MAX_KEEPALIVE_BYTES = 1024;
+/** Accepted range of a phone-declared keep-alive interval (ms). */
+export const INTERVAL_MIN_MS = 50;
+export const INTERVAL_MAX_MS = 10 * 60_000;
+
+const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** A validated keep-alive (`intervalMs` is an extension: the phone's interval, ms). */
+export interface Keepalive extends KeepalivePayload {
+  intervalMs?: number;
+}
+
+/** Parse and check a keep-alive; returns a reason string when it is invalid. */
+export function parseKeepalive(payload: Buffer): Keepalive | string {
+  if (payload.length > MAX_KEEPALIVE_BYTES) return `keep-alive is ${payload.length} bytes, over ${MAX_KEEPALIVE_BYTES}`;
+  let v: unknown;
+  try {
+    v = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return 'keep-alive is not JSON';
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'keep-alive is not a JSON object';
+  const o = v as Record<string, unknown>;
+  if (typeof o.phone !== 'string' || !ID_RE.test(o.phone)) return 'keep-alive phone is not a valid id';
+  if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq) || o.seq < 0) return 'keep-alive seq is not an integer ≥ 0';
+  if (typeof o.pointersVersion !== 'number' || !Number.isSafeInteger(o.pointersVersion) || o.pointersVersion < 0) {
+    return 'keep-alive pointersVersion is not an integer ≥ 0';
+  }
+  if (typeof o.busy !== 'boolean') return 'keep-alive busy is not a boolean';
+  if (o.probe !== undefined && typeof o.probe !== 'boolean') return 'keep-alive probe is not a boolean';
+  if (o.prev !== undefined && o.prev !== null && typeof o.prev !== 'string') return 'keep-alive prev is not a string or null';
+  if (
+    o.intervalMs !== undefined &&
+    (typeof o.intervalMs !== 'number' || !Number.isFinite(o.intervalMs) || o.intervalMs < INTERVAL_MIN_MS || o.intervalMs > INTERVAL_MAX_MS)
+  ) {
+    return `keep-alive intervalMs is not a number in [${INTERVAL_MIN_MS}, ${INTERVAL_MAX_MS}]`;
+  }
+  return o as unknown as Keepalive;
+}
+
+/** Inputs of the push decision. */
+export interface PushInput {
+  probe: boolean;
+  /** The phone was not homed here before this keep-alive. */
+  newArrival: boolean;
+  /** Number of group peers currently offline. */
+  peersOffline: number;
+  /** Version the phone holds. */
+  phoneVersion: number;
+  /** Version of the list this CM would give it. */
+  listVersion: number;
+}
+
+/**
+ * Push the list on `pointers` (QoS 1, in addition to the ack) when a phone
+ * arrives here while some peer is down and it lacks our current list: it is
+ * failing over, and the QoS-1 push survives a lost QoS-0 ack.
+ */
+export function shouldPush(i: PushInput): boolean {
+  return !i.probe && i.newArrival && i.peersOffline > 0 && i.phoneVersion < i.listVersion;
+}
+
+/** What to publish for one keep-alive. */
+export interface Response {
+  phone: string;
+  /** Ack JSON for `P/phone/{phone}/ack`, QoS 0. */
+  ack: string;
+  /** When set: push this list's envelope on `P/phone/{phone}/pointers`, QoS 1. */
+  push: SignedList | undefined;
+}
+
+export interface ResponderOptions {
+  cmId: string;
+  book: ListBook;
+  table: PhoneTable;
+  clock: Clock;
+}
+
+/** Turns keep-alives into acks (and pushes). Counts what it sees. */
+export class Responder {
+  readonly #book: ListBook;
+  readonly #table: PhoneTable;
+  readonly #clock: Clock;
+  /** `{"cm":"<id>","seq":` — the constant head of every ack. */
+  readonly #ackHead: string;
+  /** Valid keep-alives answered. */
+  keepalives = 0;
+  /** Keep-alives refused as invalid. */
+  invalid = 0;
+  /** Pointer pushes decided, by reason. */
+  readonly pushes = new Map<PointerReason, number>();
+
+  constructor(opts: ResponderOptions) {
+    this.#book = opts.book;
+    this.#table = opts.table;
+    this.#clock = opts.clock;
+    this.#ackHead = `{"cm":${JSON.stringify(opts.cmId)},"seq":`;
+  }
+
+  /** Answer one keep-alive; returns the reason string when it is invalid. */
+  handle(payload: Buffer): Response | string {
+    const ka = parseKeepalive(payload);
+    if (typeof ka === 'string') {
+      this.invalid++;
+      return ka;
+    }
+    this.keepalives++;
+    const probe = ka.probe === true;
+    const newArrival = probe ? false : this.#table.touch(ka.phone, ka.busy, ka.intervalMs, this.#clock.now());
+    const list = this.#book.forPhone(ka.phone);
+    const has = ka.pointersVersion >= list.version;
+    const ack = this.#ackHead + String(ka.seq) + (has ? list.ackTailShort : list.ackTailFull);
+    let push: SignedList | undefined;
+    if (
+      shouldPush({ probe, newArrival, peersOffline: this.#book.offline.size, phoneVersion: ka.pointersVersion, listVersion: list.version })
+    ) {
+      push = list;
+      this.pushes.set(list.reason, (this.pushes.get(list.reason) ?? 0) + 1);
+    }
+    return { phone: ka.phone, ack, push };
+  }
+}

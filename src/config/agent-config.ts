@@ -1,0 +1,190 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { errorMessage } from '../lib/errors.js';
+import { parsePublicKey } from '../protocol/envelope.js';
+import { show, validatePointerList } from '../protocol/pointers.js';
+import { DEFAULT_PREFIX } from '../protocol/topics.js';
+import { configInvalid, ID_PATTERN, LOG_LEVELS, PREFIX_PATTERN, readJsonFile, schemaProblems, type Defaulted } from './problems.js';
+
+/**
+ * The agent config (shared/CONTRACT.md, "Agent config"): one TypeBox source
+ * for the TS type, the shipped JSON Schema (schema/agent-config.schema.json)
+ * and validation. Defaults are production values. Unknown fields at the top
+ * level and inside the sections are refused, so a typo never passes silently;
+ * pointer entries tolerate extra fields (a newer sender may add some).
+ */
+
+/** An optional section whose fields all default; `{}` lets TypeBox fill them in. */
+function section<T extends Parameters<typeof Type.Object>[0]>(props: T, description: string) {
+  return Type.Optional(Type.Object(props, { default: {}, additionalProperties: false, description }));
+}
+
+const nullableString = (description: string) =>
+  Type.Optional(Type.Union([Type.String(), Type.Null()], { default: null, description }));
+
+/** Log level names of pino, including `silent`. */
+export const LogLevelSchema = Type.Union(
+  LOG_LEVELS.map((l) => Type.Literal(l)),
+  { default: 'info', description: 'pino log level' },
+);
+
+export const PointerSchema = Type.Object(
+  {
+    id: Type.String({ pattern: ID_PATTERN, description: 'call manager id' }),
+    broker: Type.String({ pattern: '^(mqtt|mqtts|ws|wss)://', description: 'broker URL: mqtt:, mqtts:, ws: or wss:' }),
+    services: Type.String({ pattern: '^https?://', description: 'services page URL: http: or https:' }),
+  },
+  { description: 'one call manager; extra fields are tolerated' },
+);
+
+export const AgentConfigSchema = Type.Object(
+  {
+    phoneId: Type.String({ pattern: ID_PATTERN, description: 'this phone’s id (a topic level)' }),
+    pointers: Type.Array(PointerSchema, {
+      minItems: 1,
+      maxItems: 16,
+      description: 'call managers in priority order; [0] is the primary; unique ids',
+    }),
+    keepalive: section(
+      {
+        intervalMs: Type.Optional(Type.Integer({ default: 5000, minimum: 100, maximum: 600000, description: 'ms between keep-alives' })),
+        missLimit: Type.Optional(Type.Integer({ default: 3, minimum: 1, maximum: 100, description: 'missing acks in a row that mean the CM is lost' })),
+        ackTimeoutMs: Type.Optional(
+          Type.Integer({ minimum: 1, description: 'ms to wait for an ack; default max(100, round(intervalMs × 0.2)); must be < intervalMs' }),
+        ),
+      },
+      'keep-alives to the home call manager',
+    ),
+    fallback: section(
+      { holdMs: Type.Optional(Type.Integer({ default: 120000, minimum: 0, maximum: 86400000, description: 'ms a higher CM must be healthy before returning to it' })) },
+      'return to a higher pointer',
+    ),
+    services: section(
+      {
+        timeoutMs: Type.Optional(Type.Integer({ default: 5000, minimum: 100, maximum: 120000, description: 'ms before a services fetch counts as timed out' })),
+        refreshMs: Type.Optional(Type.Integer({ default: 300000, minimum: 1000, maximum: 86400000, description: 'ms between services page refreshes' })),
+      },
+      'services page fetching',
+    ),
+    topicPrefix: Type.Optional(Type.String({ default: DEFAULT_PREFIX, minLength: 1, pattern: PREFIX_PATTERN, description: 'MQTT topic prefix' })),
+    stateDir: Type.Optional(Type.String({ default: '/var/lib/ipphone-agent', minLength: 1, description: 'directory of the flash state' })),
+    board: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'board profile file; null = headless' }),
+    ),
+    trust: section(
+      {
+        requireSigned: Type.Optional(Type.Boolean({ default: true, description: 'refuse unsigned pointer lists and config changes' })),
+        keys: Type.Optional(
+          Type.Record(Type.String(), Type.String(), {
+            default: {},
+            description: 'trusted Ed25519 public keys by key id: SPKI PEM or base64 of the raw 32 bytes',
+          }),
+        ),
+      },
+      'keys trusted for signed envelopes',
+    ),
+    mqtt: section(
+      {
+        username: nullableString('broker user name'),
+        password: nullableString('broker password'),
+        ca: nullableString('CA certificate file (PEM) for mqtts:/wss:'),
+        cert: nullableString('client certificate file (PEM)'),
+        key: nullableString('client private key file (PEM)'),
+        protocolVersion: Type.Optional(Type.Union([Type.Literal(4), Type.Literal(5)], { default: 5, description: 'MQTT 3.1.1 (4) or 5' })),
+        connectTimeoutMs: Type.Optional(Type.Integer({ default: 5000, minimum: 100, maximum: 120000, description: 'ms to wait for CONNACK' })),
+        keepaliveSec: Type.Optional(Type.Integer({ default: 10, minimum: 1, maximum: 65535, description: 'MQTT keep-alive, seconds' })),
+        backoff: Type.Optional(
+          Type.Object(
+            {
+              baseMs: Type.Optional(Type.Integer({ default: 1000, minimum: 1, maximum: 600000, description: 'first reconnect delay, ms' })),
+              maxMs: Type.Optional(Type.Integer({ default: 60000, minimum: 1, maximum: 3600000, description: 'largest reconnect delay, ms; ≥ baseMs' })),
+            },
+            { default: {}, additionalProperties: false, description: 'reconnect backoff' },
+          ),
+        ),
+        maxQueue: Type.Optional(Type.Integer({ default: 100, minimum: 0, maximum: 100000, description: 'messages queued while offline' })),
+      },
+      'MQTT connection',
+    ),
+    log: section({ level: Type.Optional(LogLevelSchema) }, 'logging'),
+  },
+  { additionalProperties: false },
+);
+
+/** The agent config as written (defaults not yet filled). */
+export type AgentConfigInput = Static<typeof AgentConfigSchema>;
+/** The agent config with every default filled in (including `keepalive.ackTimeoutMs`). */
+export type AgentConfig = Defaulted<AgentConfigInput>;
+
+/**
+ * `max(100, round(intervalMs × 0.2))`: the ack timeout when none is
+ * configured, kept below `intervalMs` (only `intervalMs` = 100 needs that).
+ */
+export function defaultAckTimeoutMs(intervalMs: number): number {
+  return Math.min(Math.max(100, Math.round(intervalMs * 0.2)), intervalMs - 1);
+}
+
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+
+/** Checks across fields, or that a schema cannot say (key parsing). Runs on the defaulted value. */
+function crossProblems(c: Record<string, any>): string[] {
+  const problems: string[] = [];
+  const keys: unknown = c.trust?.keys;
+  if (typeof keys === 'object' && keys !== null) {
+    for (const [kid, text] of Object.entries(keys)) {
+      if (typeof text !== 'string') continue; // the schema reports it
+      try {
+        parsePublicKey(text);
+      } catch (err) {
+        problems.push(`trust/keys/${kid}: key ${show(kid)} is not a usable Ed25519 public key: ${errorMessage(err)}`);
+      }
+    }
+  }
+  const ka = c.keepalive;
+  if (isInt(ka?.intervalMs) && isInt(ka?.ackTimeoutMs) && ka.ackTimeoutMs >= ka.intervalMs) {
+    problems.push(`keepalive/ackTimeoutMs: must be less than keepalive/intervalMs (${ka.intervalMs}) (got ${ka.ackTimeoutMs})`);
+  }
+  const bo = c.mqtt?.backoff;
+  if (isInt(bo?.baseMs) && isInt(bo?.maxMs) && bo.maxMs < bo.baseMs) {
+    problems.push(`mqtt/backoff/maxMs: must be ≥ mqtt/backoff/baseMs (${bo.baseMs}) (got ${bo.maxMs})`);
+  }
+  return problems;
+}
+
+/** Fill defaults into a copy of `raw`; `raw` is never changed. */
+function withDefaults(schema: TSchema, raw: Record<string, unknown>): Record<string, any> {
+  return Value.Default(schema, Value.Clone(raw)) as Record<string, any>;
+}
+
+/**
+ * Validate an untrusted agent config and fill its defaults. Reports every
+ * problem as `path: what is wrong`, e.g.
+ * `pointers/1/broker: scheme must be mqtt:, mqtts:, ws: or wss: (got "http:")`.
+ */
+export function validateAgentConfig(raw: unknown): { ok: true; config: AgentConfig } | { ok: false; problems: string[] } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { ok: false, problems: [`(root): must be a JSON object (got ${show(raw)})`] };
+  }
+  const c = withDefaults(AgentConfigSchema, raw as Record<string, unknown>);
+  // Pointer lists have their own checker (shared with signed bodies); drop the schema's view of them.
+  const problems = schemaProblems(AgentConfigSchema, c, (p) => p === '/pointers' || p.startsWith('/pointers/'));
+  if (c.pointers === undefined) problems.push('pointers: is required');
+  else problems.push(...validatePointerList(c.pointers, { path: 'pointers' }));
+  problems.push(...crossProblems(c));
+  if (problems.length > 0) return { ok: false, problems };
+  c.keepalive.ackTimeoutMs ??= defaultAckTimeoutMs(c.keepalive.intervalMs as number);
+  return { ok: true, config: c as AgentConfig };
+}
+
+/**
+ * Read, validate and default an agent config file. Throws CONFIG_INVALID
+ * whose message is every problem, one per line (context `{ problems, path }`);
+ * an unreadable file or bad JSON is a problem too.
+ */
+export function loadAgentConfigFile(path: string): AgentConfig {
+  const read = readJsonFile(path);
+  if (!read.ok) throw configInvalid(path, read.problems);
+  const result = validateAgentConfig(read.value);
+  if (!result.ok) throw configInvalid(path, result.problems);
+  return result.config;
+}

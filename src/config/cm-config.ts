@@ -1,0 +1,145 @@
+import { readFileSync } from 'node:fs';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { errorMessage } from '../lib/errors.js';
+import { parsePrivateKey } from '../protocol/envelope.js';
+import { BROKER_SCHEMES, show, urlProblems, validatePointerList } from '../protocol/pointers.js';
+import { DEFAULT_PREFIX } from '../protocol/topics.js';
+import { LogLevelSchema } from './agent-config.js';
+import { configInvalid, ID_PATTERN, PREFIX_PATTERN, readJsonFile, schemaProblems, type Defaulted } from './problems.js';
+
+/**
+ * The call manager config (shared/CONTRACT.md, "Call manager config"): one
+ * TypeBox source for the TS type, the shipped JSON Schema
+ * (schema/cm-config.schema.json) and validation. Unknown fields at the top
+ * level and inside sections are refused; group entries tolerate extras.
+ */
+
+/** Most call managers in one group. */
+export const MAX_GROUP = 64;
+
+function section<T extends Parameters<typeof Type.Object>[0]>(props: T, description: string) {
+  return Type.Optional(Type.Object(props, { default: {}, additionalProperties: false, description }));
+}
+
+const nullableString = (description: string) =>
+  Type.Optional(Type.Union([Type.String(), Type.Null()], { default: null, description }));
+
+export const GroupMemberSchema = Type.Object(
+  {
+    id: Type.String({ pattern: ID_PATTERN, description: 'call manager id' }),
+    broker: Type.String({ pattern: '^(mqtt|mqtts|ws|wss)://', description: 'broker URL the phones use for this CM' }),
+    services: Type.String({ pattern: '^https?://', description: 'services page URL: http: or https:' }),
+    capacity: Type.Integer({ minimum: 1, description: 'phones this call manager is sized for' }),
+  },
+  { description: 'one call manager of the group; extra fields are tolerated' },
+);
+
+export const CmConfigSchema = Type.Object(
+  {
+    cmId: Type.String({ pattern: ID_PATTERN, description: 'this call manager’s id; must be in group' }),
+    broker: Type.String({ pattern: '^(mqtt|mqtts|ws|wss)://', description: 'broker URL this call manager connects to' }),
+    http: section(
+      {
+        host: Type.Optional(Type.String({ default: '127.0.0.1', minLength: 1, description: 'address the services/health server listens on' })),
+        port: Type.Optional(Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'TCP port; 0 = any free port' })),
+      },
+      'services, health and metrics HTTP server',
+    ),
+    group: Type.Array(GroupMemberSchema, {
+      minItems: 1,
+      maxItems: MAX_GROUP,
+      description: 'every call manager of the group, this one included, in default priority order; unique ids',
+    }),
+    rebalance: section(
+      {
+        enabled: Type.Optional(Type.Boolean({ default: true, description: 'move idle phones to even out load' })),
+        periodMs: Type.Optional(Type.Integer({ default: 5000, minimum: 100, maximum: 3600000, description: 'ms between load checks' })),
+        threshold: Type.Optional(Type.Number({ default: 0.1, minimum: 0, maximum: 1, description: 'largest tolerated load difference (phones ÷ capacity)' })),
+        maxMovesPerSec: Type.Optional(Type.Integer({ default: 100, minimum: 1, maximum: 100000, description: 'most phones moved per second' })),
+        cooldownMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400000, description: 'ms a moved phone is left alone; default 2 × periodMs' })),
+      },
+      'load rebalancing',
+    ),
+    signingKey: Type.String({ minLength: 1, description: 'PKCS#8 PEM Ed25519 private key file that signs pointer lists' }),
+    keyId: Type.String({ pattern: ID_PATTERN, description: 'key id (kid) phones know the signing key by' }),
+    topicPrefix: Type.Optional(Type.String({ default: DEFAULT_PREFIX, minLength: 1, pattern: PREFIX_PATTERN, description: 'MQTT topic prefix' })),
+    mqtt: section(
+      {
+        username: nullableString('broker user name'),
+        password: nullableString('broker password'),
+        protocolVersion: Type.Optional(Type.Union([Type.Literal(4), Type.Literal(5)], { default: 5, description: 'MQTT 3.1.1 (4) or 5' })),
+      },
+      'MQTT connection',
+    ),
+    keepalive: section(
+      {
+        phoneIntervalMs: Type.Optional(
+          Type.Integer({ default: 5000, minimum: 100, maximum: 600000, description: 'phones’ keep-alive interval when a keep-alive does not carry intervalMs' }),
+        ),
+      },
+      'keep-alive responder',
+    ),
+    pointersVersion: Type.Optional(Type.Integer({ default: 1, minimum: 1, description: 'version of the all-healthy group pointer list' })),
+    log: section({ level: Type.Optional(LogLevelSchema) }, 'logging'),
+  },
+  { additionalProperties: false },
+);
+
+/** The call manager config as written (defaults not yet filled). */
+export type CmConfigInput = Static<typeof CmConfigSchema>;
+/** The call manager config with every default filled in (including `rebalance.cooldownMs`). */
+export type CmConfig = Defaulted<CmConfigInput>;
+
+/** Group entry errors the shared pointer-list checker reports itself. */
+const GROUP_POINTER = /^\/group(\/\d+(\/(id|broker|services))?)?$/;
+
+/**
+ * Validate an untrusted call manager config and fill its defaults. Reports
+ * every problem as `path: what is wrong`. Does not read `signingKey`
+ * ({@link loadCmConfigFile} does).
+ */
+export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } | { ok: false; problems: string[] } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { ok: false, problems: [`(root): must be a JSON object (got ${show(raw)})`] };
+  }
+  const c = Value.Default(CmConfigSchema, Value.Clone(raw)) as Record<string, any>;
+  const problems = schemaProblems(CmConfigSchema, c, (p) => p === '/broker' || GROUP_POINTER.test(p));
+  if (c.broker === undefined) problems.push('broker: is required');
+  else problems.push(...urlProblems(c.broker, 'broker', BROKER_SCHEMES));
+  if (c.group === undefined) {
+    problems.push('group: is required');
+  } else {
+    const groupProblems = validatePointerList(c.group, { path: 'group', max: MAX_GROUP });
+    problems.push(...groupProblems);
+    if (groupProblems.length === 0 && typeof c.cmId === 'string' && !(c.group as { id: string }[]).some((m) => m.id === c.cmId)) {
+      problems.push(`group: must include this call manager's cmId ${show(c.cmId)}`);
+    }
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  c.rebalance.cooldownMs ??= 2 * (c.rebalance.periodMs as number);
+  return { ok: true, config: c as CmConfig };
+}
+
+/**
+ * Read, validate and default a call manager config file, and check that
+ * `signingKey` (resolved against the working directory) is a readable
+ * Ed25519 PKCS#8 PEM key. Throws CONFIG_INVALID whose message is every
+ * problem, one per line (context `{ problems, path }`).
+ */
+export function loadCmConfigFile(path: string): CmConfig {
+  const read = readJsonFile(path);
+  if (!read.ok) throw configInvalid(path, read.problems);
+  const result = validateCmConfig(read.value);
+  const problems = result.ok ? [] : [...result.problems];
+  const keyPath: unknown = (read.value as { signingKey?: unknown } | null)?.signingKey;
+  if (typeof keyPath === 'string' && keyPath !== '') {
+    try {
+      parsePrivateKey(readFileSync(keyPath, 'utf8'));
+    } catch (err) {
+      problems.push(`signingKey: cannot use ${show(keyPath)}: ${errorMessage(err)}`);
+    }
+  }
+  if (!result.ok || problems.length > 0) throw configInvalid(path, problems);
+  return result.config;
+}

@@ -1,0 +1,142 @@
+/**
+ * A real mosquitto broker for integration tests, on 127.0.0.1 and a port of its
+ * own. Every child is SIGKILLed when the test process exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort, waitForPort } from './net.js';
+
+export interface Mosquitto {
+  readonly port: number;
+  /** `mqtt://127.0.0.1:PORT` */
+  readonly url: string;
+  /** Pid of the current broker process (changes on restart). */
+  readonly pid: number | undefined;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait for exit: no DISCONNECT, no clean shutdown. */
+  kill(): Promise<void>;
+  /** Stop, then start again on the same port (no persistence: sessions and retained messages are gone). */
+  restart(): Promise<void>;
+  /** The last lines mosquitto wrote to stderr. */
+  logTail(): string;
+}
+
+const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+function findBinary(): string {
+  const candidates = ['/usr/sbin/mosquitto', ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, 'mosquitto'))];
+  for (const file of candidates) {
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error('mosquitto binary not found (looked in /usr/sbin and PATH): run `apt-get install -y mosquitto`');
+}
+
+/** Start mosquitto on `opts.port` (default: a free port) and wait until it accepts TCP. */
+export async function startMosquitto(opts: { port?: number } = {}): Promise<Mosquitto> {
+  installExitHook();
+  const bin = findBinary();
+  const port = opts.port ?? (await freePort());
+  const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-mosquitto-'));
+  dirs.add(dir);
+  const conf = path.join(dir, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'max_queued_messages 1000', ''].join('\n'),
+  );
+
+  const tail: string[] = [];
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const spawnOnce = async (): Promise<void> => {
+    const c = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = c;
+    live.add(c);
+    c.stderr?.setEncoding('utf8');
+    c.stderr?.on('data', (text: string) => {
+      tail.push(...text.split('\n').filter(Boolean));
+      tail.splice(0, Math.max(0, tail.length - 30));
+    });
+    let onExit!: () => void;
+    exited = new Promise<void>((resolve) => {
+      onExit = resolve;
+    });
+    let hasExited = false;
+    c.once('exit', () => {
+      hasExited = true;
+      live.delete(c);
+      onExit();
+    });
+    c.once('error', (err) => {
+      tail.push(`spawn error: ${err.message}`);
+      hasExited = true;
+      live.delete(c);
+      onExit();
+    });
+    const died = exited.then(() => {
+      throw new Error(`mosquitto exited before accepting on port ${port}:\n${tail.join('\n')}`);
+    });
+    try {
+      await Promise.race([waitForPort(port, 5000), died]);
+    } catch (err) {
+      if (!hasExited) c.kill('SIGKILL');
+      throw err;
+    }
+    died.catch(() => undefined);
+  };
+
+  // A restart may find the port briefly held by the old socket; retry a few times.
+  const start = async (): Promise<void> => {
+    for (let i = 0; ; i++) {
+      try {
+        await spawnOnce();
+        return;
+      } catch (err) {
+        if (i >= 4) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+
+  const signal = async (sig: NodeJS.Signals): Promise<void> => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    c.kill(sig);
+    await exited;
+  };
+
+  await start();
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    get pid() {
+      return child?.pid;
+    },
+    stop: () => signal('SIGTERM'),
+    kill: () => signal('SIGKILL'),
+    async restart() {
+      await signal('SIGTERM');
+      await start();
+    },
+    logTail: () => tail.join('\n'),
+  };
+}

@@ -1,0 +1,47 @@
+import test from 'ava';
+import { escapeLabel, renderMetrics, type MetricsSnapshot } from '../../../src/callmanager/metrics.js';
+
+const snap: MetricsSnapshot = {
+  phonesHomed: 12,
+  keepalivesTotal: 3456,
+  keepalivesPerSecond: 12.5,
+  keepalivesInvalidTotal: 2,
+  pointerPushes: new Map([['failover', 4]]),
+  rebalanceMovesTotal: 0,
+  servicesRequestsTotal: 9,
+  brokerConnected: true,
+};
+
+test('every family has HELP and TYPE before its samples; values as given', (t) => {
+  const text = renderMetrics(snap);
+  t.true(text.endsWith('\n'));
+  const lines = text.trimEnd().split('\n');
+  const want: Record<string, [string, string[]]> = {
+    ipphone_cm_phones_homed: ['gauge', ['ipphone_cm_phones_homed 12']],
+    ipphone_cm_keepalives_total: ['counter', ['ipphone_cm_keepalives_total 3456']],
+    ipphone_cm_keepalives_per_second: ['gauge', ['ipphone_cm_keepalives_per_second 12.5']],
+    ipphone_cm_keepalives_invalid_total: ['counter', ['ipphone_cm_keepalives_invalid_total 2']],
+    ipphone_cm_pointer_pushes_total: [
+      'counter',
+      ['ipphone_cm_pointer_pushes_total{reason="failover"} 4', 'ipphone_cm_pointer_pushes_total{reason="rebalance"} 0', 'ipphone_cm_pointer_pushes_total{reason="admin"} 0'],
+    ],
+    ipphone_cm_rebalance_moves_total: ['counter', ['ipphone_cm_rebalance_moves_total 0']],
+    ipphone_cm_services_requests_total: ['counter', ['ipphone_cm_services_requests_total 9']],
+    ipphone_cm_broker_connected: ['gauge', ['ipphone_cm_broker_connected 1']],
+  };
+  for (const [name, [type, samples]] of Object.entries(want)) {
+    const help = lines.indexOf(lines.find((l) => l.startsWith(`# HELP ${name} `)) ?? '');
+    t.true(help >= 0, name);
+    t.is(lines[help + 1], `# TYPE ${name} ${type}`);
+    t.deepEqual(lines.slice(help + 2, help + 2 + samples.length), samples);
+  }
+  // every non-comment line is `name{labels}? value`
+  for (const l of lines.filter((x) => !x.startsWith('#'))) t.regex(l, /^[a-z_]+(\{[a-z_]+="[^"]*"\})? -?[0-9.e+]+$/);
+});
+
+test('broker down renders 0; label values are escaped', (t) => {
+  const text = renderMetrics({ ...snap, brokerConnected: false, pointerPushes: new Map([['we"ird\\', 1]]) });
+  t.true(text.includes('ipphone_cm_broker_connected 0\n'));
+  t.true(text.includes('ipphone_cm_pointer_pushes_total{reason="we\\"ird\\\\"} 1\n'));
+  t.is(escapeLabel('a\nb'), 'a\\nb');
+});
