@@ -8,9 +8,9 @@ import type { Clock, Random, TimerHandle } from '../lib/clock.js';
 import { errorMessage, isIpphoneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { AgentConfig } from '../config/agent-config.js';
-import { decodeAck, decodeCmState, decodeEnvelope, encode, openPointers } from '../protocol/codec.js';
+import { decodeAck, decodeCmState, decodeEnvelope, openPointers, parseJsonPayload, parsePointersBody, type OpenContext } from '../protocol/codec.js';
 import type { TrustedKeys } from '../protocol/envelope.js';
-import { brokerKey } from '../protocol/pointers.js';
+import { brokerKey, samePointerList } from '../protocol/pointers.js';
 import { topics, type Topics } from '../protocol/topics.js';
 import type { Envelope, PointersBody, StatusPayload } from '../protocol/types.js';
 import type { Display, HookSwitch } from '../hw/types.js';
@@ -221,7 +221,7 @@ export class Agent {
     const me = this.#d.config.phoneId;
     try {
       if (topic === this.#t.phoneAck(me)) return this.#onAck(topic, payload);
-      if (topic === this.#t.phonePointers(me)) return this.#onList(topic, decodeEnvelope(payload), 'push');
+      if (topic === this.#t.phonePointers(me)) return this.#onPushedList(topic, payload);
       if (topic === this.#t.phoneConfig(me)) return this.#reject(topic, 'remote reconfiguration is not supported by this agent version', 'PAYLOAD_INVALID');
       const cm = this.#t.idOf(topic, 'cm');
       if (cm !== undefined && topic === this.#t.cmState(cm)) {
@@ -248,9 +248,40 @@ export class Agent {
     }
   }
 
-  #onList(topic: string, env: Envelope, via: 'ack' | 'push'): void {
+  /** A pushed list: a signed envelope, or — only with `trust.requireSigned: false` — a bare body. */
+  #onPushedList(topic: string, payload: Buffer): void {
     const d = this.#d;
-    const body: PointersBody = openPointers(env, d.keys, { phoneId: d.config.phoneId, heldVersion: this.#state.listVersion, now: d.clock.now() });
+    if (!d.config.trust.requireSigned && !('sig' in parseJsonPayload(payload))) {
+      const body = parsePointersBody(payload, this.#openContext());
+      return this.#adopt(topic, body, 'push');
+    }
+    this.#onList(topic, decodeEnvelope(payload), 'push');
+  }
+
+  #openContext(): OpenContext {
+    return { phoneId: this.#d.config.phoneId, heldVersion: this.#state.listVersion, now: this.#d.clock.now() };
+  }
+
+  #onList(topic: string, env: Envelope, via: 'ack' | 'push'): void {
+    try {
+      this.#adopt(topic, openPointers(env, this.#d.keys, this.#openContext()), via);
+    } catch (err) {
+      // The same list at the version we hold (a CM pushes what its ack already carried) changes nothing and is no attack.
+      if (isIpphoneError(err, 'VERSION_REPLAYED') && this.#isHeld(env)) return;
+      throw err;
+    }
+  }
+
+  #isHeld(env: Envelope): boolean {
+    try {
+      const body = JSON.parse(Buffer.from(env.body, 'base64').toString('utf8')) as Partial<PointersBody>;
+      return body.version === this.#state.listVersion && Array.isArray(body.list) && samePointerList(body.list, this.#state.list);
+    } catch {
+      return false;
+    }
+  }
+
+  #adopt(topic: string, body: PointersBody, via: 'ack' | 'push'): void {
     this.#input({ type: 'list', version: body.version, reason: body.reason, list: body.list, via });
     this.#log.debug({ topic, version: body.version }, 'list accepted');
   }

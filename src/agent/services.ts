@@ -24,7 +24,7 @@ export interface ServicesOptions {
   /** Period of retries of a better (higher) URL while showing a backup's page, ms. */
   retryMs: number;
   /** Called when the pointer whose page is shown changes. */
-  onChange(change: { from: string | null; to: string | null; reason: 'services-timeout' | 'home' | 'retry'; detectMs: number; rehomeMs: number }): void;
+  onChange(change: { from: string | null; to: string | null; reason: 'services-timeout' | 'home'; detectMs: number; rehomeMs: number }): void;
   /** Called with each new page body. */
   onPage(page: string, from: string): void;
 }
@@ -113,7 +113,7 @@ export class ServicesController {
           this.#page = page;
           o.onPage(page, p.id);
           if (from !== p.id) {
-            const reason = p.id === this.#home ? (from === null ? 'home' : 'retry') : 'services-timeout';
+            const reason = p.id === this.#home ? 'home' : 'services-timeout';
             o.onChange({ from, to: p.id, reason, detectMs, rehomeMs: o.clock.now() - t0 });
           }
           this.#schedule(p.id === this.#home ? o.refreshMs : o.retryMs);

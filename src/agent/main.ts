@@ -1,0 +1,122 @@
+/**
+ * `ipphone-agent`: argument parsing, config and board loading, and the
+ * signal-driven lifecycle around one {@link Agent}. Returns the exit code.
+ */
+import { resolve } from 'node:path';
+import { loadAgentConfigFile, type AgentConfig } from '../config/agent-config.js';
+import { errorMessage, isIpphoneError } from '../lib/errors.js';
+import { createLogger } from '../lib/log.js';
+import { hardwareFor, loadBoardFile } from '../hw/board.js';
+import { composeAgent } from './compose.js';
+
+export const USAGE = `Usage:
+  ipphone-agent --config FILE [--board FILE] [--state-dir DIR]
+                                   run the phone agent with the JSON config FILE;
+                                   --board and --state-dir override the config file
+  ipphone-agent --check-config FILE
+                                   validate FILE only: exit 0, or exit 1 with one
+                                   line per problem on stderr
+  ipphone-agent --help             print this text
+
+Logs are JSON lines on stdout. SIGTERM/SIGINT: publish the offline status,
+disconnect, exit 0. Exit 1 on a bad config or an unusable board, 2 on bad arguments.
+`;
+
+export interface AgentArgs {
+  kind: 'help' | 'run' | 'check' | 'usage';
+  config?: string;
+  board?: string;
+  stateDir?: string;
+  error?: string;
+}
+
+export function parseAgentArgs(argv: readonly string[]): AgentArgs {
+  const out: AgentArgs = { kind: 'usage' };
+  let check: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const flag = eq > 0 ? a.slice(0, eq) : a;
+    if (flag === '--help' || flag === '-h') return { kind: 'help' };
+    const takes = ['--config', '--check-config', '--board', '--state-dir'];
+    if (!takes.includes(flag)) return { kind: 'usage', error: `unknown argument ${JSON.stringify(a)}` };
+    const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
+    if (v === undefined || v === '') return { kind: 'usage', error: `${flag} needs a value` };
+    if (flag === '--config') out.config = v;
+    else if (flag === '--check-config') check = v;
+    else if (flag === '--board') out.board = v;
+    else out.stateDir = v;
+  }
+  if (check !== undefined) return { kind: 'check', config: check };
+  if (out.config === undefined) return { kind: 'usage', error: '--config FILE is required' };
+  return { ...out, kind: 'run' };
+}
+
+export interface MainIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+const processIo: MainIo = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) };
+
+function problemsOf(err: unknown): string[] {
+  if (isIpphoneError(err) && Array.isArray(err.context?.problems)) return (err.context.problems as unknown[]).map(String);
+  return [errorMessage(err)];
+}
+
+function load(path: string, io: MainIo): AgentConfig | undefined {
+  try {
+    return loadAgentConfigFile(path);
+  } catch (err) {
+    for (const p of problemsOf(err)) io.stderr(`${path}: ${p.replace(/\n/g, ' ')}\n`);
+    return undefined;
+  }
+}
+
+export async function main(argv: readonly string[], io: MainIo = processIo): Promise<number> {
+  const args = parseAgentArgs(argv);
+  if (args.kind === 'help') {
+    io.stdout(USAGE);
+    return 0;
+  }
+  if (args.kind === 'usage') {
+    io.stderr(`ipphone-agent: ${args.error}\n${USAGE}`);
+    return 2;
+  }
+  const config = load(args.config!, io);
+  if (config === undefined) return 1;
+  if (args.kind === 'check') return 0;
+  if (args.stateDir !== undefined) config.stateDir = args.stateDir;
+  if (args.board !== undefined) config.board = args.board;
+
+  let hardware;
+  try {
+    hardware = hardwareFor(config.board === null ? null : loadBoardFile(resolve(config.board)));
+  } catch (err) {
+    io.stderr(`ipphone-agent: unusable board: ${problemsOf(err).join('; ')}\n`);
+    return 1;
+  }
+  const log = createLogger(config.log.level, { phone: config.phoneId });
+  const agent = composeAgent({ config, log, hardware });
+  try {
+    await hardware.display.start();
+    await hardware.keypad.start();
+    await hardware.hook?.start();
+    await agent.start();
+  } catch (err) {
+    io.stderr(`ipphone-agent: ${errorMessage(err)}\n`);
+    await agent.stop().catch(() => {});
+    return 1;
+  }
+  const signal = await new Promise<NodeJS.Signals>((done) => {
+    process.once('SIGTERM', () => done('SIGTERM'));
+    process.once('SIGINT', () => done('SIGINT'));
+  });
+  log.info({ signal }, 'stopping');
+  await agent.stop();
+  await hardware.display.close();
+  await hardware.keypad.close();
+  await hardware.hook?.close();
+  log.info({}, 'stopped');
+  return 0;
+}
