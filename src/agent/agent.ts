@@ -59,6 +59,8 @@ export class Agent {
   #lastStatus = '';
   #lastRejectAt = new Map<string, number>();
   #configVersion = 0;
+  /** Version of a list adopted from an ack whose pushed twin has not arrived yet. */
+  #ackAdopted: number | null = null;
   #persisting: Promise<void> = Promise.resolve();
   #running = false;
   #stopped = false;
@@ -264,10 +266,16 @@ export class Agent {
 
   #onList(topic: string, env: Envelope, via: 'ack' | 'push'): void {
     try {
-      this.#adopt(topic, openPointers(env, this.#d.keys, this.#openContext()), via);
+      const body = openPointers(env, this.#d.keys, this.#openContext());
+      this.#ackAdopted = via === 'ack' ? body.version : null;
+      this.#adopt(topic, body, via);
     } catch (err) {
-      // The same list at the version we hold (a CM pushes what its ack already carried) changes nothing and is no attack.
-      if (isIpphoneError(err, 'VERSION_REPLAYED') && this.#isHeld(env)) return;
+      // A call manager pushes the list its ack already carried: that one
+      // duplicate is expected. Any other replay is refused with an event.
+      if (via === 'push' && isIpphoneError(err, 'VERSION_REPLAYED') && this.#ackAdopted === this.#state.listVersion && this.#isHeld(env)) {
+        this.#ackAdopted = null;
+        return;
+      }
       throw err;
     }
   }
@@ -288,10 +296,13 @@ export class Agent {
 
   #reject(topic: string, error: string, code: string | undefined): void {
     this.#log.warn({ topic, err: error, code }, 'message rejected');
-    const now = this.#d.clock.now();
-    const last = this.#lastRejectAt.get(topic);
-    if (last !== undefined && now - last < REJECT_EVENT_GAP_MS) return;
-    this.#lastRejectAt.set(topic, now);
+    // Acks repeat every keep-alive: one event per gap there. Every other refusal is reported.
+    if (topic === this.#t.phoneAck(this.#d.config.phoneId)) {
+      const now = this.#d.clock.now();
+      const last = this.#lastRejectAt.get(topic);
+      if (last !== undefined && now - last < REJECT_EVENT_GAP_MS) return;
+      this.#lastRejectAt.set(topic, now);
+    }
     this.#event({ type: 'rejected', topic, error, ...(code ? { code } : {}) });
   }
 

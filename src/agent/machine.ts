@@ -198,6 +198,9 @@ class Machine {
         this.startRound();
         return;
       case 'wake':
+        // The runner's timer has fired and is gone: whatever is due next must be asked for again,
+        // even the same instant (timers may fire a millisecond early by Date.now()).
+        s.wakeAt = null;
         return; // evaluate() does the work
       case 'broker-up':
         return this.brokerUp(input.broker);

@@ -267,6 +267,8 @@ export class CallManager {
     this.#tick = this.#clock.setTimeout(() => {
       this.#tick = undefined;
       if (this.#stopping !== undefined) return;
+      // Bounded memory even while no load goes out (e.g. broker down).
+      this.#table?.sweep(this.#clock.now());
       this.#publishLoad(false);
       this.#scheduleTick();
     }, TICK_MS);

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { IpphoneError, errorMessage } from '../lib/errors.js';
 import { HeadlessDisplay, NoKeypad, SoftHook } from './headless.js';
+import { TerminalDisplay } from './terminal-display.js';
 import type { PhoneHardware } from './types.js';
 
 export interface BoardProfile {
@@ -52,5 +53,10 @@ export function hardwareFor(board: BoardProfile | null): PhoneHardware {
   if (unusable.length > 0) throw new IpphoneError(`board ${board.name}: ${unusable.join('; ')}`, 'HW_UNAVAILABLE', { problems: unusable });
   const cols = typeof board.display.cols === 'number' ? board.display.cols : 20;
   const rows = typeof board.display.rows === 'number' ? board.display.rows : 4;
-  return { display: new HeadlessDisplay(cols, rows), keypad: new NoKeypad(), hook: new SoftHook() };
+  // The simulated LCD draws on stderr: stdout carries the JSON log lines.
+  const display =
+    board.display.driver === 'terminal'
+      ? new TerminalDisplay({ cols, rows, out: process.stderr, isTTY: process.stderr.isTTY === true, title: board.name })
+      : new HeadlessDisplay(cols, rows);
+  return { display, keypad: new NoKeypad(), hook: new SoftHook() };
 }

@@ -40,7 +40,8 @@ interface Cm {
   port: number;
   stdout: () => string;
   stderr: () => string;
-  exit: Promise<number | null>;
+  /** Exit code, or the signal's name when killed by one. */
+  exit: Promise<number | string | null>;
 }
 
 function run(t: ExecutionContext, args: string[]): Cm & { port: 0 } {
@@ -50,7 +51,12 @@ function run(t: ExecutionContext, args: string[]): Cm & { port: 0 } {
   let err = '';
   child.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
   child.stderr?.setEncoding('utf8').on('data', (s: string) => (err += s));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => (children.delete(child), resolve(code))));
+  const exit = new Promise<number | string | null>((resolve) =>
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve(code ?? signal);
+    }),
+  );
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

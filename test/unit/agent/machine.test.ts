@@ -404,3 +404,12 @@ test('server reference matching', (t) => {
   t.false(referenceMatches('127.0.0.1:1885', 'mqtt://127.0.0.1:1884'));
   t.false(referenceMatches('', 'mqtt://127.0.0.1:1884'));
 });
+
+test('a wake-up that arrives a little early is asked for again, never lost', (t) => {
+  const d = new Driver();
+  d.homeOnA();
+  const due = d.state.wakeAt!;
+  d.now = due - 1; // the timer fired 1 ms early by the clock
+  const fx = d.step({ type: 'wake' });
+  t.deepEqual(fx.filter((f) => f.type === 'wake'), [{ type: 'wake', at: due }]);
+});

@@ -1,0 +1,171 @@
+/**
+ * Footprint (issue #2, figures 3 and 4), on a group of its own:
+ * - RSS: two agents homed on cm-a — one run through tsx from src/, one
+ *   compiled from dist/ — next to a bare `node -e "setInterval(()=>{},1000)"`,
+ *   all spawned together; VmRSS read from /proc after `rssMs`.
+ * - Flash writes during steady keep-alives: `stateWrites` from each agent's
+ *   retained status at the start and end of a `steadyMs` window, and changes
+ *   of the state directories' files (mtime/size/inode polled every 250 ms,
+ *   plus fs.watch events) over the same window.
+ * The RSS read happens inside the steady window (both start once homed).
+ */
+import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import { distStaleFiles, ensureDist, Observer, rssKiB, sleep, spawnNode, startAgent, startGroup, tempDir, type Child, type Runtime } from './harness.js';
+
+export interface FootprintOptions {
+  /** How long the agents are homed before VmRSS is read (ms). */
+  rssMs: number;
+  /** Length of the steady keep-alive window (ms); ≥ rssMs. */
+  steadyMs: number;
+  log: (line: string) => void;
+}
+
+/** One agent's figures. */
+export interface AgentFootprint {
+  runtime: Runtime;
+  rssKiB: number;
+  stateWritesStart: number;
+  stateWritesEnd: number;
+  /** Observed changes of files in the state directory (polled). */
+  fileChanges: number;
+  /** fs.watch events on the state directory. */
+  watchEvents: number;
+  /** Rehomes during the window (should be 0: otherwise the window was not steady). */
+  rehomes: number;
+}
+
+export interface FootprintResult {
+  bareRssKiB: number;
+  agents: AgentFootprint[];
+  rssMs: number;
+  steadyMs: number;
+  /** src/ files newer than the dist/ build that was measured. */
+  distStale: string[];
+}
+
+/** A signature of every file in `dir`: name → mtime/size/inode. */
+function snapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const name of readdirSync(dir)) {
+    try {
+      const st = statSync(path.join(dir, name));
+      out.set(name, `${st.mtimeMs}:${st.size}:${st.ino}`);
+    } catch {
+      out.set(name, 'gone');
+    }
+  }
+  return out;
+}
+
+/** Count changes of the files of `dir` by polling every `everyMs`, plus fs.watch events. */
+export class DirWatch {
+  changes = 0;
+  events = 0;
+  #last: Map<string, string>;
+  readonly #timer: NodeJS.Timeout;
+  readonly #watcher: FSWatcher;
+
+  constructor(readonly dir: string, everyMs = 250) {
+    this.#last = snapshot(dir);
+    this.#watcher = watch(dir, () => {
+      this.events++;
+    });
+    this.#timer = setInterval(() => this.poll(), everyMs);
+  }
+
+  poll(): void {
+    const now = snapshot(this.dir);
+    for (const [name, sig] of now) if (this.#last.get(name) !== sig) this.changes++;
+    for (const name of this.#last.keys()) if (!now.has(name)) this.changes++;
+    this.#last = now;
+  }
+
+  #closed = false;
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#watcher.close();
+    this.poll();
+  }
+}
+
+function num(v: unknown): number {
+  if (typeof v !== 'number') throw new Error(`status field is ${JSON.stringify(v)}, not a number`);
+  return v;
+}
+
+export async function runFootprint(o: FootprintOptions): Promise<FootprintResult> {
+  if (o.steadyMs < o.rssMs) throw new Error(`--steady-ms (${o.steadyMs}) must be ≥ the RSS window (${o.rssMs})`);
+  await ensureDist();
+  const group = await startGroup();
+  const observer = await Observer.connect(group.broker.url);
+  const children: Child[] = [];
+  const watches: DirWatch[] = [];
+  try {
+    await group.startCm('cm-a', observer);
+    await group.startCm('cm-b', observer);
+    const bare = spawnNode('bare-node', ['-e', 'setInterval(()=>{},1000)']);
+    children.push(bare);
+    const runtimes: Runtime[] = ['tsx', 'dist'];
+    const agents = runtimes.map((runtime) => {
+      const phone = `p-bench-rss-${runtime}`;
+      const stateDir = tempDir(`state-${runtime}`);
+      const child = startAgent(phone, group.agentConfig(phone, { holdMs: 120_000, stateDir }), runtime);
+      children.push(child);
+      return { runtime, phone, stateDir, child };
+    });
+    await Promise.all(agents.map((a) => observer.waitHomed(a.phone, 'cm-a', 30_000, a.child)));
+    // Let the first exchanges settle (first list adoption may legitimately write once).
+    await sleep(3000);
+
+    o.log(`footprint: steady window ${Math.round(o.steadyMs / 1000)} s, RSS read after ${Math.round(o.rssMs / 1000)} s`);
+    const start = agents.map((a) => {
+      const s = observer.status(a.phone);
+      if (s === undefined) throw new Error(`${a.phone}: no status`);
+      watches.push(new DirWatch(a.stateDir));
+      return { writes: num(s.stateWrites), rehomes: num(s.rehomes) };
+    });
+    const t0 = Date.now();
+    await sleep(o.rssMs);
+    for (const c of children) if (!c.alive()) throw new Error(`${c.name} exited:\n${c.tail()}`);
+    const bareRssKiB = rssKiB(bare.pid);
+    const rss = agents.map((a) => rssKiB(a.child.pid));
+    o.log(`  RSS: bare ${bareRssKiB} KiB, ${agents.map((a, i) => `${a.runtime} ${rss[i]} KiB`).join(', ')}`);
+    let left = o.steadyMs - (Date.now() - t0);
+    while (left > 0) {
+      await sleep(Math.min(left, 60_000));
+      left = o.steadyMs - (Date.now() - t0);
+      if (left > 0) o.log(`  steady: ${Math.round((o.steadyMs - left) / 1000)} s of ${Math.round(o.steadyMs / 1000)} s`);
+      for (const a of agents) if (!a.child.alive()) throw new Error(`${a.phone} exited:\n${a.child.tail()}`);
+    }
+    for (const w of watches) w.close();
+    const result: FootprintResult = {
+      bareRssKiB,
+      rssMs: o.rssMs,
+      steadyMs: o.steadyMs,
+      distStale: distStaleFiles(),
+      agents: agents.map((a, i) => {
+        const s = observer.status(a.phone)!;
+        return {
+          runtime: a.runtime,
+          rssKiB: rss[i]!,
+          stateWritesStart: start[i]!.writes,
+          stateWritesEnd: num(s.stateWrites),
+          fileChanges: watches[i]!.changes,
+          watchEvents: watches[i]!.events,
+          rehomes: num(s.rehomes) - start[i]!.rehomes,
+        };
+      }),
+    };
+    await Promise.all(children.map((c) => c.stop('SIGTERM')));
+    return result;
+  } finally {
+    for (const w of watches) w.close();
+    await Promise.all(children.map((c) => c.stop('SIGKILL')));
+    await observer.close().catch(() => undefined);
+    await group.close();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * `npm run bench` — the failover benchmark of issue #2. Measures, prints one
+ * markdown table and writes it to bench/results.md. Nothing is asserted: the
+ * goals are printed next to what was measured.
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runFailover, type Series } from './failover.js';
+import { runFootprint, type FootprintResult } from './footprint.js';
+import { installCleanup, median, percentile, ROOT } from './harness.js';
+
+const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--only failover|footprint]
+  --quick          CI-sized: 5 runs per failover series, RSS after 15 s, 30 s steady window
+  --steady-ms MS   steady keep-alive window for the flash-write count (full default 600000)
+  --runs N         runs per failover series (full default 20)
+  --rss-ms MS      how long the agents are homed before RSS is read (full default 60000)
+  --hold-ms MS     the bench agent's fallback.holdMs, i.e. how fast it returns home between runs (default 2000)
+  --only WHAT      run only the failover or the footprint part
+Writes bench/results.md.
+`;
+
+interface Options {
+  quick: boolean;
+  runs: number;
+  steadyMs: number;
+  rssMs: number;
+  holdMs: number;
+  only: 'failover' | 'footprint' | null;
+}
+
+function parse(argv: readonly string[]): Options {
+  const quick = argv.includes('--quick');
+  const o: Options = { quick, runs: quick ? 5 : 20, steadyMs: quick ? 30_000 : 600_000, rssMs: quick ? 15_000 : 60_000, holdMs: 2000, only: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') continue;
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = inline ?? argv[++i];
+    if (value === undefined) usage(`${flag} needs a value`);
+    if (flag === '--only') {
+      if (value !== 'failover' && value !== 'footprint') usage(`--only takes failover or footprint, not ${value}`);
+      o.only = value;
+      continue;
+    }
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) usage(`${flag} needs a positive integer, not ${JSON.stringify(value)}`);
+    if (flag === '--steady-ms') o.steadyMs = n;
+    else if (flag === '--runs') o.runs = n;
+    else if (flag === '--rss-ms') o.rssMs = n;
+    else if (flag === '--hold-ms') o.holdMs = n;
+    else usage(`unknown argument ${JSON.stringify(a)}`);
+  }
+  // The RSS read happens inside the steady window.
+  if (o.rssMs > o.steadyMs) o.rssMs = o.steadyMs;
+  return o;
+}
+
+function usage(msg: string): never {
+  process.stderr.write(`bench: ${msg}\n${USAGE}`);
+  process.exit(2);
+}
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+// ---------------------------------------------------------------- table
+
+type Row = [figure: string, value: string, goal: string, verdict: string];
+
+const fmtMs = (ms: number): string => (Number.isNaN(ms) ? 'n/a' : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
+function verdict(value: number, goal: number): string {
+  if (Number.isNaN(value)) return 'no data';
+  const r = value / goal;
+  return `${r.toFixed(2)}× of goal — ${r <= 1 ? 'meets' : 'misses'}`;
+}
+
+function seriesRows(label: string, s: Series, goalMs: number): Row[] {
+  const n = s.ms.length;
+  const rows: Row[] = [
+    [`${label}: median`, fmtMs(median(s.ms)), `≤ ${fmtMs(goalMs)}`, verdict(median(s.ms), goalMs)],
+    [`${label}: p95`, fmtMs(percentile(s.ms, 95)), `≤ ${fmtMs(goalMs)}`, verdict(percentile(s.ms, 95), goalMs)],
+    [`${label}: worst`, fmtMs(n ? Math.max(...s.ms) : NaN), `≤ ${fmtMs(goalMs)}`, verdict(n ? Math.max(...s.ms) : NaN, goalMs)],
+  ];
+  return rows;
+}
+
+function seriesNote(label: string, s: Series): string {
+  const reasons = Object.entries(s.reasons)
+    .map(([r, c]) => `${r} × ${c}`)
+    .join(', ');
+  const parts = [
+    `${label}: ${s.ms.length} runs measured${s.failures.length ? `, ${s.failures.length} failed (${s.failures.join('; ')})` : ''}`,
+    `reasons: ${reasons || 'none'}`,
+    `best ${fmtMs(s.ms.length ? Math.min(...s.ms) : NaN)}`,
+    `agent-reported detectMs median ${fmtMs(median(s.detectMs))}, rehomeMs median ${fmtMs(median(s.rehomeMs))}`,
+  ];
+  return `- ${parts.join('; ')}.`;
+}
+
+function footprintRows(f: FootprintResult): Row[] {
+  const rows: Row[] = [[`RSS bare \`node -e "setInterval(()=>{},1000)"\``, mib(f.bareRssKiB), 'reference', '—']];
+  for (const a of f.agents) {
+    const ratio = a.rssKiB / f.bareRssKiB;
+    const how = a.runtime === 'tsx' ? 'via tsx (src/)' : 'compiled (dist/)';
+    rows.push([`RSS agent ${how}, homed ${Math.round(f.rssMs / 1000)} s`, mib(a.rssKiB), '≤ 1.3× bare node', `${ratio.toFixed(2)}× bare — ${ratio <= 1.3 ? 'meets' : 'misses'}`]);
+  }
+  const secs = Math.round(f.steadyMs / 1000);
+  for (const a of f.agents) {
+    const writes = a.stateWritesEnd - a.stateWritesStart;
+    rows.push([`state writes (\`stateWrites\` Δ), ${secs} s steady, agent ${a.runtime}`, String(writes), '0', writes === 0 ? 'meets' : 'misses']);
+    rows.push([`state-dir file changes (mtime/size/inode), ${secs} s steady, agent ${a.runtime}`, String(a.fileChanges), '0', a.fileChanges === 0 ? 'meets' : 'misses']);
+  }
+  return rows;
+}
+
+function table(rows: readonly Row[]): string {
+  const head = '| figure | this run | goal | ratio / verdict |\n| --- | --- | --- | --- |\n';
+  return head + rows.map((r) => `| ${r.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`).join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  installCleanup();
+  const o = parse(process.argv.slice(2));
+  const started = Date.now();
+  const mode = `${o.quick ? 'quick' : 'full'} (runs ${o.runs}, RSS after ${o.rssMs / 1000} s, steady ${o.steadyMs / 1000} s, holdMs ${o.holdMs})`;
+  log(`bench: ${mode}`);
+  const rows: Row[] = [];
+  const notes: string[] = [];
+
+  if (o.only !== 'footprint') {
+    const f = await runFailover({ runs: o.runs, holdMs: o.holdMs, log });
+    rows.push(...seriesRows('kill -9 home CM → `rehomed` event', f.kill, 150));
+    rows.push(...seriesRows('SIGSTOP home CM → `rehomed` event', f.stop, 3200));
+    notes.push(seriesNote('kill -9', f.kill), seriesNote('SIGSTOP', f.stop));
+  }
+  if (o.only !== 'failover') {
+    const f = await runFootprint({ rssMs: o.rssMs, steadyMs: o.steadyMs, log });
+    rows.push(...footprintRows(f));
+    if (f.distStale.length > 0) {
+      notes.push(`- dist/ was built before the latest edits of ${f.distStale.length} src/ file(s) (e.g. ${f.distStale.slice(0, 3).join(', ')}); the dist row measures that build (\`npm run build\` to refresh).`);
+    }
+    for (const a of f.agents) {
+      notes.push(
+        `- agent ${a.runtime}: stateWrites ${a.stateWritesStart} → ${a.stateWritesEnd}; fs.watch events on the state dir: ${a.watchEvents}; rehomes during the window: ${a.rehomes}${a.rehomes ? ' (window NOT steady)' : ''}.`,
+      );
+    }
+  }
+
+  const cpus = os.cpus();
+  const header = [
+    `# ipphone failover benchmark`,
+    '',
+    `- date: ${new Date().toISOString()}`,
+    `- node: ${process.version}`,
+    `- mode: ${mode}`,
+    `- machine: ${os.cpus().length} CPUs (nproc ${os.availableParallelism()}), ${cpus[0]?.model ?? 'unknown CPU'}, ${os.type()} ${os.release()} ${os.arch()}, ${mib(os.totalmem() / 1024)} RAM`,
+    `- duration: ${Math.round((Date.now() - started) / 1000)} s`,
+    '',
+    'Latencies: from just before the signal to the `rehomed` event arriving at an mqtt.js subscriber in the bench process (mosquitto, two call managers and the agent are separate processes on 127.0.0.1; agent keepalive 1000 ms × missLimit 3).',
+    '',
+    '',
+  ].join('\n');
+  const text = `${header}${table(rows)}\n${notes.join('\n')}\n`;
+  process.stdout.write(`\n${text}`);
+  writeFileSync(path.join(ROOT, 'bench/results.md'), text);
+  log('bench: wrote bench/results.md');
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

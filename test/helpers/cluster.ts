@@ -1,0 +1,212 @@
+/**
+ * Real parts for end-to-end tests: call managers and agents as child
+ * processes (so a crash is a real `kill -9`/`SIGSTOP`), configs and keys in a
+ * temp dir, and an observer MQTT client per broker that records every phone
+ * status and event.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { connect, type MqttClient } from 'mqtt';
+import { generateKeyPair } from '../../src/protocol/envelope.js';
+import { freePort, waitFor } from './net.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+export interface CmSpec {
+  id: string;
+  broker: string;
+  /** Services URL other members and phones see; default this CM's own HTTP server. */
+  services?: string;
+  capacity?: number;
+}
+
+export interface Proc {
+  child: ChildProcess;
+  pid: number;
+  output: () => string;
+  exited: Promise<number | null>;
+  signal(sig: NodeJS.Signals): void;
+}
+
+export interface Observed {
+  at: number;
+  broker: string;
+  phone: string;
+  payload: Record<string, unknown>;
+}
+
+function spawnNode(args: string[], name: string): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (b: Buffer): void => {
+    out += b.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  live.add(child);
+  void exited.then(() => live.delete(child));
+  return {
+    child,
+    pid: child.pid!,
+    output: () => `--- ${name} ---\n${out}`,
+    exited,
+    signal: (sig) => {
+      try {
+        child.kill(sig);
+      } catch {
+        /* already gone */
+      }
+    },
+  };
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) {
+    try {
+      c.kill('SIGCONT');
+      c.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+let clusters = 0;
+
+export class Cluster {
+  /** A topic prefix of its own, so retained states of one test never leak into another on a shared broker. */
+  readonly prefix = `ipphone/t${process.pid}-${++clusters}`;
+  readonly dir = mkdtempSync(join(tmpdir(), 'ipphone-it-'));
+  readonly keyPath: string;
+  readonly publicPem: string;
+  readonly privatePem: string;
+  readonly group: Required<CmSpec>[] = [];
+  readonly cms = new Map<string, Proc>();
+  readonly agents = new Map<string, Proc>();
+  readonly seen: { events: Observed[]; statuses: Observed[] } = { events: [], statuses: [] };
+  readonly #observers: MqttClient[] = [];
+  readonly #httpPorts = new Map<string, number>();
+
+  constructor() {
+    const k = generateKeyPair();
+    this.privatePem = k.privatePem;
+    this.publicPem = k.publicPem;
+    this.keyPath = join(this.dir, 'ops-1.pem');
+    writeFileSync(this.keyPath, k.privatePem, { mode: 0o600 });
+  }
+
+  /** Declare the group (ports are chosen now); call before starting anything. */
+  async defineGroup(specs: CmSpec[]): Promise<void> {
+    for (const s of specs) {
+      const port = await freePort();
+      this.#httpPorts.set(s.id, port);
+      this.group.push({ id: s.id, broker: s.broker, services: s.services ?? `http://127.0.0.1:${port}/services`, capacity: s.capacity ?? 1000 });
+    }
+  }
+
+  /** Watch phone statuses and events on a broker. */
+  async observe(brokerUrl: string): Promise<void> {
+    const c = connect(brokerUrl, { reconnectPeriod: 200, clientId: `obs-${Math.random().toString(16).slice(2)}` });
+    this.#observers.push(c);
+    c.on('message', (topic, payload) => {
+      const m = /\/phone\/([^/]+)\/(event|status)$/.exec(topic);
+      if (!m) return;
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(payload.toString()) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      const rec = { at: Date.now(), broker: brokerUrl, phone: m[1]!, payload: parsed };
+      (m[2] === 'event' ? this.seen.events : this.seen.statuses).push(rec);
+    });
+    await new Promise<void>((done, fail) => {
+      c.once('connect', () => c.subscribe([`${this.prefix}/phone/+/event`, `${this.prefix}/phone/+/status`], { qos: 1 }, (err) => (err ? fail(err) : done())));
+      c.once('error', fail);
+    });
+  }
+
+  cmConfigPath(id: string): string {
+    return join(this.dir, `${id}.json`);
+  }
+
+  async startCm(id: string, extra: Record<string, unknown> = {}): Promise<Proc> {
+    const me = this.group.find((g) => g.id === id)!;
+    const cfg = {
+      cmId: id,
+      broker: me.broker,
+      http: { host: '127.0.0.1', port: this.#httpPorts.get(id) },
+      group: this.group,
+      signingKey: this.keyPath,
+      keyId: 'ops-1',
+      topicPrefix: this.prefix,
+      keepalive: { phoneIntervalMs: 1000 },
+      log: { level: 'info' },
+      ...extra,
+    };
+    writeFileSync(this.cmConfigPath(id), JSON.stringify(cfg, null, 2));
+    const p = spawnNode(['src/bin/ipphone-cm.ts', '--config', this.cmConfigPath(id)], id);
+    this.cms.set(id, p);
+    await waitFor(() => /"call manager started"|broker connected/.test(p.output()), { timeoutMs: 15_000, what: `${id} to start\n${p.output()}` });
+    return p;
+  }
+
+  /** Write an agent config (group pointers by default) and return its path. */
+  agentConfig(phoneId: string, over: Record<string, unknown> = {}): string {
+    const cfg = {
+      phoneId,
+      topicPrefix: this.prefix,
+      pointers: this.group.map(({ id, broker, services }) => ({ id, broker, services })),
+      keepalive: { intervalMs: 1000, missLimit: 3 },
+      fallback: { holdMs: 4000 },
+      services: { timeoutMs: 800 },
+      stateDir: join(this.dir, `state-${phoneId}`),
+      trust: { requireSigned: true, keys: { 'ops-1': this.publicPem } },
+      mqtt: { connectTimeoutMs: 2000, backoff: { baseMs: 200, maxMs: 2000 } },
+      log: { level: 'info' },
+      ...over,
+    };
+    const path = join(this.dir, `${phoneId}.json`);
+    writeFileSync(path, JSON.stringify(cfg, null, 2));
+    return path;
+  }
+
+  startAgent(phoneId: string, configPath = this.agentConfig(phoneId)): Proc {
+    const p = spawnNode(['src/bin/ipphone-agent.ts', '--config', configPath], phoneId);
+    this.agents.set(phoneId, p);
+    return p;
+  }
+
+  /** The latest status of a phone seen on any broker (by arrival). */
+  status(phone: string): Record<string, unknown> | undefined {
+    for (let i = this.seen.statuses.length - 1; i >= 0; i--) if (this.seen.statuses[i]!.phone === phone) return this.seen.statuses[i]!.payload;
+    return undefined;
+  }
+
+  events(phone: string, type?: string): Observed[] {
+    return this.seen.events.filter((e) => e.phone === phone && (type === undefined || e.payload.type === type));
+  }
+
+  async waitHome(phone: string, home: string, timeoutMs = 15_000): Promise<void> {
+    try {
+      await waitFor(() => this.status(phone)?.home === home && this.status(phone)?.state === 'homed', { timeoutMs, what: `${phone} homed on ${home}` });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\nstatus ${JSON.stringify(this.status(phone))}\n${this.agents.get(phone)?.output().slice(-6000)}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const p of [...this.agents.values(), ...this.cms.values()]) {
+      p.signal('SIGCONT');
+      p.signal('SIGKILL');
+    }
+    await Promise.all([...this.agents.values(), ...this.cms.values()].map((p) => p.exited));
+    await Promise.all(this.#observers.map((c) => c.endAsync(true)));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
