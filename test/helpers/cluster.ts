@@ -164,7 +164,7 @@ export class Cluster {
       pointers: this.group.map(({ id, broker, services }) => ({ id, broker, services })),
       keepalive: { intervalMs: 1000, missLimit: 3 },
       fallback: { holdMs: 4000 },
-      services: { timeoutMs: 800 },
+      services: { timeoutMs: 2000 },
       stateDir: join(this.dir, `state-${phoneId}`),
       trust: { requireSigned: true, keys: { 'ops-1': this.publicPem } },
       mqtt: { connectTimeoutMs: 2000, backoff: { baseMs: 200, maxMs: 2000 } },

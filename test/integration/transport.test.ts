@@ -44,7 +44,7 @@ test('brokerKey normalises scheme, host, default port and trailing slash', (t) =
   t.is(brokerKey('ws://h/mqtt/'), 'ws://h:80/mqtt');
   t.is(brokerKey('wss://u:p@h:9001/mqtt'), 'wss://h:9001/mqtt');
   t.throws(() => brokerKey('http://h'), { message: /mqtt:, mqtts:, ws: or wss:/ });
-  t.throws(() => brokerKey('not a url'), { message: /not a URL/ });
+  t.throws(() => brokerKey('not a url'), { message: /not a parseable URL/ });
 });
 
 test('connects to mosquitto: up, then a message from another client arrives as a Buffer', async (t) => {
