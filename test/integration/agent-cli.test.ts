@@ -1,0 +1,67 @@
+/** The agent's command line as operators use it (child processes). */
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/bin/ipphone-agent.ts', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+
+const dir = mkdtempSync(join(tmpdir(), 'ipphone-cli-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
+const file = (name: string, body: unknown): string => {
+  const p = join(dir, name);
+  writeFileSync(p, typeof body === 'string' ? body : JSON.stringify(body));
+  return p;
+};
+const good = { phoneId: 'p-1', pointers: [{ id: 'cm-a', broker: 'mqtt://127.0.0.1:1', services: 'http://127.0.0.1:1/services' }] };
+
+test('--help exits 0 and names every flag', (t) => {
+  const r = run('--help');
+  t.is(r.status, 0);
+  for (const f of ['--config', '--check-config', '--board', '--state-dir']) t.true(r.stdout.includes(f), f);
+});
+
+test('--check-config on a good file exits 0 silently', (t) => {
+  const r = run('--check-config', file('good.json', good));
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stderr, '');
+});
+
+test('--check-config reports every problem, one line each, exit 1', (t) => {
+  const bad = {
+    phoneId: 'has space',
+    pointers: [
+      { id: 'cm-a', broker: 'http://x', services: 'http://127.0.0.1/' },
+      { id: 'cm-a', broker: 'mqtt://127.0.0.1', services: 'ftp://x' },
+    ],
+    keepalive: { intervalMs: 5 },
+    typo: true,
+  };
+  const r = run('--check-config', file('bad.json', bad));
+  t.is(r.status, 1);
+  const lines = r.stderr.trim().split('\n');
+  t.true(lines.length >= 5, r.stderr);
+  for (const needle of ['phoneId', 'pointers/0/broker', 'pointers/1/services', 'duplicate', 'intervalMs', 'typo']) t.true(r.stderr.includes(needle), `${needle} in\n${r.stderr}`);
+});
+
+test('not JSON → exit 1 with the reason', (t) => {
+  const r = run('--check-config', file('broken.json', '{ nope'));
+  t.is(r.status, 1);
+  t.regex(r.stderr, /JSON/);
+});
+
+test('an unusable board → exit non-zero with a one-line reason', (t) => {
+  const board = file('board.json', { name: 'ref', display: { driver: 'serial-lcd', path: '/dev/nonexistent' }, keypad: { driver: 'none' }, hook: null });
+  const r = run('--config', file('c.json', { ...good, stateDir: join(dir, 'st') }), '--board', board);
+  t.not(r.status, 0);
+  t.regex(r.stderr, /board/);
+  t.is(r.stderr.trim().split('\n').length, 1);
+});
+
+test('bad arguments → usage on stderr, non-zero', (t) => {
+  const r = run('--bogus');
+  t.not(r.status, 0);
+  t.regex(r.stderr, /Usage/);
+});

@@ -1,0 +1,82 @@
+import test from 'ava';
+import { FakeClock } from '../../../src/lib/clock.js';
+import { IpphoneError } from '../../../src/lib/errors.js';
+import { silentLogger } from '../../../src/lib/log.js';
+import { ServicesController } from '../../../src/agent/services.js';
+import type { Pointer } from '../../../src/protocol/types.js';
+
+const list: Pointer[] = ['A', 'B', 'C'].map((id) => ({ id, broker: 'mqtt://127.0.0.1', services: `http://127.0.0.1/${id}` }));
+
+/** A fetcher whose answers the test controls: per URL, a page or a failure. */
+function setup(answers: Record<string, string | Error>) {
+  const clock = new FakeClock(0);
+  const calls: string[] = [];
+  const changes: { from: string | null; to: string | null; reason: string }[] = [];
+  const pages: string[] = [];
+  const fetch = async (url: string): Promise<string> => {
+    calls.push(url);
+    const a = answers[url];
+    if (a === undefined || a instanceof Error) throw a ?? new IpphoneError('timed out', 'TIMEOUT');
+    return a;
+  };
+  const svc = new ServicesController({
+    phoneId: 'p', fetch, clock, log: silentLogger(), timeoutMs: 100, refreshMs: 60_000, retryMs: 10_000,
+    onChange: (c) => changes.push(c),
+    onPage: (p) => pages.push(p),
+  });
+  return { clock, calls, changes, pages, svc, answers };
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+test('home answers → its page is shown', async (t) => {
+  const s = setup({ 'http://127.0.0.1/A': '<A/>' });
+  s.svc.update(list, 'A');
+  await flush();
+  t.is(s.svc.shown, 'A');
+  t.deepEqual(s.pages, ['<A/>']);
+  t.deepEqual(s.changes.map((c) => c.reason), ['home']);
+});
+
+test('home times out → next pointer, services-timeout; later the home is retried and taken back', async (t) => {
+  const s = setup({ 'http://127.0.0.1/A': new IpphoneError('timed out', 'TIMEOUT'), 'http://127.0.0.1/B': '<B/>' });
+  s.svc.update(list, 'A');
+  await flush();
+  await flush();
+  t.is(s.svc.shown, 'B');
+  t.like(s.changes[0], { from: null, to: 'B', reason: 'services-timeout' });
+  s.answers['http://127.0.0.1/A'] = '<A/>';
+  s.clock.advance(9_999);
+  await flush();
+  t.is(s.svc.shown, 'B', 'not retried before retryMs');
+  s.clock.advance(1);
+  await flush();
+  await flush();
+  t.is(s.svc.shown, 'A');
+});
+
+test('nobody answers → the last good page stays, retried later', async (t) => {
+  const s = setup({ 'http://127.0.0.1/A': '<A/>' });
+  s.svc.update(list, 'A');
+  await flush();
+  s.answers['http://127.0.0.1/A'] = new Error('down');
+  s.clock.advance(60_000);
+  for (let i = 0; i < 5; i++) await flush();
+  t.is(s.svc.shown, 'A');
+  t.is(s.svc.page, '<A/>');
+  const n = s.calls.length;
+  s.clock.advance(10_000);
+  for (let i = 0; i < 5; i++) await flush();
+  t.true(s.calls.length > n);
+});
+
+test('a home change fetches the new home once; close stops timers', async (t) => {
+  const s = setup({ 'http://127.0.0.1/A': '<A/>', 'http://127.0.0.1/C': '<C/>' });
+  s.svc.update(list, 'A');
+  await flush();
+  s.svc.update(list, 'C');
+  await flush();
+  t.is(s.svc.shown, 'C');
+  s.svc.close();
+  t.is(s.clock.pending, 0);
+});
