@@ -1,4 +1,6 @@
 import type { Clock } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import { decodeKeepalive } from '../protocol/codec.js';
 import type { KeepalivePayload, PointerReason } from '../protocol/types.js';
 import type { ListBook, SignedList } from './list-book.js';
 import type { PhoneTable } from './phone-table.js';
@@ -17,39 +19,27 @@ export const MAX_KEEPALIVE_BYTES = 1024;
 export const INTERVAL_MIN_MS = 50;
 export const INTERVAL_MAX_MS = 10 * 60_000;
 
-const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
-
 /** A validated keep-alive (`intervalMs` is an extension: the phone's interval, ms). */
 export interface Keepalive extends KeepalivePayload {
   intervalMs?: number;
 }
 
-/** Parse and check a keep-alive; returns a reason string when it is invalid. */
+/**
+ * Parse and check a keep-alive with the shared codec; returns a reason string
+ * when it is invalid (exceptions stay off the hot path's success case).
+ */
 export function parseKeepalive(payload: Buffer): Keepalive | string {
   if (payload.length > MAX_KEEPALIVE_BYTES) return `keep-alive is ${payload.length} bytes, over ${MAX_KEEPALIVE_BYTES}`;
-  let v: unknown;
+  let ka: Keepalive;
   try {
-    v = JSON.parse(payload.toString('utf8'));
-  } catch {
-    return 'keep-alive is not JSON';
+    ka = decodeKeepalive(payload);
+  } catch (err) {
+    return errorMessage(err);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'keep-alive is not a JSON object';
-  const o = v as Record<string, unknown>;
-  if (typeof o.phone !== 'string' || !ID_RE.test(o.phone)) return 'keep-alive phone is not a valid id';
-  if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq) || o.seq < 0) return 'keep-alive seq is not an integer ≥ 0';
-  if (typeof o.pointersVersion !== 'number' || !Number.isSafeInteger(o.pointersVersion) || o.pointersVersion < 0) {
-    return 'keep-alive pointersVersion is not an integer ≥ 0';
-  }
-  if (typeof o.busy !== 'boolean') return 'keep-alive busy is not a boolean';
-  if (o.probe !== undefined && typeof o.probe !== 'boolean') return 'keep-alive probe is not a boolean';
-  if (o.prev !== undefined && o.prev !== null && typeof o.prev !== 'string') return 'keep-alive prev is not a string or null';
-  if (
-    o.intervalMs !== undefined &&
-    (typeof o.intervalMs !== 'number' || !Number.isFinite(o.intervalMs) || o.intervalMs < INTERVAL_MIN_MS || o.intervalMs > INTERVAL_MAX_MS)
-  ) {
+  if (ka.intervalMs !== undefined && (ka.intervalMs < INTERVAL_MIN_MS || ka.intervalMs > INTERVAL_MAX_MS)) {
     return `keep-alive intervalMs is not a number in [${INTERVAL_MIN_MS}, ${INTERVAL_MAX_MS}]`;
   }
-  return o as unknown as Keepalive;
+  return ka;
 }
 
 /** Inputs of the push decision. */

@@ -82,7 +82,7 @@ export class CmProcess {
   }
 
   /** Resolve once `GET /healthz` answers 200 (connected to the broker); fail fast if the child exits. */
-  async waitHealthy(timeoutMs: number): Promise<void> {
+  async waitHealthy(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const url = `http://127.0.0.1:${this.spec.httpPort}/healthz`;
     await waitUntil(
       async () => {
@@ -98,7 +98,7 @@ export class CmProcess {
           return false;
         }
       },
-      { timeoutMs, intervalMs: 50, what: `${this.id} healthy at ${url}` },
+      { timeoutMs, intervalMs: 50, what: `${this.id} healthy at ${url}`, ...(signal ? { signal } : {}) },
     );
   }
 

@@ -51,10 +51,13 @@ interface Running {
 }
 
 const running: Running = { cms: [], phones: [] };
+/** Fired on Ctrl-C or a fatal error: the story stops at its next step. */
+const aborter = new AbortController();
 let cleaning: Promise<void> | undefined;
 
 /** Stop everything, in dependency order (phones and CMs before their broker). Never throws; idempotent. */
 function cleanup(): Promise<void> {
+  aborter.abort();
   cleaning ??= (async () => {
     const r = running;
     await withTimeout(stopPhones(r.phones), 5000, 'stopping phones').catch(() => undefined);
@@ -92,7 +95,7 @@ async function run(keep: boolean, say: Narrator): Promise<number> {
   running.watcher = await RehomeWatcher.connect(broker.url);
   running.phones = buildPhones({ workspace: ws, count: PHONES, lcd: running.lcd!, holdMs: HOLD_MS, logLevel: process.env.IPPHONE_DEMO_LOG_LEVEL ?? 'warn' });
 
-  const rows = await runScript({ say, cms: running.cms, phones: running.phones, watcher: running.watcher, lcd: running.lcd!, holdMs: HOLD_MS });
+  const rows = await runScript({ say, cms: running.cms, phones: running.phones, watcher: running.watcher, lcd: running.lcd!, holdMs: HOLD_MS, signal: aborter.signal });
   say.plain('');
   say.plain(summaryTable(rows, CM_IDS[0]));
   say.plain('');

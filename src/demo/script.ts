@@ -11,7 +11,7 @@ import type { CmProcess } from './cm-process.js';
 import type { Rehome, RehomeWatcher } from './events.js';
 import { table, type Narrator } from './narrator.js';
 import { startPhones, type DemoPhone } from './phones.js';
-import { waitUntil } from './wait.js';
+import { checkAborted, waitUntil, type WaitOptions } from './wait.js';
 
 export interface ScriptContext {
   say: Narrator;
@@ -21,6 +21,8 @@ export interface ScriptContext {
   watcher: RehomeWatcher;
   lcd: TerminalDisplay;
   holdMs: number;
+  /** Fires on Ctrl-C: every step stops at its next check. */
+  signal: AbortSignal;
 }
 
 export interface SummaryRow {
@@ -57,7 +59,7 @@ async function awaitRehomes(c: ScriptContext, since: number, to: string, timeout
       }
       return c.phones.every((p) => got.has(p.id) && p.agent.home === to);
     },
-    { timeoutMs, what, detail: () => `homes now: ${homes(c.phones)}` },
+    { timeoutMs, what, detail: () => `homes now: ${homes(c.phones)}`, signal: c.signal },
   );
   return got;
 }
@@ -67,19 +69,23 @@ export async function runScript(c: ScriptContext): Promise<SummaryRow[]> {
   const primary = c.cms[0]!;
   const backup = c.cms[1]!;
   const n = phones.length;
+  const wait = (pred: () => boolean, o: WaitOptions): Promise<void> => waitUntil(pred, { ...o, signal: c.signal });
+  const step = (): void => checkAborted(c.signal);
 
   for (const cm of c.cms) {
+    step();
     const pid = await cm.start();
     say.say(`${cm.id} started (pid ${pid}), services ${cm.spec.services}`);
   }
-  await Promise.all(c.cms.map((cm) => cm.waitHealthy(CM_START_MS)));
+  await Promise.all(c.cms.map((cm) => cm.waitHealthy(CM_START_MS, c.signal)));
   say.say(`call-manager group up: ${c.cms.map((cm) => cm.id).join(', ')} (each a child process, all connected to the broker)`);
 
+  step();
   await startPhones(phones);
   say.say(`${n} phones started in this process: ${phones.map((p) => p.id).join(', ')} (${phones[0]!.id} is the LCD below)`);
-  await waitUntil(() => phones.every((p) => p.agent.home === primary.id), { timeoutMs: HOMED_MS, what: `all phones homed on ${primary.id}`, detail: () => homes(phones) });
+  await wait(() => phones.every((p) => p.agent.home === primary.id), { timeoutMs: HOMED_MS, what: `all phones homed on ${primary.id}`, detail: () => homes(phones) });
   say.say(`all ${n} phones homed on ${primary.id}`);
-  await waitUntil(() => phones.every((p) => p.agent.servicesShown === primary.id), {
+  await wait(() => phones.every((p) => p.agent.servicesShown === primary.id), {
     timeoutMs: HOMED_MS,
     what: `all phones showing ${primary.id}'s services page`,
     detail: () => phones.map((p) => `${p.id}: ${p.agent.servicesShown ?? 'none'}`).join(', '),
@@ -96,23 +102,25 @@ export async function runScript(c: ScriptContext): Promise<SummaryRow[]> {
     say.say(`${r.phone} ${verb} ${r.from ?? '-'} → ${r.to} (${r.reason})${after}`);
   };
 
+  step();
   say.say(`kill -9 ${primary.id} (pid ${primary.pid})`);
   killedAt = Date.now();
   await primary.kill9();
   const failovers = await awaitRehomes(c, killedAt, backup.id, FAILOVER_MS, `every phone rehomed to ${backup.id} after ${primary.id} was killed`);
   const worst = Math.max(...[...failovers.values()].map((r) => r.at - killedAt));
   say.say(`all ${n} phones on ${backup.id}: failover complete ${worst} ms after the kill`);
-  await waitUntil(() => lcdRow0(lcd) === `CM ${backup.id}`, { timeoutMs: LCD_MS, what: `LCD showing ${backup.id}`, detail: () => `row 0: "${lcdRow0(lcd)}"` });
+  await wait(() => lcdRow0(lcd) === `CM ${backup.id}`, { timeoutMs: LCD_MS, what: `LCD showing ${backup.id}`, detail: () => `row 0: "${lcdRow0(lcd)}"` });
   say.say(`LCD of ${phones[0]!.id} shows "${lcdRow0(lcd)}"`);
 
+  step();
   const pid = await primary.start();
   say.say(`${primary.id} restarting (pid ${pid})`);
-  await primary.waitHealthy(CM_START_MS);
+  await primary.waitHealthy(CM_START_MS, c.signal);
   backAt = Date.now();
   say.say(`${primary.id} is back; phones return after it has been healthy for the ${(c.holdMs / 1000).toFixed(0)} s hold-down`);
   const fallbacks = await awaitRehomes(c, backAt, primary.id, c.holdMs + 20_000, `every phone fell back to ${primary.id}`);
   say.say(`all ${n} phones back on ${primary.id}`);
-  await waitUntil(() => lcdRow0(lcd) === `CM ${primary.id}`, { timeoutMs: LCD_MS, what: `LCD showing ${primary.id}`, detail: () => `row 0: "${lcdRow0(lcd)}"` });
+  await wait(() => lcdRow0(lcd) === `CM ${primary.id}`, { timeoutMs: LCD_MS, what: `LCD showing ${primary.id}`, detail: () => `row 0: "${lcdRow0(lcd)}"` });
   say.say(`LCD of ${phones[0]!.id} shows "${lcdRow0(lcd)}"`);
   c.watcher.onRehome = undefined;
 

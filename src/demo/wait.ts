@@ -13,12 +13,20 @@ export interface WaitOptions {
   intervalMs?: number;
   /** Called on time-out; its text is appended to the error (e.g. the current homes). */
   detail?: () => string;
+  /** Stop waiting (with an ABORTED-style TIMEOUT error) once this fires: Ctrl-C. */
+  signal?: AbortSignal;
+}
+
+/** Throw if `signal` has fired: the demo is shutting down, the story must not go on. */
+export function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new IpphoneError('demo interrupted', 'TIMEOUT', { aborted: true });
 }
 
 /** Resolve once `pred()` is true; reject with a TIMEOUT error after `timeoutMs`. */
 export async function waitUntil(pred: () => boolean | Promise<boolean>, o: WaitOptions): Promise<void> {
   const deadline = Date.now() + o.timeoutMs;
   for (;;) {
+    checkAborted(o.signal);
     if (await pred()) return;
     if (Date.now() >= deadline) {
       const detail = o.detail?.();
