@@ -52,6 +52,27 @@ function record(s: Series, t0: number, seen: { msg: Record<string, unknown>; at:
   return ms;
 }
 
+/** The running bench setup; `agent` is replaced when a run has to be recovered. */
+interface Rig {
+  group: Group;
+  observer: Observer;
+  agent: Child;
+  holdMs: number;
+  log: (line: string) => void;
+}
+
+/** Start a fresh agent (fresh state dir) and wait until it is homed on cm-a. */
+async function freshAgent(rig: Omit<Rig, 'agent'>, old?: Child): Promise<Child> {
+  await old?.stop('SIGKILL');
+  const config = rig.group.agentConfig(PHONE, { holdMs: rig.holdMs, stateDir: tempDir('state') });
+  const since = performance.now();
+  const agent = startAgent(PHONE, config, 'tsx');
+  await rig.observer.waitHomed(PHONE, 'cm-a', 30_000, agent, since);
+  // Let the first keep-alive exchanges (list versions, subscriptions) settle.
+  await sleep(2000);
+  return agent;
+}
+
 /** Run both series on one fresh group; the group is torn down before returning. */
 export async function runFailover(o: FailoverOptions): Promise<FailoverResult> {
   const group = await startGroup();
@@ -60,57 +81,13 @@ export async function runFailover(o: FailoverOptions): Promise<FailoverResult> {
   try {
     await group.startCm('cm-a', observer);
     await group.startCm('cm-b', observer);
-    const config = group.agentConfig(PHONE, { holdMs: o.holdMs, stateDir: tempDir('state') });
-    const agent = startAgent(PHONE, config, 'tsx');
-    await observer.waitHomed(PHONE, 'cm-a', 30_000, agent);
-    // Give the first keep-alive exchanges (list versions, subscriptions) a moment to settle.
-    await sleep(2000);
-    const backHomeMs = o.holdMs + 20_000;
-
+    const base = { group, observer, holdMs: o.holdMs, log: o.log };
+    const rig: Rig = { ...base, agent: await freshAgent(base) };
     o.log(`failover: kill -9 × ${o.runs}`);
-    for (let i = 0; i < o.runs; i++) {
-      await sleep(Math.random() * 1000);
-      const cmA = group.running.get('cm-a')!;
-      const event = observer.next(eventTopic(PHONE), (m) => m.type === 'rehomed' && m.from === 'cm-a', EVENT_TIMEOUT_MS, agent);
-      const t0 = performance.now();
-      process.kill(cmA.pid, 'SIGKILL');
-      let since = -Infinity;
-      try {
-        const seen = await event;
-        since = seen.at;
-        const ms = record(out.kill, t0, seen);
-        o.log(`  kill ${i + 1}/${o.runs}: ${ms.toFixed(1)} ms (${String(seen.msg.reason)})`);
-      } catch (err) {
-        out.kill.failures.push(`run ${i + 1}: ${(err as Error).message.split('\n')[0]}`);
-        o.log(`  kill ${i + 1}/${o.runs}: FAILED ${(err as Error).message.split('\n')[0]}`);
-      }
-      await cmA.exited;
-      await resetHome(group, observer, agent, since, backHomeMs);
-    }
-
+    await series(rig, 'SIGKILL', o.runs, out.kill);
     o.log(`failover: SIGSTOP × ${o.runs}`);
-    for (let i = 0; i < o.runs; i++) {
-      // A random moment within the keep-alive period (intervalMs 1000).
-      await sleep(Math.random() * 1000);
-      const cmA = group.running.get('cm-a')!;
-      const event = observer.next(eventTopic(PHONE), (m) => m.type === 'rehomed' && m.from === 'cm-a', EVENT_TIMEOUT_MS, agent);
-      const t0 = performance.now();
-      process.kill(cmA.pid, 'SIGSTOP');
-      let since = -Infinity;
-      try {
-        const seen = await event;
-        since = seen.at;
-        const ms = record(out.stop, t0, seen);
-        o.log(`  stop ${i + 1}/${o.runs}: ${ms.toFixed(1)} ms (${String(seen.msg.reason)})`);
-      } catch (err) {
-        out.stop.failures.push(`run ${i + 1}: ${(err as Error).message.split('\n')[0]}`);
-        o.log(`  stop ${i + 1}/${o.runs}: FAILED ${(err as Error).message.split('\n')[0]}`);
-      } finally {
-        process.kill(cmA.pid, 'SIGCONT');
-      }
-      await resetHome(group, observer, agent, since, backHomeMs);
-    }
-    await agent.stop('SIGTERM');
+    await series(rig, 'SIGSTOP', o.runs, out.stop);
+    await rig.agent.stop('SIGTERM');
   } finally {
     await observer.close().catch(() => undefined);
     await group.close();
@@ -119,17 +96,61 @@ export async function runFailover(o: FailoverOptions): Promise<FailoverResult> {
 }
 
 /**
+ * `runs` times: wait a random 0..1000 ms (a random moment within the
+ * 1000 ms keep-alive period), arm the event waiter, signal cm-a, time the
+ * `rehomed` event, then undo (SIGCONT or restart) and wait until home again.
+ */
+async function series(rig: Rig, sig: 'SIGKILL' | 'SIGSTOP', runs: number, s: Series): Promise<void> {
+  const label = sig === 'SIGKILL' ? 'kill' : 'stop';
+  for (let i = 0; i < runs; i++) {
+    await sleep(Math.random() * 1000);
+    const cmA = rig.group.running.get('cm-a')!;
+    const event = rig.observer.next(eventTopic(PHONE), (m) => m.type === 'rehomed' && m.from === 'cm-a', EVENT_TIMEOUT_MS, rig.agent);
+    const t0 = performance.now();
+    process.kill(cmA.pid, sig);
+    let since = -Infinity;
+    try {
+      const seen = await event;
+      since = seen.at;
+      const ms = record(s, t0, seen);
+      rig.log(`  ${label} ${i + 1}/${runs}: ${ms.toFixed(1)} ms (${String(seen.msg.reason)})`);
+    } catch (err) {
+      s.failures.push(`run ${i + 1}: ${firstLine(err)}`);
+      rig.log(`  ${label} ${i + 1}/${runs}: FAILED ${firstLine(err)}`);
+    } finally {
+      if (sig === 'SIGSTOP') process.kill(cmA.pid, 'SIGCONT');
+    }
+    if (sig === 'SIGKILL') await cmA.exited;
+    await resetHome(rig, since, s, i + 1);
+  }
+}
+
+const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+
+/**
  * Bring the phone back onto a healthy cm-a: restart cm-a if it is not
  * running, then wait for a status that arrived after `since` (the rehomed
- * event; a status published before it may still name cm-a) saying homed on cm-a.
+ * event; a status published before it may still name cm-a) saying homed on
+ * cm-a. When that does not happen in time, log why, count it as a failure
+ * and recover with a fresh agent; if even that fails, give up (throw).
  */
-async function resetHome(group: Group, observer: Observer, agent: Child, since: number, timeoutMs: number): Promise<void> {
-  const cmA = group.running.get('cm-a');
-  if (cmA === undefined || !cmA.alive()) await group.startCm('cm-a', observer);
+async function resetHome(rig: Rig, since: number, s: Series, run: number): Promise<void> {
+  const { group, observer } = rig;
+  const ensureCmA = async (): Promise<void> => {
+    const cmA = group.running.get('cm-a');
+    if (cmA === undefined || !cmA.alive()) await group.startCm('cm-a', observer);
+  };
   try {
-    await observer.waitHomed(PHONE, 'cm-a', timeoutMs, agent, since);
+    await ensureCmA();
+    await observer.waitHomed(PHONE, 'cm-a', rig.holdMs + 20_000, rig.agent, since);
+    return;
   } catch (err) {
     const status = JSON.stringify(observer.status(PHONE));
-    throw new Error(`phone did not return to cm-a: ${(err as Error).message}; last status ${status}\n--- agent ---\n${agent.tail()}\n--- cm-a ---\n${group.running.get('cm-a')?.tail() ?? ''}\n--- mosquitto (pid ${group.broker.pid}) ---\n${group.broker.logTail()}`);
+    rig.log(
+      `  run ${run}: phone did not return to cm-a: ${firstLine(err)}; last status ${status}\n--- agent ---\n${rig.agent.tail()}\n--- cm-a ---\n${group.running.get('cm-a')?.tail() ?? ''}\n--- mosquitto (pid ${group.broker.pid}) ---\n${group.broker.logTail()}`,
+    );
+    s.failures.push(`run ${run}: no return to cm-a (${firstLine(err)}); recovered with a fresh agent`);
   }
+  await ensureCmA();
+  rig.agent = await freshAgent(rig, rig.agent);
 }

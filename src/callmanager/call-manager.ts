@@ -11,7 +11,9 @@ import { LoadPolicy, RateMeter } from './load.js';
 import { renderMetrics } from './metrics.js';
 import { PeerTracker } from './peers.js';
 import { PhoneTable, type HomedPhone } from './phone-table.js';
+import { Rebalancer } from './rebalancer.js';
 import { Responder } from './responder.js';
+import { decodeLoad } from '../protocol/codec.js';
 import { loadKeySigner } from './signer.js';
 
 /**
@@ -39,6 +41,8 @@ export interface CallManagerOptions {
 const TICK_MS = 1000;
 /** At most one debug line about invalid keep-alives per this many ms. */
 const INVALID_LOG_GAP_MS = 10_000;
+/** Period of sending queued rebalance moves (ms). */
+const DRAIN_MS = 100;
 /** How long stop() waits for the broker to acknowledge the offline state (ms). */
 const STOP_PUBLISH_TIMEOUT_MS = 2000;
 
@@ -66,14 +70,23 @@ export class CallManager {
   #servicesRate: RateMeter | undefined;
   #loadPolicy: LoadPolicy | undefined;
   #tick: TimerHandle | undefined;
+  #drainTimer: TimerHandle | undefined;
+  #rebalancer: Rebalancer | undefined;
   #connected = false;
   #started = false;
   #stopping: Promise<void> | undefined;
   #servicesRequests = 0;
   #lastInvalidLog = -Infinity;
   #invalidSinceLog = 0;
-  /** For the later rebalancer. */
-  rebalanceMoves = 0;
+  /** Rebalance moves sent. */
+  get rebalanceMoves(): number {
+    return this.#rebalancer?.moves ?? 0;
+  }
+
+  /** The rebalancer (for tests and metrics). */
+  get rebalancer(): Rebalancer | undefined {
+    return this.#rebalancer;
+  }
 
   constructor(opts: CallManagerOptions) {
     this.#config = opts.config;
@@ -94,13 +107,28 @@ export class CallManager {
     const now = this.#clock.now();
     const signer = this.#signerOption ?? (await loadKeySigner(c.signingKey, c.keyId));
     const group: Pointer[] = c.group.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
-    this.#book = new ListBook({ group, baseVersion: c.pointersVersion, clock: this.#clock, sign: signer });
+    this.#book = new ListBook({ group, baseVersion: c.pointersVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled });
     this.#table = new PhoneTable(c.keepalive.phoneIntervalMs);
     this.#peers = new PeerTracker(c.cmId, c.group.map((g) => g.id));
     this.#responder = new Responder({ cmId: c.cmId, book: this.#book, table: this.#table, clock: this.#clock });
     this.#kaRate = new RateMeter(now, 10);
     this.#servicesRate = new RateMeter(now, 10);
     this.#loadPolicy = new LoadPolicy({ periodMs: c.rebalance.periodMs });
+    const table = this.#table;
+    const peers = this.#peers;
+    this.#rebalancer = new Rebalancer({
+      self: c.cmId,
+      group: c.group,
+      enabled: c.rebalance.enabled,
+      periodMs: c.rebalance.periodMs,
+      threshold: c.rebalance.threshold,
+      maxMovesPerSec: c.rebalance.maxMovesPerSec,
+      cooldownMs: c.rebalance.cooldownMs,
+      log: this.#root.child({ mod: 'rebalance' }),
+      homed: (now) => table.homedPhones(now),
+      isOffline: (id) => peers.isOffline(id),
+      push: (phone, to) => this.#pushRebalance(phone, to),
+    });
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
     this.#book.groupList();
 
@@ -186,6 +214,7 @@ export class CallManager {
     const stateTopic = this.#t.cmState(c.cmId);
     const keepaliveTopic = this.#t.cmKeepalive(c.cmId);
     const peerStateTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => this.#t.cmState(g.id));
+    const peerLoadTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => this.#t.cmLoad(g.id));
     const log = this.#root.child({ mod: 'mqtt' });
     const opts: IClientOptions = {
       // A fixed client id: a restarted CM takes over its old session at once, so a
@@ -210,7 +239,7 @@ export class CallManager {
       log.info({ broker: c.broker }, 'broker connected');
       client.publish(stateTopic, STATE_ONLINE, { qos: 1, retain: true });
       client.subscribe(keepaliveTopic, { qos: 0 });
-      if (peerStateTopics.length > 0) client.subscribe(peerStateTopics, { qos: 1 });
+      if (peerStateTopics.length > 0) client.subscribe([...peerStateTopics, ...peerLoadTopics], { qos: 1 });
       this.#publishLoad(true);
     });
     client.on('close', () => {
@@ -220,6 +249,7 @@ export class CallManager {
     client.on('error', (err) => log.warn({ err: errorMessage(err) }, 'mqtt error'));
     client.on('message', (topic, payload) => {
       if (topic === keepaliveTopic) this.#onKeepalive(payload);
+      else if (topic.endsWith('/load')) this.#onPeerLoad(topic, payload);
       else this.#onPeerState(topic, payload);
     });
   }
@@ -251,6 +281,38 @@ export class CallManager {
     this.#log.info({ phone, version: list.version, reason: list.reason, first: list.list[0]?.id }, 'pointers pushed');
   }
 
+  #onPeerLoad(topic: string, payload: Buffer): void {
+    const id = this.#t.idOf(topic, 'cm');
+    if (id === undefined || topic !== this.#t.cmLoad(id)) return;
+    try {
+      this.#rebalancer?.onLoad(id, decodeLoad(payload));
+    } catch (err) {
+      this.#log.warn({ peer: id, err: errorMessage(err) }, 'peer load not understood');
+    }
+  }
+
+  /** Send `phone` its own list with `to` first and the group list after it. */
+  #pushRebalance(phone: string, to: string): void {
+    const book = this.#book;
+    const group = book?.groupList().list;
+    const target = group?.find((p) => p.id === to);
+    if (book === undefined || group === undefined || target === undefined) return;
+    const signed = book.setPhoneList(phone, [target, ...group.filter((p) => p.id !== to)], 'rebalance');
+    this.#client?.publish(`${this.#phoneBase}${phone}/pointers`, signed.envelopeJson, { qos: 1 });
+    this.#responder?.pushes.set('rebalance', (this.#responder.pushes.get('rebalance') ?? 0) + 1);
+    this.#log.debug({ phone, to, version: signed.version }, 'rebalance move sent');
+  }
+
+  #drain(): void {
+    const r = this.#rebalancer;
+    if (r === undefined || this.#drainTimer !== undefined || this.#stopping !== undefined) return;
+    if (r.drain(this.#clock.now()) === 0) return;
+    this.#drainTimer = this.#clock.setTimeout(() => {
+      this.#drainTimer = undefined;
+      this.#drain();
+    }, DRAIN_MS);
+  }
+
   #onPeerState(topic: string, payload: Buffer): void {
     const id = this.#t.idOf(topic, 'cm');
     const peers = this.#peers;
@@ -270,6 +332,10 @@ export class CallManager {
       // Bounded memory even while no load goes out (e.g. broker down).
       this.#table?.sweep(this.#clock.now());
       this.#publishLoad(false);
+      if (this.#connected) {
+        this.#rebalancer?.tick(this.#clock.now());
+        this.#drain();
+      }
       this.#scheduleTick();
     }, TICK_MS);
   }
@@ -291,6 +357,8 @@ export class CallManager {
   async #stop(): Promise<void> {
     if (this.#tick !== undefined) this.#clock.clearTimeout(this.#tick);
     this.#tick = undefined;
+    if (this.#drainTimer !== undefined) this.#clock.clearTimeout(this.#drainTimer);
+    this.#drainTimer = undefined;
     const client = this.#client;
     if (client !== undefined) {
       if (this.#connected) {

@@ -22,6 +22,8 @@ export type PointersSigner = (body: PointersBody) => Envelope;
 /** One signed list, shared by every phone that gets it. */
 export interface SignedList {
   readonly version: number;
+  /** Lowest version a phone may hold and keep what it has (≤ version). */
+  readonly floor: number;
   readonly reason: PointerReason;
   readonly list: readonly Pointer[];
   readonly envelope: Envelope;
@@ -35,6 +37,8 @@ export interface SignedList {
 
 interface Entry {
   version: number;
+  /** Phones holding a version below this must be given this list; see ListBookOptions.lazyRestore. */
+  floor: number;
   reason: PointerReason;
   list: Pointer[];
   signed: SignedList | undefined;
@@ -53,12 +57,21 @@ export interface ListBookOptions {
   baseVersion: number;
   clock: Clock;
   sign: PointersSigner;
+  /**
+   * When a peer comes BACK, leave phones with the lists they hold (the peer
+   * demoted) instead of handing every phone the restored list — with
+   * rebalancing on, the returning call manager is refilled gradually by the
+   * rebalancer rather than by all of its phones falling back at once. New
+   * phones still get the restored list. Demotions always reach every phone.
+   */
+  lazyRestore?: boolean;
 }
 
 export class ListBook {
   readonly #group: Pointer[];
   readonly #clock: Clock;
   readonly #sign: PointersSigner;
+  readonly #lazyRestore: boolean;
   #offline = new Set<string>();
   #lastIssued: number;
   #groupEntry: Entry;
@@ -68,8 +81,9 @@ export class ListBook {
     this.#group = opts.group.map(copyPointer);
     this.#clock = opts.clock;
     this.#sign = opts.sign;
+    this.#lazyRestore = opts.lazyRestore ?? false;
     this.#lastIssued = opts.baseVersion;
-    this.#groupEntry = { version: opts.baseVersion, reason: 'failover', list: this.#group.map(copyPointer), signed: undefined };
+    this.#groupEntry = { version: opts.baseVersion, floor: opts.baseVersion, reason: 'failover', list: this.#group.map(copyPointer), signed: undefined };
   }
 
   /** Ids of group members currently considered offline. */
@@ -89,10 +103,14 @@ export class ListBook {
   setOffline(ids: Iterable<string>): boolean {
     const next = new Set(ids);
     if (next.size === this.#offline.size && [...next].every((id) => this.#offline.has(id))) return false;
+    const demoted = [...next].some((id) => !this.#offline.has(id));
     this.#offline = next;
-    this.#groupEntry = { version: this.#issue(), reason: 'failover', list: this.#arrange(this.#group), signed: undefined };
+    const version = this.#issue();
+    const floor = demoted || !this.#lazyRestore ? version : this.#groupEntry.floor;
+    this.#groupEntry = { version, floor, reason: 'failover', list: this.#arrange(this.#group), signed: undefined };
     for (const o of this.#overrides.values()) {
-      o.entry = { version: this.#issue(), reason: o.entry.reason, list: this.#arrange(o.base), signed: undefined };
+      const v = this.#issue();
+      o.entry = { version: v, floor: demoted || !this.#lazyRestore ? v : o.entry.floor, reason: o.entry.reason, list: this.#arrange(o.base), signed: undefined };
     }
     return true;
   }
@@ -120,7 +138,8 @@ export class ListBook {
    */
   setPhoneList(phoneId: string, list: readonly Pointer[], reason: PointerReason): SignedList {
     const base = list.map(copyPointer);
-    const entry: Entry = { version: this.#issue(), reason, list: this.#arrange(base), signed: undefined };
+    const version = this.#issue();
+    const entry: Entry = { version, floor: version, reason, list: this.#arrange(base), signed: undefined };
     this.#overrides.set(phoneId, { base, entry });
     return this.#signed(entry);
   }
@@ -149,6 +168,7 @@ export class ListBook {
     const envelopeJson = JSON.stringify(envelope);
     entry.signed = {
       version: entry.version,
+      floor: entry.floor,
       reason: entry.reason,
       list: entry.list,
       envelope,

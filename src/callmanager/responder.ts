@@ -112,11 +112,11 @@ export class Responder {
     const probe = ka.probe === true;
     const newArrival = probe ? false : this.#table.touch(ka.phone, ka.busy, ka.intervalMs, this.#clock.now());
     const list = this.#book.forPhone(ka.phone);
-    const has = ka.pointersVersion >= list.version;
+    const has = ka.pointersVersion >= list.floor;
     const ack = this.#ackHead + String(ka.seq) + (has ? list.ackTailShort : list.ackTailFull);
     let push: SignedList | undefined;
     if (
-      shouldPush({ probe, newArrival, peersOffline: this.#book.offline.size, phoneVersion: ka.pointersVersion, listVersion: list.version })
+      shouldPush({ probe, newArrival, peersOffline: this.#book.offline.size, phoneVersion: ka.pointersVersion, listVersion: list.floor })
     ) {
       push = list;
       this.pushes.set(list.reason, (this.pushes.get(list.reason) ?? 0) + 1);

@@ -146,6 +146,8 @@ export class Cluster {
       keyId: 'ops-1',
       topicPrefix: this.prefix,
       keepalive: { phoneIntervalMs: 1000 },
+      // Classic call-manager groups (phones fall back to the primary) unless a test turns rebalancing on.
+      rebalance: { enabled: false },
       log: { level: 'info' },
       ...extra,
     };
@@ -180,6 +182,18 @@ export class Cluster {
     const p = spawnNode(['src/bin/ipphone-agent.ts', '--config', configPath], phoneId);
     this.agents.set(phoneId, p);
     return p;
+  }
+
+  /** Run `node --import tsx ARGS…` from the repo root as a child process named `name` (killed by close()). */
+  startProcess(name: string, args: string[]): Proc {
+    const p = spawnNode(args, name);
+    this.agents.set(name, p);
+    return p;
+  }
+
+  /** Run `ipphone-fleet ARGS…` as a child process named `name` (killed by close()). */
+  startFleet(name: string, args: string[]): Proc {
+    return this.startProcess(name, ['src/bin/ipphone-fleet.ts', ...args]);
   }
 
   /** The latest status of a phone seen on any broker (by arrival). */

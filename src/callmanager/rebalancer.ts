@@ -1,0 +1,131 @@
+/**
+ * The rebalancer of one call manager: keeps the group's view of loads, plans a
+ * round every `periodMs` (see `rebalance.ts` for the rule and why it
+ * converges), and sends the chosen phones a reordered list at no more than
+ * `maxMovesPerSec`. Time is injected; the owner calls `tick(now)` and
+ * `drain(now)` and performs `push` through its MQTT client.
+ */
+import type { Logger } from '../lib/log.js';
+import type { LoadPayload } from '../protocol/types.js';
+import type { HomedPhone } from './phone-table.js';
+import { pickMoves, planRebalance, type MemberLoad, type Plan } from './rebalance.js';
+
+export interface RebalancerOptions {
+  self: string;
+  /** Group members and their capacities (this CM included). */
+  group: readonly { id: string; capacity: number }[];
+  enabled: boolean;
+  periodMs: number;
+  threshold: number;
+  maxMovesPerSec: number;
+  cooldownMs: number;
+  log: Logger;
+  /** Phones homed here now. */
+  homed(now: number): Iterable<HomedPhone>;
+  /** True while a peer is known offline (its retained state). */
+  isOffline(id: string): boolean;
+  /** Send `phone` a list that puts `to` first. */
+  push(phone: string, to: string): void;
+}
+
+/** A phone told to move is not picked again for this many periods. */
+const MOVED_MEMORY_PERIODS = 20;
+/** A move not completed after this many periods is given up (the phone stayed). */
+const INFLIGHT_PERIODS = 4;
+
+export class Rebalancer {
+  readonly #o: RebalancerOptions;
+  readonly #loads = new Map<string, { phones: number; capacity: number }>();
+  /** phone → when it was told to move; still homed here. */
+  readonly #inflight = new Map<string, number>();
+  /** phone → when it was last told to move (bounded by MOVED_MEMORY_PERIODS). */
+  readonly #moved = new Map<string, number>();
+  #queue: { phone: string; to: string }[] = [];
+  #nextRoundAt = 0;
+  #tokens = 0;
+  #lastDrain = 0;
+  /** Moves sent, rounds planned, and the last plan, for metrics and tests. */
+  moves = 0;
+  rounds = 0;
+  lastPlan: Plan | undefined;
+
+  constructor(opts: RebalancerOptions) {
+    this.#o = opts;
+  }
+
+  /** A member's retained load arrived. */
+  onLoad(id: string, load: LoadPayload): void {
+    if (id === this.#o.self) return; // our own is measured, not read back
+    this.#loads.set(id, { phones: load.phones, capacity: load.capacity });
+  }
+
+  /** Phones still homed here that were told to leave. */
+  get inflight(): number {
+    return this.#inflight.size;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Housekeeping and, when due, one planning round. */
+  tick(now: number): void {
+    const o = this.#o;
+    const here = new Set<string>();
+    for (const p of o.homed(now)) here.add(p.phone);
+    for (const [phone, at] of this.#inflight) {
+      if (!here.has(phone) || now - at > INFLIGHT_PERIODS * o.periodMs) this.#inflight.delete(phone);
+    }
+    for (const [phone, at] of this.#moved) if (now - at > MOVED_MEMORY_PERIODS * o.periodMs) this.#moved.delete(phone);
+    if (!o.enabled || now < this.#nextRoundAt || this.#queue.length > 0) return;
+    this.#nextRoundAt = now + o.periodMs;
+    this.#round(now, here.size);
+  }
+
+  #round(now: number, homedHere: number): void {
+    const o = this.#o;
+    const members: MemberLoad[] = [];
+    for (const g of o.group) {
+      if (g.id === o.self) {
+        members.push({ id: g.id, phones: Math.max(0, homedHere - this.#inflight.size), capacity: g.capacity });
+        continue;
+      }
+      const l = this.#loads.get(g.id);
+      // A member that is offline or has not published a load is not a target.
+      if (l === undefined || o.isOffline(g.id)) continue;
+      members.push({ id: g.id, phones: l.phones, capacity: l.capacity > 0 ? l.capacity : g.capacity });
+    }
+    const plan = planRebalance(members, o.threshold);
+    this.lastPlan = plan;
+    if (!plan.imbalanced) return;
+    const exclude = new Set([...this.#inflight.keys(), ...this.#moved.keys()]);
+    const picks = pickMoves(o.self, plan, o.homed(now), exclude);
+    if (picks.length === 0) return;
+    this.rounds++;
+    this.#queue = picks;
+    this.#nextRoundAt = now + o.periodMs + o.cooldownMs;
+    o.log.info(
+      { spread: Math.round(plan.spread * 1000) / 1000, fair: plan.fair, transfers: plan.transfers.filter((t) => t.from === o.self), picked: picks.length },
+      'rebalance round',
+    );
+  }
+
+  /** Send queued moves at no more than maxMovesPerSec. Returns how many are still queued. */
+  drain(now: number): number {
+    const o = this.#o;
+    const elapsed = Math.max(0, now - this.#lastDrain);
+    this.#lastDrain = now;
+    this.#tokens = Math.min(o.maxMovesPerSec, this.#tokens + (elapsed / 1000) * o.maxMovesPerSec);
+    while (this.#queue.length > 0 && this.#tokens >= 1) {
+      const m = this.#queue.shift()!;
+      this.#tokens -= 1;
+      if (o.isOffline(m.to)) continue; // target died meanwhile: the next round re-plans
+      o.push(m.phone, m.to);
+      this.#inflight.set(m.phone, now);
+      this.#moved.set(m.phone, now);
+      this.moves++;
+    }
+    if (this.#queue.length === 0) this.#nextRoundAt = Math.max(this.#nextRoundAt, now + o.cooldownMs);
+    return this.#queue.length;
+  }
+}
