@@ -42,8 +42,9 @@ export class Rebalancer {
   readonly #moved = new Map<string, number>();
   #queue: { phone: string; to: string }[] = [];
   #nextRoundAt = 0;
-  #tokens = 0;
-  #lastDrain = 0;
+  /** Token bucket of moves; starts with one so a round begins at once. */
+  #tokens = 1;
+  #lastDrain: number | null = null;
   /** Moves sent, rounds planned, and the last plan, for metrics and tests. */
   moves = 0;
   rounds = 0;
@@ -113,9 +114,9 @@ export class Rebalancer {
   /** Send queued moves at no more than maxMovesPerSec. Returns how many are still queued. */
   drain(now: number): number {
     const o = this.#o;
-    const elapsed = Math.max(0, now - this.#lastDrain);
+    const elapsed = this.#lastDrain === null ? 0 : Math.max(0, now - this.#lastDrain);
     this.#lastDrain = now;
-    this.#tokens = Math.min(o.maxMovesPerSec, this.#tokens + (elapsed / 1000) * o.maxMovesPerSec);
+    this.#tokens = Math.min(Math.max(1, o.maxMovesPerSec), this.#tokens + (elapsed / 1000) * o.maxMovesPerSec);
     while (this.#queue.length > 0 && this.#tokens >= 1) {
       const m = this.#queue.shift()!;
       this.#tokens -= 1;

@@ -1,0 +1,117 @@
+import test from 'ava';
+import { Rebalancer, type RebalancerOptions } from '../../../src/callmanager/rebalancer.js';
+import { silentLogger } from '../../../src/lib/log.js';
+
+function setup(over: Partial<RebalancerOptions> = {}, phones = 60) {
+  const homed = new Map<string, boolean>(Array.from({ length: phones }, (_, i) => [`p${i}`, false]));
+  const offline = new Set<string>();
+  const pushes: { phone: string; to: string; at: number }[] = [];
+  let now = 0;
+  const r = new Rebalancer({
+    self: 'a',
+    group: [
+      { id: 'a', capacity: 30 },
+      { id: 'b', capacity: 30 },
+      { id: 'c', capacity: 30 },
+    ],
+    enabled: true,
+    periodMs: 1000,
+    threshold: 0.1,
+    maxMovesPerSec: 10,
+    cooldownMs: 2000,
+    log: silentLogger(),
+    homed: () => [...homed].map(([phone, busy]) => ({ phone, busy, lastSeen: now })),
+    isOffline: (id) => offline.has(id),
+    push: (phone, to) => pushes.push({ phone, to, at: now }),
+    ...over,
+  });
+  const at = (t: number): void => {
+    now = t;
+  };
+  /** Run the drain loop every 100 ms from `from` for `ms`, as the call manager does. */
+  const drainFor = (from: number, ms: number): void => {
+    for (let x = from; x <= from + ms; x += 100) {
+      at(x);
+      r.drain(x);
+    }
+  };
+  return { r, homed, offline, pushes, at, drainFor };
+}
+
+test('one round moves exactly the surplus, at no more than maxMovesPerSec, never the same phone twice', (t) => {
+  const s = setup();
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.at(0);
+  s.r.tick(0);
+  t.is(s.r.queued, 40);
+  for (let ms = 0; ms <= 5000; ms += 100) {
+    s.at(ms);
+    s.r.drain(ms);
+  }
+  t.is(s.pushes.length, 40);
+  t.is(new Set(s.pushes.map((p) => p.phone)).size, 40, 'no phone twice');
+  t.is(s.pushes.filter((p) => p.to === 'b').length, 20);
+  t.is(s.pushes.filter((p) => p.to === 'c').length, 20);
+  // Rate: never more than 10 (+ the initial bucket) in any second.
+  for (let sec = 0; sec < 5; sec++) t.true(s.pushes.filter((p) => p.at >= sec * 1000 && p.at < (sec + 1) * 1000).length <= 10);
+});
+
+test('moves in flight count against the mover: no second round while phones are leaving', (t) => {
+  const s = setup({ maxMovesPerSec: 1000 });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.tick(0);
+  s.drainFor(0, 500);
+  t.is(s.pushes.length, 40);
+  // The phones have not left yet and the peers' loads are stale: still nothing more to do.
+  for (let ms = 1000; ms <= 8000; ms += 1000) {
+    s.at(ms);
+    s.r.tick(ms);
+    s.drainFor(ms, 500);
+  }
+  t.is(s.pushes.length, 40);
+});
+
+test('busy phones are skipped and picked in a later round', (t) => {
+  const s = setup({ maxMovesPerSec: 1000 }, 60);
+  for (let i = 0; i < 60; i++) s.homed.set(`p${i}`, i < 45); // 45 busy, 15 idle
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.tick(0);
+  s.drainFor(0, 500);
+  t.is(s.pushes.length, 15);
+  t.false(s.pushes.some((p) => Number(p.phone.slice(1)) < 45));
+  // The moved phones leave; loads update; some busy phones hang up.
+  for (const p of s.pushes) s.homed.delete(p.phone);
+  s.r.onLoad('b', { phones: 10, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 5, capacity: 30, servicesRps: 0 });
+  for (let i = 0; i < 45; i++) s.homed.set(`p${i}`, false);
+  s.at(10_000);
+  s.r.tick(10_000);
+  s.drainFor(10_000, 500);
+  t.is(s.pushes.length, 40, 'the rest of the surplus in the second round');
+});
+
+test('an offline or silent peer is never a target; a target dying drops its queued moves', (t) => {
+  const s = setup({ maxMovesPerSec: 5 });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.offline.add('c');
+  s.r.tick(0);
+  t.is(s.r.queued, 30, 'only b: fair share of two members');
+  s.drainFor(0, 1000); // 1 + 5 per second
+  s.offline.add('b');
+  s.drainFor(1100, 5000);
+  t.true(s.pushes.every((p) => p.to === 'b'));
+  t.is(s.pushes.length, 6);
+  t.is(s.r.queued, 0);
+});
+
+test('disabled → plans nothing', (t) => {
+  const s = setup({ enabled: false });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.tick(0);
+  s.r.drain(0);
+  t.is(s.pushes.length, 0);
+});
