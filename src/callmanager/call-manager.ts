@@ -9,6 +9,7 @@ import { HttpServer } from './http-server.js';
 import { ListBook, type PointersSigner, type SignedList } from './list-book.js';
 import { LoadPolicy, RateMeter } from './load.js';
 import { renderMetrics } from './metrics.js';
+import { PeerLinks } from './peer-links.js';
 import { PeerTracker } from './peers.js';
 import { PhoneTable, type HomedPhone } from './phone-table.js';
 import { Rebalancer } from './rebalancer.js';
@@ -72,6 +73,7 @@ export class CallManager {
   #tick: TimerHandle | undefined;
   #drainTimer: TimerHandle | undefined;
   #rebalancer: Rebalancer | undefined;
+  #links: PeerLinks | undefined;
   #connected = false;
   #started = false;
   #stopping: Promise<void> | undefined;
@@ -158,6 +160,20 @@ export class CallManager {
     );
     await this.#http.start();
     this.#connect();
+    this.#links = new PeerLinks({
+      ownBroker: c.broker,
+      peers: c.group.filter((g) => g.id !== c.cmId),
+      topics: this.#t,
+      clientId: `ipphone-cm-${c.cmId}`,
+      base: this.#baseMqttOptions(),
+      connect: this.#mqttConnect,
+      log: this.#root.child({ mod: 'links' }),
+      onMessage: (topic, payload) => this.#onPeerMessage(topic, payload),
+      onReachable: (ids, reachable) => {
+        if (this.#peers?.setUnreachable(ids, !reachable)) this.#peersChanged(ids.join(','));
+      },
+    });
+    this.#links.start();
     this.#scheduleTick();
     this.#log.info({ cmId: c.cmId, broker: c.broker, version: this.#book.version }, 'call manager started');
   }
@@ -209,6 +225,15 @@ export class CallManager {
     });
   }
 
+  /** Protocol and credentials shared by every connection of this call manager. */
+  #baseMqttOptions(): IClientOptions {
+    const m = this.#config.mqtt;
+    const opts: IClientOptions = { protocolVersion: m.protocolVersion };
+    if (m.username !== null && m.username !== undefined) opts.username = m.username;
+    if (m.password !== null && m.password !== undefined) opts.password = m.password;
+    return opts;
+  }
+
   #connect(): void {
     const c = this.#config;
     const stateTopic = this.#t.cmState(c.cmId);
@@ -217,10 +242,10 @@ export class CallManager {
     const peerLoadTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => this.#t.cmLoad(g.id));
     const log = this.#root.child({ mod: 'mqtt' });
     const opts: IClientOptions = {
+      ...this.#baseMqttOptions(),
       // A fixed client id: a restarted CM takes over its old session at once, so a
       // stale connection's will cannot mark the new process offline later.
       clientId: `ipphone-cm-${c.cmId}`,
-      protocolVersion: c.mqtt.protocolVersion,
       clean: true,
       keepalive: 30,
       reconnectPeriod: 1000,
@@ -229,8 +254,6 @@ export class CallManager {
       queueQoSZero: false,
       will: { topic: stateTopic, payload: Buffer.from(STATE_OFFLINE), qos: 1, retain: true },
     };
-    if (c.mqtt.username !== null && c.mqtt.username !== undefined) opts.username = c.mqtt.username;
-    if (c.mqtt.password !== null && c.mqtt.password !== undefined) opts.password = c.mqtt.password;
     const client = this.#mqttConnect(c.broker, opts);
     this.#client = client;
 
@@ -249,8 +272,7 @@ export class CallManager {
     client.on('error', (err) => log.warn({ err: errorMessage(err) }, 'mqtt error'));
     client.on('message', (topic, payload) => {
       if (topic === keepaliveTopic) this.#onKeepalive(payload);
-      else if (topic.endsWith('/load')) this.#onPeerLoad(topic, payload);
-      else this.#onPeerState(topic, payload);
+      else this.#onPeerMessage(topic, payload);
     });
   }
 
@@ -279,6 +301,11 @@ export class CallManager {
   #push(phone: string, list: SignedList, topic: string): void {
     this.#client?.publish(topic, list.envelopeJson, { qos: 1 });
     this.#log.info({ phone, version: list.version, reason: list.reason, first: list.list[0]?.id }, 'pointers pushed');
+  }
+
+  #onPeerMessage(topic: string, payload: Buffer): void {
+    if (topic.endsWith('/load')) this.#onPeerLoad(topic, payload);
+    else this.#onPeerState(topic, payload);
   }
 
   #onPeerLoad(topic: string, payload: Buffer): void {
@@ -321,8 +348,15 @@ export class CallManager {
     const u = peers.update(id, payload);
     if (u === 'invalid') this.#log.warn({ peer: id }, 'peer state not understood');
     if (u !== 'changed') return;
+    this.#peersChanged(id);
+  }
+
+  #peersChanged(peer?: string): void {
+    const peers = this.#peers;
+    const book = this.#book;
+    if (peers === undefined || book === undefined) return;
     book.setOffline(peers.offline);
-    this.#log.info({ peer: id, online: !peers.isOffline(id), offline: [...peers.offline], version: book.version }, 'peer state changed');
+    this.#log.info({ peer, offline: [...peers.offline], version: book.version }, 'peer state changed');
   }
 
   #scheduleTick(): void {
@@ -373,6 +407,7 @@ export class CallManager {
       await new Promise<void>((resolve) => client.end(!this.#connected, {}, () => resolve()));
       this.#connected = false;
     }
+    await this.#links?.stop();
     await this.#http?.stop();
     this.#log.info({ cmId: this.#config.cmId }, 'call manager stopped');
   }

@@ -19,6 +19,9 @@ export type PeerUpdate =
 export class PeerTracker {
   readonly #peers: ReadonlySet<string>;
   readonly #offline = new Set<string>();
+  /** Peers whose state said offline; `#offline` also holds peers on an unreachable broker. */
+  readonly #stateOffline = new Set<string>();
+  readonly #unreachable = new Set<string>();
 
   /**
    * @param selfId this call manager's id (never tracked)
@@ -54,10 +57,31 @@ export class PeerTracker {
       if (typeof v !== 'object' || v === null || typeof (v as { online?: unknown }).online !== 'boolean') return 'invalid';
       online = (v as { online: boolean }).online;
     }
-    const was = !this.#offline.has(cmId);
-    if (online === was) return 'same';
-    if (online) this.#offline.delete(cmId);
-    else this.#offline.add(cmId);
-    return 'changed';
+    if (online) this.#stateOffline.delete(cmId);
+    else this.#stateOffline.add(cmId);
+    return this.#recompute(cmId) ? 'changed' : 'same';
+  }
+
+  /**
+   * Peers whose broker this call manager cannot reach count as offline: phones
+   * could not reach them either. Returns true when the offline set changed.
+   */
+  setUnreachable(ids: Iterable<string>, unreachable: boolean): boolean {
+    let changed = false;
+    for (const id of ids) {
+      if (!this.#peers.has(id)) continue;
+      if (unreachable) this.#unreachable.add(id);
+      else this.#unreachable.delete(id);
+      changed = this.#recompute(id) || changed;
+    }
+    return changed;
+  }
+
+  #recompute(id: string): boolean {
+    const off = this.#stateOffline.has(id) || this.#unreachable.has(id);
+    if (off === this.#offline.has(id)) return false;
+    if (off) this.#offline.add(id);
+    else this.#offline.delete(id);
+    return true;
   }
 }

@@ -4,7 +4,7 @@
  * SIGKILL, the pipe reaches end-of-file and the child stops itself, so no
  * call manager is left reconnecting to a broker that no longer exists.
  */
-const GRACE_MS = 5000;
+const GRACE_MS = 2000;
 
 function parentGone(): void {
   // The call manager's own SIGTERM handler publishes offline and exits;
