@@ -82,7 +82,7 @@ export async function runScript(c: ScriptContext): Promise<SummaryRow[]> {
 
   step();
   await startPhones(phones);
-  say.say(`${n} phones started in this process: ${phones.map((p) => p.id).join(', ')} (${phones[0]!.id} is the LCD below)`);
+  say.say(`${n} phones started in this process: ${phones.map((p) => p.id).join(', ')} (${phones[0]!.id} is drawn as the LCD)`);
   await wait(() => phones.every((p) => p.agent.home === primary.id), { timeoutMs: HOMED_MS, what: `all phones homed on ${primary.id}`, detail: () => homes(phones) });
   say.say(`all ${n} phones homed on ${primary.id}`);
   await wait(() => phones.every((p) => p.agent.servicesShown === primary.id), {
