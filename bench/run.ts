@@ -99,6 +99,7 @@ function seriesNote(label: string, s: Series): string {
     `${label}: ${s.ms.length} runs measured${s.failures.length ? `, ${s.failures.length} failed (${s.failures.join('; ')})` : ''}`,
     `reasons: ${reasons || 'none'}`,
     `best ${fmtMs(s.ms.length ? Math.min(...s.ms) : NaN)}`,
+    `back home between runs: ${s.returns.natural} by itself, ${s.returns.freshAgent} by a fresh agent${s.lastAway ? ` (status when it stayed away: ${s.lastAway})` : ''}`,
     `agent-reported detectMs median ${fmtMs(median(s.detectMs))}, rehomeMs median ${fmtMs(median(s.rehomeMs))}`,
   ];
   return `- ${parts.join('; ')}.`;

@@ -1,0 +1,103 @@
+/**
+ * Load balancing across a call-manager group, end to end: a real mosquitto,
+ * call managers as child processes, a fleet of real agent cores in-process.
+ */
+import test from 'ava';
+import { join } from 'node:path';
+import { validateAgentConfig } from '../../src/config/agent-config.js';
+import { silentLogger } from '../../src/lib/log.js';
+import { Fleet } from '../../src/fleet/fleet.js';
+import { Cluster, type CmSpec } from '../helpers/cluster.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { waitFor } from '../helpers/net.js';
+
+let mosq: Mosquitto;
+test.before(async () => {
+  mosq = await startMosquitto();
+});
+test.after.always(async () => {
+  await mosq?.stop();
+});
+
+const REBALANCE = { enabled: true, periodMs: 1000, threshold: 0.1, maxMovesPerSec: 100 };
+
+async function setup(t: { teardown: (fn: () => Promise<void> | void) => void }, caps: number[], count: number, busy = 0) {
+  const c = new Cluster();
+  t.teardown(() => c.close());
+  const specs: CmSpec[] = ['cm-a', 'cm-b', 'cm-c'].map((id, i) => ({ id, broker: mosq.url, capacity: caps[i]! }));
+  await c.defineGroup(specs);
+  await c.observe(mosq.url);
+  await c.startCm('cm-a', { rebalance: REBALANCE });
+  const raw = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(c.agentConfig('fleet-template'), 'utf8'))) as Record<string, unknown>;
+  const v = validateAgentConfig({ ...raw, log: { level: 'silent' } });
+  if (!v.ok) throw new Error(v.problems.join('\n'));
+  const fleet = new Fleet({ config: v.config, count, prefix: 'ph-', stateDir: join(c.dir, 'fleet'), log: silentLogger(), busy });
+  t.teardown(() => fleet.stop());
+  await fleet.start();
+  await waitFor(() => fleet.summary().byHome['cm-a'] === count, { timeoutMs: 20_000, what: `all ${count} on cm-a` });
+  return { c, fleet };
+}
+
+/** Rebalance moves per phone, from the phones' own `rehomed` events. */
+function rebalanceMoves(c: Cluster): Map<string, number> {
+  const moves = new Map<string, number>();
+  for (const e of c.seen.events) if (e.payload.type === 'rehomed' && e.payload.reason === 'rebalance') moves.set(e.phone, (moves.get(e.phone) ?? 0) + 1);
+  return moves;
+}
+
+function spread(byHome: Record<string, number>, caps: Record<string, number>): number {
+  const u = Object.keys(caps).map((id) => (byHome[id] ?? 0) / caps[id]!);
+  return Math.max(...u) - Math.min(...u);
+}
+
+test.serial('3 equal call managers, 60 phones on one: balanced within the threshold, minimal moves, none twice, busy phones stay', async (t) => {
+  const { c, fleet } = await setup(t, [30, 30, 30], 60, 6);
+  await Promise.all([c.startCm('cm-b', { rebalance: REBALANCE }), c.startCm('cm-c', { rebalance: REBALANCE })]);
+  const caps = { 'cm-a': 30, 'cm-b': 30, 'cm-c': 30 };
+  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1, { timeoutMs: 30_000, what: `balanced (${JSON.stringify(fleet.summary().byHome)})` });
+  // Let a few more periods pass: nothing more may move once balanced.
+  await new Promise((r) => setTimeout(r, 4000));
+  const s = fleet.summary();
+  t.log('homes', s.byHome);
+  t.true(spread(s.byHome, caps) <= 0.1);
+  t.is(s.homed, 60);
+  const moves = rebalanceMoves(c);
+  const total = [...moves.values()].reduce((a, b) => a + b, 0);
+  t.log(`moves ${total}, minimum 40`);
+  t.true(total <= 40, `moves ${total} ≤ what the imbalance needs (40)`);
+  t.true([...moves.values()].every((n) => n === 1), 'no phone moved twice');
+  for (let i = 1; i <= 6; i++) t.false(moves.has(`ph-${i}`), `busy ph-${i} not moved`);
+  for (const p of fleet.phones().slice(0, 6)) t.is(p.agent.home, 'cm-a');
+});
+
+test.serial('capacities 100/200/300: loads end proportional to capacity', async (t) => {
+  const { c, fleet } = await setup(t, [100, 200, 300], 60);
+  await Promise.all([c.startCm('cm-b', { rebalance: { ...REBALANCE, threshold: 0.05 } }), c.startCm('cm-c', { rebalance: { ...REBALANCE, threshold: 0.05 } })]);
+  await waitFor(() => {
+    const h = fleet.summary().byHome;
+    return h['cm-a'] === 10 && h['cm-b'] === 20 && h['cm-c'] === 30;
+  }, { timeoutMs: 30_000, what: `10/20/30 (${JSON.stringify(fleet.summary().byHome)})` });
+  const total = [...rebalanceMoves(c).values()].reduce((a, b) => a + b, 0);
+  t.log(`moves ${total}, minimum 50`);
+  t.true(total <= 50);
+});
+
+test.serial('a call manager killed while rebalancing strands no phone; when it returns it is refilled within the threshold', async (t) => {
+  const { c, fleet } = await setup(t, [30, 30, 30], 60);
+  await Promise.all([c.startCm('cm-b', { rebalance: REBALANCE }), c.startCm('cm-c', { rebalance: REBALANCE })]);
+  // Kill cm-b as soon as phones start arriving there.
+  await waitFor(() => (fleet.summary().byHome['cm-b'] ?? 0) >= 3, { timeoutMs: 20_000, what: 'rebalancing under way' });
+  c.cms.get('cm-b')!.signal('SIGKILL');
+  const killedAt = Date.now();
+  await waitFor(() => fleet.summary().homed === 60 && (fleet.summary().byHome['cm-b'] ?? 0) === 0, { timeoutMs: 15_000, what: `all homed off cm-b (${JSON.stringify(fleet.summary())})` });
+  t.log(`every phone homed off the dead call manager ${Date.now() - killedAt} ms after the kill`);
+  const two = { 'cm-a': 30, 'cm-c': 30 };
+  await waitFor(() => spread(fleet.summary().byHome, two) <= 0.1, { timeoutMs: 30_000, what: `a/c balanced (${JSON.stringify(fleet.summary().byHome)})` });
+
+  await c.startCm('cm-b', { rebalance: REBALANCE });
+  const caps = { 'cm-a': 30, 'cm-b': 30, 'cm-c': 30 };
+  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1, { timeoutMs: 40_000, what: `refilled (${JSON.stringify(fleet.summary().byHome)})` });
+  const fallbacks = c.seen.events.filter((e) => e.payload.type === 'rehomed' && e.payload.reason === 'fallback').length;
+  t.is(fallbacks, 0, 'refilled by rebalancing, not by a fallback stampede');
+  t.is(fleet.summary().homed, 60);
+});
