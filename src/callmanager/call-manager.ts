@@ -108,7 +108,12 @@ export class CallManager {
     const c = this.#config;
     const now = this.#clock.now();
     const signer = this.#signerOption ?? (await loadKeySigner(c.signingKey, c.keyId));
-    const group: Pointer[] = c.group.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
+    // With rebalancing on, the group (not a fixed primary) decides where phones live: each call
+    // manager hands out lists with itself first, so a phone that arrived here stays here until the
+    // rebalancer moves it — a returning call manager is refilled gradually, never by a fallback
+    // stampede. With rebalancing off, lists follow the configured priority (classic CM groups).
+    const ordered = c.rebalance.enabled ? [...c.group.filter((g) => g.id === c.cmId), ...c.group.filter((g) => g.id !== c.cmId)] : c.group;
+    const group: Pointer[] = ordered.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
     this.#book = new ListBook({ group, baseVersion: c.pointersVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled });
     this.#table = new PhoneTable(c.keepalive.phoneIntervalMs);
     this.#peers = new PeerTracker(c.cmId, c.group.map((g) => g.id));

@@ -36,8 +36,8 @@ const INFLIGHT_PERIODS = 4;
 export class Rebalancer {
   readonly #o: RebalancerOptions;
   readonly #loads = new Map<string, { phones: number; capacity: number }>();
-  /** phone → when it was told to move; still homed here. */
-  readonly #inflight = new Map<string, number>();
+  /** phone → where and when it was told to move; still homed here. */
+  readonly #inflight = new Map<string, { to: string; at: number }>();
   /** phone → when it was last told to move (bounded by MOVED_MEMORY_PERIODS). */
   readonly #moved = new Map<string, number>();
   #queue: { phone: string; to: string }[] = [];
@@ -74,8 +74,8 @@ export class Rebalancer {
     const o = this.#o;
     const here = new Set<string>();
     for (const p of o.homed(now)) here.add(p.phone);
-    for (const [phone, at] of this.#inflight) {
-      if (!here.has(phone) || now - at > INFLIGHT_PERIODS * o.periodMs) this.#inflight.delete(phone);
+    for (const [phone, m] of this.#inflight) {
+      if (!here.has(phone) || now - m.at > INFLIGHT_PERIODS * o.periodMs) this.#inflight.delete(phone);
     }
     for (const [phone, at] of this.#moved) if (now - at > MOVED_MEMORY_PERIODS * o.periodMs) this.#moved.delete(phone);
     if (!o.enabled || now < this.#nextRoundAt || this.#queue.length > 0) return;
@@ -85,6 +85,10 @@ export class Rebalancer {
 
   #round(now: number, homedHere: number): void {
     const o = this.#o;
+    // Moves in flight count as done: off our load and onto their target's, until
+    // the phone has left our table (by then the target's published load has it).
+    const incoming = new Map<string, number>();
+    for (const m of this.#inflight.values()) incoming.set(m.to, (incoming.get(m.to) ?? 0) + 1);
     const members: MemberLoad[] = [];
     for (const g of o.group) {
       if (g.id === o.self) {
@@ -94,10 +98,11 @@ export class Rebalancer {
       const l = this.#loads.get(g.id);
       // A member that is offline or has not published a load is not a target.
       if (l === undefined || o.isOffline(g.id)) continue;
-      members.push({ id: g.id, phones: l.phones, capacity: l.capacity > 0 ? l.capacity : g.capacity });
+      members.push({ id: g.id, phones: l.phones + (incoming.get(g.id) ?? 0), capacity: l.capacity > 0 ? l.capacity : g.capacity });
     }
     const plan = planRebalance(members, o.threshold);
     this.lastPlan = plan;
+    o.log.debug({ members, spread: plan.spread, imbalanced: plan.imbalanced }, 'rebalance check');
     if (!plan.imbalanced) return;
     const exclude = new Set([...this.#inflight.keys(), ...this.#moved.keys()]);
     const picks = pickMoves(o.self, plan, o.homed(now), exclude);
@@ -117,16 +122,18 @@ export class Rebalancer {
     const elapsed = this.#lastDrain === null ? 0 : Math.max(0, now - this.#lastDrain);
     this.#lastDrain = now;
     this.#tokens = Math.min(Math.max(1, o.maxMovesPerSec), this.#tokens + (elapsed / 1000) * o.maxMovesPerSec);
+    const had = this.#queue.length;
     while (this.#queue.length > 0 && this.#tokens >= 1) {
       const m = this.#queue.shift()!;
       this.#tokens -= 1;
       if (o.isOffline(m.to)) continue; // target died meanwhile: the next round re-plans
       o.push(m.phone, m.to);
-      this.#inflight.set(m.phone, now);
+      this.#inflight.set(m.phone, { to: m.to, at: now });
       this.#moved.set(m.phone, now);
       this.moves++;
     }
-    if (this.#queue.length === 0) this.#nextRoundAt = Math.max(this.#nextRoundAt, now + o.cooldownMs);
+    // A round just finished: cool down before planning again, so published loads catch up.
+    if (had > 0 && this.#queue.length === 0) this.#nextRoundAt = Math.max(this.#nextRoundAt, now + o.cooldownMs);
     return this.#queue.length;
   }
 }

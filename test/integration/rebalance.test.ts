@@ -54,7 +54,9 @@ test.serial('3 equal call managers, 60 phones on one: balanced within the thresh
   const { c, fleet } = await setup(t, [30, 30, 30], 60, 6);
   await Promise.all([c.startCm('cm-b', { rebalance: REBALANCE }), c.startCm('cm-c', { rebalance: REBALANCE })]);
   const caps = { 'cm-a': 30, 'cm-b': 30, 'cm-c': 30 };
-  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1, { timeoutMs: 30_000, what: `balanced (${JSON.stringify(fleet.summary().byHome)})` });
+  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1, { timeoutMs: 30_000, what: `balanced (${JSON.stringify(fleet.summary().byHome)})` }).catch((e: Error) => {
+    throw new Error(`${e.message}\n${c.cms.get('cm-a')!.output().slice(-3000)}`);
+  });
   // Let a few more periods pass: nothing more may move once balanced.
   await new Promise((r) => setTimeout(r, 4000));
   const s = fleet.summary();

@@ -64,8 +64,9 @@ test('moves in flight count against the mover: no second round while phones are 
   s.r.tick(0);
   s.drainFor(0, 500);
   t.is(s.pushes.length, 40);
-  // The phones have not left yet and the peers' loads are stale: still nothing more to do.
-  for (let ms = 1000; ms <= 8000; ms += 1000) {
+  // The phones have not left yet and the peers' loads are stale: still nothing more to do
+  // (within the in-flight window of four periods).
+  for (let ms = 1000; ms <= 3500; ms += 500) {
     s.at(ms);
     s.r.tick(ms);
     s.drainFor(ms, 500);
@@ -114,4 +115,24 @@ test('disabled → plans nothing', (t) => {
   s.r.tick(0);
   s.r.drain(0);
   t.is(s.pushes.length, 0);
+});
+
+test('idle drains do not postpone the next round (rounds keep coming every period)', (t) => {
+  const s = setup();
+  s.r.onLoad('b', { phones: 20, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 20, capacity: 30, servicesRps: 0 });
+  s.homed.clear();
+  for (let i = 0; i < 20; i++) s.homed.set(`p${i}`, false);
+  for (let ms = 0; ms <= 5000; ms += 100) {
+    s.at(ms);
+    if (ms % 1000 === 0) s.r.tick(ms);
+    s.r.drain(ms);
+  }
+  t.is(s.pushes.length, 0, 'balanced: nothing to do');
+  // Now cm-b empties (its phones left): the next periodic round must notice.
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 40, capacity: 30, servicesRps: 0 });
+  s.at(6000);
+  s.r.tick(6000);
+  t.true(s.r.lastPlan!.imbalanced);
 });
