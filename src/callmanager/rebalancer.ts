@@ -32,12 +32,19 @@ export interface RebalancerOptions {
 const MOVED_MEMORY_PERIODS = 20;
 /** A move not completed after this many periods is given up (the phone stayed). */
 const INFLIGHT_PERIODS = 4;
+/** Periods a completed move still counts for its target (its published load lags). */
+const LEFT_GRACE_PERIODS = 3;
 
 export class Rebalancer {
   readonly #o: RebalancerOptions;
   readonly #loads = new Map<string, { phones: number; capacity: number }>();
-  /** phone → where and when it was told to move; still homed here. */
-  readonly #inflight = new Map<string, { to: string; at: number }>();
+  /**
+   * phone → where and when it was told to move, and when it left our table.
+   * A move counts for its target until the target has had time to publish a
+   * load that includes it ({@link LEFT_GRACE_PERIODS} after it left us):
+   * counting it twice for a moment only makes the next round move less.
+   */
+  readonly #inflight = new Map<string, { to: string; at: number; leftAt: number | null }>();
   /** phone → when it was last told to move (bounded by MOVED_MEMORY_PERIODS). */
   readonly #moved = new Map<string, number>();
   #queue: { phone: string; to: string }[] = [];
@@ -62,7 +69,9 @@ export class Rebalancer {
 
   /** Phones still homed here that were told to leave. */
   get inflight(): number {
-    return this.#inflight.size;
+    let n = 0;
+    for (const m of this.#inflight.values()) if (m.leftAt === null) n++;
+    return n;
   }
 
   get queued(): number {
@@ -75,7 +84,10 @@ export class Rebalancer {
     const here = new Set<string>();
     for (const p of o.homed(now)) here.add(p.phone);
     for (const [phone, m] of this.#inflight) {
-      if (!here.has(phone) || now - m.at > INFLIGHT_PERIODS * o.periodMs) this.#inflight.delete(phone);
+      if (here.has(phone)) {
+        if (now - m.at > INFLIGHT_PERIODS * o.periodMs) this.#inflight.delete(phone); // it stayed
+      } else if (m.leftAt === null) m.leftAt = now;
+      else if (now - m.leftAt > LEFT_GRACE_PERIODS * o.periodMs) this.#inflight.delete(phone);
     }
     for (const [phone, at] of this.#moved) if (now - at > MOVED_MEMORY_PERIODS * o.periodMs) this.#moved.delete(phone);
     if (!o.enabled || now < this.#nextRoundAt || this.#queue.length > 0) return;
@@ -92,7 +104,7 @@ export class Rebalancer {
     const members: MemberLoad[] = [];
     for (const g of o.group) {
       if (g.id === o.self) {
-        members.push({ id: g.id, phones: Math.max(0, homedHere - this.#inflight.size), capacity: g.capacity });
+        members.push({ id: g.id, phones: Math.max(0, homedHere - this.inflight), capacity: g.capacity });
         continue;
       }
       const l = this.#loads.get(g.id);
@@ -128,7 +140,7 @@ export class Rebalancer {
       this.#tokens -= 1;
       if (o.isOffline(m.to)) continue; // target died meanwhile: the next round re-plans
       o.push(m.phone, m.to);
-      this.#inflight.set(m.phone, { to: m.to, at: now });
+      this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null });
       this.#moved.set(m.phone, now);
       this.moves++;
     }
