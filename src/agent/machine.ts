@@ -73,7 +73,7 @@ export interface MachineState {
   started: boolean;
   list: Pointer[];
   listVersion: number;
-  /** Reason of the list we hold, when it came pushed; drives deferred rebalance moves. */
+  /** Reason of the list we hold; `rebalance` drives deferred moves. */
   listReason: PointerReason | null;
   home: string | null;
   /** The last home we had, for `from` in events after an outage. */
@@ -489,7 +489,9 @@ class Machine {
     const s = this.s;
     s.list = input.list.map((p) => ({ ...p }));
     s.listVersion = input.version;
-    s.listReason = input.via === 'push' ? input.reason : null;
+    // A rebalance list moves the phone when idle whichever way it came (a call manager's
+    // ack may carry it before the push arrives); other lists move it at once only when pushed.
+    s.listReason = input.reason;
     for (const id of Object.keys(s.health)) if (!this.pointer(id)) delete s.health[id];
     this.fx.push({ type: 'persist' });
     this.log('info', 'pointer list adopted', { version: input.version, reason: input.reason, via: input.via, pointers: s.list.map((p) => p.id) });

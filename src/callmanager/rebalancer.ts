@@ -31,7 +31,7 @@ export interface RebalancerOptions {
 /** A phone told to move is not picked again for this many periods. */
 const MOVED_MEMORY_PERIODS = 20;
 /** A move not completed after this many periods is given up (the phone stayed). */
-const INFLIGHT_PERIODS = 4;
+const INFLIGHT_PERIODS = 10;
 /** Periods a completed move still counts for its target (its published load lags). */
 const LEFT_GRACE_PERIODS = 3;
 

@@ -326,6 +326,15 @@ test('a list carried by an ack is adopted without an immediate move', (t) => {
   t.deepEqual(d.state.list.map((p) => p.id), ['B', 'A', 'C']);
 });
 
+test('a rebalance list carried by an ack moves the phone when idle, like a pushed one', (t) => {
+  const d = new Driver();
+  d.homeOnA();
+  d.step({ type: 'list', version: 9, reason: 'rebalance', list: [ptr('B'), ptr('A'), ptr('C')], via: 'ack' });
+  t.is(d.state.move?.target, 'B');
+  d.ackLast('B');
+  t.like(d.events('rehomed')[0], { from: 'A', to: 'B', reason: 'rebalance' });
+});
+
 test('a voluntary move whose target does not answer is abandoned; the phone stays home', (t) => {
   const d = new Driver();
   d.homeOnA();

@@ -65,7 +65,7 @@ test('moves in flight count against the mover: no second round while phones are 
   s.drainFor(0, 500);
   t.is(s.pushes.length, 40);
   // The phones have not left yet and the peers' loads are stale: still nothing more to do
-  // (within the in-flight window of four periods).
+  // (within the in-flight window).
   for (let ms = 1000; ms <= 3500; ms += 500) {
     s.at(ms);
     s.r.tick(ms);
