@@ -108,12 +108,7 @@ export class CallManager {
     const c = this.#config;
     const now = this.#clock.now();
     const signer = this.#signerOption ?? (await loadKeySigner(c.signingKey, c.keyId));
-    // With rebalancing on, the group (not a fixed primary) decides where phones live: each call
-    // manager hands out lists with itself first, so a phone that arrived here stays here until the
-    // rebalancer moves it — a returning call manager is refilled gradually, never by a fallback
-    // stampede. With rebalancing off, lists follow the configured priority (classic CM groups).
-    const ordered = c.rebalance.enabled ? [...c.group.filter((g) => g.id === c.cmId), ...c.group.filter((g) => g.id !== c.cmId)] : c.group;
-    const group: Pointer[] = ordered.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
+    const group: Pointer[] = c.group.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
     this.#book = new ListBook({ group, baseVersion: c.pointersVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled });
     this.#table = new PhoneTable(c.keepalive.phoneIntervalMs);
     this.#peers = new PeerTracker(c.cmId, c.group.map((g) => g.id));
@@ -135,6 +130,7 @@ export class CallManager {
       homed: (now) => table.homedPhones(now),
       isOffline: (id) => peers.isOffline(id),
       push: (phone, to) => this.#pushRebalance(phone, to),
+      release: (phone) => this.#responder?.release(phone),
     });
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
     this.#book.groupList();
@@ -360,7 +356,17 @@ export class CallManager {
     const peers = this.#peers;
     const book = this.#book;
     if (peers === undefined || book === undefined) return;
+    const before = book.offline.size;
     book.setOffline(peers.offline);
+    // A peer came back. With rebalancing on, lists change lazily (ListBook.lazyRestore): hand
+    // the restored list to the phones that arrived from failed peers, a few at a time, so they
+    // return to their primary at the rebalance rate instead of all at once.
+    if (this.#config.rebalance.enabled && peers.offline.size < before && this.#responder !== undefined) {
+      const here = new Set([...this.homedPhones()].map((p) => p.phone));
+      const owed = new Set([...this.#responder.takeDemoted(), ...book.overridden()]);
+      this.#rebalancer?.restore([...owed].filter((p) => here.has(p)));
+      this.#drain();
+    }
     this.#log.info({ peer, offline: [...peers.offline], version: book.version }, 'peer state changed');
   }
 

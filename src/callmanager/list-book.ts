@@ -58,11 +58,13 @@ export interface ListBookOptions {
   clock: Clock;
   sign: PointersSigner;
   /**
-   * When a peer comes BACK, leave phones with the lists they hold (the peer
-   * demoted) instead of handing every phone the restored list — with
-   * rebalancing on, the returning call manager is refilled gradually by the
-   * rebalancer rather than by all of its phones falling back at once. New
-   * phones still get the restored list. Demotions always reach every phone.
+   * Hand changed lists out lazily (used with rebalancing): a change of the
+   * offline set does not raise the floor, so phones already homed here keep
+   * the lists they hold — which may be another member's rebalance order, that
+   * this call manager cannot know. The demoted list still reaches every phone
+   * arriving from a failed peer (pushed), and the restored list reaches those
+   * phones gradually when the peer returns (Responder.release). Without it,
+   * every change reaches every phone in its next ack (classic groups).
    */
   lazyRestore?: boolean;
 }
@@ -106,11 +108,13 @@ export class ListBook {
     const demoted = [...next].some((id) => !this.#offline.has(id));
     this.#offline = next;
     const version = this.#issue();
-    const floor = demoted || !this.#lazyRestore ? version : this.#groupEntry.floor;
+    const floor = this.#lazyRestore ? this.#groupEntry.floor : version;
     this.#groupEntry = { version, floor, reason: 'failover', list: this.#arrange(this.#group), signed: undefined };
     for (const o of this.#overrides.values()) {
       const v = this.#issue();
-      o.entry = { version: v, floor: demoted || !this.#lazyRestore ? v : o.entry.floor, reason: o.entry.reason, list: this.#arrange(o.base), signed: undefined };
+      // A phone's own list is known to be what it holds: a demotion reaches it at once (it
+      // may still be about to move to the peer that just died); a restoration waits for release.
+      o.entry = { version: v, floor: this.#lazyRestore && !demoted ? o.entry.floor : v, reason: o.entry.reason, list: this.#arrange(o.base), signed: undefined };
     }
     return true;
   }
@@ -124,6 +128,11 @@ export class ListBook {
   forPhone(phoneId: string): SignedList {
     const o = this.#overrides.get(phoneId);
     return this.#signed(o === undefined ? this.#groupEntry : o.entry);
+  }
+
+  /** Phones with their own list. */
+  overridden(): IterableIterator<string> {
+    return this.#overrides.keys();
   }
 
   /** True when `phoneId` has its own list. */

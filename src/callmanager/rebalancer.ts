@@ -26,6 +26,8 @@ export interface RebalancerOptions {
   isOffline(id: string): boolean;
   /** Send `phone` a list that puts `to` first. */
   push(phone: string, to: string): void;
+  /** Let `phone` take the restored group list (see `restore`). */
+  release(phone: string): void;
 }
 
 /** A phone told to move is not picked again for this many periods. */
@@ -47,7 +49,11 @@ export class Rebalancer {
   readonly #inflight = new Map<string, { to: string; at: number; leftAt: number | null }>();
   /** phone → when it was last told to move (bounded by MOVED_MEMORY_PERIODS). */
   readonly #moved = new Map<string, number>();
-  #queue: { phone: string; to: string }[] = [];
+  /** Moves to send (`to` a member id) and restored lists to release (`to` null), in order. */
+  #queue: { phone: string; to: string | null }[] = [];
+  /** Our homed count at the last tick, and when it last grew. */
+  #lastHomed: number | null = null;
+  #lastGrewAt = -Infinity;
   #nextRoundAt = 0;
   /** Token bucket of moves; starts with one so a round begins at once. */
   #tokens = 1;
@@ -90,8 +96,13 @@ export class Rebalancer {
       else if (now - m.leftAt > LEFT_GRACE_PERIODS * o.periodMs) this.#inflight.delete(phone);
     }
     for (const [phone, at] of this.#moved) if (now - at > MOVED_MEMORY_PERIODS * o.periodMs) this.#moved.delete(phone);
+    if (this.#lastHomed !== null && here.size > this.#lastHomed) this.#lastGrewAt = now;
+    this.#lastHomed = here.size;
     if (!o.enabled || now < this.#nextRoundAt || this.#queue.length > 0) return;
     this.#nextRoundAt = now + o.periodMs;
+    // While phones are still arriving here the group is in motion and the loads we read lag
+    // behind: moving phones out now could undo another member's round. Wait until it settles.
+    if (now - this.#lastGrewAt < o.cooldownMs) return;
     this.#round(now, here.size);
   }
 
@@ -120,12 +131,22 @@ export class Rebalancer {
     const picks = pickMoves(o.self, plan, o.homed(now), exclude);
     if (picks.length === 0) return;
     this.rounds++;
-    this.#queue = picks;
+    this.#queue.push(...picks);
     this.#nextRoundAt = now + o.periodMs + o.cooldownMs;
     o.log.info(
       { spread: Math.round(plan.spread * 1000) / 1000, fair: plan.fair, transfers: plan.transfers.filter((t) => t.from === o.self), picked: picks.length },
       'rebalance round',
     );
+  }
+
+  /**
+   * A peer came back: release the restored list to these phones at the move
+   * rate (they fall back after their hold-down as it reaches them), before
+   * any further planning.
+   */
+  restore(phones: readonly string[]): void {
+    const queued = new Set(this.#queue.map((m) => m.phone));
+    for (const phone of phones) if (!queued.has(phone)) this.#queue.push({ phone, to: null });
   }
 
   /** Send queued moves at no more than maxMovesPerSec. Returns how many are still queued. */
@@ -138,6 +159,10 @@ export class Rebalancer {
     while (this.#queue.length > 0 && this.#tokens >= 1) {
       const m = this.#queue.shift()!;
       this.#tokens -= 1;
+      if (m.to === null) {
+        o.release(m.phone);
+        continue;
+      }
       if (o.isOffline(m.to)) continue; // target died meanwhile: the next round re-plans
       o.push(m.phone, m.to);
       this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null });

@@ -93,12 +93,31 @@ export class Responder {
   invalid = 0;
   /** Pointer pushes decided, by reason. */
   readonly pushes = new Map<PointerReason, number>();
+  /** Phones released to take the latest list even though they hold one at or above the floor. */
+  readonly #released = new Set<string>();
+  /** Phones that arrived from a failed peer and were pushed a list with it demoted. */
+  readonly #demotedPushed = new Set<string>();
+
+  /** Take (and forget) the phones pushed a demoted list: they are owed the restored one. */
+  takeDemoted(): string[] {
+    const out = [...this.#demotedPushed];
+    this.#demotedPushed.clear();
+    return out;
+  }
 
   constructor(opts: ResponderOptions) {
     this.#book = opts.book;
     this.#table = opts.table;
     this.#clock = opts.clock;
     this.#ackHead = `{"cm":${JSON.stringify(opts.cmId)},"seq":`;
+  }
+
+  /**
+   * Let `phone` have the latest list in its next acks although it holds one
+   * above the floor (a lazily restored list being handed out gradually).
+   */
+  release(phone: string): void {
+    this.#released.add(phone);
   }
 
   /** Answer one keep-alive; returns the reason string when it is invalid. */
@@ -112,13 +131,16 @@ export class Responder {
     const probe = ka.probe === true;
     const newArrival = probe ? false : this.#table.touch(ka.phone, ka.busy, ka.intervalMs, this.#clock.now());
     const list = this.#book.forPhone(ka.phone);
-    const has = ka.pointersVersion >= list.floor;
+    const released = this.#released.has(ka.phone);
+    const has = ka.pointersVersion >= (released ? list.version : list.floor);
+    if (released && ka.pointersVersion >= list.version) this.#released.delete(ka.phone);
     const ack = this.#ackHead + String(ka.seq) + (has ? list.ackTailShort : list.ackTailFull);
     let push: SignedList | undefined;
     if (
-      shouldPush({ probe, newArrival, peersOffline: this.#book.offline.size, phoneVersion: ka.pointersVersion, listVersion: list.floor })
+      shouldPush({ probe, newArrival, peersOffline: this.#book.offline.size, phoneVersion: ka.pointersVersion, listVersion: list.version })
     ) {
       push = list;
+      this.#demotedPushed.add(ka.phone);
       this.pushes.set(list.reason, (this.pushes.get(list.reason) ?? 0) + 1);
     }
     return { phone: ka.phone, ack, push };

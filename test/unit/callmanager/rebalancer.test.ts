@@ -6,6 +6,7 @@ function setup(over: Partial<RebalancerOptions> = {}, phones = 60) {
   const homed = new Map<string, boolean>(Array.from({ length: phones }, (_, i) => [`p${i}`, false]));
   const offline = new Set<string>();
   const pushes: { phone: string; to: string; at: number }[] = [];
+  const released: { phone: string; at: number }[] = [];
   let now = 0;
   const r = new Rebalancer({
     self: 'a',
@@ -23,6 +24,7 @@ function setup(over: Partial<RebalancerOptions> = {}, phones = 60) {
     homed: () => [...homed].map(([phone, busy]) => ({ phone, busy, lastSeen: now })),
     isOffline: (id) => offline.has(id),
     push: (phone, to) => pushes.push({ phone, to, at: now }),
+    release: (phone) => released.push({ phone, at: now }),
     ...over,
   });
   const at = (t: number): void => {
@@ -35,7 +37,7 @@ function setup(over: Partial<RebalancerOptions> = {}, phones = 60) {
       r.drain(x);
     }
   };
-  return { r, homed, offline, pushes, at, drainFor };
+  return { r, homed, offline, pushes, released, at, drainFor };
 }
 
 test('one round moves exactly the surplus, at no more than maxMovesPerSec, never the same phone twice', (t) => {
@@ -139,4 +141,42 @@ test('idle drains do not postpone the next round (rounds keep coming every perio
   s.at(6000);
   s.r.tick(6000);
   t.true(s.r.lastPlan!.imbalanced);
+});
+
+test('a member still receiving phones does not move any out (the view is in motion)', (t) => {
+  const s = setup({ maxMovesPerSec: 1000 }, 20);
+  s.r.onLoad('b', { phones: 20, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 20, capacity: 30, servicesRps: 0 });
+  s.r.tick(0);
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  // Phones keep arriving (e.g. another member's round lands here), and c looks empty (stale).
+  for (let ms = 1000; ms <= 3000; ms += 1000) {
+    s.homed.set(`arrival${ms}`, false);
+    s.at(ms);
+    s.r.tick(ms);
+    s.drainFor(ms, 500);
+  }
+  t.is(s.pushes.length, 0, 'nothing moved while arriving');
+  // Arrivals stop; after the cool-down the (now settled) imbalance is acted on.
+  for (let ms = 4000; ms <= 8000; ms += 1000) {
+    s.at(ms);
+    s.r.tick(ms);
+    s.drainFor(ms, 500);
+  }
+  t.true(s.pushes.length > 0);
+});
+
+test('a returning peer: restored lists are released at the move rate, before any new round', (t) => {
+  const s = setup({ maxMovesPerSec: 10 }, 30);
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 30, capacity: 30, servicesRps: 0 });
+  s.r.restore([...s.homed.keys()]);
+  s.r.tick(0);
+  t.is(s.r.queued, 30, 'no round planned while releasing');
+  s.drainFor(0, 1000);
+  t.true(s.released.length >= 10 && s.released.length <= 11, `${s.released.length} released in the first second`);
+  s.drainFor(1100, 3000);
+  t.is(s.released.length, 30);
+  t.is(new Set(s.released.map((r) => r.phone)).size, 30);
+  t.is(s.pushes.length, 0);
 });
