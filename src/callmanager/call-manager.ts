@@ -313,7 +313,7 @@ export class CallManager {
     const id = this.#t.idOf(topic, 'cm');
     if (id === undefined || topic !== this.#t.cmLoad(id)) return;
     try {
-      this.#rebalancer?.onLoad(id, decodeLoad(payload));
+      this.#rebalancer?.onLoad(id, decodeLoad(payload), this.#clock.now());
     } catch (err) {
       this.#log.warn({ peer: id, err: errorMessage(err) }, 'peer load not understood');
     }

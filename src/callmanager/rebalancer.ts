@@ -26,6 +26,7 @@ export interface RebalancerOptions {
   isOffline(id: string): boolean;
   /** Send `phone` a list that puts `to` first. */
   push(phone: string, to: string): void;
+
   /** Let `phone` take the restored group list (see `restore`). */
   release(phone: string): void;
 }
@@ -34,6 +35,8 @@ export interface RebalancerOptions {
 const MOVED_MEMORY_PERIODS = 20;
 /** A move not completed after this many periods is given up (the phone stayed). */
 const INFLIGHT_PERIODS = 10;
+/** Periods to wait for a member that is not offline but has published no load yet. */
+const INCOMPLETE_WAIT_PERIODS = 5;
 /** Periods a completed move still counts for its target (its published load lags). */
 const LEFT_GRACE_PERIODS = 3;
 
@@ -54,6 +57,8 @@ export class Rebalancer {
   /** Our homed count at the last tick, and when it last grew. */
   #lastHomed: number | null = null;
   #lastGrewAt = -Infinity;
+  /** When the set of members whose load we know last changed. */
+  #viewChangedAt = -Infinity;
   #nextRoundAt = 0;
   /** Token bucket of moves; starts with one so a round begins at once. */
   #tokens = 1;
@@ -67,9 +72,10 @@ export class Rebalancer {
     this.#o = opts;
   }
 
-  /** A member's retained load arrived. */
-  onLoad(id: string, load: LoadPayload): void {
+  /** A member's retained load arrived at `now` (ms). */
+  onLoad(id: string, load: LoadPayload, now: number): void {
     if (id === this.#o.self) return; // our own is measured, not read back
+    if (!this.#loads.has(id)) this.#viewChangedAt = now;
     this.#loads.set(id, { phones: load.phones, capacity: load.capacity });
   }
 
@@ -113,16 +119,23 @@ export class Rebalancer {
     const incoming = new Map<string, number>();
     for (const m of this.#inflight.values()) incoming.set(m.to, (incoming.get(m.to) ?? 0) + 1);
     const members: MemberLoad[] = [];
+    let missing = 0;
     for (const g of o.group) {
       if (g.id === o.self) {
         members.push({ id: g.id, phones: Math.max(0, homedHere - this.inflight), capacity: g.capacity });
         continue;
       }
       const l = this.#loads.get(g.id);
-      // A member that is offline or has not published a load is not a target.
-      if (l === undefined || o.isOffline(g.id)) continue;
+      if (o.isOffline(g.id)) continue;
+      if (l === undefined) {
+        missing++;
+        continue;
+      }
       members.push({ id: g.id, phones: l.phones + (incoming.get(g.id) ?? 0), capacity: l.capacity > 0 ? l.capacity : g.capacity });
     }
+    // A member that is up but has not published a load yet (it is just starting) would skew
+    // every fair share: wait a few periods for it after the view last changed.
+    if (missing > 0 && now - this.#viewChangedAt < INCOMPLETE_WAIT_PERIODS * o.periodMs) return;
     const plan = planRebalance(members, o.threshold);
     this.lastPlan = plan;
     o.log.debug({ members, spread: plan.spread, imbalanced: plan.imbalanced }, 'rebalance check');

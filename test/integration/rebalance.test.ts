@@ -65,7 +65,9 @@ test.serial('3 equal call managers, 60 phones on one: balanced within the thresh
   t.is(s.homed, 60);
   const moves = rebalanceMoves(c);
   const total = [...moves.values()].reduce((a, b) => a + b, 0);
-  t.log(`moves ${total}, minimum 40`);
+  const paths: Record<string, number> = {};
+  for (const e of c.seen.events) if (e.payload.type === 'rehomed') paths[`${String(e.payload.from)}>${String(e.payload.to)}:${String(e.payload.reason)}`] = (paths[`${String(e.payload.from)}>${String(e.payload.to)}:${String(e.payload.reason)}`] ?? 0) + 1;
+  t.log(`moves ${total}, minimum 40`, paths);
   t.true(total <= 40, `moves ${total} ≤ what the imbalance needs (40)`);
   t.true([...moves.values()].every((n) => n === 1), 'no phone moved twice');
   for (let i = 1; i <= 6; i++) t.false(moves.has(`ph-${i}`), `busy ph-${i} not moved`);
@@ -124,4 +126,36 @@ test.serial('a call manager killed while rebalancing strands no phone; when it r
   t.log('arrivals by from:reason', why);
   t.log(`${arrivals.length} phones refilled cm-b; peak ${peak} arrivals in one second (move rate 5/s)`);
   t.true(arrivals.length > 0, 'cm-b was refilled');
+});
+
+test.serial('a group whose call managers sit on two different brokers balances across them', async (t) => {
+  const second = await startMosquitto();
+  t.teardown(() => second.stop());
+  const c = new Cluster();
+  t.teardown(() => c.close());
+  await c.defineGroup([
+    { id: 'cm-a', broker: mosq.url, capacity: 20 },
+    { id: 'cm-b', broker: second.url, capacity: 20 },
+  ]);
+  await c.observe(mosq.url);
+  await c.observe(second.url);
+  await c.startCm('cm-a', { rebalance: REBALANCE });
+  const raw = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(c.agentConfig('fleet-template'), 'utf8'))) as Record<string, unknown>;
+  const v = validateAgentConfig({ ...raw, log: { level: 'silent' } });
+  if (!v.ok) throw new Error(v.problems.join('\n'));
+  const fleet = new Fleet({ config: v.config, count: 20, prefix: 'xb-', stateDir: join(c.dir, 'fleet'), log: silentLogger() });
+  t.teardown(() => fleet.stop());
+  await fleet.start();
+  await waitFor(() => fleet.summary().byHome['cm-a'] === 20, { timeoutMs: 20_000, what: 'all on cm-a' });
+  const b = await c.startCm('cm-b', { rebalance: REBALANCE });
+  await waitFor(() => fleet.summary().byHome['cm-a'] === 10 && fleet.summary().byHome['cm-b'] === 10, {
+    timeoutMs: 30_000,
+    what: `10/10 across brokers (${JSON.stringify(fleet.summary().byHome)})`,
+  });
+  t.regex(c.cms.get('cm-a')!.output(), /peer broker linked/, 'cm-a follows cm-b through a link to the other broker');
+  // cm-b crashes: its phones come back across brokers, and cm-a sees it through the link.
+  b.signal('SIGKILL');
+  await waitFor(() => fleet.summary().byHome['cm-a'] === 20, { timeoutMs: 15_000, what: `all back on cm-a (${JSON.stringify(fleet.summary().byHome)})` });
+  await waitFor(() => /"peer state changed"[^\n]*"offline":\["cm-b"\]/.test(c.cms.get('cm-a')!.output()), { timeoutMs: 10_000, what: 'cm-a saw cm-b offline' });
+  t.pass();
 });

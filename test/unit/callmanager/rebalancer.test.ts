@@ -42,8 +42,8 @@ function setup(over: Partial<RebalancerOptions> = {}, phones = 60) {
 
 test('one round moves exactly the surplus, at no more than maxMovesPerSec, never the same phone twice', (t) => {
   const s = setup();
-  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
-  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
   s.at(0);
   s.r.tick(0);
   t.is(s.r.queued, 40);
@@ -61,8 +61,8 @@ test('one round moves exactly the surplus, at no more than maxMovesPerSec, never
 
 test('moves in flight count against the mover: no second round while phones are leaving', (t) => {
   const s = setup({ maxMovesPerSec: 1000 });
-  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
-  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
   s.r.tick(0);
   s.drainFor(0, 500);
   t.is(s.pushes.length, 40);
@@ -79,8 +79,8 @@ test('moves in flight count against the mover: no second round while phones are 
 test('busy phones are skipped and picked in a later round', (t) => {
   const s = setup({ maxMovesPerSec: 1000 }, 60);
   for (let i = 0; i < 60; i++) s.homed.set(`p${i}`, i < 45); // 45 busy, 15 idle
-  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
-  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
   s.r.tick(0);
   s.drainFor(0, 500);
   t.is(s.pushes.length, 15);
@@ -90,8 +90,8 @@ test('busy phones are skipped and picked in a later round', (t) => {
   for (let i = 0; i < 45; i++) s.homed.set(`p${i}`, false);
   for (let ms = 1000; ms <= 15_000; ms += 1000) {
     for (const p of s.pushes) s.homed.delete(p.phone);
-    s.r.onLoad('b', { phones: s.pushes.filter((p) => p.to === 'b').length, capacity: 30, servicesRps: 0 });
-    s.r.onLoad('c', { phones: s.pushes.filter((p) => p.to === 'c').length, capacity: 30, servicesRps: 0 });
+    s.r.onLoad('b', { phones: s.pushes.filter((p) => p.to === 'b').length, capacity: 30, servicesRps: 0 }, -1e9);
+    s.r.onLoad('c', { phones: s.pushes.filter((p) => p.to === 'c').length, capacity: 30, servicesRps: 0 }, -1e9);
     s.at(ms);
     s.r.tick(ms);
     s.drainFor(ms, 500);
@@ -102,8 +102,8 @@ test('busy phones are skipped and picked in a later round', (t) => {
 
 test('an offline or silent peer is never a target; a target dying drops its queued moves', (t) => {
   const s = setup({ maxMovesPerSec: 5 });
-  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
-  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
   s.offline.add('c');
   s.r.tick(0);
   t.is(s.r.queued, 30, 'only b: fair share of two members');
@@ -117,7 +117,7 @@ test('an offline or silent peer is never a target; a target dying drops its queu
 
 test('disabled → plans nothing', (t) => {
   const s = setup({ enabled: false });
-  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
   s.r.tick(0);
   s.r.drain(0);
   t.is(s.pushes.length, 0);
@@ -125,8 +125,8 @@ test('disabled → plans nothing', (t) => {
 
 test('idle drains do not postpone the next round (rounds keep coming every period)', (t) => {
   const s = setup();
-  s.r.onLoad('b', { phones: 20, capacity: 30, servicesRps: 0 });
-  s.r.onLoad('c', { phones: 20, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('b', { phones: 20, capacity: 30, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 20, capacity: 30, servicesRps: 0 }, -1e9);
   s.homed.clear();
   for (let i = 0; i < 20; i++) s.homed.set(`p${i}`, false);
   for (let ms = 0; ms <= 5000; ms += 100) {
@@ -136,8 +136,8 @@ test('idle drains do not postpone the next round (rounds keep coming every perio
   }
   t.is(s.pushes.length, 0, 'balanced: nothing to do');
   // Now cm-b empties (its phones left): the next periodic round must notice.
-  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
-  s.r.onLoad('c', { phones: 40, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 40, capacity: 30, servicesRps: 0 }, -1e9);
   s.at(6000);
   s.r.tick(6000);
   t.true(s.r.lastPlan!.imbalanced);
@@ -145,10 +145,10 @@ test('idle drains do not postpone the next round (rounds keep coming every perio
 
 test('a member still receiving phones does not move any out (the view is in motion)', (t) => {
   const s = setup({ maxMovesPerSec: 1000 }, 20);
-  s.r.onLoad('b', { phones: 20, capacity: 30, servicesRps: 0 });
-  s.r.onLoad('c', { phones: 20, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('b', { phones: 20, capacity: 30, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 20, capacity: 30, servicesRps: 0 }, -1e9);
   s.r.tick(0);
-  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
   // Phones keep arriving (e.g. another member's round lands here), and c looks empty (stale).
   for (let ms = 1000; ms <= 3000; ms += 1000) {
     s.homed.set(`arrival${ms}`, false);
@@ -168,8 +168,8 @@ test('a member still receiving phones does not move any out (the view is in moti
 
 test('a returning peer: restored lists are released at the move rate, before any new round', (t) => {
   const s = setup({ maxMovesPerSec: 10 }, 30);
-  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 });
-  s.r.onLoad('c', { phones: 30, capacity: 30, servicesRps: 0 });
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 30, capacity: 30, servicesRps: 0 }, -1e9);
   s.r.restore([...s.homed.keys()]);
   s.r.tick(0);
   t.is(s.r.queued, 30, 'no round planned while releasing');
@@ -179,4 +179,21 @@ test('a returning peer: restored lists are released at the move rate, before any
   t.is(s.released.length, 30);
   t.is(new Set(s.released.map((r) => r.phone)).size, 30);
   t.is(s.pushes.length, 0);
+});
+
+test('a member that is up but has published no load yet is waited for, not left out of the fair shares', (t) => {
+  const s = setup({ maxMovesPerSec: 1000 });
+  s.r.onLoad('c', { phones: 0, capacity: 30, servicesRps: 0 }, 0);
+  for (let ms = 0; ms <= 3000; ms += 1000) {
+    s.at(ms);
+    s.r.tick(ms);
+    s.drainFor(ms, 500);
+  }
+  t.is(s.pushes.length, 0, 'b has not published: wait');
+  s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 }, 3500);
+  s.at(4000);
+  s.r.tick(4000);
+  s.drainFor(4000, 1000);
+  t.is(s.pushes.length, 40);
+  t.is(s.pushes.filter((p) => p.to === 'b').length, 20);
 });
