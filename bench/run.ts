@@ -8,17 +8,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { runFailover, type Series } from './failover.js';
 import { runFootprint, type FootprintResult } from './footprint.js';
+import { runRebalance } from './rebalance.js';
+import { runThroughput } from './throughput.js';
 import { installCleanup, median, percentile, ROOT } from './harness.js';
 
-const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--only failover|footprint]
+const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--only failover|footprint|throughput|rebalance]
   --quick          CI-sized: 5 runs per failover series, RSS after 15 s, 30 s steady window
   --steady-ms MS   steady keep-alive window for the flash-write count (full default 600000)
   --runs N         runs per failover series (full default 20)
   --rss-ms MS      how long the agents are homed before RSS is read (full default 60000)
   --hold-ms MS     the bench agent's fallback.holdMs, i.e. how fast it returns home between runs (default 2000)
-  --only WHAT      run only the failover or the footprint part
+  --only WHAT      run only one part: failover, footprint, throughput or rebalance
 Writes bench/results.md.
 `;
+
+const PARTS = ['failover', 'footprint', 'throughput', 'rebalance'] as const;
+type Part = (typeof PARTS)[number];
 
 interface Options {
   quick: boolean;
@@ -26,7 +31,7 @@ interface Options {
   steadyMs: number;
   rssMs: number;
   holdMs: number;
-  only: 'failover' | 'footprint' | null;
+  only: Part | null;
 }
 
 function parse(argv: readonly string[]): Options {
@@ -43,8 +48,8 @@ function parse(argv: readonly string[]): Options {
     const value = inline ?? argv[++i];
     if (value === undefined) usage(`${flag} needs a value`);
     if (flag === '--only') {
-      if (value !== 'failover' && value !== 'footprint') usage(`--only takes failover or footprint, not ${value}`);
-      o.only = value;
+      if (!(PARTS as readonly string[]).includes(value)) usage(`--only takes ${PARTS.join(', ')}, not ${value}`);
+      o.only = value as Part;
       continue;
     }
     const n = Number(value);
@@ -137,13 +142,14 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const notes: string[] = [];
 
-  if (o.only !== 'footprint') {
+  const want = (p: Part): boolean => o.only === null || o.only === p;
+  if (want('failover')) {
     const f = await runFailover({ runs: o.runs, holdMs: o.holdMs, log });
     rows.push(...seriesRows('kill -9 home CM → `rehomed` event', f.kill, 150));
     rows.push(...seriesRows('SIGSTOP home CM → `rehomed` event', f.stop, 3200));
     notes.push(seriesNote('kill -9', f.kill), seriesNote('SIGSTOP', f.stop));
   }
-  if (o.only !== 'failover') {
+  if (want('footprint')) {
     const f = await runFootprint({ rssMs: o.rssMs, steadyMs: o.steadyMs, log });
     rows.push(...footprintRows(f));
     if (f.distStale.length > 0) {
@@ -156,9 +162,27 @@ async function main(): Promise<void> {
     }
   }
 
+  if (want('throughput')) {
+    const t = await runThroughput({ windowMs: o.quick ? 5000 : 15_000, log });
+    const ratio = t.cmAcksPerSec / t.ceilingPerSec;
+    rows.push(['mosquitto publish→subscribe ceiling (same generator, same run)', `${Math.round(t.ceilingPerSec)}/s`, 'reference', '—']);
+    rows.push([
+      'keep-alives acked per second, one call-manager process',
+      `${Math.round(t.cmAcksPerSec)}/s`,
+      '≥ 0.5× ceiling and ≥ 30000/s',
+      `${ratio.toFixed(2)}× ceiling — ${ratio >= 0.5 && t.cmAcksPerSec >= 30_000 ? 'meets' : 'misses'}`,
+    ]);
+    notes.push(`- throughput: ${Math.round(t.windowMs / 1000)} s windows after a 2 s warm-up; one raw-MQTT generator process (pre-encoded QoS-0 publishes, sent ${t.generatorSent.ceiling} / ${t.generatorSent.cm}) and one mqtt.js counting subscriber; on the call-manager path the broker carries each keep-alive and its ack.`);
+  }
+  if (want('rebalance')) {
+    const r = await runRebalance({ phones: o.quick ? 90 : 300, capacities: [100, 100, 100], periodMs: 1000, log });
+    rows.push([`rebalance moves ÷ minimum (${r.phones} phones on one of 3)`, `${r.moves} / ${r.minimum}`, '1.00', `${(r.moves / r.minimum).toFixed(2)} — ${r.moves <= r.minimum ? 'meets' : 'misses'}`]);
+    rows.push(['rebalance periods to converge (from the start of the idle members)', r.converged ? r.periods.toFixed(1) : 'did not converge in 60 s', 'reported', '—']);
+  }
+
   const cpus = os.cpus();
   const header = [
-    `# ipphone failover benchmark`,
+    `# ipphone benchmarks`,
     '',
     `- date: ${new Date().toISOString()}`,
     `- node: ${process.version}`,

@@ -158,7 +158,7 @@ for (const row of rows) {
     const d = new Driver();
     row.setup(d);
     const fx = d.step(row.input);
-    t.is(phaseOf(d.state), row.to.phase);
+    t.is(phaseOf(d.state) as string, row.to.phase);
     t.is(d.state.home, row.to.home);
     if (row.to.target !== undefined) t.is(d.state.move?.target ?? null, row.to.target);
     t.deepEqual(types(fx), row.effects);

@@ -70,7 +70,7 @@ test('every other config problem is reported, one per line', (t) => {
   writeFileSync(file, JSON.stringify({ pointers: [{ id: 'cm-a', broker: 'http://x', services: 'http://y' }], keepalive: { intervalMs: 5 }, tpyo: 1 }));
   const err = t.throws(() => loadFleetConfigFile(file));
   t.true(isIpphoneError(err, 'CONFIG_INVALID'));
-  const problems = (err as { context: { problems: string[] } }).context.problems;
+  const problems = (err as unknown as { context: { problems: string[] } }).context.problems;
   t.true(problems.length >= 3, problems.join('\n'));
   t.true(problems.some((p) => p.startsWith('pointers/0/broker')));
   t.true(problems.some((p) => p.startsWith('keepalive/intervalMs')));
