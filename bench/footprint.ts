@@ -109,7 +109,7 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
     await group.startCm('cm-b', observer);
     const bare = spawnNode('bare-node', ['-e', 'setInterval(()=>{},1000)']);
     children.push(bare);
-    const runtimes: Runtime[] = ['tsx', 'dist'];
+    const runtimes: Runtime[] = ['tsx', 'dist', 'bundle'];
     const agents = runtimes.map((runtime) => {
       const phone = `p-bench-rss-${runtime}`;
       const stateDir = tempDir(`state-${runtime}`);

@@ -132,21 +132,23 @@ export function spawnNode(name: string, args: readonly string[]): Child {
 }
 
 /** How a program is run: through tsx from src/, or compiled from dist/. */
-export type Runtime = 'tsx' | 'dist';
+/** How a program is run: TypeScript through tsx, tsc's dist/, or the esbuild bundle of `npm run bundle`. */
+export type Runtime = 'tsx' | 'dist' | 'bundle';
 
 function programArgs(bin: 'ipphone-agent' | 'ipphone-cm', runtime: Runtime): string[] {
-  return runtime === 'tsx' ? ['--import', 'tsx', path.join(ROOT, 'src/bin', `${bin}.ts`)] : [path.join(ROOT, 'dist/bin', `${bin}.js`)];
+  if (runtime === 'tsx') return ['--import', 'tsx', path.join(ROOT, 'src/bin', `${bin}.ts`)];
+  if (runtime === 'bundle') return [path.join(ROOT, 'dist/bundle', `${bin}.mjs`)];
+  return [path.join(ROOT, 'dist/bin', `${bin}.js`)];
 }
 
-/** Make sure dist/bin exists (build with `tsc -p .` when missing). */
+/** Build dist/ and dist/bundle/ from the current sources (`npm run bundle`), so the figures are of this code. */
 export async function ensureDist(): Promise<void> {
-  if (existsSync(path.join(ROOT, 'dist/bin/ipphone-agent.js'))) return;
-  process.stderr.write('bench: dist/ missing, running tsc -p .\n');
-  const tsc = spawn(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', '.'], { cwd: ROOT, stdio: 'inherit' });
-  children.add(tsc);
-  const code = await new Promise<number | null>((r) => tsc.once('exit', (c) => r(c)));
-  children.delete(tsc);
-  if (code !== 0 || !existsSync(path.join(ROOT, 'dist/bin/ipphone-agent.js'))) throw new Error(`tsc -p . failed (exit ${code})`);
+  process.stderr.write('bench: building dist/ and dist/bundle/ (npm run bundle)\n');
+  const npm = spawn('npm', ['run', '--silent', 'bundle'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.add(npm);
+  const code = await new Promise<number | null>((r) => npm.once('exit', (c) => r(c)));
+  children.delete(npm);
+  if (code !== 0 || !existsSync(path.join(ROOT, 'dist/bundle/ipphone-agent.mjs'))) throw new Error(`npm run bundle failed (exit ${code})`);
 }
 
 /**

@@ -114,7 +114,7 @@ function footprintRows(f: FootprintResult): Row[] {
   const rows: Row[] = [[`RSS bare \`node -e "setInterval(()=>{},1000)"\``, mib(f.bareRssKiB), 'reference', '—']];
   for (const a of f.agents) {
     const ratio = a.rssKiB / f.bareRssKiB;
-    const how = a.runtime === 'tsx' ? 'via tsx (src/)' : 'compiled (dist/)';
+    const how = a.runtime === 'tsx' ? 'via tsx (src/)' : a.runtime === 'bundle' ? 'bundled (dist/bundle/, npm run bundle)' : 'compiled (dist/)';
     rows.push([`RSS agent ${how}, homed ${Math.round(f.rssMs / 1000)} s`, mib(a.rssKiB), '≤ 1.3× bare node', `${ratio.toFixed(2)}× bare — ${ratio <= 1.3 ? 'meets' : 'misses'}`]);
   }
   const secs = Math.round(f.steadyMs / 1000);

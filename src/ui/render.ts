@@ -136,7 +136,8 @@ export function bodyLines(obj: CiscoObject, cols: number, charset: Charset = 'as
         return cut(tel === '' ? name : `${name}${' '.repeat(Math.max(1, cols - len(name) - len(tel)))}${tel}`, cols);
       });
     case 'text':
-      return wrapText(t(obj.text), cols);
+      // Line breaks are layout, not control characters: keep them through displayText.
+      return wrapText(obj.text.split(/\r?\n/).map(t).join('\n'), cols);
   }
 }
 
