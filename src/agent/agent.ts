@@ -33,6 +33,9 @@ export interface AgentDeps {
   hook: HookSwitch | null;
 }
 
+/** Upper bound of the spread of services fetches after a home change (ms). */
+const SERVICES_JITTER_MAX_MS = 2000;
+
 /** Rejected-event rate limit per topic (ack lists can repeat every keep-alive). */
 const REJECT_EVENT_GAP_MS = 10_000;
 
@@ -107,6 +110,8 @@ export class Agent {
       timeoutMs: d.config.services.timeoutMs,
       refreshMs: d.config.services.refreshMs,
       retryMs: Math.min(d.config.services.refreshMs, Math.max(d.config.keepalive.intervalMs * 5, 10_000)),
+      jitterMs: Math.min(SERVICES_JITTER_MAX_MS, d.config.keepalive.intervalMs),
+      random: d.random,
       onChange: (c) => {
         if (c.reason === 'services-timeout') {
           this.#event({ type: 'rehomed', from: c.from ?? this.home, to: c.to, reason: 'services-timeout', detectMs: c.detectMs, rehomeMs: c.rehomeMs, scope: 'services' });

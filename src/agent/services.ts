@@ -23,6 +23,14 @@ export interface ServicesOptions {
   refreshMs: number;
   /** Period of retries of a better (higher) URL while showing a backup's page, ms. */
   retryMs: number;
+  /**
+   * Spread of the first fetch after a home change, ms (default 0): after a
+   * call manager dies, thousands of phones change home within a second; their
+   * services fetches are spread over this window instead of hitting the new
+   * services server — and the phones' own failover work — all at once.
+   */
+  jitterMs?: number;
+  random?: () => number;
   /** Called when the pointer whose page is shown changes. */
   onChange(change: { from: string | null; to: string | null; reason: 'services-timeout' | 'home'; detectMs: number; rehomeMs: number }): void;
   /** Called with each new page body. */
@@ -61,7 +69,10 @@ export class ServicesController {
     this.#list = list;
     const changed = home !== this.#home;
     this.#home = home;
-    if (changed && home !== null && home !== this.#shown) this.#kick();
+    if (!changed || home === null || home === this.#shown) return;
+    const jitter = this.#o.jitterMs ?? 0;
+    if (jitter > 0) this.#schedule(Math.floor((this.#o.random ?? Math.random)() * jitter));
+    else this.#kick();
   }
 
   close(): void {

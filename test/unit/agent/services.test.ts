@@ -80,3 +80,27 @@ test('a home change fetches the new home once; close stops timers', async (t) =>
   s.svc.close();
   t.is(s.clock.pending, 0);
 });
+
+test('with jitter, the fetch after a home change waits a random part of the window', async (t) => {
+  const clock = new FakeClock(0);
+  const calls: number[] = [];
+  const svc = new ServicesController({
+    phoneId: 'p', clock, log: silentLogger(), timeoutMs: 100, refreshMs: 60_000, retryMs: 10_000, jitterMs: 1000, random: () => 0.5,
+    fetch: async () => {
+      calls.push(clock.now());
+      return '<A/>';
+    },
+    onChange: () => {},
+    onPage: () => {},
+  });
+  svc.update(list, 'A');
+  await flush();
+  t.deepEqual(calls, []);
+  clock.advance(499);
+  await flush();
+  t.deepEqual(calls, []);
+  clock.advance(1);
+  await flush();
+  t.deepEqual(calls, [500]);
+  svc.close();
+});
