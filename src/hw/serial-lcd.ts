@@ -42,6 +42,12 @@ export interface SerialLcdOptions {
    * ("full jitter"). Defaults baseMs 500, maxMs 30000.
    */
   reopen?: { baseMs?: number; maxMs?: number };
+  /**
+   * A write not finished after this many ms, plus its time on the wire at
+   * `baudRate`, counts as a lost device (e.g. stuck flow control): the port
+   * is dropped and reopened. Default 2000.
+   */
+  writeTimeoutMs?: number;
 }
 
 /**
@@ -76,6 +82,7 @@ export class SerialLcd implements Display {
   #attempt = 0;
   #everOpened = false;
   #timer: TimerHandle | null = null;
+  #writeTimer: TimerHandle | null = null;
   #closing: Promise<void> | null = null;
   /** The open attempt in progress, so close() can wait for it. */
   #opening: Promise<void> | null = null;
@@ -142,6 +149,7 @@ export class SerialLcd implements Display {
     this.#state = 'closed';
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
+    this.#clearWriteTimer();
     const port = this.#port;
     this.#port = null;
     this.#gen++;
@@ -230,6 +238,7 @@ export class SerialLcd implements Display {
     this.#gen++;
     this.#shown = null;
     this.#writing = false;
+    this.#clearWriteTimer();
     this.stats.losses++;
     this.#log.info({ path: this.#o.path, err: errorMessage(err) }, 'lcd lost');
     if (port?.isOpen) void closePort(port);
@@ -264,9 +273,16 @@ export class SerialLcd implements Display {
     this.stats.bytes += bytes.length;
     this.#log.debug({ bytes: bytes.length, full }, 'lcd flush');
     const gen = this.#gen;
+    // 10 bits per byte on the wire (start + 8 data + stop).
+    const timeout = (this.#o.writeTimeoutMs ?? 2000) + Math.ceil((bytes.length * 10 * 1000) / this.#o.baudRate);
+    this.#writeTimer = this.#clock.setTimeout(() => {
+      this.#writeTimer = null;
+      this.#lost(gen, new IpphoneError(`write not done after ${timeout} ms`, 'TIMEOUT', { bytes: bytes.length }));
+    }, timeout);
     try {
       port.write(bytes, (err) => {
         if (gen !== this.#gen) return;
+        this.#clearWriteTimer();
         this.#writing = false;
         if (err) this.#lost(gen, err);
         else this.#queueFlush();
@@ -274,6 +290,11 @@ export class SerialLcd implements Display {
     } catch (err) {
       this.#lost(gen, err);
     }
+  }
+
+  #clearWriteTimer(): void {
+    if (this.#writeTimer !== null) this.#clock.clearTimeout(this.#writeTimer);
+    this.#writeTimer = null;
   }
 }
 
