@@ -13,11 +13,11 @@ import type { TrustedKeys } from '../protocol/envelope.js';
 import { brokerKey, samePointerList } from '../protocol/pointers.js';
 import { topics, type Topics } from '../protocol/topics.js';
 import type { Envelope, PointersBody, StatusPayload } from '../protocol/types.js';
-import type { Display, HookSwitch } from '../hw/types.js';
+import type { Display, HookSwitch, Keypad } from '../hw/types.js';
 import { initialState, next, phaseOf, type Effect, type Input, type MachineConfig, type MachineState } from './machine.js';
 import type { ServicesFetcher, StateStore, Transport, TransportEvents } from './ports.js';
 import { ServicesController } from './services.js';
-import { renderStatusScreen } from './screen.js';
+import { PhoneUi } from './phone-ui.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -30,6 +30,7 @@ export interface AgentDeps {
   transport: (events: TransportEvents, will: { topic: string; payload: string; qos: 1; retain: true }) => Transport;
   fetchServices: ServicesFetcher;
   display: Display;
+  keypad?: Keypad | null;
   hook: HookSwitch | null;
 }
 
@@ -57,6 +58,7 @@ export class Agent {
   #state!: MachineState;
   #transport!: Transport;
   #services!: ServicesController;
+  #ui!: PhoneUi;
   #timer: TimerHandle | null = null;
   #subs = new Map<string, Set<string>>();
   #lastStatus = '';
@@ -119,8 +121,10 @@ export class Agent {
         this.#log.info({ from: c.from, to: c.to, reason: c.reason }, 'services source changed');
         this.#afterStep();
       },
-      onPage: () => this.#render(),
+      onPage: (page, from) => this.#ui.page(page, from),
     });
+    this.#ui = new PhoneUi({ display: d.display, keypad: d.keypad ?? null, clock: d.clock, log: d.log.child({ mod: 'ui' }), phoneId: d.config.phoneId, fetch: d.fetchServices, timeoutMs: d.config.services.timeoutMs });
+    this.#ui.start();
     d.hook?.onChange((offHook) => this.#input({ type: 'busy', busy: offHook }));
     this.#running = true;
     this.#syncSubscriptions();
@@ -134,6 +138,7 @@ export class Agent {
     this.#running = false;
     if (this.#timer) this.#d.clock.clearTimeout(this.#timer);
     this.#services?.close();
+    this.#ui?.close();
     await this.#persisting;
     if (this.#state === undefined) return;
     // A graceful stop says so: the will only fires on an unclean loss.
@@ -170,6 +175,7 @@ export class Agent {
       case 'persist':
         return this.#persist();
       case 'event':
+        if (fx.event.type === 'rehomed') this.#ui.notice(`Moved to ${String(fx.event.to)}`);
         return this.#event(fx.event);
       case 'log':
         this.#log[fx.level](fx.data, fx.msg);
@@ -351,12 +357,7 @@ export class Agent {
     if (status !== this.#lastStatus) {
       this.#lastStatus = status;
       this.#publishAll(this.#t.phoneStatus(this.#d.config.phoneId), status, 1, true);
-      this.#render();
+      this.#ui.status(this.#state.home, phaseOf(this.#state));
     }
-  }
-
-  #render(): void {
-    const d = this.#d;
-    d.display.show(renderStatusScreen({ cols: d.display.cols, rows: d.display.rows, home: this.#state.home, phase: phaseOf(this.#state), services: this.#services?.shown ?? null, page: this.#services?.page ?? null }));
   }
 }

@@ -36,6 +36,7 @@ export function composeAgent(o: ComposeOptions): Agent {
     store: new FileStateStore({ dir: c.stateDir, log: o.log }),
     fetchServices: o.fetch ?? fetchServices,
     display: o.hardware.display,
+    keypad: o.hardware.keypad,
     hook: o.hardware.hook,
     transport: (events, will) =>
       new MqttTransport({

@@ -89,22 +89,24 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   if (args.stateDir !== undefined) config.stateDir = args.stateDir;
   if (args.board !== undefined) config.board = args.board;
 
+  const log = createLogger(config.log.level, { phone: config.phoneId });
   let hardware;
   try {
-    hardware = hardwareFor(config.board === null ? null : loadBoardFile(resolve(config.board)));
-  } catch (err) {
-    io.stderr(`ipphone-agent: unusable board: ${problemsOf(err).join('; ')}\n`);
-    return 1;
-  }
-  const log = createLogger(config.log.level, { phone: config.phoneId });
-  const agent = composeAgent({ config, log, hardware });
-  try {
+    hardware = await hardwareFor(config.board === null ? null : loadBoardFile(resolve(config.board)), { log });
+    // A missing serial LCD is retried in the background; missing GPIO lines are fatal here.
     await hardware.display.start();
     await hardware.keypad.start();
     await hardware.hook?.start();
+  } catch (err) {
+    io.stderr(`ipphone-agent: unusable board: ${problemsOf(err).join('; ').replace(/\n/g, '; ')}\n`);
+    await hardware?.display.close().catch(() => {});
+    return 1;
+  }
+  const agent = composeAgent({ config, log, hardware });
+  try {
     await agent.start();
   } catch (err) {
-    io.stderr(`ipphone-agent: ${errorMessage(err)}\n`);
+    io.stderr(`ipphone-agent: ${errorMessage(err).replace(/\n/g, '; ')}\n`);
     await agent.stop().catch(() => {});
     return 1;
   }

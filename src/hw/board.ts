@@ -8,7 +8,11 @@ import { IpphoneError } from '../lib/errors.js';
 import { validateBoard, type BoardProfile } from './board-schema.js';
 import { HeadlessDisplay, NoKeypad, SoftHook } from './headless.js';
 import { TerminalDisplay } from './terminal-display.js';
-import type { PhoneHardware } from './types.js';
+import { KeyboardKeypad } from './keyboard.js';
+import type { Display, HookSwitch, Keypad, PhoneHardware } from './types.js';
+import type { GpioFactory } from './gpio.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/log.js';
 
 export type { BoardProfile } from './board-schema.js';
 
@@ -26,22 +30,52 @@ export function loadBoardFile(path: string): BoardProfile {
   return result.board;
 }
 
+export interface HardwareOptions {
+  log: Logger;
+  clock?: Clock;
+  /** Where sysfs GPIO lives (tests use a fake tree); default /sys/class/gpio. */
+  sysfsRoot?: string;
+  /** GPIO lines; default onoff on sysfs (tests inject the fake bus). */
+  gpio?: GpioFactory;
+}
+
 /**
- * Adapters for a profile. `none` parts are headless; the terminal and
- * keyboard drivers are the simulator's. Real serial and GPIO drivers are not
- * part of this build yet: such a profile is refused as unusable.
+ * Adapters for a profile (null = headless). The real drivers are loaded only
+ * when the profile names them: the serial LCD and GPIO pull in native addons.
+ * Nothing is opened here; `start()` of each part does that (and reports an
+ * unusable device there).
  */
-export function hardwareFor(board: BoardProfile | null): PhoneHardware {
+export async function hardwareFor(board: BoardProfile | null, o: HardwareOptions): Promise<PhoneHardware> {
   if (board === null) return { display: new HeadlessDisplay(), keypad: new NoKeypad(), hook: new SoftHook() };
-  const unusable: string[] = [];
-  if (board.display.driver === 'serial-lcd') unusable.push('display driver serial-lcd is not available in this build');
-  if (board.keypad.driver === 'gpio-matrix') unusable.push('keypad driver gpio-matrix is not available in this build');
-  if (unusable.length > 0) throw new IpphoneError(`board ${board.name}: ${unusable.join('; ')}`, 'HW_UNAVAILABLE', { problems: unusable });
-  const { cols, rows } = board.display;
-  // The simulated LCD draws on stderr: stdout carries the JSON log lines.
-  const display =
-    board.display.driver === 'terminal'
-      ? new TerminalDisplay({ cols, rows, out: process.stderr, isTTY: process.stderr.isTTY === true, title: board.name })
-      : new HeadlessDisplay(cols, rows);
-  return { display, keypad: new NoKeypad(), hook: new SoftHook() };
+  const clock = o.clock ?? systemClock;
+  const d = board.display;
+  let display: Display;
+  if (d.driver === 'serial-lcd') {
+    const { SerialLcd } = await import('./serial-lcd.js');
+    display = new SerialLcd({ path: d.path!, baudRate: Number(d.baudRate), cols: d.cols, rows: d.rows, protocol: d.protocol as 'matrix-orbital' | 'hd44780-backpack', log: o.log, clock });
+  } else if (d.driver === 'terminal') {
+    // The simulated LCD draws on stderr: stdout carries the JSON log lines.
+    display = new TerminalDisplay({ cols: d.cols, rows: d.rows, out: process.stderr, isTTY: process.stderr.isTTY === true, title: board.name });
+  } else display = new HeadlessDisplay(d.cols, d.rows);
+
+  let gpio = o.gpio;
+  const gpioFactory = async (): Promise<GpioFactory> => (gpio ??= (await import('./gpio-onoff.js')).onoffGpioFactory());
+  let hook: HookSwitch | null = null;
+  let softHook: SoftHook | null = null;
+  if (board.hook !== null && board.hook.driver === 'keyboard') hook = softHook = new SoftHook();
+  else if (board.hook !== null) {
+    const { GpioHookSwitch } = await import('./gpio-hook.js');
+    const h = board.hook;
+    hook = new GpioHookSwitch({ line: { chip: h.chip, line: h.line }, activeLow: h.activeLow, debounceMs: h.debounceMs ?? 30, gpio: await gpioFactory(), ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), clock, log: o.log });
+  }
+
+  const k = board.keypad;
+  let keypad: Keypad;
+  if (k.driver === 'gpio-matrix') {
+    const { GpioMatrixKeypad } = await import('./gpio-keypad.js');
+    keypad = new GpioMatrixKeypad({ rows: k.rows!, cols: k.cols!, keymap: k.keymap!, debounceMs: k.debounceMs, gpio: await gpioFactory(), ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), clock, log: o.log });
+  } else if (k.driver === 'keyboard') {
+    keypad = new KeyboardKeypad({ hook: softHook, hookKey: board.hook !== null && board.hook.driver === 'keyboard' ? board.hook.key : 'h' });
+  } else keypad = new NoKeypad();
+  return { display, keypad, hook: hook ?? new SoftHook() };
 }

@@ -116,8 +116,13 @@ export class GpioMatrixKeypad implements Keypad {
     }
     this.#rows = opened.slice(0, rows.length);
     this.#cols = opened.slice(rows.length);
+    try {
+      this.#idle = await Promise.all(this.#cols.map((g) => g.read()));
+    } catch (err) {
+      for (const g of opened) this.#release(g);
+      throw err;
+    }
     this.#cols.forEach((g, c) => g.watch((err, v) => this.#onEdge(c, err, v)));
-    this.#idle = await Promise.all(this.#cols.map((g) => g.read()));
     this.#log.info({ rows: rows.map(formatLineRef), cols: cols.map(formatLineRef), lines: numbers }, 'keypad started');
     if (this.#idle.some((v) => v === ACTIVE)) this.#arm('settle', debounceMs);
   }

@@ -119,6 +119,7 @@ export class SerialLcd implements Display {
     const known = LCD_PROTOCOLS.includes(this.#o.protocol);
     if (!known) problems.push(`display/protocol: must be ${LCD_PROTOCOLS.join(' or ')} (got ${JSON.stringify(this.#o.protocol)})`);
     if (!(this.#baseMs > 0) || !(this.#maxMs >= this.#baseMs)) problems.push('display/reopen: need 0 < baseMs <= maxMs');
+    if (this.#o.writeTimeoutMs !== undefined && !(this.#o.writeTimeoutMs > 0)) problems.push(`display/writeTimeoutMs: must be > 0 (got ${this.#o.writeTimeoutMs})`);
     try {
       // With an unknown protocol, still report a bad geometry (checked as Matrix Orbital).
       this.#codec = codecFor(known ? this.#o.protocol : 'matrix-orbital', this.cols, this.rows);

@@ -39,6 +39,7 @@ function size(v: number, max: number, dflt: number): number {
 }
 
 export class TerminalDisplay implements Display {
+  readonly charset = 'unicode' as const;
   readonly cols: number;
   readonly rows: number;
   readonly #out: TextSink;

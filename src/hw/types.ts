@@ -8,6 +8,8 @@ export interface Display {
   /** Character cells per row and number of rows (e.g. 20 × 4). */
   readonly cols: number;
   readonly rows: number;
+  /** Characters the display can show: `ascii` (character LCDs, the default) or `unicode` (terminal). */
+  readonly charset?: 'ascii' | 'unicode';
   start(): Promise<void>;
   /**
    * Show `lines` (row 0 first; missing rows blank, long rows cut). Never

@@ -60,6 +60,13 @@ test('an unusable board → exit non-zero with a one-line reason', (t) => {
   t.is(r.stderr.trim().split('\n').length, 1);
 });
 
+test('the reference board on a machine without sysfs GPIO → exit 1 naming the GPIO problem, one line', (t) => {
+  const r = run('--config', file('c2.json', { ...good, stateDir: join(dir, 'st2') }), '--board', resolve(ROOT, 'hw/boards/ref-rpi-20x4.json'));
+  t.is(r.status, 1);
+  t.regex(r.stderr, /unusable board: .*gpio/i);
+  t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+});
+
 test('bad arguments → usage on stderr, non-zero', (t) => {
   const r = run('--bogus');
   t.not(r.status, 0);

@@ -5,6 +5,9 @@ import test from 'ava';
 import { BOARD_SCHEMA_PATH, boardSchemaText, writeBoardSchema } from '../../../src/hw/board-schema-gen.js';
 import { validateBoard } from '../../../src/hw/board-schema.js';
 import { hardwareFor, loadBoardFile } from '../../../src/hw/board.js';
+import { FakeGpioBus, makeFakeSysfs } from '../../../src/hw/gpio-fake.js';
+import { FakeClock } from '../../../src/lib/clock.js';
+import { silentLogger } from '../../../src/lib/log.js';
 import { isIpphoneError } from '../../../src/lib/errors.js';
 
 const BOARDS = new URL('../../../hw/boards/', import.meta.url);
@@ -101,7 +104,7 @@ test('hook: null, a GPIO switch or the simulator key; anything else is refused',
   t.deepEqual(problems([]), ['(root): must be a JSON object (got [])']);
 });
 
-test('loadBoardFile throws BOARD_INVALID with every problem; hardwareFor still refuses serial-lcd and gpio-matrix', (t) => {
+test('loadBoardFile throws BOARD_INVALID with every problem', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ipphone-board-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const bad = join(dir, 'bad.json');
@@ -113,9 +116,31 @@ test('loadBoardFile throws BOARD_INVALID with every problem; hardwareFor still r
   t.deepEqual((err as { context?: { problems?: string[] } }).context?.problems?.length, 3);
   writeFileSync(bad, '{ nope');
   t.regex(t.throws(() => loadBoardFile(bad))!.message, /not valid JSON/);
-  const hwErr = t.throws(() => hardwareFor(loadBoardFile(new URL('ref-rpi-20x4.json', BOARDS).pathname)));
-  t.true(isIpphoneError(hwErr, 'HW_UNAVAILABLE'));
-  t.regex(hwErr!.message, /serial-lcd.*gpio-matrix/);
-  const hw = hardwareFor(loadBoardFile(new URL('headless.json', BOARDS).pathname));
-  t.is(hw.display.cols, 20);
+});
+
+test('hardwareFor builds the real drivers a profile names; GPIO lines resolve on a (fake) sysfs tree', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ipphone-hw-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const log = silentLogger();
+  const clock = new FakeClock(0);
+  const board = loadBoardFile(new URL('ref-rpi-20x4.json', BOARDS).pathname);
+  const bus = new FakeGpioBus();
+  const sysfsRoot = makeFakeSysfs(join(dir, 'sys'), [{ label: 'pinctrl-bcm2835', base: 512, ngpio: 54 }]);
+  const hw = await hardwareFor(board, { log, clock, gpio: bus.factory, sysfsRoot });
+  t.is(hw.display.constructor.name, 'SerialLcd');
+  t.is(hw.keypad.constructor.name, 'GpioMatrixKeypad');
+  t.is(hw.hook?.constructor.name, 'GpioHookSwitch');
+  await hw.keypad.start();
+  await hw.hook!.start();
+  t.true(bus.isExported(512 + 5), 'row line 5 of the chip at base 512');
+  await hw.keypad.close();
+  await hw.hook!.close();
+
+  // No sysfs GPIO at all: starting the keypad says so.
+  const none = await hardwareFor(board, { log, clock, gpio: new FakeGpioBus().factory, sysfsRoot: join(dir, 'missing') });
+  const err = await t.throwsAsync(() => none.keypad.start());
+  t.true(isIpphoneError(err, 'HW_UNAVAILABLE'));
+
+  const headless = await hardwareFor(loadBoardFile(new URL('headless.json', BOARDS).pathname), { log });
+  t.is(headless.display.cols, 20);
 });

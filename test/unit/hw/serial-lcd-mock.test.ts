@@ -1,11 +1,15 @@
 import test from 'ava';
 import { pino } from 'pino';
-import { MockBinding, type MockPortBinding } from '@serialport/binding-mock';
+import { SerialPortMock } from 'serialport';
 import { FakeClock } from '../../../src/lib/clock.js';
 import { isIpphoneError } from '../../../src/lib/errors.js';
 import { SerialLcd, type BindingInterface, type SerialLcdOptions } from '../../../src/hw/serial-lcd.js';
 import { codecFor, encodeDiff, encodeFull, sanitizeFrame } from '../../../src/hw/lcd-protocol.js';
 import { MatrixOrbitalEmulator } from '../../helpers/pty.js';
+
+/** `@serialport/binding-mock`, reached through serialport (its own `exports` map hides its typings). */
+const MockBinding = SerialPortMock.binding;
+type MockPortBinding = Awaited<ReturnType<typeof MockBinding.open>>;
 
 /**
  * MockBinding with faults a real device has: opens that fail, writes that
@@ -247,6 +251,29 @@ test('a slow port never blocks show(); frames coalesce to the latest', async (t)
   await lcd.close();
 });
 
+test('a write that never finishes (stuck flow control) counts as lost after writeTimeoutMs + wire time', async (t) => {
+  const { lcd, ctl, clock, cap } = setup({ writeTimeoutMs: 1000 });
+  ctl.gated = true;
+  lcd.show(['stuck']);
+  await lcd.start();
+  await settle(() => ctl.inFlight === 1);
+  const bytes = encodeFull(mo, frame('stuck')).length;
+  const timeout = 1000 + Math.ceil((bytes * 10 * 1000) / 19200);
+  clock.advance(timeout - 1);
+  await settle();
+  t.is(lcd.stats.losses, 0);
+  for (let i = 0; i < 10; i++) lcd.show(['stuck', `still ${i}`]);
+  clock.advance(1);
+  await settle(() => lcd.stats.losses === 1);
+  t.is(lcd.stats.losses, 1);
+  t.true(cap.lines.some((l) => l.msg === 'lcd lost' && /write not done/.test(String(l.err))));
+  ctl.gated = false;
+  clock.advance(50);
+  await settle(() => (ctl.ports[1]?.recording.length ?? 0) > 0 && ctl.inFlight === 0);
+  t.deepEqual(screenOf(ctl.ports[1]!).screen(), frame('stuck', 'still 9'));
+  await lcd.close();
+});
+
 test('show() never throws, even on garbage', async (t) => {
   const { lcd, ctl } = setup();
   await lcd.start();
@@ -266,8 +293,11 @@ test('invalid options reject start() with BOARD_INVALID naming every problem', a
   t.is(ctl.openAttempts, 0);
   t.notThrows(() => lcd.show(['x']));
   await t.notThrowsAsync(lcd.close());
-  const bad = setup({ protocol: 'hd44780-backpack', cols: 40, rows: 4 });
-  t.true(isIpphoneError(await t.throwsAsync(bad.lcd.start()), 'BOARD_INVALID'));
+  for (const over of [{ protocol: 'hd44780-backpack', cols: 40, rows: 4 }, { baudRate: 0 }, { path: '' }, { writeTimeoutMs: -1 }, { reopen: { baseMs: 500, maxMs: 100 } }] as Partial<SerialLcdOptions>[]) {
+    const bad = setup(over);
+    t.true(isIpphoneError(await t.throwsAsync(bad.lcd.start()), 'BOARD_INVALID'), JSON.stringify(over));
+    t.is(bad.ctl.openAttempts, 0);
+  }
 });
 
 test('close() is idempotent, closes the port, cancels retries, and later shows are dropped', async (t) => {
