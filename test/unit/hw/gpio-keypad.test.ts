@@ -201,7 +201,7 @@ test('a keymap that does not fit the lines is BOARD_INVALID, listing every probl
   const { keypad } = setup(t, { overrides: { keymap: [['1', '2'], ['4', '5', '6']], debounceMs: -1 } });
   const err = await t.throwsAsync(keypad.start());
   t.true(isIpphoneError(err, 'BOARD_INVALID'));
-  const problems = (err as { context: { problems: string[] } }).context.problems;
+  const problems = (err as unknown as { context: { problems: string[] } }).context.problems;
   t.true(problems.some((p) => /2 rows for 4 row lines/.test(p)));
   t.true(problems.some((p) => /keymap\/0: 2 keys for 3 column lines/.test(p)));
   t.true(problems.some((p) => /debounceMs/.test(p)));

@@ -103,7 +103,7 @@ test('over 64 KiB is PAYLOAD_TOO_LARGE; exactly 64 KiB is parsed', (t) => {
   const over = head + 'é' + 'x'.repeat(MAX_PAGE_BYTES - head.length - tail.length - 1) + tail;
   const err = t.throws(() => parseCiscoXml(over));
   t.true(isIpphoneError(err, 'PAYLOAD_TOO_LARGE'));
-  t.deepEqual(err!.context, { bytes: MAX_PAGE_BYTES + 1, limit: MAX_PAGE_BYTES });
+  t.deepEqual((err as unknown as { context: unknown }).context, { bytes: MAX_PAGE_BYTES + 1, limit: MAX_PAGE_BYTES });
 });
 
 test('decodeXmlEntities leaves unknown and out-of-range references alone', (t) => {
