@@ -8,8 +8,9 @@ import type { Clock, Random, TimerHandle } from '../lib/clock.js';
 import { errorMessage, isIpphoneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { AgentConfig } from '../config/agent-config.js';
-import { decodeAck, decodeCmState, decodeEnvelope, openPointers, parseJsonPayload, parsePointersBody, type OpenContext } from '../protocol/codec.js';
-import type { TrustedKeys } from '../protocol/envelope.js';
+import { decodeAck, decodeCmState, decodeEnvelope, openConfig, openPointers, parseConfigBody, parseJsonPayload, parsePointersBody, type OpenContext } from '../protocol/codec.js';
+import { trustedKeys, type TrustedKeys } from '../protocol/envelope.js';
+import type { ConfigBody, ConfigResultPayload } from '../protocol/types.js';
 import { brokerKey, samePointerList } from '../protocol/pointers.js';
 import { topics, type Topics } from '../protocol/topics.js';
 import type { Envelope, PointersBody, StatusPayload } from '../protocol/types.js';
@@ -18,6 +19,7 @@ import { initialState, next, phaseOf, type Effect, type Input, type MachineConfi
 import type { ServicesFetcher, StateStore, Transport, TransportEvents } from './ports.js';
 import { ServicesController } from './services.js';
 import { PhoneUi } from './phone-ui.js';
+import { changedPaths, Reconfigurator } from './reconfig.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -59,6 +61,10 @@ export class Agent {
   #transport!: Transport;
   #services!: ServicesController;
   #ui!: PhoneUi;
+  #reconfig!: Reconfigurator;
+  /** The effective config: the file's with remote changes applied. */
+  #cfg!: AgentConfig;
+  #keys!: TrustedKeys;
   #timer: TimerHandle | null = null;
   #subs = new Map<string, Set<string>>();
   #lastStatus = '';
@@ -94,7 +100,23 @@ export class Agent {
     const saved = await d.store.load();
     if (saved === null) this.#log.warn({ pointers: d.config.pointers.map((p) => p.id) }, 'no saved pointer list; using the config file list');
     this.#configVersion = saved?.configVersion ?? 0;
-    this.#state = initialState(machineConfig(d.config), saved?.pointers ?? d.config.pointers, saved?.pointersVersion ?? 0);
+    this.#reconfig = new Reconfigurator({
+      file: d.config,
+      overlay: saved?.configOverlay ?? {},
+      clock: d.clock,
+      log: d.log.child({ mod: 'reconfig' }),
+      host: {
+        apply: (next, overlay, version) => this.#applyConfig(next, overlay, version),
+        confirmed: () => {
+          const s = this.#state;
+          return s.home !== null && s.move === null && s.list.some((p) => p.id === s.home);
+        },
+        publishResult: (r) => this.#publishResult(r),
+      },
+    });
+    const cfg = (this.#cfg = this.#reconfig.boot());
+    this.#keys = cfg === d.config ? d.keys : trustedKeys(cfg.trust.keys);
+    this.#state = initialState(machineConfig(cfg), saved?.pointers ?? cfg.pointers, saved?.pointersVersion ?? 0);
     const statusTopic = this.#t.phoneStatus(d.config.phoneId);
     this.#transport = d.transport(
       {
@@ -109,10 +131,10 @@ export class Agent {
       fetch: d.fetchServices,
       clock: d.clock,
       log: d.log.child({ mod: 'services' }),
-      timeoutMs: d.config.services.timeoutMs,
-      refreshMs: d.config.services.refreshMs,
-      retryMs: Math.min(d.config.services.refreshMs, Math.max(d.config.keepalive.intervalMs * 5, 10_000)),
-      jitterMs: Math.min(SERVICES_JITTER_MAX_MS, d.config.keepalive.intervalMs),
+      timeoutMs: cfg.services.timeoutMs,
+      refreshMs: cfg.services.refreshMs,
+      retryMs: Math.min(cfg.services.refreshMs, Math.max(cfg.keepalive.intervalMs * 5, 10_000)),
+      jitterMs: Math.min(SERVICES_JITTER_MAX_MS, cfg.keepalive.intervalMs),
       random: d.random,
       onChange: (c) => {
         if (c.reason === 'services-timeout') {
@@ -123,7 +145,7 @@ export class Agent {
       },
       onPage: (page, from) => this.#ui.page(page, from),
     });
-    this.#ui = new PhoneUi({ display: d.display, keypad: d.keypad ?? null, clock: d.clock, log: d.log.child({ mod: 'ui' }), phoneId: d.config.phoneId, fetch: d.fetchServices, timeoutMs: d.config.services.timeoutMs });
+    this.#ui = new PhoneUi({ display: d.display, keypad: d.keypad ?? null, clock: d.clock, log: d.log.child({ mod: 'ui' }), phoneId: d.config.phoneId, fetch: d.fetchServices, timeoutMs: cfg.services.timeoutMs });
     this.#ui.start();
     d.hook?.onChange((offHook) => this.#input({ type: 'busy', busy: offHook }));
     this.#running = true;
@@ -139,6 +161,7 @@ export class Agent {
     if (this.#timer) this.#d.clock.clearTimeout(this.#timer);
     this.#services?.close();
     this.#ui?.close();
+    this.#reconfig?.close();
     await this.#persisting;
     if (this.#state === undefined) return;
     // A graceful stop says so: the will only fires on an unclean loss.
@@ -183,9 +206,9 @@ export class Agent {
     }
   }
 
-  #persist(): void {
+  #persist(overlay: Record<string, unknown> = this.#reconfig.overlay): void {
     const s = this.#state;
-    const snapshot = { pointers: s.list, pointersVersion: s.listVersion, configVersion: this.#configVersion };
+    const snapshot = { pointers: s.list, pointersVersion: s.listVersion, configVersion: this.#configVersion, configOverlay: overlay };
     this.#persisting = this.#persisting.then(async () => {
       try {
         await this.#d.store.save(snapshot);
@@ -235,7 +258,7 @@ export class Agent {
     try {
       if (topic === this.#t.phoneAck(me)) return this.#onAck(topic, payload);
       if (topic === this.#t.phonePointers(me)) return this.#onPushedList(topic, payload);
-      if (topic === this.#t.phoneConfig(me)) return this.#reject(topic, 'remote reconfiguration is not supported by this agent version', 'PAYLOAD_INVALID');
+      if (topic === this.#t.phoneConfig(me)) return this.#onConfig(topic, payload);
       const cm = this.#t.idOf(topic, 'cm');
       if (cm !== undefined && topic === this.#t.cmState(cm)) {
         const st = decodeCmState(payload);
@@ -264,20 +287,62 @@ export class Agent {
   /** A pushed list: a signed envelope, or — only with `trust.requireSigned: false` — a bare body. */
   #onPushedList(topic: string, payload: Buffer): void {
     const d = this.#d;
-    if (!d.config.trust.requireSigned && !('sig' in parseJsonPayload(payload))) {
+    if (!this.#cfg.trust.requireSigned && !('sig' in parseJsonPayload(payload))) {
       const body = parsePointersBody(payload, this.#openContext());
       return this.#adopt(topic, body, 'push');
     }
     this.#onList(topic, decodeEnvelope(payload), 'push');
   }
 
-  #openContext(): OpenContext {
-    return { phoneId: this.#d.config.phoneId, heldVersion: this.#state.listVersion, now: this.#d.clock.now() };
+  #openContext(heldVersion = this.#state.listVersion): OpenContext {
+    return { phoneId: this.#d.config.phoneId, heldVersion, now: this.#d.clock.now() };
+  }
+
+  /** A config change: verified here, applied commit-confirmed by the Reconfigurator. Every refusal gets a result. */
+  #onConfig(topic: string, payload: Buffer): void {
+    let body: ConfigBody;
+    try {
+      const ctx = this.#openContext(this.#configVersion);
+      body = !this.#cfg.trust.requireSigned && !('sig' in parseJsonPayload(payload)) ? parseConfigBody(payload, ctx) : openConfig(decodeEnvelope(payload), this.#keys, ctx);
+    } catch (err) {
+      const claimed = claimedVersion(payload);
+      this.#reject(topic, errorMessage(err), isIpphoneError(err) ? err.code : undefined);
+      if (claimed !== null) this.#publishResult({ version: claimed, ok: false, error: errorMessage(err) });
+      return;
+    }
+    this.#configVersion = body.version;
+    void this.#reconfig.change(body.version, body.config);
+  }
+
+  /** Apply an effective config live and persist it (Reconfigurator host). */
+  async #applyConfig(next: AgentConfig, overlay: Record<string, unknown>, version: number): Promise<void> {
+    const prev = this.#cfg;
+    this.#cfg = next;
+    this.#configVersion = Math.max(this.#configVersion, version);
+    this.#keys = trustedKeys(next.trust.keys);
+    const d = this.#d;
+    if (next.log.level !== prev.log.level) for (const l of [d.log, this.#log]) l.level = next.log.level;
+    this.#services.setTiming(next.services.timeoutMs, next.services.refreshMs);
+    const mc = machineConfig(next);
+    if (JSON.stringify(mc) !== JSON.stringify(this.#state.cfg)) this.#input({ type: 'config', cfg: mc });
+    if (changedPaths(prev.pointers, next.pointers).length > 0) {
+      // New pointers from a config change act like an admin push: a fresh, higher list version.
+      this.#input({ type: 'list', version: Math.max(this.#state.listVersion + 1, d.clock.now()), reason: 'admin', list: next.pointers, via: 'push' });
+      this.#syncSubscriptions();
+    }
+    this.#persist(overlay);
+    await this.#persisting;
+    this.#afterStep();
+  }
+
+  #publishResult(result: ConfigResultPayload): void {
+    this.#publishAll(this.#t.phoneConfigResult(this.#d.config.phoneId), JSON.stringify(result), 1, false);
+    this.#afterStep();
   }
 
   #onList(topic: string, env: Envelope, via: 'ack' | 'push'): void {
     try {
-      const body = openPointers(env, this.#d.keys, this.#openContext());
+      const body = openPointers(env, this.#keys, this.#openContext());
       this.#ackAdopted = via === 'ack' ? body.version : null;
       this.#adopt(topic, body, via);
     } catch (err) {
@@ -359,5 +424,17 @@ export class Agent {
       this.#publishAll(this.#t.phoneStatus(this.#d.config.phoneId), status, 1, true);
       this.#ui.status(this.#state.home, phaseOf(this.#state));
     }
+    this.#reconfig.check();
+  }
+}
+
+/** The version a refused config body claims (unverified: only to address the result), or null. */
+function claimedVersion(payload: Buffer): number | null {
+  try {
+    const o = JSON.parse(payload.toString('utf8')) as { body?: unknown; version?: unknown };
+    const body = typeof o.body === 'string' ? (JSON.parse(Buffer.from(o.body, 'base64').toString('utf8')) as { version?: unknown }) : o;
+    return typeof body.version === 'number' && Number.isSafeInteger(body.version) && body.version >= 0 ? body.version : null;
+  } catch {
+    return null;
   }
 }

@@ -78,6 +78,8 @@ export interface MachineState {
   home: string | null;
   /** The last home we had, for `from` in events after an outage. */
   lastHome: string | null;
+  /** Broker key of the last home: kept connected until a new home acks (the management channel). */
+  lastHomeBroker: string | null;
   move: Move | null;
   /** Pointers tried and failed in the current search round. */
   tried: string[];
@@ -135,6 +137,7 @@ export function initialState(cfg: MachineConfig, list: Pointer[], listVersion: n
     listReason: null,
     home: null,
     lastHome: null,
+    lastHomeBroker: null,
     move: null,
     tried: [],
     roundRetryAt: null,
@@ -371,7 +374,13 @@ class Machine {
     this.markFailed(mv.target);
     for (const id of [mv.target, ...alsoFailed]) if (!s.tried.includes(id)) s.tried.push(id);
     s.move = null;
-    if (s.home !== null) return; // voluntary move: stay where we are
+    if (s.home !== null && this.pointer(s.home)) return; // voluntary move: stay where we are
+    if (s.home !== null) {
+      // Our home left the list (a new list without it) and its replacement does not answer:
+      // staying would keep us on a call manager we are no longer assigned to.
+      s.lastHome = s.home;
+      s.home = null;
+    }
     this.tryNext(mv.target, mv.reason, mv.detectMs, false);
   }
 
@@ -383,6 +392,7 @@ class Machine {
     s.move = null;
     s.home = target;
     s.lastHome = target;
+    s.lastHomeBroker = this.brokerOf(target) ?? null;
     s.tried = [];
     s.rounds = 0;
     s.roundRetryAt = null;
@@ -592,6 +602,9 @@ class Machine {
     const anchor = Math.max(this.indexOf(s.home), this.indexOf(s.move?.target ?? null), 0);
     const want = this.want;
     for (let i = 0; i <= Math.min(anchor + 1, s.list.length - 1); i++) want.add(brokerKey(s.list[i]!.broker));
+    // Make before break for the connection too: a new list that drops our home's broker must not
+    // cut the phone off (status, results, a rollback) before a call manager of the new list acks.
+    if (s.lastHomeBroker !== null && (s.home === null || !this.pointer(s.home))) want.add(s.lastHomeBroker);
     for (const [key, b] of Object.entries(s.brokers)) {
       if (!want.has(key) && b.status !== 'down') {
         b.status = 'down';

@@ -38,7 +38,7 @@ export interface ServicesOptions {
 }
 
 export class ServicesController {
-  readonly #o: ServicesOptions;
+  readonly #o: ServicesOptions & { timeoutMs: number; refreshMs: number };
   #list: Pointer[] = [];
   #home: string | null = null;
   /** Id of the pointer whose page is shown, or null. */
@@ -53,7 +53,7 @@ export class ServicesController {
   failures = 0;
 
   constructor(opts: ServicesOptions) {
-    this.#o = opts;
+    this.#o = { ...opts };
   }
 
   get shown(): string | null {
@@ -73,6 +73,12 @@ export class ServicesController {
     const jitter = this.#o.jitterMs ?? 0;
     if (jitter > 0) this.#schedule(Math.floor((this.#o.random ?? Math.random)() * jitter));
     else this.#kick();
+  }
+
+  /** New per-fetch deadline and refresh period (remote reconfiguration), ms. */
+  setTiming(timeoutMs: number, refreshMs: number): void {
+    this.#o.timeoutMs = timeoutMs;
+    this.#o.refreshMs = refreshMs;
   }
 
   close(): void {

@@ -66,6 +66,14 @@ export const AgentConfigSchema = Type.Object(
       },
       'services page fetching',
     ),
+    remoteConfig: section(
+      {
+        confirmMs: Type.Optional(
+          Type.Integer({ default: 60000, minimum: 1000, maximum: 600000, description: 'ms a remote config change has to leave the phone homed; otherwise the phone rolls it back' }),
+        ),
+      },
+      'remote reconfiguration (commit-confirmed)',
+    ),
     topicPrefix: Type.Optional(Type.String({ default: DEFAULT_PREFIX, minLength: 1, pattern: PREFIX_PATTERN, description: 'MQTT topic prefix' })),
     stateDir: Type.Optional(Type.String({ default: '/var/lib/ipphone-agent', minLength: 1, description: 'directory of the flash state' })),
     board: Type.Optional(

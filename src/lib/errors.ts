@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'WRONG_PHONE'
   | 'TRANSPORT'
   | 'TIMEOUT'
-  | 'HW_UNAVAILABLE';
+  | 'HW_UNAVAILABLE'
+  | 'NOTIFY_FAILED';
 
 export class IpphoneError extends Error {
   readonly code: ErrorCode;

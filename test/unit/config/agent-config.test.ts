@@ -61,6 +61,7 @@ test('defaults fill in: production values', (t) => {
     keepalive: { intervalMs: 5000, missLimit: 3, ackTimeoutMs: 1000 },
     fallback: { holdMs: 120000 },
     services: { timeoutMs: 5000, refreshMs: 300000 },
+    remoteConfig: { confirmMs: 60000 },
     topicPrefix: 'ipphone/v1',
     stateDir: '/var/lib/ipphone-agent',
     board: null,

@@ -1,0 +1,93 @@
+/**
+ * `ipphone-admin --help` texts: one for the command, one per subcommand.
+ */
+
+const COMMON = `Common options (config, pointers, status):
+  --broker URL            mqtt:, mqtts:, ws: or wss: URL of the broker (required)
+  --prefix P              topic prefix (default ipphone/v1)
+  --mqtt-version 4|5      MQTT protocol version (default 5; 4 for brokers like aedes)
+  --username NAME         broker user name
+  --password TEXT         broker password (visible in ps; prefer --password-file)
+  --password-file FILE    read the broker password from FILE (first line)
+  --connect-timeout MS    give up connecting after MS (default 10000)
+  --help                  print this text`;
+
+export const SUBCOMMAND_USAGE = {
+  keygen: `Usage: ipphone-admin keygen --out FILE [--force]
+
+Write a new Ed25519 key pair: FILE the private key (PKCS#8 PEM, mode 0600) and
+FILE.pub the public key (SPKI PEM), the formats openssl and node:crypto write.
+Refuses to overwrite either file unless --force. Prints the suggested key id
+(the file name without .pem) and the base64 of the raw 32-byte public key, as
+they go in an agent's trust.keys.
+`,
+  config: `Usage: ipphone-admin config --broker URL --phone ID --key FILE --kid ID --file PATCH.json
+                            [--version N] [--expires-in MS] [--timeout MS]
+
+Sign the partial agent config in PATCH.json and send it to phone ID on
+P/phone/ID/config (QoS 1) as { kid, body, sig }, body { version, config,
+expires?, phone }. Waits for P/phone/ID/config/result with that version and
+prints it as one JSON line.
+  --key FILE              Ed25519 private key (PKCS#8 PEM)
+  --kid ID                the key's id in the phone's trust.keys
+  --version N             body version (default: now, ms since the epoch); must be
+                          greater than the version the phone holds
+  --expires-in MS         the phone refuses the body after now + MS
+  --timeout MS            wait this long for the result (default 15000)
+Exit 0 when the phone applied it, 1 when it refused it (the error is printed) or
+no result came in time, 2 on bad arguments.
+
+${COMMON}
+`,
+  pointers: `Usage: ipphone-admin pointers --broker URL --phone ID --key FILE --kid ID --list LIST.json
+                              [--reason admin] [--version N] [--expires-in MS]
+                              [--wait] [--timeout MS]
+
+Check the pointer list in LIST.json (a JSON array of { id, broker, services },
+1 to 16, the first is the primary), sign it and push it to phone ID on
+P/phone/ID/pointers (QoS 1), body { version, reason, list, expires?, phone }.
+A list with problems is refused before anything is sent, every problem named.
+  --reason R              admin (default), failover or rebalance
+  --version N             body version (default: now, ms since the epoch)
+  --expires-in MS         the phone refuses the body after now + MS
+  --wait                  wait until the phone's status shows this version (exit 0)
+                          or the phone reports it rejected the push (exit 1)
+  --timeout MS            how long --wait waits (default 15000)
+Without --wait, exit 0 once the broker has the message.
+
+${COMMON}
+`,
+  status: `Usage: ipphone-admin status --broker URL [--phone ID] [--once] [--timeout MS]
+                            [--quiet MS]
+
+Print phones' status as it arrives (the retained ones first), one JSON line
+each: { phone, online, home, services, state, pointersVersion, … }.
+  --phone ID              only this phone (default: every phone under the prefix)
+  --once                  exit once the retained statuses have arrived (no message
+                          for --quiet MS, default 1000); with --phone, exit 1 when
+                          the phone has no status
+  --timeout MS            stop after MS (exit 0)
+Otherwise runs until SIGINT/SIGTERM.
+
+${COMMON}
+`,
+} as const;
+
+export type Subcommand = keyof typeof SUBCOMMAND_USAGE;
+
+export const USAGE = `Usage:
+  ipphone-admin keygen --out FILE [--force]
+                                   a new Ed25519 key pair (FILE private, FILE.pub public)
+  ipphone-admin config --broker URL --phone ID --key FILE --kid ID --file PATCH.json
+                                   sign and send a config change, wait for its result;
+                                   exit 0 only if the phone applied it
+  ipphone-admin pointers --broker URL --phone ID --key FILE --kid ID --list LIST.json
+                       [--reason admin] [--wait]
+                                   sign and push a pointer list
+  ipphone-admin status --broker URL [--phone ID] [--once]
+                                   print phones' status as it arrives
+  ipphone-admin SUBCOMMAND --help  the options of one subcommand
+  ipphone-admin --help             print this text
+
+Exit 0 on success, 1 on failure (refused, timed out, unreachable), 2 on bad arguments.
+`;

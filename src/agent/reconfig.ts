@@ -1,0 +1,182 @@
+/**
+ * Remote reconfiguration, commit-confirmed.
+ *
+ * A signed, versioned body `{ version, config }` on `P/phone/{id}/config` is a
+ * partial agent config. It is merged over the current overlay (the sum of all
+ * accepted changes, kept in flash beside the pointer list), merged over the
+ * config file, and validated against the schema. Fields that cannot change at
+ * run time are either refused (identity and the management channel) or
+ * persisted for the next start. The rest is applied live.
+ *
+ * Commit-confirmed: after applying, the phone must be homed on a pointer of
+ * its list within `remoteConfig.confirmMs`; then the result `{ ok: true }` is
+ * published. Otherwise the phone restores the previous config by itself and
+ * publishes `{ ok: false, rolledBack: true, error }`. The version of a change
+ * is consumed either way, so a rolled-back message cannot be replayed.
+ */
+import { validateAgentConfig, type AgentConfig } from '../config/agent-config.js';
+import { mergeConfig } from '../config/merge.js';
+import type { Clock, TimerHandle } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { ConfigResultPayload } from '../protocol/types.js';
+
+/** Fields a remote change may not touch: the phone's identity and the channel it is managed over. */
+export const FIXED_FIELDS = ['phoneId', 'topicPrefix', 'stateDir'] as const;
+/** Fields that take effect at the next start (the connections or hardware they shape are open). */
+export const RESTART_FIELDS = ['board', 'mqtt.username', 'mqtt.password', 'mqtt.ca', 'mqtt.cert', 'mqtt.key', 'mqtt.protocolVersion', 'mqtt.connectTimeoutMs', 'mqtt.keepaliveSec', 'mqtt.maxQueue'] as const;
+
+export interface ReconfigHost {
+  /** Apply `next` live (everything but RESTART_FIELDS) and persist it with its overlay and version. */
+  apply(next: AgentConfig, overlay: Record<string, unknown>, version: number): Promise<void>;
+  /** True while the phone is homed on a pointer of its list with no move pending. */
+  confirmed(): boolean;
+  publishResult(result: ConfigResultPayload): void;
+}
+
+interface Pending {
+  version: number;
+  prev: { config: AgentConfig; overlay: Record<string, unknown> };
+  restart: string[];
+  timer: TimerHandle;
+}
+
+/** Leaf paths (`a.b`) whose values differ between two configs. */
+export function changedPaths(a: unknown, b: unknown, prefix = ''): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObj(a) && isObj(b)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].flatMap((k) => changedPaths(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
+}
+
+export class Reconfigurator {
+  readonly #file: AgentConfig;
+  readonly #host: ReconfigHost;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  #config: AgentConfig;
+  #overlay: Record<string, unknown>;
+  #pending: Pending | null = null;
+  #queue: Promise<void> = Promise.resolve();
+
+  /**
+   * @param file the config from the file (defaults filled)
+   * @param overlay the accepted changes kept in flash ({} for none)
+   */
+  constructor(opts: { file: AgentConfig; overlay: Record<string, unknown>; host: ReconfigHost; clock: Clock; log: Logger }) {
+    this.#file = opts.file;
+    this.#host = opts.host;
+    this.#clock = opts.clock;
+    this.#log = opts.log;
+    this.#overlay = opts.overlay;
+    this.#config = opts.file;
+  }
+
+  /**
+   * The effective config at boot: the file with the saved overlay, or the
+   * file alone (with a warning) when the overlay no longer fits it.
+   */
+  boot(): AgentConfig {
+    if (Object.keys(this.#overlay).length === 0) return this.#config;
+    const v = validateAgentConfig(mergeConfig(this.#file, this.#overlay));
+    if (v.ok) this.#config = v.config;
+    else {
+      this.#log.warn({ problems: v.problems }, 'saved remote config does not fit the config file; ignoring it');
+      this.#overlay = {};
+    }
+    return this.#config;
+  }
+
+  get config(): AgentConfig {
+    return this.#config;
+  }
+
+  get overlay(): Record<string, unknown> {
+    return this.#overlay;
+  }
+
+  /** A verified body (signature, version, expiry and phone already checked). Changes run one at a time. */
+  change(version: number, patch: Record<string, unknown>): Promise<void> {
+    this.#queue = this.#queue.then(() => this.#change(version, patch)).catch((err: unknown) => {
+      this.#log.error({ err: errorMessage(err) }, 'remote config change failed');
+      this.#host.publishResult({ version, ok: false, error: `could not apply: ${errorMessage(err)}` });
+    });
+    return this.#queue;
+  }
+
+  async #change(version: number, patch: Record<string, unknown>): Promise<void> {
+    if (this.#pending !== null) this.#finish(true); // a new change confirms nothing, but supersedes the wait
+    const fixed = FIXED_FIELDS.filter((f) => f in patch && JSON.stringify(patch[f]) !== JSON.stringify(this.#config[f]));
+    if (fixed.length > 0) {
+      this.#host.publishResult({ version, ok: false, error: `${fixed.join(', ')}: cannot be changed remotely` });
+      return;
+    }
+    let overlay: Record<string, unknown>;
+    try {
+      overlay = mergeConfig(this.#overlay, patch);
+    } catch (err) {
+      this.#host.publishResult({ version, ok: false, error: errorMessage(err) });
+      return;
+    }
+    const v = validateAgentConfig(mergeConfig(this.#file, overlay));
+    if (!v.ok) {
+      this.#host.publishResult({ version, ok: false, error: v.problems.join('; ') });
+      return;
+    }
+    const prev = { config: this.#config, overlay: this.#overlay };
+    const changed = changedPaths(prev.config, v.config);
+    const restart = changed.filter((p) => RESTART_FIELDS.some((f) => p === f || p.startsWith(`${f}.`)));
+    this.#config = v.config;
+    this.#overlay = overlay;
+    await this.#host.apply(v.config, overlay, version);
+    this.#log.info({ version, changed, restart }, 'remote config applied; waiting for confirmation');
+    const confirmMs = v.config.remoteConfig.confirmMs;
+    this.#pending = { version, prev, restart, timer: this.#clock.setTimeout(() => this.#rollback(), confirmMs) };
+    this.check();
+  }
+
+  /** Call after every state change: confirms a pending change once the phone is homed. */
+  check(): void {
+    if (this.#pending !== null && this.#host.confirmed()) this.#finish(false);
+  }
+
+  #finish(superseded: boolean): void {
+    const p = this.#pending;
+    if (p === null) return;
+    this.#clock.clearTimeout(p.timer);
+    this.#pending = null;
+    const result: ConfigResultPayload = { version: p.version, ok: true };
+    if (p.restart.length > 0) result.restartRequired = p.restart;
+    if (superseded) result.superseded = true;
+    this.#log.info({ version: p.version, superseded }, 'remote config confirmed');
+    this.#host.publishResult(result);
+  }
+
+  #rollback(): void {
+    const p = this.#pending;
+    if (p === null) return;
+    this.#pending = null;
+    const secs = Math.round(this.#config.remoteConfig.confirmMs / 1000);
+    this.#config = p.prev.config;
+    this.#overlay = p.prev.overlay;
+    this.#log.warn({ version: p.version }, 'remote config rolled back: not homed within the confirmation window');
+    this.#queue = this.#queue
+      .then(() => this.#host.apply(p.prev.config, p.prev.overlay, p.version))
+      .then(() =>
+        this.#host.publishResult({
+          version: p.version,
+          ok: false,
+          rolledBack: true,
+          error: `rolled back: the phone could not home within ${secs} s after the change`,
+        }),
+      )
+      .catch((err: unknown) => this.#log.error({ err: errorMessage(err) }, 'rollback failed'));
+  }
+
+  close(): void {
+    if (this.#pending !== null) this.#clock.clearTimeout(this.#pending.timer);
+    this.#pending = null;
+  }
+}

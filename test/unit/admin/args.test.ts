@@ -1,0 +1,120 @@
+import test from 'ava';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_QUIET_MS, DEFAULT_TIMEOUT_MS, parseAdminArgs } from '../../../src/admin/args.js';
+import { SUBCOMMAND_USAGE, USAGE } from '../../../src/admin/usage.js';
+
+const B = ['--broker', 'mqtt://127.0.0.1:1883'];
+const SIGN = ['--phone', 'p-1', '--key', 'k.pem', '--kid', 'ops-1'];
+const CONN = { broker: 'mqtt://127.0.0.1:1883', prefix: 'ipphone/v1', mqttVersion: 5, connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS };
+
+test('keygen: --out, and --force', (t) => {
+  t.deepEqual(parseAdminArgs(['keygen', '--out', 'k.pem']), { kind: 'keygen', out: 'k.pem', force: false });
+  t.deepEqual(parseAdminArgs(['keygen', '--out=k.pem', '--force']), { kind: 'keygen', out: 'k.pem', force: true });
+});
+
+test('config: required flags and defaults', (t) => {
+  t.deepEqual(parseAdminArgs(['config', ...B, ...SIGN, '--file', 'patch.json']), {
+    kind: 'config',
+    conn: CONN,
+    phone: 'p-1',
+    key: 'k.pem',
+    kid: 'ops-1',
+    file: 'patch.json',
+    timeoutMs: DEFAULT_TIMEOUT_MS,
+  });
+});
+
+test('config: every option', (t) => {
+  const a = parseAdminArgs([
+    'config', ...B, ...SIGN, '--file=patch.json', '--version', '42', '--expires-in', '60000', '--timeout', '500',
+    '--prefix', 'lab/v1', '--mqtt-version', '4', '--username', 'ops', '--password-file', 'pw.txt', '--connect-timeout', '2000',
+  ]);
+  t.deepEqual(a, {
+    kind: 'config',
+    conn: { broker: 'mqtt://127.0.0.1:1883', prefix: 'lab/v1', mqttVersion: 4, username: 'ops', passwordFile: 'pw.txt', connectTimeoutMs: 2000 },
+    phone: 'p-1',
+    key: 'k.pem',
+    kid: 'ops-1',
+    file: 'patch.json',
+    version: 42,
+    expiresInMs: 60000,
+    timeoutMs: 500,
+  });
+});
+
+test('pointers: defaults reason admin, no wait', (t) => {
+  t.deepEqual(parseAdminArgs(['pointers', ...B, ...SIGN, '--list', 'l.json']), {
+    kind: 'pointers',
+    conn: CONN,
+    phone: 'p-1',
+    key: 'k.pem',
+    kid: 'ops-1',
+    list: 'l.json',
+    reason: 'admin',
+    wait: false,
+    timeoutMs: DEFAULT_TIMEOUT_MS,
+  });
+  const w = parseAdminArgs(['pointers', ...B, ...SIGN, '--list', 'l.json', '--reason', 'rebalance', '--wait', '--password', 'pw']);
+  t.like(w, { kind: 'pointers', reason: 'rebalance', wait: true, conn: { password: 'pw' } });
+});
+
+test('status: broker only, then every option', (t) => {
+  t.deepEqual(parseAdminArgs(['status', ...B]), { kind: 'status', conn: CONN, once: false, quietMs: DEFAULT_QUIET_MS });
+  t.deepEqual(parseAdminArgs(['status', ...B, '--phone', 'p-9', '--once', '--timeout', '3000', '--quiet', '200']), {
+    kind: 'status',
+    conn: CONN,
+    phone: 'p-9',
+    once: true,
+    timeoutMs: 3000,
+    quietMs: 200,
+  });
+});
+
+test('--help on the command and on every subcommand', (t) => {
+  t.deepEqual(parseAdminArgs(['--help']), { kind: 'help' });
+  t.deepEqual(parseAdminArgs(['-h']), { kind: 'help' });
+  for (const sub of ['keygen', 'config', 'pointers', 'status'] as const) {
+    t.deepEqual(parseAdminArgs([sub, '--help']), { kind: 'help', sub });
+    t.deepEqual(parseAdminArgs([sub, '--broker', 'x', '-h']), { kind: 'help', sub }, 'help wins over missing/invalid values');
+    t.regex(SUBCOMMAND_USAGE[sub], new RegExp(`ipphone-admin ${sub}`));
+  }
+  t.regex(USAGE, /ipphone-admin status/);
+});
+
+const usage: [string, string[], RegExp][] = [
+  ['nothing', [], /a subcommand is required/],
+  ['unknown subcommand', ['push'], /unknown subcommand "push"/],
+  ['keygen without --out', ['keygen'], /--out is required/],
+  ['keygen --force=1', ['keygen', '--out', 'k', '--force=1'], /--force takes no value/],
+  ['flag of another subcommand', ['keygen', '--out', 'k', '--broker', 'mqtt://h'], /unknown argument "--broker"/],
+  ['missing value', ['status', '--broker'], /--broker needs a value/],
+  ['empty value', ['status', '--broker='], /--broker needs a value/],
+  ['twice', ['status', ...B, ...B], /--broker given twice/],
+  ['config: all missing, each named', ['config'], /--broker is required; --phone is required; --key is required; --kid is required; --file is required/],
+  ['pointers: no list', ['pointers', ...B, ...SIGN], /--list is required/],
+  ['bad broker scheme', ['status', '--broker', 'http://h:1883'], /--broker: scheme must be/],
+  ['broker not a URL', ['status', '--broker', 'localhost'], /--broker: is not a parseable URL/],
+  ['bad phone id', ['status', ...B, '--phone', 'a/b'], /--phone must be a phone id/],
+  ['wildcard prefix', ['status', ...B, '--prefix', 'a/#'], /--prefix must be a topic without/],
+  ['mqtt version 3', ['status', ...B, '--mqtt-version', '3'], /--mqtt-version must be 4 or 5/],
+  ['password twice', ['status', ...B, '--password', 'x', '--password-file', 'f'], /--password or --password-file, not both/],
+  ['bad reason', ['pointers', ...B, ...SIGN, '--list', 'l', '--reason', 'whim'], /--reason must be one of failover, rebalance, admin/],
+  ['version zero', ['config', ...B, ...SIGN, '--file', 'f', '--version', '0'], /--version must be at least 1/],
+  ['version negative', ['config', ...B, ...SIGN, '--file', 'f', '--version', '-1'], /--version needs a whole number/],
+  ['timeout not a number', ['config', ...B, ...SIGN, '--file', 'f', '--timeout', '1s'], /--timeout needs a whole number \(got "1s"\)/],
+  ['timeout huge', ['status', ...B, '--timeout', '99999999999'], /--timeout must be at most/],
+  ['version beyond safe integers', ['config', ...B, ...SIGN, '--file', 'f', '--version', '9999999999999999'], /--version needs a whole number/],
+  ['status --wait', ['status', ...B, '--wait'], /unknown argument "--wait"/],
+];
+
+for (const [name, argv, error] of usage) {
+  test(`bad arguments: ${name}`, (t) => {
+    const a = parseAdminArgs(argv);
+    t.is(a.kind, 'usage');
+    t.regex(a.kind === 'usage' ? a.error : '', error);
+  });
+}
+
+test('a usage error names the subcommand, so its own usage is printed', (t) => {
+  t.like(parseAdminArgs(['pointers', '--bogus']), { kind: 'usage', sub: 'pointers' });
+  t.false('sub' in parseAdminArgs(['bogus']));
+});
