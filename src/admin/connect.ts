@@ -40,7 +40,8 @@ export function clientOptions(c: ConnArgs, clientId: string): IClientOptions {
     protocolVersion: c.mqttVersion,
     clean: true,
     reconnectPeriod: 0,
-    connectTimeout: c.connectTimeoutMs,
+    // Later than our own deadline (connectBroker), whose message says what timed out.
+    connectTimeout: c.connectTimeoutMs + 1000,
     keepalive: 30,
   };
   if (c.username !== undefined) o.username = c.username;

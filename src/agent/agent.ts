@@ -14,7 +14,7 @@ import type { ConfigBody, ConfigResultPayload } from '../protocol/types.js';
 import { brokerKey, samePointerList } from '../protocol/pointers.js';
 import { topics, type Topics } from '../protocol/topics.js';
 import type { Envelope, PointersBody, StatusPayload } from '../protocol/types.js';
-import type { Display, HookSwitch, Keypad } from '../hw/types.js';
+import type { Display, HookSwitch, Keypad, Led } from '../hw/types.js';
 import { initialState, next, phaseOf, type Effect, type Input, type MachineConfig, type MachineState } from './machine.js';
 import type { ServicesFetcher, StateStore, Transport, TransportEvents } from './ports.js';
 import { ServicesController } from './services.js';
@@ -34,6 +34,8 @@ export interface AgentDeps {
   display: Display;
   keypad?: Keypad | null;
   hook: HookSwitch | null;
+  /** Lit while the phone has no home call manager. */
+  noServiceLed?: Led | null;
 }
 
 /** Upper bound of the spread of services fetches after a home change (ms). */
@@ -423,6 +425,7 @@ export class Agent {
       this.#lastStatus = status;
       this.#publishAll(this.#t.phoneStatus(this.#d.config.phoneId), status, 1, true);
       this.#ui.status(this.#state.home, phaseOf(this.#state));
+      this.#d.noServiceLed?.set(this.#state.home === null);
     }
     this.#reconfig.check();
   }

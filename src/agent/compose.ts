@@ -37,6 +37,7 @@ export function composeAgent(o: ComposeOptions): Agent {
     fetchServices: o.fetch ?? fetchServices,
     display: o.hardware.display,
     keypad: o.hardware.keypad,
+    noServiceLed: o.hardware.leds?.noService ?? null,
     hook: o.hardware.hook,
     transport: (events, will) =>
       new MqttTransport({

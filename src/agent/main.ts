@@ -97,6 +97,7 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
     await hardware.display.start();
     await hardware.keypad.start();
     await hardware.hook?.start();
+    for (const led of Object.values(hardware.leds ?? {})) await led.start();
   } catch (err) {
     io.stderr(`ipphone-agent: unusable board: ${problemsOf(err).join('; ').replace(/\n/g, '; ')}\n`);
     await hardware?.display.close().catch(() => {});
@@ -119,6 +120,7 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   await hardware.display.close();
   await hardware.keypad.close();
   await hardware.hook?.close();
+  for (const led of Object.values(hardware.leds ?? {})) await led.close();
   log.info({}, 'stopped');
   return 0;
 }

@@ -9,7 +9,7 @@ import { validateBoard, type BoardProfile } from './board-schema.js';
 import { HeadlessDisplay, NoKeypad, SoftHook } from './headless.js';
 import { TerminalDisplay } from './terminal-display.js';
 import { KeyboardKeypad } from './keyboard.js';
-import type { Display, HookSwitch, Keypad, PhoneHardware } from './types.js';
+import type { Display, HookSwitch, Keypad, Led, PhoneHardware } from './types.js';
 import type { GpioFactory } from './gpio.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
@@ -77,5 +77,14 @@ export async function hardwareFor(board: BoardProfile | null, o: HardwareOptions
   } else if (k.driver === 'keyboard') {
     keypad = new KeyboardKeypad({ hook: softHook, hookKey: board.hook !== null && board.hook.driver === 'keyboard' ? board.hook.key : 'h' });
   } else keypad = new NoKeypad();
-  return { display, keypad, hook: hook ?? new SoftHook() };
+
+  const leds: { message?: Led; noService?: Led } = {};
+  if (board.leds !== undefined) {
+    const { GpioLed } = await import('./gpio-led.js');
+    for (const name of ['message', 'noService'] as const) {
+      const l = board.leds[name];
+      if (l !== undefined) leds[name] = new GpioLed({ line: { chip: l.chip, line: l.line }, activeLow: l.activeLow ?? false, gpio: await gpioFactory(), ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), log: o.log });
+    }
+  }
+  return { display, keypad, hook: hook ?? new SoftHook(), leds };
 }

@@ -35,8 +35,17 @@ export interface HookSwitch {
   close(): Promise<void>;
 }
 
+/** A lamp: the message-waiting lamp or the no-service indication. */
+export interface Led {
+  start(): Promise<void>;
+  set(on: boolean): void;
+  close(): Promise<void>;
+}
+
 export interface PhoneHardware {
   display: Display;
   keypad: Keypad;
   hook: HookSwitch | null;
+  /** Lamps the board has. `noService` is lit while the phone has no home. */
+  leds?: { message?: Led; noService?: Led };
 }

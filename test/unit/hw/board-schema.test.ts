@@ -133,6 +133,16 @@ test('hardwareFor builds the real drivers a profile names; GPIO lines resolve on
   await hw.keypad.start();
   await hw.hook!.start();
   t.true(bus.isExported(512 + 5), 'row line 5 of the chip at base 512');
+  // The no-service lamp: lit, then off; a repeated state writes nothing.
+  const lamp = hw.leds!.noService!;
+  await lamp.start();
+  lamp.set(true);
+  lamp.set(true);
+  lamp.set(false);
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(bus.written(512 + 27).slice(-2), [1, 0], 'lit, then off');
+  t.false(bus.written(512 + 27).slice(0, -2).includes(1), 'off until lit');
+  await lamp.close();
   await hw.keypad.close();
   await hw.hook!.close();
 

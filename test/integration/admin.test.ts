@@ -1,0 +1,279 @@
+/**
+ * `ipphone-admin` end to end, as an operator runs it: a child process
+ * against a real mosquitto, a real agent (child process) and call managers
+ * for `pointers` and `status`, and a fake phone (a plain mqtt.js client that
+ * opens the envelope with the phone-side codec) for `config`.
+ */
+import test from 'ava';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { connect, type MqttClient } from 'mqtt';
+import { openConfig, decodeEnvelope } from '../../src/protocol/codec.js';
+import { trustedKeys } from '../../src/protocol/envelope.js';
+import { Cluster } from '../helpers/cluster.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { freePort } from '../helpers/net.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const run = promisify(execFile);
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `ipphone-admin ARGS…` to its end. */
+function admin(args: string[], timeoutMs = 30_000): Promise<Ran> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/ipphone-admin.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(killer);
+      done({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+const lines = (s: string): Record<string, unknown>[] => s.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+let mosq: Mosquitto;
+let dir: string;
+test.before(async () => {
+  mosq = await startMosquitto();
+  dir = mkdtempSync(join(tmpdir(), 'ipphone-admin-it-'));
+});
+test.after.always(async () => {
+  await mosq?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test.serial('pointers --wait moves a real phone; the replayed version exits 1 with the rejection; an untrusted key exits 1; status --once prints it', async (t) => {
+  const c = new Cluster();
+  t.teardown(() => c.close());
+  await c.defineGroup([
+    { id: 'cm-a', broker: mosq.url },
+    { id: 'cm-b', broker: mosq.url },
+  ]);
+  await c.observe(mosq.url);
+  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
+  c.startAgent('p-adm');
+  await c.waitHome('p-adm', 'cm-a');
+
+  const listFile = join(c.dir, 'list.json');
+  const [a, b] = c.group;
+  writeFileSync(listFile, JSON.stringify([b, a].map((p) => ({ id: p!.id, broker: p!.broker, services: p!.services }))));
+  const version = Date.now();
+  const push = ['pointers', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-adm', '--key', c.keyPath, '--kid', 'ops-1', '--list', listFile, '--version', String(version), '--wait'];
+
+  const first = await admin(push);
+  t.is(first.code, 0, first.stderr);
+  const [shown] = lines(first.stdout);
+  t.like(shown, { phone: 'p-adm', pointersVersion: version, online: true });
+  await c.waitHome('p-adm', 'cm-b');
+  t.like(c.events('p-adm', 'rehomed').at(-1)?.payload, { from: 'cm-a', to: 'cm-b', reason: 'pushed' });
+
+  const again = await admin(push);
+  t.is(again.code, 1, again.stdout);
+  t.regex(again.stderr, new RegExp(`not newer than held version ${version}`));
+  t.like(lines(again.stdout)[0], { phone: 'p-adm', type: 'rejected', topic: `${c.prefix}/phone/p-adm/pointers` });
+
+  const rogue = join(c.dir, 'rogue.pem');
+  t.is((await admin(['keygen', '--out', rogue])).code, 0);
+  const untrusted = await admin([...push.slice(0, 7), '--key', rogue, '--kid', 'rogue', '--list', listFile, '--wait']);
+  t.is(untrusted.code, 1);
+  t.regex(untrusted.stderr, /signed by unknown key "rogue"/);
+  // A trusted key id with the wrong key: a bad signature.
+  const forged = await admin([...push.slice(0, 7), '--key', rogue, '--kid', 'ops-1', '--list', listFile, '--wait']);
+  t.is(forged.code, 1);
+  t.regex(forged.stderr, /bad signature/);
+  t.like(c.status('p-adm'), { home: 'cm-b', pointersVersion: version }, 'nothing changed');
+
+  const one = await admin(['status', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-adm', '--once']);
+  t.is(one.code, 0, one.stderr);
+  const st = lines(one.stdout);
+  t.is(st.length, 1);
+  t.like(st[0], { phone: 'p-adm', online: true, home: 'cm-b', state: 'homed', pointersVersion: version });
+
+  // Every phone under the prefix, over MQTT 3.1.1.
+  const all = await admin(['status', '--broker', mosq.url, '--prefix', c.prefix, '--once', '--quiet', '300', '--mqtt-version', '4']);
+  t.is(all.code, 0, all.stderr);
+  t.deepEqual(lines(all.stdout).map((l) => l.phone), ['p-adm']);
+
+  const none = await admin(['status', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-none', '--once', '--quiet', '300']);
+  t.is(none.code, 1);
+  t.regex(none.stderr, /phone p-none has no status/);
+});
+
+test.serial('pointers without --wait: exit 0 once the broker has it; a live status follower sees the change', async (t) => {
+  const c = new Cluster();
+  t.teardown(() => c.close());
+  await c.defineGroup([
+    { id: 'cm-a', broker: mosq.url },
+    { id: 'cm-b', broker: mosq.url },
+  ]);
+  await c.observe(mosq.url);
+  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
+  c.startAgent('p-nw');
+  await c.waitHome('p-nw', 'cm-a');
+  const follower = admin(['status', '--broker', mosq.url, '--prefix', c.prefix, '--timeout', '8000']);
+  const listFile = join(c.dir, 'list.json');
+  writeFileSync(listFile, JSON.stringify({ list: [c.group[1], c.group[0]] }));
+  const sent = await admin(['pointers', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-nw', '--key', c.keyPath, '--kid', 'ops-1', '--list', listFile]);
+  t.is(sent.code, 0, sent.stderr);
+  t.like(lines(sent.stdout)[0], { phone: 'p-nw', reason: 'admin', list: ['cm-b', 'cm-a'], sent: true });
+  await c.waitHome('p-nw', 'cm-b');
+  const seen = await follower;
+  t.is(seen.code, 0, seen.stderr);
+  const homes = lines(seen.stdout).filter((l) => l.phone === 'p-nw').map((l) => l.home);
+  t.is(homes[0], 'cm-a', 'the retained status first');
+  t.true(homes.includes('cm-b'), `live statuses follow: ${homes.join(',')}`);
+});
+
+/** A phone that only answers config changes: opens the envelope like the agent and replies on config/result. */
+async function fakePhone(prefix: string, phone: string, publicPem: string, answer: 'ok' | 'refuse' | 'silent'): Promise<{ client: MqttClient; got: Record<string, unknown>[] }> {
+  const client = connect(mosq.url, { reconnectPeriod: 0, clientId: `fake-${phone}-${Date.now()}` });
+  await new Promise<void>((done, fail) => {
+    client.once('connect', () => done());
+    client.once('error', fail);
+  });
+  const keys = trustedKeys({ 'ops-1': publicPem });
+  const got: Record<string, unknown>[] = [];
+  let held = 0;
+  client.on('message', (_topic, payload) => {
+    let reply: Record<string, unknown>;
+    try {
+      const body = openConfig(decodeEnvelope(payload), keys, { phoneId: phone, heldVersion: held, now: Date.now() });
+      got.push(body as unknown as Record<string, unknown>);
+      if (answer === 'silent') return;
+      // An answer for another version first: the tool must wait for its own.
+      client.publish(`${prefix}/phone/${phone}/config/result`, JSON.stringify({ version: body.version - 1, ok: false, error: 'stale' }), { qos: 1 });
+      if (answer === 'refuse') reply = { version: body.version, ok: false, error: 'keepalive/intervalMs: must be at least 100 (got 5)' };
+      else {
+        held = body.version;
+        reply = { version: body.version, ok: true };
+      }
+    } catch (err) {
+      const v = (() => {
+        try {
+          return (JSON.parse(Buffer.from(decodeEnvelope(payload).body, 'base64').toString()) as { version: number }).version;
+        } catch {
+          return 0;
+        }
+      })();
+      reply = { version: v, ok: false, error: (err as Error).message };
+    }
+    client.publish(`${prefix}/phone/${phone}/config/result`, JSON.stringify(reply), { qos: 1 });
+  });
+  await client.subscribeAsync(`${prefix}/phone/${phone}/config`, { qos: 1 });
+  return { client, got };
+}
+
+test.serial('config: applied → exit 0 with the result; refused → exit 1 with the error; untrusted → exit 1; silent → timeout exit 1', async (t) => {
+  const c = new Cluster(); // only for its keys and prefix
+  t.teardown(() => c.close());
+  const patch = join(c.dir, 'patch.json');
+  writeFileSync(patch, JSON.stringify({ keepalive: { intervalMs: 2000 } }));
+  const base = (phone: string): string[] => ['config', '--broker', mosq.url, '--prefix', c.prefix, '--phone', phone, '--file', patch];
+
+  const ok = await fakePhone(c.prefix, 'f-ok', c.publicPem, 'ok');
+  t.teardown(() => ok.client.endAsync());
+  const applied = await admin([...base('f-ok'), '--key', c.keyPath, '--kid', 'ops-1', '--version', '10', '--expires-in', '60000']);
+  t.is(applied.code, 0, applied.stderr);
+  t.deepEqual(lines(applied.stdout), [{ version: 10, ok: true }]);
+  t.like(ok.got[0], { version: 10, config: { keepalive: { intervalMs: 2000 } }, phone: 'f-ok' });
+  t.true((ok.got[0]!.expires as number) > Date.now());
+  // Default version: the time of sending.
+  const before = Date.now();
+  const dflt = await admin([...base('f-ok'), '--key', c.keyPath, '--kid', 'ops-1']);
+  t.is(dflt.code, 0, dflt.stderr);
+  t.true((ok.got[1]!.version as number) >= before && (ok.got[1]!.version as number) <= Date.now());
+  // A replayed version: the phone refuses it.
+  const replay = await admin([...base('f-ok'), '--key', c.keyPath, '--kid', 'ops-1', '--version', '10', '--timeout', '5000']);
+  t.is(replay.code, 1);
+  t.regex(replay.stderr, /not newer than held version/);
+
+  const no = await fakePhone(c.prefix, 'f-no', c.publicPem, 'refuse');
+  t.teardown(() => no.client.endAsync());
+  const refused = await admin([...base('f-no'), '--key', c.keyPath, '--kid', 'ops-1']);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /not applied by phone f-no: keepalive\/intervalMs: must be at least 100 \(got 5\)/);
+  t.like(lines(refused.stdout)[0], { ok: false });
+
+  const rogue = join(c.dir, 'rogue.pem');
+  t.is((await admin(['keygen', '--out', rogue])).code, 0);
+  const untrusted = await admin([...base('f-no'), '--key', rogue, '--kid', 'rogue']);
+  t.is(untrusted.code, 1);
+  t.regex(untrusted.stderr, /signed by unknown key "rogue"/);
+
+  const quiet = await fakePhone(c.prefix, 'f-quiet', c.publicPem, 'silent');
+  t.teardown(() => quiet.client.endAsync());
+  const started = Date.now();
+  const timedOut = await admin([...base('f-quiet'), '--key', c.keyPath, '--kid', 'ops-1', '--timeout', '700']);
+  t.is(timedOut.code, 1);
+  t.regex(timedOut.stderr, /no config result for version \d+ from phone f-quiet within 700 ms/);
+  t.is(quiet.got.length, 1, 'the phone did receive it');
+  t.true(Date.now() - started < 15_000);
+});
+
+test.serial('pointers --wait for a phone that is not there: exit 1 after --timeout, saying so', async (t) => {
+  const c = new Cluster(); // only for its keys and prefix
+  t.teardown(() => c.close());
+  const listFile = join(c.dir, 'list.json');
+  writeFileSync(listFile, JSON.stringify([{ id: 'cm-a', broker: mosq.url, services: 'http://127.0.0.1:1/services' }]));
+  const r = await admin(['pointers', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-gone', '--key', c.keyPath, '--kid', 'ops-1', '--list', listFile, '--wait', '--timeout', '600']);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /phone p-gone did not show pointers version \d+ within 600 ms/);
+  t.is(r.stdout, '');
+});
+
+test.serial('keygen files are read by openssl; a second keygen refuses to overwrite', async (t) => {
+  const out = join(dir, 'ops-9.pem');
+  const r = await admin(['keygen', '--out', out]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /kid hint: +ops-9/);
+  t.is(statSync(out).mode & 0o777, 0o600);
+  await t.notThrowsAsync(run('openssl', ['pkey', '-in', out, '-noout']));
+  await t.notThrowsAsync(run('openssl', ['pkey', '-pubin', '-in', `${out}.pub`, '-noout']));
+  // The raw public key printed is the one in the .pub file.
+  const { stdout: der } = await run('openssl', ['pkey', '-pubin', '-in', `${out}.pub`, '-outform', 'DER'], { encoding: 'buffer' });
+  t.true(r.stdout.includes((der as unknown as Buffer).subarray(12).toString('base64')));
+  const before = readFileSync(out, 'utf8');
+  const again = await admin(['keygen', '--out', out]);
+  t.is(again.code, 1);
+  t.regex(again.stderr, /exists; use --force/);
+  t.is(readFileSync(out, 'utf8'), before);
+});
+
+test.serial('an unreachable broker: refused → exit 1 at once; silent → exit 1 after the connect timeout; bad args → exit 2', async (t) => {
+  const port = await freePort();
+  const refused = await admin(['status', '--broker', `mqtt://user:s3cret@127.0.0.1:${port}`, '--password', 'hunter2', '--once']);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /cannot connect to broker mqtt:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+  t.false(refused.stderr.includes('s3cret') || refused.stderr.includes('hunter2'), 'no secret printed');
+
+  // Accepts TCP, never answers MQTT.
+  const silent: Server = createServer(() => {});
+  await new Promise<void>((done) => silent.listen(0, '127.0.0.1', done));
+  t.teardown(() => silent.close());
+  const addr = silent.address();
+  const sport = typeof addr === 'object' && addr ? addr.port : 0;
+  const timed = await admin(['status', '--broker', `mqtt://127.0.0.1:${sport}`, '--once', '--connect-timeout', '500']);
+  t.is(timed.code, 1);
+  t.regex(timed.stderr, /no answer within 500 ms/);
+
+  const bad = await admin(['pointers', '--broker', mosq.url]);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--phone is required.*\nUsage: ipphone-admin pointers/);
+  const help = await admin(['status', '--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /--once/);
+});
