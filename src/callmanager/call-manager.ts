@@ -384,7 +384,7 @@ export class CallManager {
     if (this.#config.rebalance.enabled && peers.offline.size < before && this.#responder !== undefined) {
       const here = new Set([...this.homedPhones()].map((p) => p.phone));
       const owed = new Set([...this.#responder.takeDemoted(), ...book.overridden()]);
-      this.#rebalancer?.restore([...owed].filter((p) => here.has(p)));
+      this.#rebalancer?.restore([...owed].filter((p) => here.has(p)).map((phone) => ({ phone, to: book.forPhone(phone).list[0]?.id ?? this.#config.cmId })));
       this.#drain();
     }
     this.#log.info({ peer, offline: [...peers.offline], version: book.version }, 'peer state changed');

@@ -35,6 +35,12 @@ export interface RebalancerOptions {
 const MOVED_MEMORY_PERIODS = 20;
 /** A move not completed after this many periods is given up (the phone stayed). */
 const INFLIGHT_PERIODS = 10;
+/**
+ * A phone released to its restored list falls back only after its own
+ * hold-down (not known here; 120 s by default): its move counts as in flight
+ * this many periods.
+ */
+const RELEASED_PERIODS = 40;
 /** Periods to wait for a member that is not offline but has published no load yet. */
 const INCOMPLETE_WAIT_PERIODS = 5;
 /** Periods a completed move still counts for its target (its published load lags). */
@@ -49,11 +55,11 @@ export class Rebalancer {
    * load that includes it ({@link LEFT_GRACE_PERIODS} after it left us):
    * counting it twice for a moment only makes the next round move less.
    */
-  readonly #inflight = new Map<string, { to: string; at: number; leftAt: number | null }>();
+  readonly #inflight = new Map<string, { to: string; at: number; leftAt: number | null; released: boolean }>();
   /** phone → when it was last told to move (bounded by MOVED_MEMORY_PERIODS). */
   readonly #moved = new Map<string, number>();
-  /** Moves to send (`to` a member id) and restored lists to release (`to` null), in order. */
-  #queue: { phone: string; to: string | null }[] = [];
+  /** Moves to send and restored lists to release (`release`: the phone will move to `to` itself), in order. */
+  #queue: { phone: string; to: string; release?: boolean }[] = [];
   /** Our homed count at the last tick, and when it last grew. */
   #lastHomed: number | null = null;
   #lastGrewAt = -Infinity;
@@ -97,7 +103,7 @@ export class Rebalancer {
     for (const p of o.homed(now)) here.add(p.phone);
     for (const [phone, m] of this.#inflight) {
       if (here.has(phone)) {
-        if (now - m.at > INFLIGHT_PERIODS * o.periodMs) this.#inflight.delete(phone); // it stayed
+        if (now - m.at > (m.released ? RELEASED_PERIODS : INFLIGHT_PERIODS) * o.periodMs) this.#inflight.delete(phone); // it stayed
       } else if (m.leftAt === null) m.leftAt = now;
       else if (now - m.leftAt > LEFT_GRACE_PERIODS * o.periodMs) this.#inflight.delete(phone);
     }
@@ -157,9 +163,9 @@ export class Rebalancer {
    * rate (they fall back after their hold-down as it reaches them), before
    * any further planning.
    */
-  restore(phones: readonly string[]): void {
+  restore(phones: readonly { phone: string; to: string }[]): void {
     const queued = new Set(this.#queue.map((m) => m.phone));
-    for (const phone of phones) if (!queued.has(phone)) this.#queue.push({ phone, to: null });
+    for (const p of phones) if (!queued.has(p.phone)) this.#queue.push({ phone: p.phone, to: p.to, release: true });
   }
 
   /** Send queued moves at no more than maxMovesPerSec. Returns how many are still queued. */
@@ -172,13 +178,15 @@ export class Rebalancer {
     while (this.#queue.length > 0 && this.#tokens >= 1) {
       const m = this.#queue.shift()!;
       this.#tokens -= 1;
-      if (m.to === null) {
+      if (m.release === true) {
         o.release(m.phone);
+        // It will fall back to the first pointer of its restored list: count it for that member now.
+        if (m.to !== o.self) this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: true });
         continue;
       }
       if (o.isOffline(m.to)) continue; // target died meanwhile: the next round re-plans
       o.push(m.phone, m.to);
-      this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null });
+      this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: false });
       this.#moved.set(m.phone, now);
       this.moves++;
     }

@@ -170,7 +170,7 @@ test('a returning peer: restored lists are released at the move rate, before any
   const s = setup({ maxMovesPerSec: 10 }, 30);
   s.r.onLoad('b', { phones: 0, capacity: 30, servicesRps: 0 }, -1e9);
   s.r.onLoad('c', { phones: 30, capacity: 30, servicesRps: 0 }, -1e9);
-  s.r.restore([...s.homed.keys()]);
+  s.r.restore([...s.homed.keys()].map((phone) => ({ phone, to: 'b' })));
   s.r.tick(0);
   t.is(s.r.queued, 30, 'no round planned while releasing');
   s.drainFor(0, 1000);
@@ -179,6 +179,7 @@ test('a returning peer: restored lists are released at the move rate, before any
   t.is(s.released.length, 30);
   t.is(new Set(s.released.map((r) => r.phone)).size, 30);
   t.is(s.pushes.length, 0);
+  t.is(s.r.inflight, 30, 'released phones count as on their way to b');
 });
 
 test('a member that is up but has published no load yet is waited for, not left out of the fair shares', (t) => {

@@ -1,0 +1,156 @@
+/**
+ * The shipped units, checked by the real systemd-analyze (Debian package
+ * `systemd`; the test fails, never skips, without it).
+ *
+ * `verify` runs against a throw-away --root that holds the two units, an
+ * executable /usr/bin/node stub and stub targets (sysinit, basic, ...): the
+ * units name the device image's paths, not this machine's, so checking them
+ * on the host would depend on where node happens to be installed (CI images
+ * often have it in /usr/local/bin) and on which targets exist. Inside the root
+ * verify must print nothing at all: every warning (unknown key, bad value,
+ * missing executable) fails the test.
+ */
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAgentArgs } from '../../src/agent/main.js';
+import { parseArgs as parseCmArgs } from '../../src/callmanager/main.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const UNITS = ['ipphone-agent.service', 'ipphone-cm.service'] as const;
+/** Measured with systemd 252 (systemd/README.md); the agent may not get worse than this + 0.1. */
+const AGENT_EXPOSURE_MEASURED = 1.8;
+const CM_EXPOSURE_MAX = 2.5;
+const STUB_TARGETS = ['sysinit', 'basic', 'shutdown', 'network-online', 'time-sync', 'multi-user'];
+
+function analyze(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync('systemd-analyze', args, { encoding: 'utf8', env: { ...process.env, SYSTEMD_COLORS: '0', SYSTEMD_PAGER: '', LC_ALL: 'C.UTF-8' }, timeout: 60_000 });
+  if (r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ENOENT') {
+    throw new Error('systemd-analyze is not installed: install the Debian package "systemd" (apt-get install systemd) to check the units');
+  }
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+/** A root with the given unit files, /usr/bin/node and stub targets. */
+function makeRoot(t: { teardown(fn: () => void): void }, extra: Record<string, string> = {}): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'units-root-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(path.join(dir, 'etc/systemd/system'), { recursive: true });
+  mkdirSync(path.join(dir, 'usr/lib/systemd/system'), { recursive: true });
+  mkdirSync(path.join(dir, 'usr/bin'), { recursive: true });
+  for (const u of UNITS) copyFileSync(path.join(ROOT, 'systemd', u), path.join(dir, 'etc/systemd/system', u));
+  for (const [name, text] of Object.entries(extra)) writeFileSync(path.join(dir, 'etc/systemd/system', name), text);
+  writeFileSync(path.join(dir, 'usr/bin/node'), '#!/bin/sh\nexit 0\n');
+  chmodSync(path.join(dir, 'usr/bin/node'), 0o755);
+  for (const tg of STUB_TARGETS) writeFileSync(path.join(dir, `usr/lib/systemd/system/${tg}.target`), `[Unit]\nDescription=stub ${tg}\n`);
+  return dir;
+}
+
+/** `Key=value` lines of a unit (comments dropped, repeated keys kept in order). */
+function directives(unit: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const raw of readFileSync(path.join(ROOT, 'systemd', unit), 'utf8').split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';') || line.startsWith('[')) continue;
+    const eq = line.indexOf('=');
+    out.push([line.slice(0, eq), line.slice(eq + 1)]);
+  }
+  return out;
+}
+const all = (unit: string, key: string): string[] => directives(unit).filter(([k]) => k === key).map(([, v]) => v);
+const one = (unit: string, key: string): string | undefined => all(unit, key).at(-1);
+
+function exposure(unit: string): number {
+  const { status, out } = analyze(['security', '--no-pager', '--offline=true', path.join(ROOT, 'systemd', unit)]);
+  const m = /Overall exposure level for \S+: ([0-9]+\.[0-9]+)/.exec(out);
+  if (status !== 0 || m === null) throw new Error(`systemd-analyze security ${unit} (exit ${status}):\n${out}`);
+  return Number(m[1]);
+}
+
+test('systemd-analyze verify accepts both units without a single warning', (t) => {
+  const root = makeRoot(t);
+  const r = analyze(['verify', `--root=${root}`, ...UNITS]);
+  t.is(r.out.trim(), '', r.out);
+  t.is(r.status, 0);
+});
+
+test('the verify harness does catch broken units', (t) => {
+  const broken = readFileSync(path.join(ROOT, 'systemd/ipphone-cm.service'), 'utf8')
+    .replace('Restart=always', 'Restart=always\nNoSuchOption=1\nMemoryHigh=lots')
+    .replace('ExecStart=/usr/bin/node ', 'ExecStart=/usr/bin/no-node ');
+  const root = makeRoot(t, { 'broken.service': broken });
+  const r = analyze(['verify', `--root=${root}`, 'broken.service']);
+  t.regex(r.out, /Unknown key .*NoSuchOption/);
+  t.regex(r.out, /lots/);
+  t.regex(r.out, /no-node is not executable/);
+  t.not(r.status, 0);
+});
+
+test(`exposure: call manager at most ${CM_EXPOSURE_MAX}, agent at most ${AGENT_EXPOSURE_MEASURED} + 0.1`, (t) => {
+  const cm = exposure('ipphone-cm.service');
+  const agent = exposure('ipphone-agent.service');
+  t.log(`exposure: ipphone-cm ${cm}, ipphone-agent ${agent}`);
+  t.true(cm <= CM_EXPOSURE_MAX, `ipphone-cm exposure ${cm}`);
+  t.true(agent <= AGENT_EXPOSURE_MEASURED + 0.1 + 1e-9, `ipphone-agent exposure ${agent}`);
+});
+
+test('both units: notify with a watchdog, restarts forever, memory capped with a matching V8 heap', (t) => {
+  for (const u of UNITS) {
+    t.is(one(u, 'Type'), 'notify', u);
+    // systemd-notify runs as our child: "main" would drop its messages (src/lib/sd-notify.ts).
+    t.is(one(u, 'NotifyAccess'), 'all', u);
+    t.is(one(u, 'WatchdogSec'), '30s', u);
+    t.is(one(u, 'Restart'), 'always', u);
+    t.is(one(u, 'RestartSec'), '1', u);
+    t.is(one(u, 'StartLimitIntervalSec'), '0', u);
+    t.deepEqual(all(u, 'RestartSteps'), [], `${u}: RestartSteps= needs systemd 254`);
+    t.is(one(u, 'CapabilityBoundingSet'), '', u);
+    t.is(one(u, 'AmbientCapabilities'), '', u);
+    t.is(one(u, 'UMask'), '0077', u);
+    t.is(one(u, 'DevicePolicy'), 'closed', u);
+    t.is(one(u, 'RestrictAddressFamilies'), 'AF_UNIX AF_INET AF_INET6', u);
+    t.not(one(u, 'MemoryDenyWriteExecute'), 'yes', `${u}: V8's JIT needs W+X flips`);
+    const max = /^([0-9]+)M$/.exec(one(u, 'MemoryMax') ?? '');
+    const heap = all(u, 'Environment').map((e) => /--max-old-space-size=([0-9]+)/.exec(e)).find((m) => m !== null);
+    t.truthy(max, `${u}: MemoryMax in MiB`);
+    t.truthy(heap, `${u}: NODE_OPTIONS=--max-old-space-size`);
+    const share = Number(heap![1]) / Number(max![1]);
+    t.true(share >= 0.55 && share <= 0.65, `${u}: old space is ${(share * 100).toFixed(0)} % of MemoryMax`);
+  }
+  t.is(one('ipphone-agent.service', 'MemoryMax'), '96M');
+  t.is(one('ipphone-cm.service', 'MemoryMax'), '512M');
+});
+
+test('agent unit: fixed user and groups, state dir, serial ports and sysfs GPIO reachable', (t) => {
+  const u = 'ipphone-agent.service';
+  t.is(one(u, 'User'), 'ipphone');
+  t.is(one(u, 'DynamicUser'), undefined);
+  t.is(one(u, 'SupplementaryGroups'), 'dialout gpio');
+  t.is(one(u, 'StateDirectory'), 'ipphone-agent');
+  t.deepEqual(all(u, 'DeviceAllow'), ['char-ttyS rw', 'char-ttyAMA rw', 'char-ttyUSB rw', 'char-ttyACM rw']);
+  t.is(one(u, 'ReadWritePaths'), '/sys/class/gpio');
+  // Both would break the tty and /sys/class/gpio/export (systemd/README.md).
+  t.is(one(u, 'PrivateDevices'), undefined);
+  t.is(one(u, 'ProtectKernelTunables'), undefined);
+  const exec = (one(u, 'ExecStart') ?? '').split(' ');
+  t.is(exec[0], '/usr/bin/node');
+  t.is(exec[1], '/usr/lib/ipphone/ipphone-agent.mjs');
+  const args = parseAgentArgs(exec.slice(2));
+  t.deepEqual(args, { kind: 'run', config: '/etc/ipphone-agent/agent.json', board: '/etc/ipphone-agent/board.json', stateDir: '/var/lib/ipphone-agent' });
+  t.is(args.stateDir, `/var/lib/${one(u, 'StateDirectory')}`, '--state-dir is the StateDirectory');
+});
+
+test('call manager unit: dynamic user, private devices, key through a credential', (t) => {
+  const u = 'ipphone-cm.service';
+  t.is(one(u, 'DynamicUser'), 'yes');
+  t.is(one(u, 'PrivateDevices'), 'yes');
+  t.is(one(u, 'ProtectKernelTunables'), 'yes');
+  t.is(one(u, 'SupplementaryGroups'), undefined);
+  t.regex(one(u, 'LoadCredential') ?? '', /^signing-key\.pem:\/etc\/ipphone-cm\//);
+  const exec = (one(u, 'ExecStart') ?? '').split(' ');
+  t.deepEqual(exec.slice(0, 2), ['/usr/bin/node', '/usr/lib/ipphone/ipphone-cm.mjs']);
+  t.deepEqual(parseCmArgs(exec.slice(2)), { kind: 'run', config: '/etc/ipphone-cm/cm.json' });
+});
