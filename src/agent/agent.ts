@@ -38,6 +38,9 @@ export interface AgentDeps {
   noServiceLed?: Led | null;
 }
 
+/** The wake-up timer overdue this long means the agent's loop is wedged (ms). */
+const WEDGED_AFTER_MS = 10_000;
+
 /** Upper bound of the spread of services fetches after a home change (ms). */
 const SERVICES_JITTER_MAX_MS = 2000;
 
@@ -154,6 +157,17 @@ export class Agent {
     this.#syncSubscriptions();
     this.#input({ type: 'start' });
     if (d.hook?.isOffHook()) this.#input({ type: 'busy', busy: true });
+  }
+
+  /**
+   * True while the agent's own loop works: its single wake-up timer is not
+   * overdue. Unreachable call managers or brokers do not make it unhealthy —
+   * riding those out is the agent's job, and a restart would not help.
+   */
+  healthy(): boolean {
+    if (!this.#running || this.#state === undefined) return false;
+    const at = this.#state.wakeAt;
+    return at === null || this.#d.clock.now() - at < WEDGED_AFTER_MS;
   }
 
   async stop(): Promise<void> {

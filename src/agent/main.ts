@@ -8,6 +8,7 @@ import { errorMessage, isIpphoneError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { hardwareFor, loadBoardFile } from '../hw/board.js';
 import { composeAgent } from './compose.js';
+import { SdNotify } from '../lib/sd-notify.js';
 
 export const USAGE = `Usage:
   ipphone-agent --config FILE [--board FILE] [--state-dir DIR]
@@ -104,6 +105,7 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
     return 1;
   }
   const agent = composeAgent({ config, log, hardware });
+  const sd = new SdNotify({ log });
   try {
     await agent.start();
   } catch (err) {
@@ -111,11 +113,21 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
     await agent.stop().catch(() => {});
     return 1;
   }
+  // READY once started, not once homed: a phone whose call managers are all down must not
+  // hit the start timeout and restart in a loop; STATUS says where it is homed.
+  const describe = (): string => (agent.home !== null ? `homed to ${agent.home}` : 'no home: searching');
+  void sd.ready(describe());
+  const statusTimer = setInterval(() => void sd.status(describe()), 1000);
+  statusTimer.unref();
+  const stopWatchdog = sd.startWatchdog(() => agent.healthy());
   const signal = await new Promise<NodeJS.Signals>((done) => {
     process.once('SIGTERM', () => done('SIGTERM'));
     process.once('SIGINT', () => done('SIGINT'));
   });
   log.info({ signal }, 'stopping');
+  clearInterval(statusTimer);
+  stopWatchdog();
+  await sd.stopping(`stopping on ${signal}`);
   await agent.stop();
   await hardware.display.close();
   await hardware.keypad.close();

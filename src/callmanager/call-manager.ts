@@ -390,7 +390,19 @@ export class CallManager {
     this.#log.info({ peer, offline: [...peers.offline], version: book.version }, 'peer state changed');
   }
 
+  /**
+   * True while the housekeeping loop runs on time (within three ticks). The
+   * broker being unreachable does not count: mqtt.js reconnects, and a
+   * restart would not help.
+   */
+  healthy(): boolean {
+    return this.#started && this.#stopping === undefined && this.#clock.now() - this.#lastTickAt < 3 * TICK_MS + 1000;
+  }
+
+  #lastTickAt = 0;
+
   #scheduleTick(): void {
+    this.#lastTickAt = this.#clock.now();
     this.#tick = this.#clock.setTimeout(() => {
       this.#tick = undefined;
       if (this.#stopping !== undefined) return;

@@ -3,6 +3,7 @@ import { loadCmConfigFile } from '../config/cm-config.js';
 import { errorMessage, isIpphoneError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { CallManager } from './call-manager.js';
+import { SdNotify } from '../lib/sd-notify.js';
 
 /**
  * `ipphone-cm`: argument parsing, config loading and the signal-driven
@@ -95,12 +96,22 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
     await cm.stop().catch(() => undefined);
     return 1;
   }
+  const sd = new SdNotify({ log });
+  const describe = (): string => `${config.cmId}: ${cm.phonesHomed()} phones, broker ${cm.connected ? 'up' : 'down'}`;
+  void sd.ready(describe());
+  const statusTimer = setInterval(() => void sd.status(describe()), 5000);
+  statusTimer.unref();
+  const stopWatchdog = sd.startWatchdog(() => cm.healthy());
   return new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
       log.info({ signal }, 'shutting down');
-      cm.stop().then(
+      clearInterval(statusTimer);
+      stopWatchdog();
+      sd.stopping(`stopping on ${signal}`)
+        .then(() => cm.stop())
+        .then(
         () => resolve(0),
         (err: unknown) => {
           log.error({ err: errorMessage(err) }, 'shutdown failed');

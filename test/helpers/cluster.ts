@@ -37,8 +37,8 @@ export interface Observed {
   payload: Record<string, unknown>;
 }
 
-function spawnNode(args: string[], name: string): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnNode(args: string[], name: string, env?: NodeJS.ProcessEnv): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let out = '';
   const keep = (b: Buffer): void => {
     out += b.toString();
@@ -178,8 +178,8 @@ export class Cluster {
     return path;
   }
 
-  startAgent(phoneId: string, configPath = this.agentConfig(phoneId)): Proc {
-    const p = spawnNode(['src/bin/ipphone-agent.ts', '--config', configPath], phoneId);
+  startAgent(phoneId: string, configPath = this.agentConfig(phoneId), env?: NodeJS.ProcessEnv): Proc {
+    const p = spawnNode(['src/bin/ipphone-agent.ts', '--config', configPath], phoneId, env);
     this.agents.set(phoneId, p);
     return p;
   }

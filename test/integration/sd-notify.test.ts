@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { SdNotify, systemdNotifySender } from '../../src/lib/sd-notify.js';
 import { until } from '../helpers/pty.js';
+import { need, perlReceiver, type Receiver } from '../helpers/notify-socket.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const live = new Set<ChildProcess>();
@@ -25,50 +26,6 @@ process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
-function need(cmd: string, pkg: string): void {
-  if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) throw new Error(`${cmd} is not installed (Debian package ${pkg}); these tests need it`);
-}
-
-const PERL_RECEIVER = `
-use Socket;
-$| = 1;
-socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die "socket: $!";
-bind($s, pack_sockaddr_un($ARGV[0])) or die "bind: $!";
-print "LISTENING\\n";
-while (defined(recv($s, my $buf, 65536, 0))) { print unpack("H*", $buf), "\\n"; }
-`;
-
-interface Receiver {
-  socket: string;
-  /** Everything received so far, as text. */
-  text(): string;
-  close(): void;
-}
-
-async function perlReceiver(t: { teardown(fn: () => void): void }): Promise<Receiver & { datagrams(): string[][] }> {
-  need('perl', 'perl-base');
-  need('systemd-notify', 'systemd');
-  const dir = mkdtempSync(path.join(tmpdir(), 'sdn-'));
-  const socket = path.join(dir, 'notify');
-  const child = spawn('perl', ['-e', PERL_RECEIVER, socket], { stdio: ['ignore', 'pipe', 'inherit'] });
-  live.add(child);
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-  const close = (): void => {
-    child.kill('SIGKILL');
-    live.delete(child);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  t.teardown(close);
-  await until(() => out.startsWith('LISTENING\n'), 10_000, 'the perl receiver');
-  const datagrams = (): string[][] =>
-    out
-      .split('\n')
-      .slice(1)
-      .filter((l) => l !== '')
-      .map((hex) => Buffer.from(hex, 'hex').toString('utf8').split('\n'));
-  return { socket, close, datagrams, text: () => datagrams().map((d) => d.join('\n')).join('\n') };
-}
 
 async function socatReceiver(t: { teardown(fn: () => void): void }): Promise<Receiver> {
   need('socat', 'socat');
