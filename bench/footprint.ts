@@ -25,6 +25,8 @@ export interface FootprintOptions {
 export interface AgentFootprint {
   runtime: Runtime;
   rssKiB: number;
+  /** From spawn to the first retained status showing the phone homed, ms. */
+  startToHomedMs: number;
   stateWritesStart: number;
   stateWritesEnd: number;
   /** Observed changes of files in the state directory (polled). */
@@ -113,11 +115,18 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
     const agents = runtimes.map((runtime) => {
       const phone = `p-bench-rss-${runtime}`;
       const stateDir = tempDir(`state-${runtime}`);
+      const spawnedAt = performance.now();
       const child = startAgent(phone, group.agentConfig(phone, { holdMs: 120_000, stateDir }), runtime);
       children.push(child);
-      return { runtime, phone, stateDir, child };
+      return { runtime, phone, stateDir, child, spawnedAt, homedMs: NaN };
     });
-    await Promise.all(agents.map((a) => observer.waitHomed(a.phone, 'cm-a', 30_000, a.child)));
+    // Spawned together, so each start-to-homed time sees the same contention.
+    await Promise.all(
+      agents.map(async (a) => {
+        await observer.waitHomed(a.phone, 'cm-a', 30_000, a.child);
+        a.homedMs = performance.now() - a.spawnedAt;
+      }),
+    );
     // Let the first exchanges settle (first list adoption may legitimately write once).
     await sleep(3000);
 
@@ -152,6 +161,7 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
         return {
           runtime: a.runtime,
           rssKiB: rss[i]!,
+          startToHomedMs: a.homedMs,
           stateWritesStart: start[i]!.writes,
           stateWritesEnd: num(s.stateWrites),
           fileChanges: watches[i]!.changes,

@@ -117,6 +117,11 @@ function footprintRows(f: FootprintResult): Row[] {
     const how = a.runtime === 'tsx' ? 'via tsx (src/)' : a.runtime === 'bundle' ? 'bundled (dist/bundle/, npm run bundle)' : 'compiled (dist/)';
     rows.push([`RSS agent ${how}, homed ${Math.round(f.rssMs / 1000)} s`, mib(a.rssKiB), '≤ 1.3× bare node', `${ratio.toFixed(2)}× bare — ${ratio <= 1.3 ? 'meets' : 'misses'}`]);
   }
+  const dist = f.agents.find((a) => a.runtime === 'dist');
+  for (const a of f.agents) {
+    const vs = dist && a !== dist ? `${(a.startToHomedMs / dist.startToHomedMs).toFixed(2)}× dist/` : '—';
+    rows.push([`start → homed, agent ${a.runtime} (spawned side by side)`, fmtMs(a.startToHomedMs), 'reported', vs]);
+  }
   const secs = Math.round(f.steadyMs / 1000);
   for (const a of f.agents) {
     const writes = a.stateWritesEnd - a.stateWritesStart;

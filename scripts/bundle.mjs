@@ -1,11 +1,22 @@
-// `npm run bundle`: one JavaScript file per program for a device image
-// (dist/bundle/*.mjs). Loading one bundled file instead of hundreds of ES
-// modules cuts the agent's resident memory by about a third (bench/results.md).
-// Native addons (serialport's bindings, onoff's epoll) stay external: they are
-// installed next to the bundle (see README, "Device image").
+// `npm run bundle`: what goes onto a device image.
+//
+//   dist/bundle/*.mjs          one JavaScript file per program (esbuild)
+//   dist/image/                a staging root filesystem:
+//     usr/lib/ipphone/*.mjs            the bundles
+//     usr/lib/ipphone/node_modules/    only the native-addon packages (serialport, onoff) and their deps
+//     lib/systemd/system/*.service     the units
+//     usr/share/ipphone/boards/*.json  board profiles, and the schemas
+//     lib/udev/rules.d/99-ipphone-gpio.rules
+//
+// Loading one bundled file instead of hundreds of ES modules cuts the agent's
+// resident memory by about a third (bench/results.md). Native addons stay
+// external: they are built for the target (see README, "Device image").
 import { build } from 'esbuild';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 
-const programs = ['ipphone-agent', 'ipphone-cm', 'ipphone-fleet'];
+const programs = ['ipphone-agent', 'ipphone-cm', 'ipphone-fleet', 'ipphone-admin'];
+const external = ['serialport', '@serialport/*', 'onoff', 'epoll'];
 await build({
   entryPoints: Object.fromEntries(programs.map((p) => [p, `src/bin/${p}.ts`])),
   outdir: 'dist/bundle',
@@ -16,9 +27,37 @@ await build({
   target: 'node20',
   minify: true,
   sourcemap: 'linked',
-  external: ['serialport', '@serialport/*', 'onoff', 'epoll'],
+  external,
   // Some CommonJS dependencies call require(); give the ESM bundle one.
   banner: { js: "import { createRequire as __ipphoneRequire } from 'node:module'; const require = __ipphoneRequire(import.meta.url);" },
   logLevel: 'warning',
 });
-console.log(`bundled ${programs.join(', ')} into dist/bundle/`);
+
+// The runtime closure of the external packages, resolved in ./node_modules.
+function closure(roots) {
+  const seen = new Set();
+  const walk = (name) => {
+    if (seen.has(name)) return;
+    const dir = path.join('node_modules', name);
+    if (!existsSync(path.join(dir, 'package.json'))) return; // optional dependency not installed
+    seen.add(name);
+    const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) walk(dep);
+  };
+  roots.forEach(walk);
+  return [...seen].sort();
+}
+
+const image = 'dist/image';
+rmSync(image, { recursive: true, force: true });
+const lib = path.join(image, 'usr/lib/ipphone');
+mkdirSync(lib, { recursive: true });
+for (const p of programs) cpSync(`dist/bundle/${p}.mjs`, path.join(lib, `${p}.mjs`));
+const natives = closure(['serialport', 'onoff']);
+for (const name of natives) cpSync(path.join('node_modules', name), path.join(lib, 'node_modules', name), { recursive: true, dereference: true });
+cpSync('systemd', path.join(image, 'lib/systemd/system'), { recursive: true, filter: (src) => !src.endsWith('.md') });
+cpSync('hw/boards', path.join(image, 'usr/share/ipphone/boards'), { recursive: true });
+cpSync('schema', path.join(image, 'usr/share/ipphone/schema'), { recursive: true });
+mkdirSync(path.join(image, 'lib/udev/rules.d'), { recursive: true });
+cpSync('hw/udev/99-ipphone-gpio.rules', path.join(image, 'lib/udev/rules.d/99-ipphone-gpio.rules'));
+console.log(`bundled ${programs.join(', ')} into dist/bundle/; staged ${image}/ with ${natives.length} native-addon packages`);

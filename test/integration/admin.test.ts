@@ -113,6 +113,28 @@ test.serial('pointers --wait moves a real phone; the replayed version exits 1 wi
   t.regex(none.stderr, /phone p-none has no status/);
 });
 
+test.serial('config against a real running agent: applied → exit 0; a schema error → exit 1 with the agent\'s reason', async (t) => {
+  const c = new Cluster();
+  t.teardown(() => c.close());
+  await c.defineGroup([{ id: 'cm-a', broker: mosq.url }]);
+  await c.observe(mosq.url);
+  await c.startCm('cm-a');
+  c.startAgent('p-adm-cfg');
+  await c.waitHome('p-adm-cfg', 'cm-a');
+  const good = join(c.dir, 'good-patch.json');
+  writeFileSync(good, JSON.stringify({ keepalive: { intervalMs: 700 }, log: { level: 'debug' } }));
+  const base = ['config', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-adm-cfg', '--key', c.keyPath, '--kid', 'ops-1'];
+  const ok = await admin([...base, '--file', good]);
+  t.is(ok.code, 0, ok.stderr);
+  t.like(lines(ok.stdout)[0], { ok: true });
+  const bad = join(c.dir, 'bad-patch.json');
+  writeFileSync(bad, JSON.stringify({ keepalive: { intervalMs: 5 } }));
+  const no = await admin([...base, '--file', bad]);
+  t.is(no.code, 1);
+  t.regex(no.stderr + no.stdout, /keepalive\/intervalMs/);
+  t.like(c.status('p-adm-cfg'), { home: 'cm-a', state: 'homed' }, 'still homed');
+});
+
 test.serial('pointers without --wait: exit 0 once the broker has it; a live status follower sees the change', async (t) => {
   const c = new Cluster();
   t.teardown(() => c.close());
