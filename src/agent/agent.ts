@@ -302,7 +302,6 @@ export class Agent {
 
   /** A pushed list: a signed envelope, or — only with `trust.requireSigned: false` — a bare body. */
   #onPushedList(topic: string, payload: Buffer): void {
-    const d = this.#d;
     if (!this.#cfg.trust.requireSigned && !('sig' in parseJsonPayload(payload))) {
       const body = parsePointersBody(payload, this.#openContext());
       return this.#adopt(topic, body, 'push');

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
-import { IpphoneError, errorMessage } from '../lib/errors.js';
+import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { PublishOptions, Qos, Transport, TransportDownReason, TransportEvents } from './ports.js';
 

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { recordingFs } from '../../helpers/recording-fs.js';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,7 +14,6 @@ import {
   canonicalJson,
   checkAgentState,
 } from '../../../src/store/agent-state-store.js';
-import { nodeDurableFs, type DurableFs, type FsHandle } from '../../../src/store/durable-file.js';
 
 async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ipphone-state-'));
@@ -33,53 +33,6 @@ function captureLog(): { log: Logger; lines: LogLine[] } {
   return { log, lines };
 }
 
-/** Real fs that records `op name` lines (names relative to `dir`) and fails chosen ops while armed. */
-function recordingFs(dir: string) {
-  const calls: string[] = [];
-  const faults = new Map<keyof DurableFs, string>();
-  const names = new Map<FsHandle, string>();
-  const rel = (p: string) => (p === dir ? 'DIR' : path.relative(dir, p));
-  const check = (op: keyof DurableFs) => {
-    const code = faults.get(op);
-    if (code !== undefined) throw Object.assign(new Error(`${code}: injected on ${op}`), { code });
-  };
-  const fs: DurableFs = {
-    async open(file, flags, mode) {
-      calls.push(`open ${rel(file)}`);
-      check('open');
-      const h = await nodeDurableFs.open(file, flags, mode);
-      names.set(h, rel(file));
-      return h;
-    },
-    async write(h, data, offset, length) {
-      calls.push(`write ${names.get(h)}`);
-      check('write');
-      return nodeDurableFs.write(h, data, offset, length);
-    },
-    async fsync(h) {
-      calls.push(`fsync ${names.get(h)}`);
-      check('fsync');
-      return nodeDurableFs.fsync(h);
-    },
-    async close(h) {
-      calls.push(`close ${names.get(h)}`);
-      return nodeDurableFs.close(h);
-    },
-    async rename(from, to) {
-      calls.push(`rename ${rel(from)} ${rel(to)}`);
-      check('rename');
-      return nodeDurableFs.rename(from, to);
-    },
-    readFile: (f) => nodeDurableFs.readFile(f),
-    async unlink(f) {
-      calls.push(`unlink ${rel(f)}`);
-      return nodeDurableFs.unlink(f);
-    },
-    readdir: (d) => nodeDurableFs.readdir(d),
-    mkdir: (d, m) => nodeDurableFs.mkdir(d, m),
-  };
-  return { fs, calls, faults };
-}
 
 const stateV = (v: number, overlay?: Record<string, unknown>): AgentState => ({
   pointers: [

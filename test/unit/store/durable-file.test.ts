@@ -7,63 +7,13 @@ import {
   removeStaleTemps,
   writeFileDurable,
   type DurableFs,
-  type FsHandle,
 } from '../../../src/store/durable-file.js';
+import { recordingFs } from '../../helpers/recording-fs.js';
 
 async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ipphone-durable-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-type Op = keyof DurableFs;
-
-/** Real fs that records `op name` lines (names relative to `dir`) and fails chosen ops. */
-function recordingFs(dir: string, opts: { maxWrite?: number } = {}) {
-  const calls: string[] = [];
-  const faults = new Map<Op, string>();
-  const names = new Map<FsHandle, string>();
-  const rel = (p: string) => (p === dir ? 'DIR' : path.relative(dir, p));
-  const check = (op: Op) => {
-    const code = faults.get(op);
-    if (code !== undefined) throw Object.assign(new Error(`${code}: injected on ${op}`), { code });
-  };
-  const fs: DurableFs = {
-    async open(file, flags, mode) {
-      calls.push(`open ${rel(file)}`);
-      check('open');
-      const h = await nodeDurableFs.open(file, flags, mode);
-      names.set(h, rel(file));
-      return h;
-    },
-    async write(h, data, offset, length) {
-      calls.push(`write ${names.get(h)}`);
-      check('write');
-      return nodeDurableFs.write(h, data, offset, Math.min(length, opts.maxWrite ?? length));
-    },
-    async fsync(h) {
-      calls.push(`fsync ${names.get(h)}`);
-      check('fsync');
-      return nodeDurableFs.fsync(h);
-    },
-    async close(h) {
-      calls.push(`close ${names.get(h)}`);
-      return nodeDurableFs.close(h);
-    },
-    async rename(from, to) {
-      calls.push(`rename ${rel(from)} ${rel(to)}`);
-      check('rename');
-      return nodeDurableFs.rename(from, to);
-    },
-    readFile: (f) => nodeDurableFs.readFile(f),
-    async unlink(f) {
-      calls.push(`unlink ${rel(f)}`);
-      return nodeDurableFs.unlink(f);
-    },
-    readdir: (d) => nodeDurableFs.readdir(d),
-    mkdir: (d, m) => nodeDurableFs.mkdir(d, m),
-  };
-  return { fs, calls, faults };
 }
 
 test('writes the data and leaves no temp file', async (t) => {
