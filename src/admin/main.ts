@@ -4,6 +4,7 @@
  * problem and an exit code: 0 done, 1 failed, 2 bad arguments.
  */
 import { errorMessage, isIpphoneError } from '../lib/errors.js';
+import { processIo } from '../lib/cli.js';
 import { parseAdminArgs } from './args.js';
 import { keygen, keygenReport } from './keygen.js';
 import { sendConfig, sendPointers, type AdminIo } from './sign-send.js';
@@ -12,7 +13,6 @@ import { SUBCOMMAND_USAGE, USAGE } from './usage.js';
 
 export { USAGE };
 
-const processIo: AdminIo = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) };
 
 /** One line per problem: a list's problems, or the error's message. */
 function problemsOf(err: unknown): string[] {

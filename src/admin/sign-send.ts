@@ -8,6 +8,7 @@
  * BEFORE publishing, so a fast phone's answer cannot be missed.
  */
 import type { MqttClient } from 'mqtt';
+import type { MainIo } from '../lib/cli.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { signEnvelope } from '../protocol/envelope.js';
 import { topics } from '../protocol/topics.js';
@@ -17,10 +18,7 @@ import { connectBroker, safeUrl, subscribe } from './connect.js';
 import { configOutcome, PointersWaiter, type Outcome } from './outcome.js';
 
 /** Where output goes: one line per call, newline included. */
-export interface AdminIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-}
+export type AdminIo = MainIo;
 
 type ConfigArgs = Extract<AdminArgs, { kind: 'config' }>;
 type PointersArgs = Extract<AdminArgs, { kind: 'pointers' }>;

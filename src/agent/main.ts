@@ -3,8 +3,9 @@
  * signal-driven lifecycle around one {@link Agent}. Returns the exit code.
  */
 import { resolve } from 'node:path';
+import { problemsOf, processIo, type MainIo } from '../lib/cli.js';
 import { loadAgentConfigFile, type AgentConfig } from '../config/agent-config.js';
-import { errorMessage, isIpphoneError } from '../lib/errors.js';
+import { errorMessage } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { hardwareFor, loadBoardFile } from '../hw/board.js';
 import { composeAgent } from './compose.js';
@@ -53,17 +54,7 @@ export function parseAgentArgs(argv: readonly string[]): AgentArgs {
   return { ...out, kind: 'run' };
 }
 
-export interface MainIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-}
-
-const processIo: MainIo = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) };
-
-function problemsOf(err: unknown): string[] {
-  if (isIpphoneError(err) && Array.isArray(err.context?.problems)) return (err.context.problems as unknown[]).map(String);
-  return [errorMessage(err)];
-}
+export type { MainIo };
 
 function load(path: string, io: MainIo): AgentConfig | undefined {
   try {

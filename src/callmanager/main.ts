@@ -1,4 +1,5 @@
 import type { CmConfig } from '../config/cm-config.js';
+import { problemsOf, processIo, type MainIo } from '../lib/cli.js';
 import { loadCmConfigFile } from '../config/cm-config.js';
 import { errorMessage, isIpphoneError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
@@ -47,22 +48,13 @@ export function parseArgs(argv: readonly string[]): Args {
   return { kind: 'usage', error: '--config FILE is required' };
 }
 
-export interface MainIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-}
-
-const processIo: MainIo = {
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
-};
+export type { MainIo };
 
 function loadConfig(path: string, io: MainIo): CmConfig | undefined {
   try {
     return loadCmConfigFile(path);
   } catch (err) {
-    const problems = isIpphoneError(err, 'CONFIG_INVALID') && Array.isArray(err.context?.problems) ? (err.context.problems as unknown[]).map(String) : [errorMessage(err)];
-    for (const p of problems) io.stderr(`${path}: ${p.replace(/\n/g, ' ')}\n`);
+    for (const p of problemsOf(err)) io.stderr(`${path}: ${p.replace(/\n/g, ' ')}\n`);
     return undefined;
   }
 }

@@ -3,7 +3,7 @@
  * lifecycle around one {@link Fleet}, with a summary line on stdout every few
  * seconds. Returns the exit code.
  */
-import { errorMessage, isIpphoneError } from '../lib/errors.js';
+import { problemsOf, processIo, type MainIo } from '../lib/cli.js';
 import { createLogger } from '../lib/log.js';
 import { loadFleetConfigFile } from './config.js';
 import { Fleet, type FleetSummary } from './fleet.js';
@@ -84,17 +84,7 @@ export function parseFleetArgs(argv: readonly string[]): FleetArgs {
   return { ...out, kind: 'run' };
 }
 
-export interface MainIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-}
-
-const processIo: MainIo = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) };
-
-function problemsOf(err: unknown): string[] {
-  if (isIpphoneError(err) && Array.isArray(err.context?.problems)) return (err.context.problems as unknown[]).map(String);
-  return [errorMessage(err)];
-}
+export type { MainIo };
 
 /** The summary as one pino-shaped JSON line (level 30 = info). */
 export function summaryLine(s: FleetSummary, now = Date.now()): string {
