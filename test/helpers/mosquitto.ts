@@ -51,7 +51,8 @@ function findBinary(): string {
 }
 
 /** Start mosquitto on `opts.port` (default: a free port) and wait until it accepts TCP. */
-export async function startMosquitto(opts: { port?: number } = {}): Promise<Mosquitto> {
+/** @param opts.onLog called with every line mosquitto logs (e.g. to count connects). */
+export async function startMosquitto(opts: { port?: number; onLog?: (line: string) => void } = {}): Promise<Mosquitto> {
   installExitHook();
   const bin = findBinary();
   const port = opts.port ?? (await freePort());
@@ -73,7 +74,9 @@ export async function startMosquitto(opts: { port?: number } = {}): Promise<Mosq
     live.add(c);
     c.stderr?.setEncoding('utf8');
     c.stderr?.on('data', (text: string) => {
-      tail.push(...text.split('\n').filter(Boolean));
+      const lines = text.split('\n').filter(Boolean);
+      if (opts.onLog) for (const l of lines) opts.onLog(l);
+      tail.push(...lines);
       tail.splice(0, Math.max(0, tail.length - 30));
     });
     let onExit!: () => void;

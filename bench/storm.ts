@@ -1,0 +1,92 @@
+/**
+ * Reconnect storm (issue #3): N in-process phones with pointers on two
+ * brokers (cm-a on broker 1, cm-b on broker 2). Broker 1 is killed: the
+ * phones rehome on cm-b over their hot-standby connections (no reconnect at
+ * all). Broker 1 comes back: every phone reconnects to it (its pointer is the
+ * primary) — that is the storm. Measured: the peak connects per second broker
+ * 1 sees (from its own log), the spread of the reconnects, and the time until
+ * every phone is back home on cm-a after the hold-down.
+ *
+ *   node --import tsx bench/storm.ts [--count 1000] [--hold-ms 3000]
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { validateAgentConfig } from '../src/config/agent-config.js';
+import { silentLogger } from '../src/lib/log.js';
+import { Fleet } from '../src/fleet/fleet.js';
+import { Cluster } from '../test/helpers/cluster.js';
+import { startMosquitto } from '../test/helpers/mosquitto.js';
+import { waitFor } from '../test/helpers/net.js';
+
+export interface StormResult {
+  phones: number;
+  peakConnectsPerSec: number;
+  reconnects: number;
+  spreadMs: number;
+  allBackMs: number;
+  backoff: { baseMs: number; maxMs: number };
+}
+
+export async function runStorm(o: { count: number; holdMs: number; log: (s: string) => void }): Promise<StormResult> {
+  const connects: number[] = [];
+  let counting = false;
+  const b1 = await startMosquitto({ onLog: (l) => counting && /New client connected/.test(l) && connects.push(Date.now()) });
+  const b2 = await startMosquitto();
+  const c = new Cluster();
+  const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-storm-'));
+  let fleet: Fleet | undefined;
+  const backoff = { baseMs: 1000, maxMs: 8000 };
+  try {
+    await c.defineGroup([
+      { id: 'cm-a', broker: b1.url },
+      { id: 'cm-b', broker: b2.url },
+    ]);
+    await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
+    const raw = JSON.parse(readFileSync(c.agentConfig('template', { fallback: { holdMs: o.holdMs }, keepalive: { intervalMs: 5000, missLimit: 3 }, mqtt: { connectTimeoutMs: 5000, backoff } }), 'utf8')) as Record<string, unknown>;
+    const v = validateAgentConfig({ ...raw, log: { level: 'silent' } });
+    if (!v.ok) throw new Error(v.problems.join('\n'));
+    fleet = new Fleet({ config: v.config, count: o.count, prefix: 'st-', stateDir: path.join(dir, 'fleet'), log: silentLogger() });
+    await fleet.start();
+    await waitFor(() => fleet!.summary().byHome['cm-a'] === o.count, { timeoutMs: 120_000, what: 'all on cm-a' });
+    o.log(`storm: ${o.count} phones on cm-a; killing broker 1`);
+    await b1.kill();
+    await waitFor(() => fleet!.summary().byHome['cm-b'] === o.count, { timeoutMs: 60_000, what: 'all on cm-b' });
+    o.log('storm: all on cm-b (hot standby); restarting broker 1');
+    counting = true;
+    const back = Date.now();
+    await b1.restart(); // cm-a reconnects by itself (mqtt.js, every second)
+    await waitFor(() => fleet!.summary().byHome['cm-a'] === o.count, { timeoutMs: 180_000, what: 'all back on cm-a' });
+    const allBackMs = Date.now() - back;
+    counting = false;
+    const perSec = new Map<number, number>();
+    for (const t of connects) perSec.set(Math.floor((t - back) / 1000), (perSec.get(Math.floor((t - back) / 1000)) ?? 0) + 1);
+    const peak = Math.max(0, ...perSec.values());
+    const spreadMs = connects.length > 1 ? Math.max(...connects) - Math.min(...connects) : 0;
+    o.log(`storm: ${connects.length} connects to broker 1, peak ${peak}/s over ${spreadMs} ms; all back in ${allBackMs} ms`);
+    return { phones: o.count, peakConnectsPerSec: peak, reconnects: connects.length, spreadMs, allBackMs, backoff };
+  } finally {
+    await fleet?.stop();
+    await c.close();
+    await b1.stop();
+    await b2.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name: string, d: number): number => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? Number(process.argv[i + 1]) : d;
+  };
+  runStorm({ count: arg('--count', 1000), holdMs: arg('--hold-ms', 3000), log: (s) => process.stderr.write(`${s}\n`) }).then(
+    (r) => {
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+      process.exit(0);
+    },
+    (err: unknown) => {
+      process.stderr.write(`storm: ${String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
