@@ -78,6 +78,10 @@ export class Agent {
   /** Version of a list adopted from an ack whose pushed twin has not arrived yet. */
   #ackAdopted: number | null = null;
   #persisting: Promise<void> = Promise.resolve();
+  /** Saves requested and not yet finished: the MQTT status waits for them. */
+  #saving = 0;
+  #statusDeferred = false;
+  #lastUi = '';
   #running = false;
   #stopped = false;
 
@@ -225,11 +229,14 @@ export class Agent {
   #persist(overlay: Record<string, unknown> = this.#reconfig.overlay): void {
     const s = this.#state;
     const snapshot = { pointers: s.list, pointersVersion: s.listVersion, configVersion: this.#configVersion, configOverlay: overlay };
+    this.#saving++;
     this.#persisting = this.#persisting.then(async () => {
       try {
         await this.#d.store.save(snapshot);
       } catch (err) {
         this.#log.error({ err: errorMessage(err) }, 'saving the pointer list failed; will retry on the next change');
+      } finally {
+        this.#saving--;
       }
     });
   }
@@ -241,7 +248,8 @@ export class Agent {
 
   #onUp(broker: string): void {
     this.#input({ type: 'broker-up', broker });
-    if (this.#running) this.#transport.publish(broker, this.#t.phoneStatus(this.#d.config.phoneId), JSON.stringify(this.#status()), { qos: 1, retain: true });
+    // The last status published, not the live one: a list still being saved is not reported yet.
+    if (this.#running) this.#transport.publish(broker, this.#t.phoneStatus(this.#d.config.phoneId), this.#lastStatus || JSON.stringify(this.#status()), { qos: 1, retain: true });
   }
 
   /** Per broker: my ack/pointers/config topics and the state of every pointer's call manager on it. */
@@ -435,8 +443,24 @@ export class Agent {
     this.#services.update(this.#state.list, this.#state.home);
     const status = JSON.stringify(this.#status());
     if (status !== this.#lastStatus) {
-      this.#lastStatus = status;
-      this.#publishAll(this.#t.phoneStatus(this.#d.config.phoneId), status, 1, true);
+      if (this.#saving > 0) {
+        // The status names the list version as held: publish it only once that list is on
+        // flash, so a power cut never takes back a version the phone reported.
+        if (!this.#statusDeferred) {
+          this.#statusDeferred = true;
+          void this.#persisting.then(() => {
+            this.#statusDeferred = false;
+            this.#afterStep();
+          });
+        }
+      } else {
+        this.#lastStatus = status;
+        this.#publishAll(this.#t.phoneStatus(this.#d.config.phoneId), status, 1, true);
+      }
+    }
+    const ui = `${this.#state.home}|${phaseOf(this.#state)}`;
+    if (ui !== this.#lastUi) {
+      this.#lastUi = ui;
       this.#ui.status(this.#state.home, phaseOf(this.#state));
       this.#d.noServiceLed?.set(this.#state.home === null);
     }

@@ -108,8 +108,9 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   // hit the start timeout and restart in a loop; STATUS says where it is homed.
   const describe = (): string => (agent.home !== null ? `homed to ${agent.home}` : 'no home: searching');
   void sd.ready(describe());
+  // Left ref'd on purpose: it is what keeps the process alive while every broker is down
+  // (the agent's clock timers are unref'd and no socket is open between retries).
   const statusTimer = setInterval(() => void sd.status(describe()), 1000);
-  statusTimer.unref();
   const stopWatchdog = sd.startWatchdog(() => agent.healthy());
   const signal = await new Promise<NodeJS.Signals>((done) => {
     process.once('SIGTERM', () => done('SIGTERM'));

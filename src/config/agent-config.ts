@@ -4,7 +4,7 @@ import { errorMessage } from '../lib/errors.js';
 import { parsePublicKey } from '../protocol/envelope.js';
 import { show, validatePointerList } from '../protocol/pointers.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
-import { configInvalid, ID_PATTERN, LOG_LEVELS, PREFIX_PATTERN, readJsonFile, schemaProblems, type Defaulted } from './problems.js';
+import { configInvalid, ID_PATTERN, LOG_LEVELS, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, type Defaulted } from './problems.js';
 
 /**
  * The agent config (shared/CONTRACT.md, "Agent config"): one TypeBox source
@@ -173,6 +173,8 @@ export function validateAgentConfig(raw: unknown): { ok: true; config: AgentConf
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return { ok: false, problems: [`(root): must be a JSON object (got ${show(raw)})`] };
   }
+  const structure = structureProblems(raw);
+  if (structure.length > 0) return { ok: false, problems: structure };
   const c = withDefaults(AgentConfigSchema, raw as Record<string, unknown>);
   // Pointer lists have their own checker (shared with signed bodies); drop the schema's view of them.
   const problems = schemaProblems(AgentConfigSchema, c, (p) => p === '/pointers' || p.startsWith('/pointers/'));

@@ -6,7 +6,7 @@ import { parsePrivateKey } from '../protocol/envelope.js';
 import { BROKER_SCHEMES, show, urlProblems, validatePointerList } from '../protocol/pointers.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
 import { LogLevelSchema } from './agent-config.js';
-import { configInvalid, ID_PATTERN, PREFIX_PATTERN, readJsonFile, schemaProblems, type Defaulted } from './problems.js';
+import { configInvalid, ID_PATTERN, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, type Defaulted } from './problems.js';
 
 /**
  * The call manager config (shared/CONTRACT.md, "Call manager config"): one
@@ -103,6 +103,8 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return { ok: false, problems: [`(root): must be a JSON object (got ${show(raw)})`] };
   }
+  const structure = structureProblems(raw);
+  if (structure.length > 0) return { ok: false, problems: structure };
   const c = Value.Default(CmConfigSchema, Value.Clone(raw)) as Record<string, any>;
   const problems = schemaProblems(CmConfigSchema, c, (p) => p === '/broker' || GROUP_POINTER.test(p));
   if (c.broker === undefined) problems.push('broker: is required');

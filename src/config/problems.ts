@@ -104,6 +104,35 @@ export function schemaProblems(schema: TSchema, value: unknown, skip: (pointer: 
   return out;
 }
 
+/** Deepest nesting a config or board file may have (real ones nest 4 deep; the root object is 0). */
+export const MAX_CONFIG_DEPTH = 32;
+
+/**
+ * What TypeBox cannot be handed: nesting deeper than `maxDepth` (its clone and
+ * checks recurse, so a file a few thousand levels deep overflowed the stack
+ * with a RangeError) and own `__proto__` fields (JSON.parse makes them; the
+ * clone turned one into the prototype, hiding it from the unknown-field check).
+ * Walks without recursion; reports at most 20 problems.
+ */
+export function structureProblems(raw: unknown, maxDepth = MAX_CONFIG_DEPTH): string[] {
+  const problems: string[] = [];
+  const stack: Array<[unknown, string, number]> = [[raw, '', 0]];
+  while (stack.length > 0 && problems.length < 20) {
+    const [v, path, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= maxDepth) {
+      problems.push(`${path === '' ? '(root)' : path}: nests deeper than ${maxDepth} levels`);
+      continue;
+    }
+    for (const [k, child] of Object.entries(v)) {
+      const at = path === '' ? k : `${path}/${k}`;
+      if (k === '__proto__') problems.push(`${at}: unknown field (a __proto__ field is never allowed)`);
+      else stack.push([child, at, depth + 1]);
+    }
+  }
+  return problems;
+}
+
 /** Read and parse a JSON file; unreadable or bad JSON comes back as a problem. */
 export function readJsonFile(path: string): { ok: true; value: unknown } | { ok: false; problems: string[] } {
   let text: string;

@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { ID_PATTERN, schemaProblems, type Defaulted } from '../config/problems.js';
+import { ID_PATTERN, schemaProblems, structureProblems, type Defaulted } from '../config/problems.js';
 import { show } from '../protocol/pointers.js';
 
 /**
@@ -194,6 +194,8 @@ function crossProblems(b: Loose): string[] {
  */
 export function validateBoard(raw: unknown): { ok: true; board: BoardProfile } | { ok: false; problems: string[] } {
   if (!isObject(raw)) return { ok: false, problems: [`(root): must be a JSON object (got ${show(raw)})`] };
+  const structure = structureProblems(raw);
+  if (structure.length > 0) return { ok: false, problems: structure };
   const b = Value.Default(BoardSchema, Value.Clone(raw)) as Loose;
   // The hook union gets one vague error from TypeBox; check the variant it means instead.
   const problems = schemaProblems(BoardSchema, b, (p) => p === '/hook' || p.startsWith('/hook/'));
