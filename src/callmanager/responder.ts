@@ -16,7 +16,7 @@ import type { PhoneTable } from './phone-table.js';
 /** Largest keep-alive accepted (bytes); real ones are ~100. */
 export const MAX_KEEPALIVE_BYTES = 1024;
 /** Accepted range of a phone-declared keep-alive interval (ms). */
-export const INTERVAL_MIN_MS = 50;
+export const INTERVAL_MIN_MS = 10;
 export const INTERVAL_MAX_MS = 10 * 60_000;
 
 /** A validated keep-alive (`intervalMs` is an extension: the phone's interval, ms). */

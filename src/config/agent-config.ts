@@ -47,7 +47,7 @@ export const AgentConfigSchema = Type.Object(
     }),
     keepalive: section(
       {
-        intervalMs: Type.Optional(Type.Integer({ default: 5000, minimum: 100, maximum: 600000, description: 'ms between keep-alives' })),
+        intervalMs: Type.Optional(Type.Integer({ default: 5000, minimum: 10, maximum: 600000, description: 'ms between keep-alives (10 ms is for soak tests; production uses seconds)' })),
         missLimit: Type.Optional(Type.Integer({ default: 3, minimum: 1, maximum: 100, description: 'missing acks in a row that mean the CM is lost' })),
         ackTimeoutMs: Type.Optional(
           Type.Integer({ minimum: 1, description: 'ms to wait for an ack; default max(100, round(intervalMs × 0.2)); must be < intervalMs' }),
@@ -129,7 +129,7 @@ export type AgentConfig = Defaulted<AgentConfigInput>;
  * configured, kept below `intervalMs` (only `intervalMs` = 100 needs that).
  */
 export function defaultAckTimeoutMs(intervalMs: number): number {
-  return Math.min(Math.max(100, Math.round(intervalMs * 0.2)), intervalMs - 1);
+  return Math.max(1, Math.min(Math.max(100, Math.round(intervalMs * 0.2)), intervalMs - 1));
 }
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);

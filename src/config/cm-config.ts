@@ -75,7 +75,7 @@ export const CmConfigSchema = Type.Object(
     keepalive: section(
       {
         phoneIntervalMs: Type.Optional(
-          Type.Integer({ default: 5000, minimum: 100, maximum: 600000, description: 'phones’ keep-alive interval when a keep-alive does not carry intervalMs' }),
+          Type.Integer({ default: 5000, minimum: 10, maximum: 600000, description: 'phones’ keep-alive interval when a keep-alive does not carry intervalMs' }),
         ),
       },
       'keep-alive responder',

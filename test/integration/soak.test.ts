@@ -1,6 +1,6 @@
 /**
  * Soak: the compiled agent keeps-alive as fast as its config allows
- * (keepalive.intervalMs = 100, the schema minimum; 10 ms is refused) against
+ * (keepalive.intervalMs = 10, as issue #6 asks; missLimit 20 so that one GC pause is not a failover) against
  * a real call manager for 30 s (IPPHONE_LONG=1: 10 minutes). Its RSS is read
  * from /proc every second; growth from the 25 % mark to the end must stay
  * small (compared as post-GC floors: lowest sample of the second quarter
@@ -22,7 +22,7 @@ import { LONG_MODE, sized, timeoutFor } from '../helpers/long-mode.js';
 const ROOT = resolve(import.meta.dirname, '../..');
 const AGENT_BIN = join(ROOT, 'dist/bin/ipphone-agent.js');
 const SOAK_MS = sized(30_000, 600_000);
-const INTERVAL_MS = 100;
+const INTERVAL_MS = 10;
 
 let mosq: Mosquitto;
 test.before(async () => {
@@ -69,7 +69,7 @@ test(`soak: keep-alives every ${INTERVAL_MS} ms for ${SOAK_MS / 1000} s — RSS 
   ]);
   await c.observe(mosq.url);
   await Promise.all([c.startCm('cm-a', { keepalive: { phoneIntervalMs: INTERVAL_MS } }), c.startCm('cm-b', { keepalive: { phoneIntervalMs: INTERVAL_MS } })]);
-  const cfg = c.agentConfig('p-soak', { keepalive: { intervalMs: INTERVAL_MS, missLimit: 3 }, fallback: { holdMs: 5000 }, log: { level: 'warn' } });
+  const cfg = c.agentConfig('p-soak', { keepalive: { intervalMs: INTERVAL_MS, missLimit: 20 }, fallback: { holdMs: 5000 }, log: { level: 'warn' } });
   // Plain node on the compiled agent (no tsx loader in the process): the RSS is the agent's own.
   const child = spawn(process.execPath, [AGENT_BIN, '--config', cfg], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -109,7 +109,7 @@ test(`soak: keep-alives every ${INTERVAL_MS} ms for ${SOAK_MS / 1000} s — RSS 
   const kibPerMin = slope(tailAt, tailRss) * 60;
   const moves = c.events('p-soak', 'rehomed').slice(rehomes0);
   const mib = (k: number): string => (k / 1024).toFixed(1);
-  t.log(`${LONG_MODE ? 'long' : 'CI'} mode: ${(ranMs / 1000).toFixed(0)} s at keepalive.intervalMs ${INTERVAL_MS} (schema minimum; 10 ms is below it); cm-a answered ${kas} keep-alives (${((kas * 1000) / ranMs).toFixed(1)}/s)`);
+  t.log(`${LONG_MODE ? 'long' : 'CI'} mode: ${(ranMs / 1000).toFixed(0)} s at keepalive.intervalMs ${INTERVAL_MS} ; cm-a answered ${kas} keep-alives (${((kas * 1000) / ranMs).toFixed(1)}/s)`);
   t.log(`RSS ${mib(rss[0]!)} → ${mib(rss[quarter]!)} (25 %) → ${mib(rss.at(-1)!)} MiB; min ${mib(Math.min(...tailRss))}, max ${mib(Math.max(...tailRss))} after 25 %; post-GC floor 25–50 % ${mib(floorAtQuarter)}, last 25 % ${mib(floorAtEnd)} MiB: growth ${(fromQuarter / 1024).toFixed(2)} MiB, slope ${kibPerMin.toFixed(0)} KiB/min`);
   t.log(`rehomes during the soak: ${moves.length}; final status ${JSON.stringify({ home: c.status('p-soak')?.home, state: c.status('p-soak')?.state, rehomes: c.status('p-soak')?.rehomes })}`);
 

@@ -107,7 +107,7 @@ test('a config with several problems reports every one, each naming its path', (
       { id: 'cm-a', broker: 'mqtt://h', services: 'http://h' },
       { id: 'cm-b', broker: 'http://h', services: 'http://h' },
     ],
-    keepalive: { intervalMs: 50, missLimit: 0 },
+    keepalive: { intervalMs: 5, missLimit: 0 },
     fallback: { holdMs: -1 },
     board: 7,
     mqtt: { protocolVersion: 3, username: 5 },
@@ -115,7 +115,7 @@ test('a config with several problems reports every one, each naming its path', (
   });
   t.deepEqual(got, [
     'phoneId: must be an id of 1 to 64 characters from A-Z a-z 0-9 . _ - (got "p/1")',
-    'keepalive/intervalMs: must be an integer from 100 to 600000 (got 50)',
+    'keepalive/intervalMs: must be an integer from 10 to 600000 (got 5)',
     'keepalive/missLimit: must be an integer from 1 to 100 (got 0)',
     'fallback/holdMs: must be an integer from 0 to 86400000 (got -1)',
     'board: must be a non-empty string or null (got 7)',
