@@ -8,6 +8,7 @@ import { isIpphoneError, type ErrorCode } from '../../../src/lib/errors.js';
 import { decodeEnvelope, encode, openConfig, openPointers, parseConfigBody, parsePointersBody } from '../../../src/protocol/codec.js';
 import {
   generateKeyPair,
+  openEnvelope,
   parsePrivateKey,
   parsePublicKey,
   signBytes,
@@ -168,4 +169,20 @@ test('unsigned bodies (trust.requireSigned false) get the same body checks', (t)
   t.deepEqual(parseConfigBody(encode({ version: 5, config: { a: 1 } }), ctx), { version: 5, config: { a: 1 } });
   refused(t, () => parsePointersBody(encode({ ...body, version: 3 }), ctx), 'VERSION_REPLAYED');
   refused(t, () => parseConfigBody(encode({ version: 5, config: [] }), ctx), 'PAYLOAD_INVALID');
+});
+
+test('a verdict is reused only for identical bytes and the very same key object', (t) => {
+  const a = generateKeyPair();
+  const b = generateKeyPair();
+  const env = signEnvelope({ version: 1 }, parsePrivateKey(a.privatePem), 'k');
+  const keysA = trustedKeys({ k: a.publicPem });
+  t.notThrows(() => openEnvelope(env, keysA));
+  t.notThrows(() => openEnvelope(env, keysA), 'cached');
+  // Same kid, another key: the cache must not vouch for it.
+  const err = t.throws(() => openEnvelope(env, trustedKeys({ k: b.publicPem })));
+  t.is((err as { code?: string }).code, 'SIGNATURE_INVALID');
+  // A flipped signature is never a hit.
+  const sig = Buffer.from(env.sig, 'base64');
+  sig[0]! ^= 1;
+  t.throws(() => openEnvelope({ ...env, sig: sig.toString('base64') }, keysA));
 });
