@@ -10,19 +10,22 @@ import { runFailover, type Series } from './failover.js';
 import { runFootprint, type FootprintResult } from './footprint.js';
 import { runRebalance } from './rebalance.js';
 import { runThroughput } from './throughput.js';
+import { runServicesFailover } from './services.js';
+import { runStorm } from './storm.js';
+import { spawnNode } from './harness.js';
 import { installCleanup, median, percentile, ROOT } from './harness.js';
 
-const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--only failover|footprint|throughput|rebalance]
+const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--only failover|services|footprint|throughput|rebalance|fleet|storm]
   --quick          CI-sized: 5 runs per failover series, RSS after 15 s, 30 s steady window
   --steady-ms MS   steady keep-alive window for the flash-write count (full default 600000)
   --runs N         runs per failover series (full default 20)
   --rss-ms MS      how long the agents are homed before RSS is read (full default 60000)
   --hold-ms MS     the bench agent's fallback.holdMs, i.e. how fast it returns home between runs (default 2000)
-  --only WHAT      run only one part: failover, footprint, throughput or rebalance
-Writes bench/results.md.
+  --only WHAT      run only one part: failover, services, footprint, throughput, rebalance, fleet or storm
+Writes bench/results.md (with --only: bench/results-WHAT.md).
 `;
 
-const PARTS = ['failover', 'footprint', 'throughput', 'rebalance'] as const;
+const PARTS = ['failover', 'services', 'footprint', 'throughput', 'rebalance', 'fleet', 'storm'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Options {
@@ -86,7 +89,7 @@ function verdict(value: number, goal: number): string {
   return `${r.toFixed(2)}× of goal — ${r <= 1 ? 'meets' : 'misses'}`;
 }
 
-function seriesRows(label: string, s: Series, goalMs: number): Row[] {
+function seriesRows(label: string, s: Pick<Series, 'ms'>, goalMs: number): Row[] {
   const n = s.ms.length;
   const rows: Row[] = [
     [`${label}: median`, fmtMs(median(s.ms)), `≤ ${fmtMs(goalMs)}`, verdict(median(s.ms), goalMs)],
@@ -154,6 +157,10 @@ async function main(): Promise<void> {
     rows.push(...seriesRows('SIGSTOP home CM → `rehomed` event', f.stop, 3200));
     notes.push(seriesNote('kill -9', f.kill), seriesNote('SIGSTOP', f.stop));
   }
+  if (want('services')) {
+    const r = await runServicesFailover({ runs: o.quick ? 3 : 10, timeoutMs: 2000, log });
+    rows.push(...seriesRows('services time-out → backup services page shown (services.timeoutMs 2000)', { ms: r.ms }, 3000));
+  }
   if (want('footprint')) {
     const f = await runFootprint({ rssMs: o.rssMs, steadyMs: o.steadyMs, log });
     rows.push(...footprintRows(f));
@@ -185,6 +192,23 @@ async function main(): Promise<void> {
     rows.push(['rebalance periods to converge (from the start of the idle members)', r.converged ? r.periods.toFixed(1) : 'did not converge in 60 s', 'reported', '—']);
   }
 
+  if (want('fleet')) {
+    const count = o.quick ? 300 : 2000;
+    log(`fleet: ${count} phones in one process (bench/fleet-scale.ts)`);
+    const child = spawnNode('fleet-scale', ['--expose-gc', '--import', 'tsx', 'bench/fleet-scale.ts', '--count', String(count), '--settle-ms', '3000']);
+    await child.exited;
+    const row = (label: RegExp): string => child.tail().split('\n').find((l) => label.test(l))?.split('|')[2]?.trim() ?? 'n/a';
+    const rehome = row(new RegExp(`kill -9 cm-a → all ${count} homed on cm-b`));
+    const secs = Number.parseFloat(rehome);
+    rows.push([`${count} phones: kill -9 of their call manager → all homed on the backup`, rehome, '≤ 3 s', Number.isNaN(secs) ? 'no data' : verdict(secs * 1000, 3000)]);
+    rows.push([`${count} phones: RSS per phone in one fleet process`, row(/RSS per phone/), 'reported', '—']);
+  }
+  if (want('storm')) {
+    const r = await runStorm({ count: o.quick ? 300 : 1000, holdMs: 3000, log });
+    rows.push([`reconnect storm: ${r.phones} phones back to a returning broker, peak connects/s it sees`, `${r.peakConnectsPerSec}/s (${r.reconnects} over ${(r.spreadMs / 1000).toFixed(1)} s)`, 'reported', '—']);
+    rows.push([`… all ${r.phones} back on the primary (backoff ${r.backoff.baseMs}–${r.backoff.maxMs} ms, hold 3 s)`, fmtMs(r.allBackMs), 'reported', '—']);
+  }
+
   const cpus = os.cpus();
   const header = [
     `# ipphone benchmarks`,
@@ -201,8 +225,10 @@ async function main(): Promise<void> {
   ].join('\n');
   const text = `${header}${table(rows)}\n${notes.join('\n')}\n`;
   process.stdout.write(`\n${text}`);
-  writeFileSync(path.join(ROOT, 'bench/results.md'), text);
-  log('bench: wrote bench/results.md');
+  // A partial run must not replace the full table.
+  const out = o.only === null ? 'bench/results.md' : `bench/results-${o.only}.md`;
+  writeFileSync(path.join(ROOT, out), text);
+  log(`bench: wrote ${out}`);
 }
 
 main().then(
