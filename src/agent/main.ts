@@ -10,6 +10,7 @@ import { createLogger } from '../lib/log.js';
 import { hardwareFor, loadBoardFile } from '../hw/board.js';
 import { composeAgent } from './compose.js';
 import { SdNotify } from '../lib/sd-notify.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 export const USAGE = `Usage:
   ipphone-agent --config FILE [--board FILE] [--state-dir DIR]
@@ -112,6 +113,7 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   // (the agent's clock timers are unref'd and no socket is open between retries).
   const statusTimer = setInterval(() => void sd.status(describe()), 1000);
   const stopWatchdog = sd.startWatchdog(() => agent.healthy());
+  const stopHealthLog = healthLog(log, Number(process.env.IPPHONE_HEALTH_LOG_MS ?? 60_000));
   const signal = await new Promise<NodeJS.Signals>((done) => {
     process.once('SIGTERM', () => done('SIGTERM'));
     process.once('SIGINT', () => done('SIGINT'));
@@ -119,6 +121,7 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   log.info({ signal }, 'stopping');
   clearInterval(statusTimer);
   stopWatchdog();
+  stopHealthLog();
   await sd.stopping(`stopping on ${signal}`);
   await agent.stop();
   await hardware.display.close();
@@ -127,4 +130,26 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   for (const led of Object.values(hardware.leds ?? {})) await led.close();
   log.info({}, 'stopped');
   return 0;
+}
+
+/**
+ * One info line every `periodMs` (default a minute; env IPPHONE_HEALTH_LOG_MS)
+ * with the event-loop delay and memory of the last period: what a soak test or
+ * journald needs to see that the agent stays responsive and does not grow.
+ */
+function healthLog(log: ReturnType<typeof createLogger>, periodMs: number): () => void {
+  if (!Number.isFinite(periodMs) || periodMs <= 0) return () => {};
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  const timer = setInterval(() => {
+    const mem = process.memoryUsage();
+    const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+    log.info({ mod: 'health', eventLoopP99Ms: ms(h.percentile(99)), eventLoopMaxMs: ms(h.max), rssMiB: Math.round(mem.rss / 1048576), heapUsedMiB: Math.round(mem.heapUsed / 1048576) }, 'health');
+    h.reset();
+  }, periodMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    h.disable();
+  };
 }

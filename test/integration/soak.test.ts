@@ -69,10 +69,19 @@ test(`soak: keep-alives every ${INTERVAL_MS} ms for ${SOAK_MS / 1000} s — RSS 
   ]);
   await c.observe(mosq.url);
   await Promise.all([c.startCm('cm-a', { keepalive: { phoneIntervalMs: INTERVAL_MS } }), c.startCm('cm-b', { keepalive: { phoneIntervalMs: INTERVAL_MS } })]);
-  const cfg = c.agentConfig('p-soak', { keepalive: { intervalMs: INTERVAL_MS, missLimit: 20 }, fallback: { holdMs: 5000 }, log: { level: 'warn' } });
+  const cfg = c.agentConfig('p-soak', { keepalive: { intervalMs: INTERVAL_MS, missLimit: 20 }, fallback: { holdMs: 5000 }, log: { level: 'info' } });
   // Plain node on the compiled agent (no tsx loader in the process): the RSS is the agent's own.
-  const child = spawn(process.execPath, [AGENT_BIN, '--config', cfg], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its health line (event-loop delay, memory) every 5 s.
+  const child = spawn(process.execPath, [AGENT_BIN, '--config', cfg], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, IPPHONE_HEALTH_LOG_MS: '5000' } });
   let out = '';
+  const health: { eventLoopP99Ms: number; eventLoopMaxMs: number; heapUsedMiB: number }[] = [];
+  let pending = '';
+  child.stdout.on('data', (b: Buffer) => {
+    pending += b.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const l of lines) if (l.includes('"msg":"health"')) health.push(JSON.parse(l) as (typeof health)[number]);
+  });
   for (const s of [child.stdout, child.stderr]) s.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-20_000)));
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
   t.teardown(async () => {
@@ -111,6 +120,11 @@ test(`soak: keep-alives every ${INTERVAL_MS} ms for ${SOAK_MS / 1000} s — RSS 
   const mib = (k: number): string => (k / 1024).toFixed(1);
   t.log(`${LONG_MODE ? 'long' : 'CI'} mode: ${(ranMs / 1000).toFixed(0)} s at keepalive.intervalMs ${INTERVAL_MS} ; cm-a answered ${kas} keep-alives (${((kas * 1000) / ranMs).toFixed(1)}/s)`);
   t.log(`RSS ${mib(rss[0]!)} → ${mib(rss[quarter]!)} (25 %) → ${mib(rss.at(-1)!)} MiB; min ${mib(Math.min(...tailRss))}, max ${mib(Math.max(...tailRss))} after 25 %; post-GC floor 25–50 % ${mib(floorAtQuarter)}, last 25 % ${mib(floorAtEnd)} MiB: growth ${(fromQuarter / 1024).toFixed(2)} MiB, slope ${kibPerMin.toFixed(0)} KiB/min`);
+  const steady = health.slice(1); // the first period includes start-up
+  t.log(`event loop over ${steady.length} health periods: p99 max ${Math.max(...steady.map((h) => h.eventLoopP99Ms))} ms, worst ${Math.max(...steady.map((h) => h.eventLoopMaxMs))} ms; heap ${steady.map((h) => h.heapUsedMiB).join(' ')} MiB`);
+  t.true(steady.length >= 3, 'health lines arrived');
+  // "Event-loop delay stays low": p99 under 50 ms in every period (keep-alives are every 10 ms).
+  t.true(steady.every((h) => h.eventLoopP99Ms < 50), JSON.stringify(steady));
   t.log(`rehomes during the soak: ${moves.length}; final status ${JSON.stringify({ home: c.status('p-soak')?.home, state: c.status('p-soak')?.state, rehomes: c.status('p-soak')?.rehomes })}`);
 
   t.deepEqual(
