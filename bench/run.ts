@@ -22,7 +22,7 @@ const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--
   --rss-ms MS      how long the agents are homed before RSS is read (full default 60000)
   --hold-ms MS     the bench agent's fallback.holdMs, i.e. how fast it returns home between runs (default 2000)
   --only WHAT      run only one part: failover, services, footprint, throughput, rebalance, fleet or storm
-Writes bench/results.md (with --only: bench/results-WHAT.md).
+Writes bench/results.md (--quick: bench/results-quick.md; --only: bench/results-WHAT.md).
 `;
 
 const PARTS = ['failover', 'services', 'footprint', 'throughput', 'rebalance', 'fleet', 'storm'] as const;
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
   const text = `${header}${table(rows)}\n${notes.join('\n')}\n`;
   process.stdout.write(`\n${text}`);
   // A partial run must not replace the full table.
-  const out = o.only === null ? 'bench/results.md' : `bench/results-${o.only}.md`;
+  const out = o.only !== null ? `bench/results-${o.only}.md` : o.quick ? 'bench/results-quick.md' : 'bench/results.md';
   writeFileSync(path.join(ROOT, out), text);
   log(`bench: wrote ${out}`);
 }
