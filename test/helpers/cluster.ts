@@ -92,6 +92,16 @@ export class Cluster {
   readonly #observers: MqttClient[] = [];
   readonly #httpPorts = new Map<string, number>();
 
+  /** A group of call managers on one broker, started and watched; closed at the test's teardown. */
+  static async group(t: { teardown(fn: () => Promise<void>): void }, broker: string, ids: readonly string[] = ['cm-a', 'cm-b'], cmExtra: Record<string, unknown> = {}): Promise<Cluster> {
+    const c = new Cluster();
+    t.teardown(() => c.close());
+    await c.defineGroup(ids.map((id) => ({ id, broker })));
+    await c.observe(broker);
+    await Promise.all(ids.map((id) => c.startCm(id, cmExtra)));
+    return c;
+  }
+
   constructor() {
     const k = generateKeyPair();
     this.privatePem = k.privatePem;

@@ -57,14 +57,7 @@ test.after.always(async () => {
 });
 
 test.serial('pointers --wait moves a real phone; the replayed version exits 1 with the rejection; an untrusted key exits 1; status --once prints it', async (t) => {
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: mosq.url },
-    { id: 'cm-b', broker: mosq.url },
-  ]);
-  await c.observe(mosq.url);
-  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
+  const c = await Cluster.group(t, mosq.url);
   c.startAgent('p-adm');
   await c.waitHome('p-adm', 'cm-a');
 
@@ -114,11 +107,7 @@ test.serial('pointers --wait moves a real phone; the replayed version exits 1 wi
 });
 
 test.serial('config against a real running agent: applied → exit 0; a schema error → exit 1 with the agent\'s reason', async (t) => {
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([{ id: 'cm-a', broker: mosq.url }]);
-  await c.observe(mosq.url);
-  await c.startCm('cm-a');
+  const c = await Cluster.group(t, mosq.url, ['cm-a']);
   c.startAgent('p-adm-cfg');
   await c.waitHome('p-adm-cfg', 'cm-a');
   const good = join(c.dir, 'good-patch.json');
@@ -136,14 +125,7 @@ test.serial('config against a real running agent: applied → exit 0; a schema e
 });
 
 test.serial('pointers without --wait: exit 0 once the broker has it; a live status follower sees the change', async (t) => {
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: mosq.url },
-    { id: 'cm-b', broker: mosq.url },
-  ]);
-  await c.observe(mosq.url);
-  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
+  const c = await Cluster.group(t, mosq.url);
   c.startAgent('p-nw');
   await c.waitHome('p-nw', 'cm-a');
   const follower = admin(['status', '--broker', mosq.url, '--prefix', c.prefix, '--timeout', '8000']);

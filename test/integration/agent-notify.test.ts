@@ -18,11 +18,7 @@ test.after.always(async () => {
 
 test('READY=1 once started, STATUS with the home, WATCHDOG=1 at half WatchdogSec while healthy and none while wedged, STOPPING=1', async (t) => {
   const rx = await perlReceiver(t);
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([{ id: 'cm-a', broker: mosq.url }]);
-  await c.observe(mosq.url);
-  await c.startCm('cm-a');
+  const c = await Cluster.group(t, mosq.url, ['cm-a']);
   // WatchdogSec=4 s → a ping every 2 s.
   const agent = c.startAgent('p-sd', c.agentConfig('p-sd'), { NOTIFY_SOCKET: rx.socket, WATCHDOG_USEC: '4000000' });
   await waitFor(() => rx.text().includes('READY=1'), { timeoutMs: 15_000, what: 'READY=1' });

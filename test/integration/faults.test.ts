@@ -110,14 +110,7 @@ test.serial('a primary that flaps (kill -9, restart) every 3 s for 20 s: the pho
   t.timeout(90_000);
   const mosq = await startMosquitto();
   t.teardown(() => mosq.stop());
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: mosq.url },
-    { id: 'cm-b', broker: mosq.url },
-  ]);
-  await c.observe(mosq.url);
-  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
+  const c = await Cluster.group(t, mosq.url);
   const holdMs = 5000;
   c.startAgent('p-flap', c.agentConfig('p-flap', { fallback: { holdMs } }));
   await c.waitHome('p-flap', 'cm-a');
@@ -188,14 +181,7 @@ test.serial('the display unplugged during a failover: the agent rehomes regardle
     }),
   );
 
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: mosq.url },
-    { id: 'cm-b', broker: mosq.url },
-  ]);
-  await c.observe(mosq.url);
-  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
+  const c = await Cluster.group(t, mosq.url);
   const agent = c.startAgent('p-lcd', c.agentConfig('p-lcd', { board: boardPath }));
   await c.waitHome('p-lcd', 'cm-a');
   await waitFor(() => reader.emu.screen()[0]!.startsWith('CM cm-a'), { timeoutMs: 10_000, what: `screen shows CM cm-a; got ${JSON.stringify(reader.emu.screen())}` });

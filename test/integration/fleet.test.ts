@@ -22,23 +22,12 @@ test.after.always(async () => {
   await mosq?.stop();
 });
 
-async function groupOfTwo(t: { teardown: (fn: () => Promise<void>) => void }): Promise<Cluster> {
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: mosq.url },
-    { id: 'cm-b', broker: mosq.url },
-  ]);
-  await c.observe(mosq.url);
-  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
-  return c;
-}
 
 const homedOn = (c: Cluster, ids: readonly string[], cm: string): number =>
   ids.filter((id) => c.status(id)?.home === cm && c.status(id)?.state === 'homed').length;
 
 test.serial('50 phones home on cm-a, each with its own state slots; kill -9 of cm-a → all 50 on cm-b; stop → all offline', async (t) => {
-  const c = await groupOfTwo(t);
+  const c = await Cluster.group(t, mosq.url);
   const config = loadFleetConfigFile(c.agentConfig('ignored-by-the-fleet'));
   const stateDir = join(c.dir, 'fleet');
   const fleet = new Fleet({ config, count: 50, stateDir, log: pino({ level: 'error' }), batchSize: 20 });
@@ -87,7 +76,7 @@ test.serial('50 phones home on cm-a, each with its own state slots; kill -9 of c
 });
 
 test.serial('stop() leaves no open handles: a process running a fleet exits by itself once it has stopped', async (t) => {
-  const c = await groupOfTwo(t);
+  const c = await Cluster.group(t, mosq.url);
   const cfg = c.agentConfig('ignored');
   const fleetTs = resolve(import.meta.dirname, '../../src/fleet/fleet.ts');
   const configTs = resolve(import.meta.dirname, '../../src/fleet/config.ts');
@@ -111,7 +100,7 @@ test.serial('stop() leaves no open handles: a process running a fleet exits by i
 });
 
 test.serial('ipphone-fleet --count 5 --busy 2: homed, prints summaries, exits 0 on SIGTERM', async (t) => {
-  const c = await groupOfTwo(t);
+  const c = await Cluster.group(t, mosq.url);
   const cfg = c.agentConfig('ignored', { log: { level: 'warn' } });
   const p = c.startFleet('fleet-cli', ['--config', cfg, '--count', '5', '--state-dir', join(c.dir, 'cli'), '--busy', '2', '--summary-ms', '500']);
   const ids = ['sim-1', 'sim-2', 'sim-3', 'sim-4', 'sim-5'];

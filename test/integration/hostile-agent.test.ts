@@ -49,11 +49,7 @@ function refusedByCmState(b: Buffer): boolean {
 
 test.serial('hostile messages on every inbound topic: nothing changes, every refusal is reported, the agent still works', async (t) => {
   t.timeout(120_000);
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([{ id: 'cm-a', broker: mosq.url }]);
-  await c.observe(mosq.url);
-  await c.startCm('cm-a');
+  const c = await Cluster.group(t, mosq.url, ['cm-a']);
   const agent = c.startAgent(PHONE);
   await c.waitHome(PHONE, 'cm-a');
   // The call manager's ack hands the phone its signed list: wait for it, so the held version is the CM's.

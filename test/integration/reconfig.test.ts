@@ -33,14 +33,7 @@ async function resultWatcher(c: Cluster, phone: string): Promise<{ client: MqttC
 }
 
 test.serial('config changes: applied live, refused with a result, rolled back when the phone cannot home, kept across a restart', async (t) => {
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: mosq.url },
-    { id: 'cm-b', broker: mosq.url },
-  ]);
-  await c.observe(mosq.url);
-  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
+  const c = await Cluster.group(t, mosq.url);
   const cfgPath = c.agentConfig('p-cfg', { remoteConfig: { confirmMs: 4000 } });
   const agent = c.startAgent('p-cfg', cfgPath);
   await c.waitHome('p-cfg', 'cm-a');
