@@ -63,6 +63,11 @@ function report(o: Outcome, io: AdminIo, what: string): number {
   return 1;
 }
 
+/** Phone, time, and the optional version and expiry a signed body takes from the arguments. */
+function bodyOptions(a: ConfigArgs | PointersArgs, clock: Clock) {
+  return { phone: a.phone, now: clock.now(), ...(a.version !== undefined ? { version: a.version } : {}), ...(a.expiresInMs !== undefined ? { expiresInMs: a.expiresInMs } : {}) };
+}
+
 /** `config`: sign and send a config patch and wait for its result. Returns the exit code. */
 export async function sendConfig(a: ConfigArgs, io: AdminIo, clock: Clock = systemClock): Promise<number> {
   const key = loadSigningKey(a.key);
@@ -71,7 +76,7 @@ export async function sendConfig(a: ConfigArgs, io: AdminIo, clock: Clock = syst
   const client = await connectBroker(a.conn);
   try {
     await subscribe(client, [t.phoneConfigResult(a.phone)]);
-    const body = configBody(patch, { phone: a.phone, now: clock.now(), ...(a.version !== undefined ? { version: a.version } : {}), ...(a.expiresInMs !== undefined ? { expiresInMs: a.expiresInMs } : {}) });
+    const body = configBody(patch, bodyOptions(a, clock));
     const resultTopic = t.phoneConfigResult(a.phone);
     const wait = waitOutcome(
       client,
@@ -99,7 +104,7 @@ export async function sendPointers(a: PointersArgs, io: AdminIo, clock: Clock = 
   const t = topics(a.conn.prefix);
   const client = await connectBroker(a.conn);
   try {
-    const body = pointersBody(list, a.reason, { phone: a.phone, now: clock.now(), ...(a.version !== undefined ? { version: a.version } : {}), ...(a.expiresInMs !== undefined ? { expiresInMs: a.expiresInMs } : {}) });
+    const body = pointersBody(list, a.reason, bodyOptions(a, clock));
     const pointersTopic = t.phonePointers(a.phone);
     let wait: { ready: Promise<Outcome> } | undefined;
     if (a.wait) {

@@ -6,7 +6,7 @@ import { silentLogger } from '../../src/lib/log.js';
 import type { TransportDownReason, TransportEvents } from '../../src/agent/ports.js';
 import { MqttTransport, brokerKey, type MqttTransportOptions } from '../../src/agent/mqtt-transport.js';
 import { startAedes } from '../helpers/aedes.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { startRedirectServer } from '../helpers/mqtt5-redirect-server.js';
 import { delay, freePort, waitFor } from '../helpers/net.js';
 
@@ -28,6 +28,18 @@ function recorder() {
 }
 
 let ids = 0;
+/** A mosquitto of its own and a transport recording its events; both closed at teardown. */
+async function onMosquitto(t: { teardown(fn: () => Promise<void>): void }): Promise<{ mq: Mosquitto; rec: ReturnType<typeof recorder>; tr: MqttTransport }> {
+  const mq = await startMosquitto();
+  const rec = recorder();
+  const tr = transport(rec);
+  t.teardown(async () => {
+    await tr.close();
+    await mq.stop();
+  });
+  return { mq, rec, tr };
+}
+
 function transport(rec: ReturnType<typeof recorder>, opts: Partial<MqttTransportOptions> = {}): MqttTransport {
   return new MqttTransport({ clientId: `t-${process.pid}-${++ids}`, events: rec.events, log: silentLogger(), connectTimeoutMs: 2000, ...opts });
 }
@@ -48,13 +60,7 @@ test('brokerKey normalises scheme, host, default port and trailing slash', (t) =
 });
 
 test('connects to mosquitto: up, then a message from another client arrives as a Buffer', async (t) => {
-  const mq = await startMosquitto();
-  const rec = recorder();
-  const tr = transport(rec);
-  t.teardown(async () => {
-    await tr.close();
-    await mq.stop();
-  });
+  const { mq, rec, tr } = await onMosquitto(t);
   tr.subscribe(mq.url, 'ipphone/test/+/in', 1);
   tr.connect(mq.url);
   await waitFor(() => rec.ups.length === 1, { what: 'up' });
@@ -73,13 +79,7 @@ test('connects to mosquitto: up, then a message from another client arrives as a
 });
 
 test('subscriptions are remade after mosquitto restarts and the agent connects again', async (t) => {
-  const mq = await startMosquitto();
-  const rec = recorder();
-  const tr = transport(rec);
-  t.teardown(async () => {
-    await tr.close();
-    await mq.stop();
-  });
+  const { mq, rec, tr } = await onMosquitto(t);
   tr.connect(mq.url);
   await waitFor(() => rec.ups.length === 1, { what: 'first up' });
   tr.subscribe(mq.url, 'a/b', 0); // sent at once; the restart then wipes it on the broker side
@@ -192,13 +192,7 @@ test('the outer connect deadline runs on the injected clock', async (t) => {
 });
 
 test('mosquitto killed while up gives exactly one closed', async (t) => {
-  const mq = await startMosquitto();
-  const rec = recorder();
-  const tr = transport(rec);
-  t.teardown(async () => {
-    await tr.close();
-    await mq.stop();
-  });
+  const { mq, rec, tr } = await onMosquitto(t);
   tr.connect(mq.url);
   await waitFor(() => rec.ups.length === 1, { what: 'up' });
   await mq.kill();

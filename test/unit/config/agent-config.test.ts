@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { agentExample } from '../../helpers/contract-examples.js';
 import { defaultAckTimeoutMs, loadAgentConfigFile, validateAgentConfig, type AgentConfig } from '../../../src/config/agent-config.js';
 import { isIpphoneError } from '../../../src/lib/errors.js';
 import { generateKeyPair } from '../../../src/protocol/envelope.js';
@@ -12,22 +13,7 @@ const der = createPublicKey(publicPem).export({ type: 'spki', format: 'der' });
 const rawKey = der.subarray(der.length - 32).toString('base64');
 
 /** The example of shared/CONTRACT.md, with a real key for the placeholder. */
-const contractExample = {
-  phoneId: 'p-0001',
-  pointers: [
-    { id: 'cm-a', broker: 'mqtt://127.0.0.1:1883', services: 'http://127.0.0.1:8081/services' },
-    { id: 'cm-b', broker: 'mqtt://127.0.0.1:1883', services: 'http://127.0.0.1:8082/services' },
-  ],
-  keepalive: { intervalMs: 1000, missLimit: 3 },
-  fallback: { holdMs: 30000 },
-  services: { timeoutMs: 2000 },
-  topicPrefix: 'ipphone/v1',
-  stateDir: '/var/lib/ipphone-agent',
-  board: 'hw/boards/headless.json',
-  trust: { requireSigned: true, keys: { 'ops-1': publicPem } },
-  mqtt: { username: null, password: null, ca: null, cert: null, key: null },
-  log: { level: 'info' },
-};
+const contractExample = agentExample(publicPem);
 
 const minimal = { phoneId: 'p-0001', pointers: [contractExample.pointers[0]] };
 

@@ -2,24 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { cmExample } from '../../helpers/contract-examples.js';
 import { loadCmConfigFile, validateCmConfig, type CmConfig } from '../../../src/config/cm-config.js';
 import { isIpphoneError } from '../../../src/lib/errors.js';
 import { generateKeyPair } from '../../../src/protocol/envelope.js';
 
 /** The example of shared/CONTRACT.md. */
-const contractExample = {
-  cmId: 'cm-a',
-  broker: 'mqtt://127.0.0.1:1883',
-  http: { host: '127.0.0.1', port: 8081 },
-  group: [
-    { id: 'cm-a', broker: 'mqtt://127.0.0.1:1883', services: 'http://127.0.0.1:8081/services', capacity: 1000 },
-    { id: 'cm-b', broker: 'mqtt://127.0.0.1:1883', services: 'http://127.0.0.1:8082/services', capacity: 1000 },
-  ],
-  rebalance: { enabled: true, periodMs: 5000, threshold: 0.1, maxMovesPerSec: 100 },
-  signingKey: '/etc/ipphone-cm/ops-1.pem',
-  keyId: 'ops-1',
-  topicPrefix: 'ipphone/v1',
-};
+const contractExample = cmExample();
 
 const minimal = {
   cmId: 'cm-a',

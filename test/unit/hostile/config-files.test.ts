@@ -12,41 +12,15 @@ import { validateCmConfig } from '../../../src/config/cm-config.js';
 import { generateKeyPair } from '../../../src/protocol/envelope.js';
 import { validateBoard } from '../../../src/hw/board-schema.js';
 import { anyJson, fingerprint, isPlainObject, mutatedObject, nest } from '../../helpers/arbitraries.js';
+import { agentExample, cmExample } from '../../helpers/contract-examples.js';
 
 const RUNS = 10_000;
 const pub = generateKeyPair().publicPem;
 
-const AGENT: Record<string, unknown> = {
-  phoneId: 'p-0001',
-  pointers: [
-    { id: 'cm-a', broker: 'mqtt://127.0.0.1:1883', services: 'http://127.0.0.1:8081/services' },
-    { id: 'cm-b', broker: 'mqtt://127.0.0.1:1883', services: 'http://127.0.0.1:8082/services' },
-  ],
-  keepalive: { intervalMs: 1000, missLimit: 3 },
-  fallback: { holdMs: 30000 },
-  services: { timeoutMs: 2000 },
-  topicPrefix: 'ipphone/v1',
-  stateDir: '/var/lib/ipphone-agent',
-  board: 'hw/boards/headless.json',
-  trust: { requireSigned: true, keys: { 'ops-1': pub } },
-  mqtt: { username: null, password: null, ca: null, cert: null, key: null, backoff: { baseMs: 200, maxMs: 2000 } },
-  log: { level: 'info' },
-};
+const AGENT: Record<string, unknown> = { ...agentExample(pub), mqtt: { ...agentExample(pub).mqtt, backoff: { baseMs: 200, maxMs: 2000 } } };
 const AGENT_PATHS = [[], ['keepalive'], ['trust'], ['trust', 'keys'], ['mqtt'], ['mqtt', 'backoff'], ['log'], ['services'], ['fallback']];
 
-const CM: Record<string, unknown> = {
-  cmId: 'cm-a',
-  broker: 'mqtt://127.0.0.1:1883',
-  http: { host: '127.0.0.1', port: 8081 },
-  group: [
-    { id: 'cm-a', broker: 'mqtt://127.0.0.1:1883', services: 'http://127.0.0.1:8081/services', capacity: 1000 },
-    { id: 'cm-b', broker: 'mqtt://127.0.0.1:1883', services: 'http://127.0.0.1:8082/services', capacity: 1000 },
-  ],
-  rebalance: { enabled: true, periodMs: 5000, threshold: 0.1, maxMovesPerSec: 100 },
-  signingKey: '/etc/ipphone-cm/ops-1.pem',
-  keyId: 'ops-1',
-  topicPrefix: 'ipphone/v1',
-};
+const CM: Record<string, unknown> = cmExample();
 const CM_PATHS = [[], ['http'], ['rebalance'], ['mqtt'], ['keepalive'], ['log']];
 
 const boardFile = (name: string): Record<string, unknown> => JSON.parse(readFileSync(new URL(`../../../hw/boards/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
