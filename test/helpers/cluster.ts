@@ -7,12 +7,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
 import { generateKeyPair } from '../../src/protocol/envelope.js';
 import { freePort, waitFor } from './net.js';
-
-const ROOT = resolve(import.meta.dirname, '../..');
+import { programArgs, ROOT } from './programs.js';
 
 export interface CmSpec {
   id: string;
@@ -37,8 +36,9 @@ export interface Observed {
   payload: Record<string, unknown>;
 }
 
+/** `node ARGS…` from the repo root, its output kept (and how it ended, once it has). */
 function spawnNode(args: string[], name: string, env?: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let out = '';
   const keep = (b: Buffer): void => {
     out += b.toString();
@@ -46,13 +46,19 @@ function spawnNode(args: string[], name: string, env?: NodeJS.ProcessEnv): Proc 
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  let ended = '';
+  const exited = new Promise<number | null>((done) =>
+    child.once('exit', (code, sig) => {
+      ended = `[exited: ${code ?? sig}]\n`;
+      done(code);
+    }),
+  );
   live.add(child);
   void exited.then(() => live.delete(child));
   return {
     child,
     pid: child.pid!,
-    output: () => `--- ${name} ---\n${out}`,
+    output: () => `--- ${name} ---\n${out}${ended}`,
     exited,
     signal: (sig) => {
       try {
@@ -162,9 +168,13 @@ export class Cluster {
       ...extra,
     };
     writeFileSync(this.cmConfigPath(id), JSON.stringify(cfg, null, 2));
-    const p = spawnNode(['src/bin/ipphone-cm.ts', '--config', this.cmConfigPath(id)], id);
+    const p = spawnNode([...programArgs('ipphone-cm'), '--config', this.cmConfigPath(id)], id);
     this.cms.set(id, p);
-    await waitFor(() => /"call manager started"|broker connected/.test(p.output()), { timeoutMs: 15_000, what: `${id} to start\n${p.output()}` });
+    // Generous: a shared CI machine may be running several test files' processes at once.
+    await waitFor(() => /"call manager started"|broker connected|\[exited/.test(p.output()), { timeoutMs: 30_000, what: `${id} to start` }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${p.output()}`);
+    });
+    if (p.output().includes('[exited')) throw new Error(`${id} exited at start\n${p.output()}`);
     return p;
   }
 
@@ -189,21 +199,23 @@ export class Cluster {
   }
 
   startAgent(phoneId: string, configPath = this.agentConfig(phoneId), env?: NodeJS.ProcessEnv): Proc {
-    const p = spawnNode(['src/bin/ipphone-agent.ts', '--config', configPath], phoneId, env);
+    const p = spawnNode([...programArgs('ipphone-agent'), '--config', configPath], phoneId, env);
     this.agents.set(phoneId, p);
     return p;
   }
 
   /** Run `node --import tsx ARGS…` from the repo root as a child process named `name` (killed by close()). */
   startProcess(name: string, args: string[]): Proc {
-    const p = spawnNode(args, name);
+    const p = spawnNode(['--import', 'tsx', ...args], name);
     this.agents.set(name, p);
     return p;
   }
 
   /** Run `ipphone-fleet ARGS…` as a child process named `name` (killed by close()). */
   startFleet(name: string, args: string[]): Proc {
-    return this.startProcess(name, ['src/bin/ipphone-fleet.ts', ...args]);
+    const p = spawnNode([...programArgs('ipphone-fleet'), ...args], name);
+    this.agents.set(name, p);
+    return p;
   }
 
   /** The latest status of a phone seen on any broker (by arrival). */

@@ -17,6 +17,7 @@ import { trustedKeys } from '../../src/protocol/envelope.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/net.js';
+import { programArgs } from '../helpers/programs.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -30,7 +31,7 @@ interface Ran {
 /** Run `ipphone-admin ARGS…` to its end. */
 function admin(args: string[], timeoutMs = 30_000): Promise<Ran> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/bin/ipphone-admin.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...programArgs('ipphone-admin'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));

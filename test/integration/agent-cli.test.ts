@@ -4,9 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { programArgs } from '../helpers/programs.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/bin/ipphone-agent.ts', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+const run = (...args: string[]) => spawnSync(process.execPath, [...programArgs('ipphone-agent'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
 
 const dir = mkdtempSync(join(tmpdir(), 'ipphone-cli-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));

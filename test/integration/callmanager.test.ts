@@ -16,9 +16,9 @@ import { silentLogger } from '../../src/lib/log.js';
 import { startAedes } from '../helpers/aedes.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { freePort, waitFor } from '../helpers/net.js';
+import { programArgs } from '../helpers/programs.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const BIN = path.join(ROOT, 'src/bin/ipphone-cm.ts');
 const P = 'ipphone/v1';
 
 const keys = generateKeyPair();
@@ -45,7 +45,7 @@ interface Cm {
 }
 
 function run(t: ExecutionContext, args: string[]): Cm & { port: 0 } {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...programArgs('ipphone-cm'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   let err = '';

@@ -15,9 +15,8 @@
  * CI: 200 cycles; IPPHONE_LONG=1: 2,000.
  */
 import test from 'ava';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
 import { parsePrivateKey, signEnvelope } from '../../src/protocol/envelope.js';
 import { FileStateStore } from '../../src/store/agent-state-store.js';
@@ -28,15 +27,13 @@ import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { delay, waitFor } from '../helpers/net.js';
 import { sized, timeoutFor } from '../helpers/long-mode.js';
+import { programArgs, ROOT } from '../helpers/programs.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const AGENT_BIN = join(ROOT, 'dist/bin/ipphone-agent.js');
 const CYCLES = sized(200, 2000);
 const SEED = Number(process.env.IPPHONE_SEED ?? 0x5eed);
 
 let mosq: Mosquitto;
 test.before(async () => {
-  if (!existsSync(AGENT_BIN)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
   mosq = await startMosquitto();
 });
 test.after.always(async () => {
@@ -50,7 +47,7 @@ interface Child {
 }
 
 function spawnAgent(configPath: string): Child {
-  const child = spawn(process.execPath, [AGENT_BIN, '--config', configPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...programArgs('ipphone-agent'), '--config', configPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (b: Buffer): void => {
     out = (out + b.toString()).slice(-20_000);
