@@ -9,9 +9,11 @@
  *   plus fs.watch events) over the same window.
  * The RSS read happens inside the steady window (both start once homed).
  */
-import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import path from 'node:path';
-import { distStaleFiles, ensureDist, Observer, rssKiB, sleep, spawnNode, startAgent, startGroup, tempDir, type Child, type Runtime } from './harness.js';
+import { cpuMs, distStaleFiles, ensureDist, Observer, rssKiB, sleep, spawnNode, startAgent, startGroup, tempDir, type Child, type Runtime } from './harness.js';
+import { unitNodeOptions, wxWrapper } from '../test/helpers/unit-runtime.js';
+import { emulateFar, startPtyPair } from '../test/helpers/pty.js';
 
 export interface FootprintOptions {
   /** How long the agents are homed before VmRSS is read (ms). */
@@ -21,9 +23,16 @@ export interface FootprintOptions {
   log: (line: string) => void;
 }
 
+/**
+ * How an agent was run: a {@link Runtime} on the headless board, or
+ * `unit-lcd`: as the unit runs it with a 20×4 serial LCD (on a socat pty), so
+ * serialport is loaded as on a phone with a display.
+ */
+export type FootprintKind = Runtime | 'unit-lcd';
+
 /** One agent's figures. */
 export interface AgentFootprint {
-  runtime: Runtime;
+  runtime: FootprintKind;
   rssKiB: number;
   /** From spawn to the first retained status showing the phone homed, ms. */
   startToHomedMs: number;
@@ -35,10 +44,18 @@ export interface AgentFootprint {
   watchEvents: number;
   /** Rehomes during the window (should be 0: otherwise the window was not steady). */
   rehomes: number;
+  /** CPU time (user + system) used during the steady window, ms. */
+  cpuMs: number;
 }
 
 export interface FootprintResult {
   bareRssKiB: number;
+  /** Bare node with the agent unit's NODE_OPTIONS. */
+  bareUnitFlagsRssKiB: number;
+  /** The agent unit's NODE_OPTIONS, as measured. */
+  unitFlags: string[];
+  /** Whether the `unit` agent ran under W^X (PR_SET_MDWE), or why not. */
+  wx: string;
   agents: AgentFootprint[];
   rssMs: number;
   steadyMs: number;
@@ -106,17 +123,29 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
   const observer = await Observer.connect(group.broker.url);
   const children: Child[] = [];
   const watches: DirWatch[] = [];
+  const closers: Array<() => Promise<void>> = [];
   try {
     await group.startCm('cm-a', observer);
     await group.startCm('cm-b', observer);
     const bare = spawnNode('bare-node', ['-e', 'setInterval(()=>{},1000)']);
-    children.push(bare);
-    const runtimes: Runtime[] = ['tsx', 'dist', 'bundle'];
-    const agents = runtimes.map((runtime) => {
+    const unitFlags = unitNodeOptions();
+    const bareUnit = spawnNode('bare-node-unit-flags', [...unitFlags, '-e', 'setInterval(()=>{},1000)']);
+    children.push(bare, bareUnit);
+    const wx = wxWrapper();
+    const lcdDir = tempDir('lcd');
+    const pty = await startPtyPair(path.join(lcdDir, 'lcd'), path.join(lcdDir, 'far'));
+    closers.push(() => pty.kill());
+    const far = emulateFar(pty.far, 20, 4);
+    closers.push(async () => far.close());
+    const board = path.join(lcdDir, 'board.json');
+    writeFileSync(board, JSON.stringify({ name: 'bench-lcd', display: { driver: 'serial-lcd', path: pty.near, baudRate: 19200, protocol: 'matrix-orbital', cols: 20, rows: 4 }, keypad: { driver: 'none' }, hook: null }));
+    const kinds: FootprintKind[] = ['tsx', 'dist', 'bundle', 'unit', 'unit-lcd'];
+    const agents = kinds.map((runtime) => {
       const phone = `p-bench-rss-${runtime}`;
       const stateDir = tempDir(`state-${runtime}`);
       const spawnedAt = performance.now();
-      const child = startAgent(phone, group.agentConfig(phone, { holdMs: 120_000, stateDir }), runtime);
+      const config = group.agentConfig(phone, { holdMs: 120_000, stateDir });
+      const child = runtime === 'unit-lcd' ? startAgent(phone, config, 'unit', ['--board', board]) : startAgent(phone, config, runtime);
       children.push(child);
       return { runtime, phone, stateDir, child, spawnedAt, homedMs: NaN };
     });
@@ -135,14 +164,15 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
       const s = observer.status(a.phone);
       if (s === undefined) throw new Error(`${a.phone}: no status`);
       watches.push(new DirWatch(a.stateDir));
-      return { writes: num(s.stateWrites), rehomes: num(s.rehomes) };
+      return { writes: num(s.stateWrites), rehomes: num(s.rehomes), cpuMs: cpuMs(a.child.pid) };
     });
     const t0 = Date.now();
     await sleep(o.rssMs);
     for (const c of children) if (!c.alive()) throw new Error(`${c.name} exited:\n${c.tail()}`);
     const bareRssKiB = rssKiB(bare.pid);
+    const bareUnitFlagsRssKiB = rssKiB(bareUnit.pid);
     const rss = agents.map((a) => rssKiB(a.child.pid));
-    o.log(`  RSS: bare ${bareRssKiB} KiB, ${agents.map((a, i) => `${a.runtime} ${rss[i]} KiB`).join(', ')}`);
+    o.log(`  RSS: bare ${bareRssKiB} KiB (with the unit's flags ${bareUnitFlagsRssKiB}), ${agents.map((a, i) => `${a.runtime} ${rss[i]} KiB`).join(', ')}`);
     let left = o.steadyMs - (Date.now() - t0);
     while (left > 0) {
       await sleep(Math.min(left, 60_000));
@@ -151,8 +181,12 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
       for (const a of agents) if (!a.child.alive()) throw new Error(`${a.phone} exited:\n${a.child.tail()}`);
     }
     for (const w of watches) w.close();
+    const cpuEnd = agents.map((a) => cpuMs(a.child.pid));
     const result: FootprintResult = {
       bareRssKiB,
+      bareUnitFlagsRssKiB,
+      unitFlags,
+      wx: wx.supported ? 'under PR_SET_MDWE (W^X)' : `not under W^X here: ${wx.why}`,
       rssMs: o.rssMs,
       steadyMs: o.steadyMs,
       distStale: distStaleFiles(),
@@ -167,6 +201,7 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
           fileChanges: watches[i]!.changes,
           watchEvents: watches[i]!.events,
           rehomes: num(s.rehomes) - start[i]!.rehomes,
+          cpuMs: cpuEnd[i]! - start[i]!.cpuMs,
         };
       }),
     };
@@ -175,6 +210,7 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
   } finally {
     for (const w of watches) w.close();
     await Promise.all(children.map((c) => c.stop('SIGKILL')));
+    for (const c of closers.reverse()) await c().catch(() => undefined);
     await observer.close().catch(() => undefined);
     await group.close();
   }

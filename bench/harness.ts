@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { generateKeyPair } from '../src/protocol/envelope.js';
 import { startMosquitto, type Mosquitto } from '../test/helpers/mosquitto.js';
+import { unitNodeOptions, wxWrapper } from '../test/helpers/unit-runtime.js';
 import { freePort, waitFor } from '../test/helpers/net.js';
 
 /** Repository root (the bench runs children with it as cwd). */
@@ -85,9 +86,11 @@ export interface Child {
   alive(): boolean;
 }
 
-/** Spawn `node ARGS` (cwd = repo root), tracked for cleanup. */
-export function spawnNode(name: string, args: readonly string[]): Child {
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawn `node ARGS` (cwd = repo root), tracked for cleanup; `wrap` runs node through a command (e.g. the W^X wrapper). */
+export function spawnNode(name: string, args: readonly string[], wrap?: { command: string; args: readonly string[] }): Child {
+  const proc = wrap
+    ? spawn(wrap.command, [...wrap.args, process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   if (proc.pid === undefined) throw new Error(`${name}: spawn failed`);
   children.add(proc);
   const lines: string[] = [];
@@ -131,14 +134,25 @@ export function spawnNode(name: string, args: readonly string[]): Child {
   };
 }
 
-/** How a program is run: through tsx from src/, or compiled from dist/. */
-/** How a program is run: TypeScript through tsx, tsc's dist/, or the esbuild bundle of `npm run bundle`. */
-export type Runtime = 'tsx' | 'dist' | 'bundle';
+/**
+ * How a program is run: TypeScript through tsx, tsc's dist/, the esbuild
+ * bundle of `npm run bundle`, or `unit`: the bundle as its systemd unit runs
+ * it (the unit's NODE_OPTIONS, under W^X where the kernel has PR_SET_MDWE).
+ */
+export type Runtime = 'tsx' | 'dist' | 'bundle' | 'unit';
 
 function programArgs(bin: 'ipphone-agent' | 'ipphone-cm', runtime: Runtime): string[] {
   if (runtime === 'tsx') return ['--import', 'tsx', path.join(ROOT, 'src/bin', `${bin}.ts`)];
   if (runtime === 'bundle') return [path.join(ROOT, 'dist/bundle', `${bin}.mjs`)];
+  if (runtime === 'unit') return [...unitNodeOptions(`${bin}.service`), path.join(ROOT, 'dist/bundle', `${bin}.mjs`)];
   return [path.join(ROOT, 'dist/bin', `${bin}.js`)];
+}
+
+/** The W^X wrapper for the `unit` runtime, when this kernel has it. */
+function unitWrap(runtime: Runtime): { command: string; args: string[] } | undefined {
+  if (runtime !== 'unit') return undefined;
+  const w = wxWrapper();
+  return w.supported ? w : undefined;
 }
 
 /** Build dist/ and dist/bundle/ from the current sources (`npm run bundle`), so the figures are of this code. */
@@ -271,8 +285,8 @@ export async function startGroup(opts: GroupOptions = {}): Promise<Group> {
 }
 
 /** Spawn an agent with `configFile` under `runtime`. */
-export function startAgent(name: string, configFile: string, runtime: Runtime): Child {
-  return spawnNode(name, [...programArgs('ipphone-agent', runtime), '--config', configFile]);
+export function startAgent(name: string, configFile: string, runtime: Runtime, extraArgs: readonly string[] = []): Child {
+  return spawnNode(name, [...programArgs('ipphone-agent', runtime), '--config', configFile, ...extraArgs], unitWrap(runtime));
 }
 
 // ---------------------------------------------------------------- observer
@@ -400,6 +414,14 @@ export function rssKiB(pid: number): number {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (m === null) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]);
+}
+
+/** User + system CPU time of a process so far, ms (from /proc/PID/stat, clock ticks of 10 ms). */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at ") ".
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -114,18 +114,35 @@ function seriesNote(label: string, s: Series): string {
 }
 
 function footprintRows(f: FootprintResult): Row[] {
-  const rows: Row[] = [[`RSS bare \`node -e "setInterval(()=>{},1000)"\``, mib(f.bareRssKiB), 'reference', '—']];
+  const flags = f.unitFlags.join(' ');
+  const rows: Row[] = [
+    [`RSS bare \`node -e "setInterval(()=>{},1000)"\``, mib(f.bareRssKiB), 'reference', '—'],
+    [`RSS bare node with the agent unit's NODE_OPTIONS (\`${flags}\`)`, mib(f.bareUnitFlagsRssKiB), 'reference', `${(f.bareUnitFlagsRssKiB / f.bareRssKiB).toFixed(2)}× bare`],
+  ];
+  const how: Record<string, string> = {
+    tsx: 'via tsx (src/)',
+    dist: 'compiled (dist/)',
+    bundle: 'bundled (dist/bundle/, npm run bundle), default node options',
+    unit: `as the unit runs it: bundle, \`${flags}\`, ${f.wx}`,
+    'unit-lcd': `as the unit runs it, with a 20×4 serial LCD on a pty (serialport loaded)`,
+  };
   for (const a of f.agents) {
     const ratio = a.rssKiB / f.bareRssKiB;
-    const how = a.runtime === 'tsx' ? 'via tsx (src/)' : a.runtime === 'bundle' ? 'bundled (dist/bundle/, npm run bundle)' : 'compiled (dist/)';
-    rows.push([`RSS agent ${how}, homed ${Math.round(f.rssMs / 1000)} s`, mib(a.rssKiB), '≤ 1.3× bare node', `${ratio.toFixed(2)}× bare — ${ratio <= 1.3 ? 'meets' : 'misses'}`]);
+    const vsFlags = a.runtime === 'unit' || a.runtime === 'unit-lcd' ? `; ${(a.rssKiB / f.bareUnitFlagsRssKiB).toFixed(2)}× bare node with the same options` : '';
+    rows.push([`RSS agent ${how[a.runtime]}, homed ${Math.round(f.rssMs / 1000)} s`, mib(a.rssKiB), '≤ 1.3× bare node', `${ratio.toFixed(2)}× bare — ${ratio <= 1.3 ? 'meets' : 'misses'}${vsFlags}`]);
+  }
+  const secs = Math.round(f.steadyMs / 1000);
+  const bundle = f.agents.find((a) => a.runtime === 'bundle');
+  for (const a of f.agents) {
+    const perHour = (a.cpuMs / f.steadyMs) * 3600; // s of CPU per hour of wall time
+    const vs = bundle && a !== bundle && bundle.cpuMs > 0 ? `${(a.cpuMs / bundle.cpuMs).toFixed(2)}× bundle (default options)` : '—';
+    rows.push([`CPU (user+sys) over ${secs} s steady keep-alives, agent ${a.runtime}`, `${a.cpuMs} ms (${perHour.toFixed(0)} s per hour)`, 'reported', vs]);
   }
   const dist = f.agents.find((a) => a.runtime === 'dist');
   for (const a of f.agents) {
     const vs = dist && a !== dist ? `${(a.startToHomedMs / dist.startToHomedMs).toFixed(2)}× dist/` : '—';
     rows.push([`start → homed, agent ${a.runtime} (spawned side by side)`, fmtMs(a.startToHomedMs), 'reported', vs]);
   }
-  const secs = Math.round(f.steadyMs / 1000);
   for (const a of f.agents) {
     const writes = a.stateWritesEnd - a.stateWritesStart;
     rows.push([`state writes (\`stateWrites\` Δ), ${secs} s steady, agent ${a.runtime}`, String(writes), '0', writes === 0 ? 'meets' : 'misses']);

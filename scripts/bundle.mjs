@@ -1,6 +1,8 @@
 // `npm run bundle`: what goes onto a device image.
 //
-//   dist/bundle/*.mjs          one JavaScript file per program (esbuild)
+//   dist/bundle/*.mjs          one JavaScript file per program (esbuild), and
+//   dist/bundle/chunks/*.mjs   code loaded on demand (board drivers: serial LCD,
+//                              GPIO) or shared by several programs
 //   dist/image/                a staging root filesystem:
 //     usr/lib/ipphone/*.mjs            the bundles
 //     usr/lib/ipphone/node_modules/    only the native-addon packages (serialport, onoff) and their deps
@@ -11,16 +13,23 @@
 // Loading one bundled file instead of hundreds of ES modules cuts the agent's
 // resident memory by about a third (bench/results.md). Native addons stay
 // external: they are built for the target (see README, "Device image").
+// Splitting keeps dynamic imports lazy: without it esbuild would inline the
+// board drivers and hoist their `import 'serialport'` to the top of the
+// program, loading serialport, onoff and their dependencies on every phone,
+// headless ones included.
 import { build } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const programs = ['ipphone-agent', 'ipphone-cm', 'ipphone-fleet', 'ipphone-admin'];
 const external = ['serialport', '@serialport/*', 'onoff', 'epoll'];
+rmSync('dist/bundle', { recursive: true, force: true });
 await build({
   entryPoints: Object.fromEntries(programs.map((p) => [p, `src/bin/${p}.ts`])),
   outdir: 'dist/bundle',
   outExtension: { '.js': '.mjs' },
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -53,6 +62,7 @@ rmSync(image, { recursive: true, force: true });
 const lib = path.join(image, 'usr/lib/ipphone');
 mkdirSync(lib, { recursive: true });
 for (const p of programs) cpSync(`dist/bundle/${p}.mjs`, path.join(lib, `${p}.mjs`));
+cpSync('dist/bundle/chunks', path.join(lib, 'chunks'), { recursive: true, filter: (src) => !src.endsWith('.map') });
 const natives = closure(['serialport', 'onoff']);
 for (const name of natives) cpSync(path.join('node_modules', name), path.join(lib, 'node_modules', name), { recursive: true, dereference: true });
 cpSync('systemd', path.join(image, 'lib/systemd/system'), { recursive: true, filter: (src) => !src.endsWith('.md') });

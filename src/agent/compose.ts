@@ -12,7 +12,7 @@ import { FileStateStore } from '../store/agent-state-store.js';
 import type { PhoneHardware } from '../hw/types.js';
 import { Agent } from './agent.js';
 import { fetchServices } from './http-services.js';
-import { MqttTransport } from './mqtt-transport.js';
+import { MqttTransport, type MqttTransportOptions } from './mqtt-transport.js';
 import type { ServicesFetcher } from './ports.js';
 
 export interface ComposeOptions {
@@ -22,6 +22,8 @@ export interface ComposeOptions {
   clock?: Clock;
   random?: Random;
   fetch?: ServicesFetcher;
+  /** mqtt-packet's number cache ({@link MqttTransportOptions.writeCache}); default off. */
+  writeCache?: boolean;
 }
 
 export function composeAgent(o: ComposeOptions): Agent {
@@ -55,6 +57,7 @@ export function composeAgent(o: ComposeOptions): Agent {
         cert: c.mqtt.cert,
         key: c.mqtt.key,
         maxQueue: c.mqtt.maxQueue,
+        writeCache: o.writeCache ?? false,
       }),
   });
 }

@@ -127,6 +127,8 @@ export class Fleet {
       config,
       log: o.log.child({ phone: config.phoneId }),
       hardware: { display, keypad: new NoKeypad(), hook },
+      // Thousands of clients in one process: the 6 MiB number cache pays for itself.
+      writeCache: true,
       ...(o.clock ? { clock: o.clock } : {}),
       ...(o.random ? { random: o.random } : {}),
       ...(o.fetch ? { fetch: o.fetch } : {}),

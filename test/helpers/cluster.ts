@@ -36,9 +36,16 @@ export interface Observed {
   payload: Record<string, unknown>;
 }
 
-/** `node ARGS…` from the repo root, its output kept (and how it ended, once it has). */
-function spawnNode(args: string[], name: string, env?: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+/** A command that runs node for us (e.g. under W^X): `COMMAND ARGS… node NODE-ARGS…`. */
+export interface Wrapper {
+  command: string;
+  args: string[];
+}
+
+/** `node ARGS…` (through `wrap` if given) from the repo root, its output kept (and how it ended, once it has). */
+function spawnNode(args: string[], name: string, env?: NodeJS.ProcessEnv, wrap?: Wrapper): Proc {
+  const [command, argv] = wrap ? [wrap.command, [...wrap.args, process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let out = '';
   const keep = (b: Buffer): void => {
     out += b.toString();
@@ -200,6 +207,13 @@ export class Cluster {
 
   startAgent(phoneId: string, configPath = this.agentConfig(phoneId), env?: NodeJS.ProcessEnv): Proc {
     const p = spawnNode([...programArgs('ipphone-agent'), '--config', configPath], phoneId, env);
+    this.agents.set(phoneId, p);
+    return p;
+  }
+
+  /** Run `node NODE-ARGS…` (through `wrap` if given) as the agent of `phoneId` (killed by close()). */
+  startAgentWith(phoneId: string, nodeArgs: string[], wrap?: Wrapper): Proc {
+    const p = spawnNode(nodeArgs, phoneId, undefined, wrap);
     this.agents.set(phoneId, p);
     return p;
   }

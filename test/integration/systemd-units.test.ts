@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAgentArgs } from '../../src/agent/main.js';
 import { parseArgs as parseCmArgs } from '../../src/callmanager/main.js';
+import { unitNodeOptions } from '../helpers/unit-runtime.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const UNITS = ['ipphone-agent.service', 'ipphone-cm.service'] as const;
@@ -112,14 +113,22 @@ test('both units: notify with a watchdog, restarts forever, memory capped with a
     t.is(one(u, 'UMask'), '0077', u);
     t.is(one(u, 'DevicePolicy'), 'closed', u);
     t.is(one(u, 'RestrictAddressFamilies'), 'AF_UNIX AF_INET AF_INET6', u);
-    t.not(one(u, 'MemoryDenyWriteExecute'), 'yes', `${u}: V8's JIT needs W+X flips`);
+    // W^X and V8's JIT exclude each other: W^X exactly when node runs jitless.
+    const jitless = unitNodeOptions(u).includes('--jitless');
+    t.is(one(u, 'MemoryDenyWriteExecute') === 'yes', jitless, `${u}: MemoryDenyWriteExecute=yes needs (and --jitless allows) it`);
     const max = /^([0-9]+)M$/.exec(one(u, 'MemoryMax') ?? '');
     const heap = all(u, 'Environment').map((e) => /--max-old-space-size=([0-9]+)/.exec(e)).find((m) => m !== null);
     t.truthy(max, `${u}: MemoryMax in MiB`);
     t.truthy(heap, `${u}: NODE_OPTIONS=--max-old-space-size`);
     const share = Number(heap![1]) / Number(max![1]);
     t.true(share >= 0.55 && share <= 0.65, `${u}: old space is ${(share * 100).toFixed(0)} % of MemoryMax`);
+    // The whole V8 heap limit (old + young + code), as node computes it with these options.
+    const limit = spawnSync(process.execPath, [...unitNodeOptions(u), '-p', 'require("v8").getHeapStatistics().heap_size_limit'], { encoding: 'utf8' });
+    t.is(limit.status, 0, limit.stderr);
+    t.is(limit.stderr, '', `${u}: node prints no warning with these options`);
+    t.true(Number(limit.stdout) < Number(max![1]) * 1024 * 1024 * 0.8, `${u}: heap limit ${Math.round(Number(limit.stdout) / 1048576)} MiB leaves room under MemoryMax`);
   }
+  t.is(unitNodeOptions('ipphone-agent.service').includes('--jitless'), true, 'the agent runs jitless (W^X, less memory)');
   t.is(one('ipphone-agent.service', 'MemoryMax'), '96M');
   t.is(one('ipphone-cm.service', 'MemoryMax'), '512M');
 });
