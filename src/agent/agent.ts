@@ -77,6 +77,8 @@ export class Agent {
   #configVersion = 0;
   /** Version of a list adopted from an ack whose pushed twin has not arrived yet. */
   #ackAdopted: number | null = null;
+  /** The signed envelope a list was last adopted from, with that list's version. */
+  #heldEnvelope: { env: Envelope; version: number } | null = null;
   #persisting: Promise<void> = Promise.resolve();
   /** Saves requested and not yet finished: the MQTT status waits for them. */
   #saving = 0;
@@ -364,10 +366,24 @@ export class Agent {
   }
 
   #onList(topic: string, env: Envelope, via: 'ack' | 'push'): void {
+    // The very envelope we hold, again: an ack repeating it (a replay, not news) or
+    // the push twin of the ack we took it from. Settled without verifying, parsing
+    // or throwing again — what the checks below would conclude, at a fraction of
+    // the cost (each is a visible part of a fleet's failover). Anything else, a
+    // second push of it included, takes the full path.
+    const held = this.#heldEnvelope;
+    if (held !== null && held.version === this.#state.listVersion && env.sig === held.env.sig && env.body === held.env.body && env.kid === held.env.kid) {
+      if (via === 'ack') return;
+      if (this.#ackAdopted === this.#state.listVersion) {
+        this.#ackAdopted = null;
+        return;
+      }
+    }
     try {
       const body = openPointers(env, this.#keys, this.#openContext());
       this.#ackAdopted = via === 'ack' ? body.version : null;
       this.#adopt(topic, body, via);
+      this.#heldEnvelope = { env: { kid: env.kid, sig: env.sig, body: env.body }, version: body.version };
     } catch (err) {
       // A call manager pushes the list its ack already carried: that one
       // duplicate is expected. Any other replay is refused with an event.

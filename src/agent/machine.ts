@@ -165,8 +165,24 @@ export function phaseOf(s: MachineState): 'starting' | 'homed' | 'moving' | 'sea
   return s.move ? 'searching' : 'no-service';
 }
 
+/**
+ * A copy of `s` that the machine may change without touching `s`: every
+ * object it mutates is copied (health and its pending keep-alive, brokers,
+ * the move, tried, the list's entries); `cfg` is only ever replaced. A
+ * hand-written copy, not structuredClone, which was most of a step's cost
+ * (a step is most of a keep-alive's). The hostile-input suite checks that
+ * `next` never changes its input.
+ */
+function cloneState(s: MachineState): MachineState {
+  const health: Record<string, Health> = {};
+  for (const [id, h] of Object.entries(s.health)) health[id] = { ...h, pending: h.pending === null ? null : { ...h.pending } };
+  const brokers: Record<string, BrokerState> = {};
+  for (const [key, b] of Object.entries(s.brokers)) brokers[key] = { ...b };
+  return { ...s, list: s.list.map((p) => ({ ...p })), move: s.move === null ? null : { ...s.move }, tried: [...s.tried], health, brokers };
+}
+
 export function next(state: MachineState, input: Input, env: Env): Step {
-  const s = structuredClone(state);
+  const s = cloneState(state);
   const fx: Effect[] = [];
   const m = new Machine(s, fx, env);
   m.handle(input);

@@ -93,8 +93,9 @@ const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
  * verified them. A call manager sends the same list in its ack and in a push,
  * and every phone of a fleet process gets the same group list: verifying
  * Ed25519 again for identical bytes and the same key was a fifth of a 2,000-phone
- * failover's CPU. A hit requires the very same key object, so a changed trust
- * store never reuses an old verdict. Bounded (oldest dropped).
+ * failover's CPU. A hit requires the same key material (`KeyObject.equals`:
+ * the phones of a fleet each parse their own copy of a trusted key), so a
+ * changed trust store never reuses an old verdict. Bounded (oldest dropped).
  */
 const verified = new Map<string, KeyObject>();
 const VERIFIED_MAX = 64;
@@ -115,7 +116,8 @@ export function openEnvelope(env: Envelope, keys: TrustedKeys): Buffer {
   }
   const bytes = Buffer.from(env.body, 'base64');
   const cacheKey = `${env.kid}|${env.sig}|${env.body}`;
-  if (verified.get(cacheKey) === key) return bytes;
+  const known = verified.get(cacheKey);
+  if (known !== undefined && (known === key || known.equals(key))) return bytes;
   const sig = Buffer.from(env.sig, 'base64');
   if (sig.length !== 64 || !verify(null, bytes, key, sig)) {
     throw new IpphoneError(`bad signature for key ${JSON.stringify(env.kid)}`, 'SIGNATURE_INVALID');

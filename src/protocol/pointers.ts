@@ -110,6 +110,15 @@ export function samePointerList(a: readonly Pointer[], b: readonly Pointer[]): b
 }
 
 /**
+ * Keys of valid URLs already seen: the machine asks for a pointer's broker
+ * key several times a step, and parsing a URL each time was a visible part
+ * of a keep-alive's cost. Bounded (oldest dropped); invalid URLs are never
+ * stored, so they throw every time.
+ */
+const brokerKeys = new Map<string, string>();
+const BROKER_KEYS_MAX = 256;
+
+/**
  * A normalised broker URL, so pointers naming the same broker share one
  * connection: lower-case scheme and host, the scheme's default port made
  * explicit (mqtt 1883, mqtts 8883, ws 80, wss 443), no trailing slash.
@@ -117,11 +126,17 @@ export function samePointerList(a: readonly Pointer[], b: readonly Pointer[]): b
  * for a string that is not a broker URL.
  */
 export function brokerKey(url: string): string {
+  const known = brokerKeys.get(url);
+  if (known !== undefined) return known;
   const problems = urlProblems(url, 'broker', BROKER_SCHEMES);
   if (problems.length > 0) throw new IpphoneError(problems.join('; '), 'CONFIG_INVALID', { url });
   const u = new URL(url);
   const scheme = u.protocol.toLowerCase();
   const port = u.port === '' ? (DEFAULT_PORTS[scheme] ?? '') : u.port;
   const pathname = u.pathname.replace(/\/+$/, '');
-  return `${scheme}//${u.hostname.toLowerCase()}:${port}${pathname}${u.search}`;
+  const key = `${scheme}//${u.hostname.toLowerCase()}:${port}${pathname}${u.search}`;
+  if (brokerKeys.size >= BROKER_KEYS_MAX) brokerKeys.delete(brokerKeys.keys().next().value!);
+  brokerKeys.set(url, key);
+  return key;
 }
+

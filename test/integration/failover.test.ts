@@ -152,6 +152,35 @@ test.serial('a signed pushed list moves the phone at once and survives an agent 
   t.regex(again.output(), /"slot":"[ab]"/);
 });
 
+test.serial("the backup's push of the list its ack carried is dropped once without an event; the same envelope again is a rejected replay", async (t) => {
+  const c = await groupOfTwo(t);
+  const topic = `${c.prefix}/phone/p-twin/pointers`;
+  const pushes: Buffer[] = [];
+  const spy = connect(mosq.url, { reconnectPeriod: 0 });
+  t.teardown(() => spy.endAsync(true));
+  spy.on('message', (tp, payload) => tp === topic && pushes.push(payload));
+  await new Promise<void>((done, fail) => {
+    spy.once('connect', () => spy.subscribe(topic, { qos: 1 }, (err) => (err ? fail(err) : done())));
+    spy.once('error', fail);
+  });
+  const agent = c.startAgent('p-twin');
+  await c.waitHome('p-twin', 'cm-a');
+  c.cms.get('cm-a')!.signal('SIGKILL');
+  await c.waitHome('p-twin', 'cm-b');
+  await waitFor(() => pushes.length > 0, { timeoutMs: 5000, what: "cm-b's failover push" });
+  const twin = pushes[0]!;
+  const version = (JSON.parse(Buffer.from((JSON.parse(twin.toString()) as { body: string }).body, 'base64').toString()) as { version: number }).version;
+  await waitFor(() => c.status('p-twin')?.pointersVersion === version, { timeoutMs: 5000, what: 'the failover list in the status' });
+  await delay(500);
+  t.deepEqual(c.events('p-twin', 'rejected'), [], 'the twin of the ack is not news');
+
+  await publish(mosq.url, topic, twin.toString());
+  await waitFor(() => c.events('p-twin', 'rejected').length === 1, { timeoutMs: 5000, what: 'the second copy rejected' });
+  t.regex(String(c.events('p-twin', 'rejected')[0]!.payload.error), /replay|version/i);
+  t.is(c.status('p-twin')?.home, 'cm-b');
+  t.is(agent.child.exitCode, null);
+});
+
 test.serial('forged, unknown-key, replayed, expired and malformed pushes change nothing and each yields a rejected event', async (t) => {
   const c = await groupOfTwo(t);
   const agent = c.startAgent('p-bad');
