@@ -20,7 +20,7 @@
 import * as path from 'node:path';
 import { IpphoneError, errorMessage } from '../lib/errors.js';
 import { crc32 } from './crc32.js';
-import { errnoCode, nodeDurableFs, removeStaleTemps, writeFileDurable, type DurableFs } from './durable-file.js';
+import { errnoCode, nodeDurableFs, overwriteFile, removeStaleTemps, type DurableFs } from './durable-file.js';
 
 export type SlotName = 'a' | 'b';
 
@@ -153,6 +153,8 @@ export class AbSlots {
   private opening: Promise<string[]> | undefined;
   /** Newest valid slot as last seen by a scan or written by us; undefined before the first scan. */
   private current: { slot: SlotName; seq: number } | null | undefined;
+  /** Slot files known to exist (scan or our own writes): writing a new one also syncs the directory. */
+  private readonly present = new Set<SlotName>();
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(opts: AbSlotsOptions) {
@@ -170,7 +172,8 @@ export class AbSlots {
 
   /**
    * Create the directory (mode 0700) and delete temp files an interrupted
-   * write left behind. Idempotent; {@link load} and {@link write} call it.
+   * write of an earlier build (temp file + rename) left behind. Idempotent;
+   * {@link load} and {@link write} call it.
    * @returns the names of the temp files removed when the slots were opened
    */
   open(): Promise<string[]> {
@@ -209,7 +212,10 @@ export class AbSlots {
       const cur = this.current ?? null;
       const slot: SlotName = cur === null ? 'a' : other(cur.slot);
       const seq = cur === null ? 1 : seqNext(cur.seq);
-      await writeFileDurable(this.path(slot), encodeSlot(seq, payload), this.fs);
+      // In place: the slot written is never the newest valid one, so a torn write
+      // costs nothing but this copy (its CRC fails; boot takes the other).
+      await overwriteFile(this.path(slot), encodeSlot(seq, payload), { created: !this.present.has(slot) }, this.fs);
+      this.present.add(slot);
       this.current = { slot, seq };
       return { slot, seq };
     });
@@ -226,6 +232,8 @@ export class AbSlots {
     let best: SlotRecord | null = null;
     for (const slot of SLOTS) {
       const res = await this.readSlot(slot);
+      if (!('kind' in res) || res.kind !== 'missing') this.present.add(slot);
+      else this.present.delete(slot);
       if ('kind' in res) {
         invalid.push(res);
         continue;

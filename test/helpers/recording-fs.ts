@@ -40,11 +40,6 @@ export function recordingFs(dir: string, opts: { maxWrite?: number } = {}) {
       calls.push(`close ${names.get(h)}`);
       return nodeDurableFs.close(h);
     },
-    async rename(from, to) {
-      calls.push(`rename ${rel(from)} ${rel(to)}`);
-      check('rename');
-      return nodeDurableFs.rename(from, to);
-    },
     readFile: (f) => nodeDurableFs.readFile(f),
     async unlink(f) {
       calls.push(`unlink ${rel(f)}`);

@@ -16,7 +16,7 @@ import { openConfig, decodeEnvelope } from '../../src/protocol/codec.js';
 import { trustedKeys } from '../../src/protocol/envelope.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
-import { freePort } from '../helpers/net.js';
+import { freePort, waitFor } from '../helpers/net.js';
 import { programArgs } from '../helpers/programs.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -28,13 +28,16 @@ interface Ran {
   stderr: string;
 }
 
-/** Run `ipphone-admin ARGS…` to its end. */
-function admin(args: string[], timeoutMs = 30_000): Promise<Ran> {
+/** Run `ipphone-admin ARGS…` to its end; `live` sees its stdout so far while it runs. */
+function admin(args: string[], timeoutMs = 30_000, live?: { stdout: string }): Promise<Ran> {
   return new Promise((done) => {
     const child = spawn(process.execPath, [...programArgs('ipphone-admin'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (live) live.stdout = stdout;
+    });
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('exit', (code) => {
@@ -129,7 +132,10 @@ test.serial('pointers without --wait: exit 0 once the broker has it; a live stat
   const c = await Cluster.group(t, mosq.url);
   c.startAgent('p-nw');
   await c.waitHome('p-nw', 'cm-a');
-  const follower = admin(['status', '--broker', mosq.url, '--prefix', c.prefix, '--timeout', '8000']);
+  const live = { stdout: '' };
+  const follower = admin(['status', '--broker', mosq.url, '--prefix', c.prefix, '--timeout', '8000'], 30_000, live);
+  // Only once the follower has the retained status is "first" well defined.
+  await waitFor(() => live.stdout.includes('"p-nw"'), { timeoutMs: 10_000, what: 'the follower to print the retained status' });
   const listFile = join(c.dir, 'list.json');
   writeFileSync(listFile, JSON.stringify({ list: [c.group[1], c.group[0]] }));
   const sent = await admin(['pointers', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-nw', '--key', c.keyPath, '--kid', 'ops-1', '--list', listFile]);

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import type { AgentState } from '../../../src/agent/ports.js';
 import { isIpphoneError } from '../../../src/lib/errors.js';
 import type { Logger } from '../../../src/lib/log.js';
-import { encodeSlot } from '../../../src/store/ab-slots.js';
+import { decodeSlot, encodeSlot } from '../../../src/store/ab-slots.js';
 import {
   FileStateStore,
   STATE_FILE_NAME,
@@ -175,25 +175,41 @@ test('after load, saving the loaded state writes nothing; a changed one writes o
   t.is(store.writes, 1);
 });
 
-test('one save performs open(tmp) → write → fsync(tmp) → close → rename → open(dir) → fsync(dir), into the older slot', async (t) => {
+test('a save overwrites the older slot in place: open → write → fsync → close; the directory is synced only when a slot file is new', async (t) => {
   const dir = await tempDir(t);
   const rec = recordingFs(dir);
   const store = new FileStateStore({ dir, log: captureLog().log, fs: rec.fs });
+  await store.save(stateV(1)); // a, a new file
+  const a = `${STATE_FILE_NAME}.a`;
+  const b = `${STATE_FILE_NAME}.b`;
+  t.deepEqual(rec.calls.slice(-7), [`open ${a}`, `write ${a}`, `fsync ${a}`, `close ${a}`, 'open DIR', 'fsync DIR', 'close DIR']);
+  rec.calls.length = 0;
+  await store.save(stateV(2)); // b, a new file
+  t.deepEqual(rec.calls, [`open ${b}`, `write ${b}`, `fsync ${b}`, `close ${b}`, 'open DIR', 'fsync DIR', 'close DIR']);
+  rec.calls.length = 0;
+  await store.save(stateV(3)); // must replace a, the older one, which exists
+  t.deepEqual(rec.calls, [`open ${a}`, `write ${a}`, `fsync ${a}`, `close ${a}`]);
+  // A fresh store (a reboot) knows both files exist from its scan.
+  const again = new FileStateStore({ dir, log: captureLog().log, fs: rec.fs });
+  t.deepEqual(await again.load(), stateV(3));
+  rec.calls.length = 0;
+  await again.save(stateV(4));
+  t.deepEqual(rec.calls, [`open ${b}`, `write ${b}`, `fsync ${b}`, `close ${b}`]);
+});
+
+test('a torn write of the older slot (power cut mid-write) loses only that copy: boot takes the newest valid one', async (t) => {
+  const dir = await tempDir(t);
+  const store = new FileStateStore({ dir, log: captureLog().log });
   await store.save(stateV(1)); // a
   await store.save(stateV(2)); // b
-  rec.calls.length = 0;
-  await store.save(stateV(3)); // must replace a, the older one
-  const tmp = `${STATE_FILE_NAME}.a.tmp-${process.pid}`;
-  t.deepEqual(rec.calls, [
-    `open ${tmp}`,
-    `write ${tmp}`,
-    `fsync ${tmp}`,
-    `close ${tmp}`,
-    `rename ${tmp} ${STATE_FILE_NAME}.a`,
-    'open DIR',
-    'fsync DIR',
-    'close DIR',
-  ]);
+  // What a cut during the next save (into a) can leave: a truncated or half-written a.
+  const full = encodeSlot(3, Buffer.from(JSON.stringify(stateV(3))));
+  for (const torn of [Buffer.alloc(0), full.subarray(0, 10), full.subarray(0, full.length - 1), Buffer.concat([full.subarray(0, 25), Buffer.alloc(full.length - 25)])]) {
+    await writeFile(path.join(dir, `${STATE_FILE_NAME}.a`), torn);
+    const { log, lines } = captureLog();
+    t.deepEqual(await new FileStateStore({ dir, log }).load(), stateV(2));
+    t.truthy(lines.find((l) => /slot/.test(String(l.msg)) && l.level === 40), 'the torn slot is reported');
+  }
 });
 
 test('injected ENOSPC: save rejects STORE_IO, previous state stays loadable, a later save succeeds', async (t) => {
@@ -217,14 +233,19 @@ test('injected ENOSPC: save rejects STORE_IO, previous state stays loadable, a l
   t.deepEqual(await new FileStateStore({ dir, log: captureLog().log }).load(), stateV(3));
 });
 
-test('injected EIO on fsync: same guarantees', async (t) => {
+test('injected EIO on fsync: the save fails, the valid copy it did not touch stays, a later save succeeds', async (t) => {
   const dir = await tempDir(t);
   const rec = recordingFs(dir);
   const store = new FileStateStore({ dir, log: captureLog().log, fs: rec.fs });
   t.true(await store.save(stateV(1)));
   rec.faults.set('fsync', 'EIO');
   await t.throwsAsync(store.save(stateV(2)), { code: 'STORE_IO' });
-  t.deepEqual(await new FileStateStore({ dir, log: captureLog().log }).load(), stateV(1));
+  // Slot a still holds version 1; slot b holds the unconfirmed write (it reached the page
+  // cache, its durability is unknown): a boot now takes either, never anything else.
+  const slotA = decodeSlot(await readFile(path.join(dir, `${STATE_FILE_NAME}.a`)));
+  t.true(slotA.ok && JSON.parse(slotA.payload.toString()).pointersVersion === stateV(1).pointersVersion);
+  const loaded = await new FileStateStore({ dir, log: captureLog().log }).load();
+  t.true([stateV(1), stateV(2)].some((s) => JSON.stringify(s) === JSON.stringify(loaded)), 'one of the two');
   rec.faults.clear();
   t.true(await store.save(stateV(2)));
   t.deepEqual(await new FileStateStore({ dir, log: captureLog().log }).load(), stateV(2));

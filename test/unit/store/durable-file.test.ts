@@ -1,13 +1,8 @@
 import test from 'ava';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  nodeDurableFs,
-  removeStaleTemps,
-  writeFileDurable,
-  type DurableFs,
-} from '../../../src/store/durable-file.js';
+import { nodeDurableFs, overwriteFile, removeStaleTemps, type DurableFs } from '../../../src/store/durable-file.js';
 import { recordingFs } from '../../helpers/recording-fs.js';
 
 async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
@@ -16,61 +11,55 @@ async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<
   return dir;
 }
 
-test('writes the data and leaves no temp file', async (t) => {
+test('overwrites in place, shorter or longer, and creates no other file', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'x.bin');
-  await writeFileDurable(file, Buffer.from('first'));
-  await writeFileDurable(file, Buffer.from('second, longer'));
-  t.is(await readFile(file, 'utf8'), 'second, longer');
+  await overwriteFile(file, Buffer.from('first, long'), { created: true });
+  await overwriteFile(file, Buffer.from('second'), { created: false });
+  t.is(await readFile(file, 'utf8'), 'second');
   t.deepEqual(await readdir(dir), ['x.bin']);
+  t.is((await stat(file)).mode & 0o777, 0o600);
 });
 
-test('call order: open(tmp) → write → fsync(tmp) → close → rename → open(dir) → fsync(dir) → close(dir)', async (t) => {
+test('call order: open → write → fsync → close; the directory is synced only for a new file', async (t) => {
   const dir = await tempDir(t);
   const rec = recordingFs(dir);
-  await writeFileDurable(path.join(dir, 'x.bin'), Buffer.from('data'), rec.fs);
-  const tmp = `x.bin.tmp-${process.pid}`;
-  t.deepEqual(rec.calls, [
-    `open ${tmp}`,
-    `write ${tmp}`,
-    `fsync ${tmp}`,
-    `close ${tmp}`,
-    `rename ${tmp} x.bin`,
-    'open DIR',
-    'fsync DIR',
-    'close DIR',
-  ]);
+  await overwriteFile(path.join(dir, 'x.bin'), Buffer.from('data'), { created: true }, rec.fs);
+  t.deepEqual(rec.calls, ['open x.bin', 'write x.bin', 'fsync x.bin', 'close x.bin', 'open DIR', 'fsync DIR', 'close DIR']);
+  rec.calls.length = 0;
+  await overwriteFile(path.join(dir, 'x.bin'), Buffer.from('more data'), { created: false }, rec.fs);
+  t.deepEqual(rec.calls, ['open x.bin', 'write x.bin', 'fsync x.bin', 'close x.bin']);
 });
 
 test('short writes are continued until every byte is written', async (t) => {
   const dir = await tempDir(t);
   const rec = recordingFs(dir, { maxWrite: 3 });
   const file = path.join(dir, 'x.bin');
-  await writeFileDurable(file, Buffer.from('0123456789'), rec.fs);
+  await overwriteFile(file, Buffer.from('0123456789'), { created: true }, rec.fs);
   t.is(await readFile(file, 'utf8'), '0123456789');
   t.is(rec.calls.filter((c) => c.startsWith('write ')).length, 4);
 });
 
 for (const [op, code] of [
+  ['open', 'EACCES'],
   ['write', 'ENOSPC'],
   ['fsync', 'EIO'],
-  ['rename', 'EIO'],
 ] as const) {
-  test(`${code} on ${op}: error surfaces, target keeps its old bytes, temp removed`, async (t) => {
+  test(`${code} on ${op}: the error surfaces and the file is closed`, async (t) => {
     const dir = await tempDir(t);
     const file = path.join(dir, 'x.bin');
     await writeFile(file, 'old');
     const rec = recordingFs(dir);
     rec.faults.set(op, code);
-    const err = await t.throwsAsync(writeFileDurable(file, Buffer.from('new'), rec.fs));
+    const err = await t.throwsAsync(overwriteFile(file, Buffer.from('new'), { created: false }, rec.fs));
     t.is((err as NodeJS.ErrnoException).code, code);
-    t.is(await readFile(file, 'utf8'), 'old');
     t.deepEqual(await readdir(dir), ['x.bin']);
-    t.true(rec.calls.includes(`close x.bin.tmp-${process.pid}`), 'temp handle closed');
+    // Opened (or not) — never left open.
+    t.is(rec.calls.filter((c) => c === 'close x.bin').length, op === 'open' ? 0 : 1);
   });
 }
 
-test('EIO on the directory fsync is reported (the rename may not be durable)', async (t) => {
+test('EIO on the directory fsync of a new file is reported (its entry may not be durable)', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'x.bin');
   let fsyncs = 0;
@@ -81,7 +70,7 @@ test('EIO on the directory fsync is reported (the rename may not be durable)', a
       return nodeDurableFs.fsync(h);
     },
   };
-  const err = await t.throwsAsync(writeFileDurable(file, Buffer.from('new'), fs));
+  const err = await t.throwsAsync(overwriteFile(file, Buffer.from('new'), { created: true }, fs));
   t.is((err as NodeJS.ErrnoException).code, 'EIO');
 });
 
