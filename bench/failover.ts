@@ -72,7 +72,8 @@ async function freshAgent(rig: Omit<Rig, 'agent'>, old?: Child): Promise<Child> 
   await old?.stop('SIGKILL');
   const config = rig.group.agentConfig(PHONE, { holdMs: rig.holdMs, stateDir: tempDir('state') });
   const since = performance.now();
-  const agent = startAgent(PHONE, config, 'tsx');
+  // As the device image runs it (bundle, the unit's NODE_OPTIONS, W^X where the kernel has it).
+  const agent = startAgent(PHONE, config, 'unit');
   await rig.observer.waitHomed(PHONE, 'cm-a', 30_000, agent, since);
   // Let the first keep-alive exchanges (list versions, subscriptions) settle.
   await sleep(2000);

@@ -156,7 +156,11 @@ function unitWrap(runtime: Runtime): { command: string; args: string[] } | undef
 }
 
 /** Build dist/ and dist/bundle/ from the current sources (`npm run bundle`), so the figures are of this code. */
+let built = false;
+
 export async function ensureDist(): Promise<void> {
+  if (built) return;
+  built = true;
   process.stderr.write('bench: building dist/ and dist/bundle/ (npm run bundle)\n');
   const npm = spawn('npm', ['run', '--silent', 'bundle'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   children.add(npm);
@@ -252,7 +256,8 @@ export async function startGroup(opts: GroupOptions = {}): Promise<Group> {
       const spec = cms.get(id);
       if (spec === undefined) throw new Error(`no CM ${id} in the group`);
       const since = performance.now();
-      const child = spawnNode(id, [...programArgs('ipphone-cm', 'tsx'), '--config', spec.configFile]);
+      // As the device image runs it: the bundle with the unit's NODE_OPTIONS (ensureDist() built it).
+      const child = spawnNode(id, [...programArgs('ipphone-cm', 'unit'), '--config', spec.configFile]);
       running.set(id, child);
       try {
         await observer.waitFor(`${PREFIX}/cm/${id}/state`, (m, at) => at >= since && m.online === true, timeoutMs, child);

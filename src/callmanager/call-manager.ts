@@ -9,6 +9,7 @@ import { HttpServer } from './http-server.js';
 import { ListBook, type PointersSigner, type SignedList } from './list-book.js';
 import { LoadPolicy, RateMeter } from './load.js';
 import { renderMetrics } from './metrics.js';
+import { AckBatcher } from './ack-frames.js';
 import { PeerLinks } from './peer-links.js';
 import { PeerTracker } from './peers.js';
 import { PhoneTable, type HomedPhone } from './phone-table.js';
@@ -44,6 +45,8 @@ const TICK_MS = 1000;
 const INVALID_LOG_GAP_MS = 10_000;
 /** Period of sending queued rebalance moves (ms). */
 const DRAIN_MS = 100;
+/** Bytes waiting for the broker socket above which acks are dropped rather than queued. */
+const ACK_BACKLOG_MAX = 4 * 1024 * 1024;
 /** How long stop() waits for the broker to acknowledge the offline state (ms). */
 const STOP_PUBLISH_TIMEOUT_MS = 2000;
 
@@ -62,6 +65,8 @@ export class CallManager {
   readonly #phoneBase: string;
 
   #client: MqttClient | undefined;
+  /** Acks as ready-made frames, one socket write per tick (ack-frames.ts). */
+  #acks: AckBatcher | undefined;
   #http: HttpServer | undefined;
   #book: ListBook | undefined;
   #table: PhoneTable | undefined;
@@ -293,33 +298,31 @@ export class CallManager {
       return;
     }
     this.#kaRate?.add(now);
-    this.#corkUntilTick(client);
     // res.phone passed the id check in parseKeepalive: safe as one topic level.
     const base = this.#phoneBase + res.phone;
-    client.publish(`${base}/ack`, res.ack, { qos: 0 });
+    this.#ackBatcher(client).add(`${base}/ack`, res.ack);
     if (res.push !== undefined) this.#push(res.phone, res.push, `${base}/pointers`);
   }
 
-  #corked = false;
-
-  /**
-   * Hold the socket's writes until the end of this tick: keep-alives arrive
-   * many to a TCP read, and without corking mqtt.js makes one writev syscall
-   * per ack (a third of the CPU at saturation, measured with --cpu-prof).
-   */
-  #corkUntilTick(client: MqttClient): void {
-    if (this.#corked) return;
-    const stream = (client as unknown as { stream?: { cork?: () => void; uncork?: () => void } }).stream;
-    if (stream?.cork === undefined || stream.uncork === undefined) return;
-    this.#corked = true;
-    stream.cork();
-    process.nextTick(() => {
-      this.#corked = false;
-      stream.uncork?.();
-    });
+  #ackBatcher(client: MqttClient): AckBatcher {
+    this.#acks ??= new AckBatcher(
+      {
+        write: (frames) => {
+          const stream = client.stream as (typeof client.stream & { destroyed?: boolean; writable?: boolean; writableLength?: number }) | undefined;
+          // QoS 0: while disconnected, or with 4 MiB already waiting for the socket, an ack is dropped (the phone's next keep-alive gets one).
+          if (!client.connected || client.disconnecting || stream === undefined || stream.destroyed === true || stream.writable === false || (stream.writableLength ?? 0) > ACK_BACKLOG_MAX) return false;
+          stream.write(frames);
+          return true;
+        },
+      },
+      this.#config.mqtt.protocolVersion,
+    );
+    return this.#acks;
   }
 
   #push(phone: string, list: SignedList, topic: string): void {
+    // The phone's ack goes out first, as before the push (pushes are rare; this keeps the order).
+    this.#acks?.flush();
     this.#client?.publish(topic, list.envelopeJson, { qos: 1 });
     this.#log.info({ phone, version: list.version, reason: list.reason, first: list.list[0]?.id }, 'pointers pushed');
   }
@@ -346,6 +349,7 @@ export class CallManager {
     const target = group?.find((p) => p.id === to);
     if (book === undefined || group === undefined || target === undefined) return;
     const signed = book.setPhoneList(phone, [target, ...group.filter((p) => p.id !== to)], 'rebalance');
+    this.#acks?.flush();
     this.#client?.publish(`${this.#phoneBase}${phone}/pointers`, signed.envelopeJson, { qos: 1 });
     this.#responder?.pushes.set('rebalance', (this.#responder.pushes.get('rebalance') ?? 0) + 1);
     this.#log.debug({ phone, to, version: signed.version }, 'rebalance move sent');
