@@ -6,7 +6,7 @@
  * when the bench exits, including on Ctrl-C.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -414,20 +414,8 @@ export const eventTopic = (phoneId: string): string => `${PREFIX}/phone/${phoneI
 
 // ---------------------------------------------------------------- misc
 
-/** Resident set size of `pid` in KiB (VmRSS of /proc/PID/status). */
-export function rssKiB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (m === null) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]);
-}
-
-/** User + system CPU time of a process so far, ms (from /proc/PID/stat, clock ticks of 10 ms). */
-export function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may contain spaces) start at ") ".
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
+/** CPU time and resident memory of a process, from /proc. */
+export { cpuMs, rssKiB } from '../test/helpers/proc.js';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -9,7 +9,7 @@
  * exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { constants, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -197,4 +197,57 @@ export function emulateFar(far: string, cols: number, rows: number): { emu: Matr
   // EIO when socat goes away: expected, the test kills it on purpose.
   stream.on('error', () => {});
   return { emu, stream, close: () => stream.destroy() };
+}
+
+/**
+ * A 20×4 Matrix Orbital LCD on a socat pty, as a phone's board sees it: the
+ * board profile (`board`, written into `dir`) drives the pty's near end, an
+ * emulator reads the far end. `unplug()` kills socat (the driver sees a
+ * hangup); `plug()` brings a fresh, blank display back at the same path.
+ */
+export class PtyLcd {
+  private constructor(
+    readonly board: string,
+    readonly near: string,
+    readonly far: string,
+    public pair: PtyPair,
+    public reader: ReturnType<typeof emulateFar>,
+  ) {}
+
+  static async start(dir: string): Promise<PtyLcd> {
+    const near = path.join(dir, 'lcd');
+    const far = path.join(dir, 'far');
+    const pair = await startPtyPair(near, far);
+    const board = path.join(dir, 'board.json');
+    writeFileSync(
+      board,
+      JSON.stringify({
+        name: 'pty-20x4',
+        display: { driver: 'serial-lcd', path: near, baudRate: 19200, cols: 20, rows: 4, protocol: 'matrix-orbital' },
+        keypad: { driver: 'none' },
+        hook: null,
+      }),
+    );
+    return new PtyLcd(board, near, far, pair, emulateFar(far, 20, 4));
+  }
+
+  /** What the display shows, a line a row. */
+  screen(): string[] {
+    return this.reader.emu.screen();
+  }
+
+  async unplug(): Promise<void> {
+    await this.pair.kill();
+    this.reader.close();
+  }
+
+  async plug(): Promise<void> {
+    this.pair = await startPtyPair(this.near, this.far);
+    this.reader = emulateFar(this.far, 20, 4);
+  }
+
+  async close(): Promise<void> {
+    this.reader.close();
+    await this.pair.kill().catch(() => undefined);
+  }
 }

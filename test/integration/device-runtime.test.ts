@@ -11,13 +11,13 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
 import { ROOT } from '../helpers/programs.js';
-import { emulateFar, startPtyPair, tempDir } from '../helpers/pty.js';
+import { PtyLcd, tempDir } from '../helpers/pty.js';
 import { unitNodeOptions, wxWrapper } from '../helpers/unit-runtime.js';
 
 const IMAGE_AGENT = path.join(ROOT, 'dist/image/usr/lib/ipphone/ipphone-agent.mjs');
@@ -50,37 +50,22 @@ test('the image agent with the unit options under W^X: drives a serial LCD, home
   t.teardown(() => mosq.stop());
   const tmp = tempDir();
   t.teardown(tmp.remove);
-  const near = path.join(tmp.dir, 'lcd');
-  const pair = await startPtyPair(near, path.join(tmp.dir, 'far'));
-  const reader = emulateFar(pair.far, 20, 4);
-  t.teardown(async () => {
-    reader.close();
-    await pair.kill().catch(() => undefined);
-  });
-  const board = path.join(tmp.dir, 'board.json');
-  writeFileSync(
-    board,
-    JSON.stringify({
-      name: 'pty-20x4',
-      display: { driver: 'serial-lcd', path: near, baudRate: 19200, cols: 20, rows: 4, protocol: 'matrix-orbital' },
-      keypad: { driver: 'none' },
-      hook: null,
-    }),
-  );
+  const lcd = await PtyLcd.start(tmp.dir);
+  t.teardown(() => lcd.close());
 
   const c = await Cluster.group(t, mosq.url);
-  const agent = c.startAgentWith('p-image', [...unitNodeOptions(), IMAGE_AGENT, '--config', c.agentConfig('p-image', { board })], wx.supported ? wx : undefined);
+  const agent = c.startAgentWith('p-image', [...unitNodeOptions(), IMAGE_AGENT, '--config', c.agentConfig('p-image', { board: lcd.board })], wx.supported ? wx : undefined);
   await c.waitHome('p-image', 'cm-a', 30_000).catch((err: Error) => {
     throw new Error(`${err.message}\n${agent.output().slice(-3000)}`);
   });
-  await waitFor(() => reader.emu.screen()[0]!.startsWith('CM cm-a'), { timeoutMs: 10_000, what: `screen shows CM cm-a; got ${JSON.stringify(reader.emu.screen())}` });
+  await waitFor(() => lcd.screen()[0]!.startsWith('CM cm-a'), { timeoutMs: 10_000, what: `screen shows CM cm-a; got ${JSON.stringify(lcd.screen())}` });
 
   c.cms.get('cm-a')!.signal('SIGKILL');
   await c.waitHome('p-image', 'cm-b', 10_000);
   t.like(c.events('p-image', 'rehomed').at(-1)?.payload, { from: 'cm-a', to: 'cm-b', reason: 'cm-offline' });
-  await waitFor(() => reader.emu.screen()[0]!.startsWith('CM cm-b'), { timeoutMs: 10_000, what: `screen shows CM cm-b; got ${JSON.stringify(reader.emu.screen())}` });
+  await waitFor(() => lcd.screen()[0]!.startsWith('CM cm-b'), { timeoutMs: 10_000, what: `screen shows CM cm-b; got ${JSON.stringify(lcd.screen())}` });
   t.is(agent.child.exitCode, null, 'the agent still runs');
   t.notRegex(agent.output(), /Check failed|Fatal error|expose_wasm/, 'no V8 abort, no flag warning');
-  t.deepEqual(reader.emu.errors, []);
+  t.deepEqual(lcd.reader.emu.errors, []);
   t.log(wx.supported ? 'ran under PR_SET_MDWE (W^X)' : `ran WITHOUT W^X: ${wx.why}`);
 });

@@ -5,30 +5,11 @@
  * Each test prints what it measured.
  */
 import test from 'ava';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
 import { Cluster, type Proc } from '../helpers/cluster.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { delay, waitFor } from '../helpers/net.js';
-import { emulateFar, startPtyPair, tempDir } from '../helpers/pty.js';
-
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-
-/** CPU time (user + system) of a process so far, in ms, from /proc/PID/stat. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start at field 3.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-}
-
-/** Resident set size of a process, in KiB, from /proc/PID/status. */
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
-  return Number(m[1]);
-}
+import { cpuMs, rssKiB } from '../helpers/proc.js';
+import { PtyLcd, tempDir } from '../helpers/pty.js';
 
 /** Count the agent's JSON log lines with `msg` as they arrive, with their arrival times. */
 function logCounter(p: Proc, msg: string): { times: number[] } {
@@ -162,35 +143,18 @@ test.serial('the display unplugged during a failover: the agent rehomes regardle
   t.teardown(() => mosq.stop());
   const tmp = tempDir();
   t.teardown(tmp.remove);
-  const near = path.join(tmp.dir, 'lcd');
-  const far = path.join(tmp.dir, 'far');
-  let pair = await startPtyPair(near, far);
-  let reader = emulateFar(far, 20, 4);
-  t.teardown(async () => {
-    reader.close();
-    await pair.kill().catch(() => undefined);
-  });
-  const boardPath = path.join(tmp.dir, 'board.json');
-  writeFileSync(
-    boardPath,
-    JSON.stringify({
-      name: 'pty-20x4',
-      display: { driver: 'serial-lcd', path: near, baudRate: 19200, cols: 20, rows: 4, protocol: 'matrix-orbital' },
-      keypad: { driver: 'none' },
-      hook: null,
-    }),
-  );
+  const lcd = await PtyLcd.start(tmp.dir);
+  t.teardown(() => lcd.close());
 
   const c = await Cluster.group(t, mosq.url);
-  const agent = c.startAgent('p-lcd', c.agentConfig('p-lcd', { board: boardPath }));
+  const agent = c.startAgent('p-lcd', c.agentConfig('p-lcd', { board: lcd.board }));
   await c.waitHome('p-lcd', 'cm-a');
-  await waitFor(() => reader.emu.screen()[0]!.startsWith('CM cm-a'), { timeoutMs: 10_000, what: `screen shows CM cm-a; got ${JSON.stringify(reader.emu.screen())}` });
+  await waitFor(() => lcd.screen()[0]!.startsWith('CM cm-a'), { timeoutMs: 10_000, what: `screen shows CM cm-a; got ${JSON.stringify(lcd.screen())}` });
 
   // Unplug the display and crash the home at the same moment.
   const crashAt = Date.now();
   c.cms.get('cm-a')!.signal('SIGKILL');
-  await pair.kill();
-  reader.close();
+  await lcd.unplug();
   await c.waitHome('p-lcd', 'cm-b', 10_000);
   const rehome = c.events('p-lcd', 'rehomed').find((e) => e.payload.reason !== 'services-timeout')!;
   const rehomedAfter = rehome.at - crashAt;
@@ -199,17 +163,16 @@ test.serial('the display unplugged during a failover: the agent rehomes regardle
 
   // Plug a display back in at the same path: a fresh screen that knows nothing.
   const plugAt = Date.now();
-  pair = await startPtyPair(near, far);
-  reader = emulateFar(far, 20, 4);
-  await waitFor(() => reader.emu.screen()[0]!.startsWith('CM cm-b'), {
+  await lcd.plug();
+  await waitFor(() => lcd.screen()[0]!.startsWith('CM cm-b'), {
     timeoutMs: 40_000,
     intervalMs: 50,
-    what: `the new screen to show CM cm-b; got ${JSON.stringify(reader.emu.screen())}\n${agent.output().slice(-3000)}`,
+    what: `the new screen to show CM cm-b; got ${JSON.stringify(lcd.screen())}\n${agent.output().slice(-3000)}`,
   });
   const redrawAfter = Date.now() - plugAt;
   t.log(`kill -9 of cm-a with the display unplugged → homed on cm-b in ${rehomedAfter} ms (detect ${String(rehome.payload.detectMs)} ms, rehome ${String(rehome.payload.rehomeMs)} ms)`);
-  t.log(`display plugged back → screen row 0 "${reader.emu.screen()[0]!.trimEnd()}" after ${redrawAfter} ms (driver reopen backoff: base 500 ms, max 30 s)`);
+  t.log(`display plugged back → screen row 0 "${lcd.screen()[0]!.trimEnd()}" after ${redrawAfter} ms (driver reopen backoff: base 500 ms, max 30 s)`);
   // The same bound the plain kill -9 case meets: cm-offline arrives with the will, well under a keep-alive interval.
   t.true(rehomedAfter < 1000, `rehomed ${rehomedAfter} ms after the crash`);
-  t.deepEqual(reader.emu.errors, []);
+  t.deepEqual(lcd.reader.emu.errors, []);
 });
