@@ -50,7 +50,7 @@ export const AgentConfigSchema = Type.Object(
         intervalMs: Type.Optional(Type.Integer({ default: 5000, minimum: 10, maximum: 600000, description: 'ms between keep-alives (10 ms is for soak tests; production uses seconds)' })),
         missLimit: Type.Optional(Type.Integer({ default: 3, minimum: 1, maximum: 100, description: 'missing acks in a row that mean the CM is lost' })),
         ackTimeoutMs: Type.Optional(
-          Type.Integer({ minimum: 1, description: 'ms to wait for an ack; default max(100, round(intervalMs × 0.2)); must be < intervalMs' }),
+          Type.Integer({ minimum: 1, description: 'ms to wait for an ack; default max(100, round(intervalMs × 0.15)); must be < intervalMs' }),
         ),
       },
       'keep-alives to the home call manager',
@@ -125,11 +125,14 @@ export type AgentConfigInput = Static<typeof AgentConfigSchema>;
 export type AgentConfig = Defaulted<AgentConfigInput>;
 
 /**
- * `max(100, round(intervalMs × 0.2))`: the ack timeout when none is
+ * `max(100, round(intervalMs × 0.15))`: the ack timeout when none is
  * configured, kept below `intervalMs` (only `intervalMs` = 100 needs that).
+ * A hung call manager is declared lost at worst `missLimit × intervalMs +
+ * ackTimeoutMs` after it stopped (3.15 s at 1 s × 3); 15 % of the interval is
+ * still many times a LAN round trip and a loaded call manager's answer time.
  */
 export function defaultAckTimeoutMs(intervalMs: number): number {
-  return Math.max(1, Math.min(Math.max(100, Math.round(intervalMs * 0.2)), intervalMs - 1));
+  return Math.max(1, Math.min(Math.max(100, Math.round(intervalMs * 0.15)), intervalMs - 1));
 }
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);

@@ -139,4 +139,3 @@ export function brokerKey(url: string): string {
   brokerKeys.set(url, key);
   return key;
 }
-

@@ -32,7 +32,7 @@ function problems(raw: unknown): string[] {
 test('the CONTRACT.md example validates and keeps its values', (t) => {
   const c = valid(contractExample);
   t.is(c.keepalive.intervalMs, 1000);
-  t.is(c.keepalive.ackTimeoutMs, 200);
+  t.is(c.keepalive.ackTimeoutMs, 150);
   t.is(c.fallback.holdMs, 30000);
   t.is(c.services.timeoutMs, 2000);
   t.is(c.services.refreshMs, 300000);
@@ -76,7 +76,8 @@ test('partly given sections keep what is given and default the rest', (t) => {
 });
 
 test('ackTimeoutMs: default formula, explicit value, must be below intervalMs', (t) => {
-  t.is(defaultAckTimeoutMs(5000), 1000);
+  t.is(defaultAckTimeoutMs(5000), 750);
+  t.is(defaultAckTimeoutMs(1000), 150);
   t.is(defaultAckTimeoutMs(300), 100);
   t.is(defaultAckTimeoutMs(100), 99);
   t.is(valid({ ...minimal, keepalive: { intervalMs: 100 } }).keepalive.ackTimeoutMs, 99);
