@@ -5,7 +5,7 @@
 //                              GPIO) or shared by several programs
 //   dist/image/                a staging root filesystem:
 //     usr/lib/ipphone/*.mjs            the bundles
-//     usr/lib/ipphone/node_modules/    only the native-addon packages (serialport, onoff) and their deps
+//     usr/lib/ipphone/node_modules/    only the native-addon packages (@serialport/bindings-cpp, onoff) and their deps
 //     lib/systemd/system/*.service     the units
 //     usr/share/ipphone/boards/*.json  board profiles, and the schemas
 //     lib/udev/rules.d/99-ipphone-gpio.rules
@@ -22,7 +22,28 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const programs = ['ipphone-agent', 'ipphone-cm', 'ipphone-fleet', 'ipphone-admin'];
-const external = ['serialport', '@serialport/*', 'onoff', 'epoll'];
+// Native addons stay outside the bundle (built for the target; see README, "Device image"):
+// onoff with its epoll addon, and node-gyp-build, which loads serialport's addon at run time.
+const external = ['onoff', 'epoll', 'node-gyp-build'];
+const root = path.resolve('.');
+
+/**
+ * serialport's JavaScript is bundled (loaded from node_modules it cost ~4 MiB
+ * of RSS: dozens of CommonJS files and three more copies of `debug`); only its
+ * native addon stays in node_modules:
+ * - `node-gyp-build` as imported by @serialport/bindings-cpp is replaced by a
+ *   shim that finds the addon in the package directory at run time;
+ * - every `debug` import is the one copy already bundled for mqtt.js.
+ */
+const serialportInBundle = {
+  name: 'serialport-in-bundle',
+  setup(b) {
+    b.onResolve({ filter: /^node-gyp-build$/ }, (args) =>
+      args.importer.includes(`${path.sep}@serialport${path.sep}bindings-cpp${path.sep}`) ? { path: path.join(root, 'scripts/shims/serialport-addon.cjs') } : undefined,
+    );
+    b.onResolve({ filter: /^debug$/ }, () => ({ path: path.join(root, 'node_modules/debug/src/index.js') }));
+  },
+};
 rmSync('dist/bundle', { recursive: true, force: true });
 await build({
   entryPoints: Object.fromEntries(programs.map((p) => [p, `src/bin/${p}.ts`])),
@@ -37,8 +58,12 @@ await build({
   minify: true,
   sourcemap: 'linked',
   external,
-  // Some CommonJS dependencies call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __ipphoneRequire } from 'node:module'; const require = __ipphoneRequire(import.meta.url);" },
+  plugins: [serialportInBundle],
+  // Some CommonJS dependencies call require() or read __dirname; give each ESM file both
+  // (@serialport/bindings-cpp passes its __dirname to the node-gyp-build shim, which ignores it).
+  banner: {
+    js: "import { createRequire as __ipphoneRequire } from 'node:module'; import { dirname as __ipphoneDirname } from 'node:path'; import { fileURLToPath as __ipphonePath } from 'node:url'; const require = __ipphoneRequire(import.meta.url); const __dirname = __ipphoneDirname(__ipphonePath(import.meta.url));",
+  },
   logLevel: 'warning',
 });
 
@@ -63,7 +88,8 @@ const lib = path.join(image, 'usr/lib/ipphone');
 mkdirSync(lib, { recursive: true });
 for (const p of programs) cpSync(`dist/bundle/${p}.mjs`, path.join(lib, `${p}.mjs`));
 cpSync('dist/bundle/chunks', path.join(lib, 'chunks'), { recursive: true, filter: (src) => !src.endsWith('.map') });
-const natives = closure(['serialport', 'onoff']);
+// The packages with native addons (their JavaScript is in the bundle too; the addons and node-gyp-build are used from here).
+const natives = closure(['@serialport/bindings-cpp', 'onoff']);
 for (const name of natives) cpSync(path.join('node_modules', name), path.join(lib, 'node_modules', name), { recursive: true, dereference: true });
 cpSync('systemd', path.join(image, 'lib/systemd/system'), { recursive: true, filter: (src) => !src.endsWith('.md') });
 cpSync('hw/boards', path.join(image, 'usr/share/ipphone/boards'), { recursive: true });

@@ -11,7 +11,7 @@
  * `close`) the port is reopened with exponential backoff and full jitter, and
  * the screen is cleared and redrawn, because the shadow no longer holds.
  */
-import { SerialPort } from 'serialport';
+import { autoDetect } from '@serialport/bindings-cpp';
 import { SerialPortStream, type OpenOptions } from '@serialport/stream';
 import { systemClock, type Clock, type Random, type TimerHandle } from '../lib/clock.js';
 import { IpphoneError, errorMessage } from '../lib/errors.js';
@@ -170,7 +170,7 @@ export class SerialLcd implements Display {
       let port: SerialPortStream;
       try {
         port = new SerialPortStream({
-          binding: this.#o.binding ?? (SerialPort.binding as BindingInterface),
+          binding: this.#o.binding ?? (autoDetect() as BindingInterface),
           path: this.#o.path,
           baudRate: this.#o.baudRate,
           autoOpen: false,
