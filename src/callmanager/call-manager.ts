@@ -228,6 +228,7 @@ export class CallManager {
       rebalanceMovesTotal: this.rebalanceMoves,
       servicesRequestsTotal: this.#servicesRequests,
       brokerConnected: this.#connected,
+      acksDroppedTotal: this.#acks?.dropped ?? 0,
     });
   }
 

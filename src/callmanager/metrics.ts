@@ -16,6 +16,8 @@ export interface MetricsSnapshot {
   rebalanceMovesTotal: number;
   servicesRequestsTotal: number;
   brokerConnected: boolean;
+  /** Acks not written: broker disconnected, or its socket backlog over the cap (ack-frames.ts). */
+  acksDroppedTotal: number;
 }
 
 /** Reasons always listed (at 0) so dashboards see the series before the first push. */
@@ -51,6 +53,7 @@ export function renderMetrics(s: MetricsSnapshot): string {
     family('ipphone_cm_pointer_pushes_total', 'counter', 'Pointer lists pushed to phones, by reason.', pushes) +
     family('ipphone_cm_rebalance_moves_total', 'counter', 'Phones sent a rebalance list.', [['', s.rebalanceMovesTotal]]) +
     family('ipphone_cm_services_requests_total', 'counter', 'Services page requests served.', [['', s.servicesRequestsTotal]]) +
-    family('ipphone_cm_broker_connected', 'gauge', '1 while connected to the broker, else 0.', [['', s.brokerConnected ? 1 : 0]])
+    family('ipphone_cm_broker_connected', 'gauge', '1 while connected to the broker, else 0.', [['', s.brokerConnected ? 1 : 0]]) +
+    family('ipphone_cm_acks_dropped_total', 'counter', 'Keep-alive acks not sent: broker disconnected or its socket backlog full.', [['', s.acksDroppedTotal]])
   );
 }

@@ -156,6 +156,7 @@ test('online state, acks with and without the signed list, services XML, metrics
   t.regex(metrics, /^ipphone_cm_phones_homed 1$/m);
   t.regex(metrics, /^ipphone_cm_services_requests_total 1$/m);
   t.regex(metrics, /^ipphone_cm_broker_connected 1$/m);
+  t.regex(metrics, /^ipphone_cm_acks_dropped_total 0$/m, 'both keep-alives were acked');
 
   // Logs are JSON lines with a module per line.
   const lines = cm.stdout().trim().split('\n');

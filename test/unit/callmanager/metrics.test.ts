@@ -10,6 +10,7 @@ const snap: MetricsSnapshot = {
   rebalanceMovesTotal: 0,
   servicesRequestsTotal: 9,
   brokerConnected: true,
+  acksDroppedTotal: 7,
 };
 
 test('every family has HELP and TYPE before its samples; values as given', (t) => {
@@ -28,6 +29,7 @@ test('every family has HELP and TYPE before its samples; values as given', (t) =
     ipphone_cm_rebalance_moves_total: ['counter', ['ipphone_cm_rebalance_moves_total 0']],
     ipphone_cm_services_requests_total: ['counter', ['ipphone_cm_services_requests_total 9']],
     ipphone_cm_broker_connected: ['gauge', ['ipphone_cm_broker_connected 1']],
+    ipphone_cm_acks_dropped_total: ['counter', ['ipphone_cm_acks_dropped_total 7']],
   };
   for (const [name, [type, samples]] of Object.entries(want)) {
     const help = lines.indexOf(lines.find((l) => l.startsWith(`# HELP ${name} `)) ?? '');
