@@ -28,9 +28,10 @@ const external = ['onoff', 'epoll', 'node-gyp-build'];
 const root = path.resolve('.');
 
 /**
- * serialport's JavaScript is bundled (loaded from node_modules it cost ~4 MiB
- * of RSS: dozens of CommonJS files and three more copies of `debug`); only its
- * native addon stays in node_modules:
+ * serialport's JavaScript is bundled (from node_modules it was dozens of
+ * CommonJS files and three more copies of `debug`; bundled, an agent with a
+ * serial LCD measured 0.8 MiB less RSS); only its native addon stays in
+ * node_modules:
  * - `node-gyp-build` as imported by @serialport/bindings-cpp is replaced by a
  *   shim that finds the addon in the package directory at run time;
  * - every `debug` import is the one copy already bundled for mqtt.js.
