@@ -9,11 +9,11 @@
  *   plus fs.watch events) over the same window.
  * The RSS read happens inside the steady window (both start once homed).
  */
-import { readdirSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { cpuMs, distStaleFiles, ensureDist, Observer, rssKiB, sleep, spawnNode, startAgent, startGroup, tempDir, type Child, type Runtime } from './harness.js';
 import { unitNodeOptions, wxWrapper } from '../test/helpers/unit-runtime.js';
-import { emulateFar, startPtyPair } from '../test/helpers/pty.js';
+import { PtyLcd } from '../test/helpers/pty.js';
 
 export interface FootprintOptions {
   /** How long the agents are homed before VmRSS is read (ms). */
@@ -132,20 +132,15 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
     const bareUnit = spawnNode('bare-node-unit-flags', [...unitFlags, '-e', 'setInterval(()=>{},1000)']);
     children.push(bare, bareUnit);
     const wx = wxWrapper();
-    const lcdDir = tempDir('lcd');
-    const pty = await startPtyPair(path.join(lcdDir, 'lcd'), path.join(lcdDir, 'far'));
-    closers.push(() => pty.kill());
-    const far = emulateFar(pty.far, 20, 4);
-    closers.push(async () => far.close());
-    const board = path.join(lcdDir, 'board.json');
-    writeFileSync(board, JSON.stringify({ name: 'bench-lcd', display: { driver: 'serial-lcd', path: pty.near, baudRate: 19200, protocol: 'matrix-orbital', cols: 20, rows: 4 }, keypad: { driver: 'none' }, hook: null }));
+    const lcd = await PtyLcd.start(tempDir('lcd'));
+    closers.push(() => lcd.close());
     const kinds: FootprintKind[] = ['tsx', 'dist', 'bundle', 'unit', 'unit-lcd'];
     const agents = kinds.map((runtime) => {
       const phone = `p-bench-rss-${runtime}`;
       const stateDir = tempDir(`state-${runtime}`);
       const spawnedAt = performance.now();
       const config = group.agentConfig(phone, { holdMs: 120_000, stateDir });
-      const child = runtime === 'unit-lcd' ? startAgent(phone, config, 'unit', ['--board', board]) : startAgent(phone, config, runtime);
+      const child = runtime === 'unit-lcd' ? startAgent(phone, config, 'unit', ['--board', lcd.board]) : startAgent(phone, config, runtime);
       children.push(child);
       return { runtime, phone, stateDir, child, spawnedAt, homedMs: NaN };
     });

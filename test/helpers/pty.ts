@@ -250,4 +250,13 @@ export class PtyLcd {
     this.reader.close();
     await this.pair.kill().catch(() => undefined);
   }
+
+  /** {@link start} in a temp dir of its own; display and dir are gone at the test's teardown. */
+  static async forTest(t: { teardown(fn: () => unknown): void }): Promise<PtyLcd> {
+    const tmp = tempDir();
+    t.teardown(tmp.remove);
+    const lcd = await PtyLcd.start(tmp.dir);
+    t.teardown(() => lcd.close());
+    return lcd;
+  }
 }

@@ -17,7 +17,7 @@ import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
 import { ROOT } from '../helpers/programs.js';
-import { PtyLcd, tempDir } from '../helpers/pty.js';
+import { PtyLcd } from '../helpers/pty.js';
 import { unitNodeOptions, wxWrapper } from '../helpers/unit-runtime.js';
 
 const IMAGE_AGENT = path.join(ROOT, 'dist/image/usr/lib/ipphone/ipphone-agent.mjs');
@@ -48,10 +48,7 @@ test('the image agent with the unit options under W^X: drives a serial LCD, home
   const wx = wxWrapper();
   const mosq = await startMosquitto();
   t.teardown(() => mosq.stop());
-  const tmp = tempDir();
-  t.teardown(tmp.remove);
-  const lcd = await PtyLcd.start(tmp.dir);
-  t.teardown(() => lcd.close());
+  const lcd = await PtyLcd.forTest(t);
 
   const c = await Cluster.group(t, mosq.url);
   const agent = c.startAgentWith('p-image', [...unitNodeOptions(), IMAGE_AGENT, '--config', c.agentConfig('p-image', { board: lcd.board })], wx.supported ? wx : undefined);

@@ -9,7 +9,7 @@ import { Cluster, type Proc } from '../helpers/cluster.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { delay, waitFor } from '../helpers/net.js';
 import { cpuMs, rssKiB } from '../helpers/proc.js';
-import { PtyLcd, tempDir } from '../helpers/pty.js';
+import { PtyLcd } from '../helpers/pty.js';
 
 /** Count the agent's JSON log lines with `msg` as they arrive, with their arrival times. */
 function logCounter(p: Proc, msg: string): { times: number[] } {
@@ -141,10 +141,7 @@ test.serial('the display unplugged during a failover: the agent rehomes regardle
   t.timeout(90_000);
   const mosq = await startMosquitto();
   t.teardown(() => mosq.stop());
-  const tmp = tempDir();
-  t.teardown(tmp.remove);
-  const lcd = await PtyLcd.start(tmp.dir);
-  t.teardown(() => lcd.close());
+  const lcd = await PtyLcd.forTest(t);
 
   const c = await Cluster.group(t, mosq.url);
   const agent = c.startAgent('p-lcd', c.agentConfig('p-lcd', { board: lcd.board }));
