@@ -1,0 +1,235 @@
+/**
+ * The agent's effect runner (agent.ts puts the pieces together): the state
+ * the agent holds, feeding inputs through the pure failover machine, and
+ * performing its effects — connect, send, wake, persist, events — plus the
+ * per-step follow-up (subscriptions, status, services, display).
+ */
+import type { Clock, Random, TimerHandle } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { AgentConfig } from '../config/agent-config.js';
+import type { TrustedKeys } from '../protocol/envelope.js';
+import { brokerKey } from '../protocol/pointers.js';
+import { topics, type Topics } from '../protocol/topics.js';
+import type { StatusPayload } from '../protocol/types.js';
+import type { Display, HookSwitch, Keypad, Led } from '../hw/types.js';
+import { next, phaseOf, type Effect, type Input, type MachineConfig, type MachineState } from './machine.js';
+import type { ServicesFetcher, StateStore, Transport, TransportEvents } from './ports.js';
+import type { ServicesController } from './services.js';
+import type { PhoneUi } from './phone-ui.js';
+import type { Reconfigurator } from './reconfig.js';
+
+export interface AgentDeps {
+  config: AgentConfig;
+  log: Logger;
+  clock: Clock;
+  random: Random;
+  keys: TrustedKeys;
+  store: StateStore;
+  /** Builds the transport with the agent's event handlers and the status will. */
+  transport: (events: TransportEvents, will: { topic: string; payload: string; qos: 1; retain: true }) => Transport;
+  fetchServices: ServicesFetcher;
+  display: Display;
+  keypad?: Keypad | null;
+  hook: HookSwitch | null;
+  /** Lit while the phone has no home call manager. */
+  noServiceLed?: Led | null;
+}
+
+/** The failover machine's settings, taken from an (effective) agent config. */
+export function machineConfig(c: AgentConfig): MachineConfig {
+  return {
+    intervalMs: c.keepalive.intervalMs,
+    missLimit: c.keepalive.missLimit,
+    ackTimeoutMs: c.keepalive.ackTimeoutMs,
+    holdMs: c.fallback.holdMs,
+    backoffBaseMs: c.mqtt.backoff.baseMs,
+    backoffMaxMs: c.mqtt.backoff.maxMs,
+  };
+}
+
+/**
+ * State and effect runner shared by the agent's layers. Members are
+ * protected, not `#private`, so the message layer and the agent itself
+ * (subclasses) reach them without a host object in between on the
+ * keep-alive path.
+ */
+export class AgentCore {
+  protected readonly d: AgentDeps;
+  protected readonly t: Topics;
+  protected readonly log: Logger;
+  /** The machine state. */
+  protected s!: MachineState;
+  protected transport!: Transport;
+  protected services!: ServicesController;
+  protected ui!: PhoneUi;
+  protected reconfig!: Reconfigurator;
+  /** The effective config: the file's with remote changes applied. */
+  protected cfg!: AgentConfig;
+  protected keys!: TrustedKeys;
+  protected configVersion = 0;
+  protected running = false;
+  /** The last status published (the will's stand-in on a fresh connection). */
+  protected lastStatus = '';
+  protected persisting: Promise<void> = Promise.resolve();
+  #timer: TimerHandle | null = null;
+  #subs = new Map<string, Set<string>>();
+  /** Saves requested and not yet finished: the MQTT status waits for them. */
+  #saving = 0;
+  #statusDeferred = false;
+  #lastUi = '';
+
+  constructor(deps: AgentDeps) {
+    this.d = deps;
+    this.t = topics(deps.config.topicPrefix);
+    this.log = deps.log.child({ mod: 'agent' });
+  }
+
+  /** Resolves once every persist requested so far has finished. */
+  flushed(): Promise<void> {
+    return this.persisting;
+  }
+
+  /** Feed one input through the machine and perform its effects. */
+  protected input(input: Input): void {
+    if (!this.running) return;
+    const step = next(this.s, input, { now: this.d.clock.now(), random: this.d.random });
+    this.s = step.state;
+    for (const fx of step.effects) this.#perform(fx);
+    if (input.type === 'list') this.syncSubscriptions();
+    this.afterStep();
+  }
+
+  /** Cancel the wake-up timer (on stop). */
+  protected clearWake(): void {
+    if (this.#timer) this.d.clock.clearTimeout(this.#timer);
+  }
+
+  #perform(fx: Effect): void {
+    const d = this.d;
+    switch (fx.type) {
+      case 'connect':
+        return this.transport.connect(fx.broker);
+      case 'disconnect':
+        return this.transport.disconnect(fx.broker);
+      case 'send': {
+        const s = this.s;
+        const body = `{"phone":${JSON.stringify(d.config.phoneId)},"seq":${fx.seq},"pointersVersion":${s.listVersion},"busy":${s.busy},"probe":${fx.probe},"prev":${JSON.stringify(fx.probe ? null : s.lastHome)},"intervalMs":${s.cfg.intervalMs}}`;
+        return this.transport.publish(fx.broker, this.t.cmKeepalive(fx.to), body, { qos: 0 });
+      }
+      case 'wake':
+        if (this.#timer) d.clock.clearTimeout(this.#timer);
+        this.#timer = fx.at === null ? null : d.clock.setTimeout(() => this.input({ type: 'wake' }), fx.at - d.clock.now());
+        return;
+      case 'persist':
+        return this.persist();
+      case 'event':
+        if (fx.event.type === 'rehomed') this.ui.notice(`Moved to ${String(fx.event.to)}`);
+        return this.event(fx.event);
+      case 'log':
+        this.log[fx.level](fx.data, fx.msg);
+        return;
+    }
+  }
+
+  protected persist(overlay: Record<string, unknown> = this.reconfig.overlay): void {
+    const s = this.s;
+    const snapshot = { pointers: s.list, pointersVersion: s.listVersion, configVersion: this.configVersion, configOverlay: overlay };
+    this.#saving++;
+    this.persisting = this.persisting.then(async () => {
+      try {
+        await this.d.store.save(snapshot);
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'saving the pointer list failed; will retry on the next change');
+      } finally {
+        this.#saving--;
+      }
+    });
+  }
+
+  /** Per broker: my ack/pointers/config topics and the state of every pointer's call manager on it. */
+  protected syncSubscriptions(): void {
+    const want = new Map<string, Set<string>>();
+    const me = this.d.config.phoneId;
+    for (const p of this.s.list) {
+      const key = brokerKey(p.broker);
+      let set = want.get(key);
+      if (!set) {
+        set = new Set([this.t.phoneAck(me), this.t.phonePointers(me), this.t.phoneConfig(me)]);
+        want.set(key, set);
+      }
+      set.add(this.t.cmState(p.id));
+    }
+    for (const [broker, topicsNow] of this.#subs) {
+      const keep = want.get(broker);
+      for (const topic of topicsNow) if (!keep?.has(topic)) this.transport.unsubscribe(broker, topic);
+    }
+    for (const [broker, set] of want) {
+      const had = this.#subs.get(broker);
+      for (const topic of set) if (!had?.has(topic)) this.transport.subscribe(broker, topic, 1);
+    }
+    this.#subs = want;
+  }
+
+  protected event(event: Record<string, unknown>): void {
+    const topic = this.t.phoneEvent(this.d.config.phoneId);
+    const home = this.s.home;
+    const payload = JSON.stringify(event);
+    if (home !== null) {
+      const p = this.s.list.find((x) => x.id === home);
+      if (p) return this.transport.publish(brokerKey(p.broker), topic, payload, { qos: 0 });
+    }
+    this.publishAll(topic, payload, 0, false);
+  }
+
+  protected publishAll(topic: string, payload: string, qos: 0 | 1, retain: boolean): void {
+    for (const key of new Set(this.s.list.map((p) => brokerKey(p.broker)))) {
+      if (this.transport.isUp(key)) this.transport.publish(key, topic, payload, { qos, retain });
+    }
+  }
+
+  protected status(): StatusPayload {
+    const s = this.s;
+    return {
+      online: true,
+      home: s.home,
+      services: this.services?.shown ?? null,
+      state: phaseOf(s),
+      pointersVersion: s.listVersion,
+      configVersion: this.configVersion,
+      rehomes: s.rehomes,
+      pointers: s.list.map((p) => p.id),
+      busy: s.busy,
+      stateWrites: this.d.store.writes,
+    };
+  }
+
+  protected afterStep(): void {
+    if (!this.running) return;
+    this.services.update(this.s.list, this.s.home);
+    const status = JSON.stringify(this.status());
+    if (status !== this.lastStatus) {
+      if (this.#saving > 0) {
+        // The status names the list version as held: publish it only once that list is on
+        // flash, so a power cut never takes back a version the phone reported.
+        if (!this.#statusDeferred) {
+          this.#statusDeferred = true;
+          void this.persisting.then(() => {
+            this.#statusDeferred = false;
+            this.afterStep();
+          });
+        }
+      } else {
+        this.lastStatus = status;
+        this.publishAll(this.t.phoneStatus(this.d.config.phoneId), status, 1, true);
+      }
+    }
+    const ui = `${this.s.home}|${phaseOf(this.s)}`;
+    if (ui !== this.#lastUi) {
+      this.#lastUi = ui;
+      this.ui.status(this.s.home, phaseOf(this.s));
+      this.d.noServiceLed?.set(this.s.home === null);
+    }
+    this.reconfig.check();
+  }
+}
