@@ -4,15 +4,18 @@
  * here (`reconnectPeriod: 0`): its `servers` list rotates round-robin and never
  * returns to the primary, and its reconnect has no backoff (mqttjs/MQTT.js#561);
  * the failover machine decides when and where to connect again.
+ *
+ * This file is the public {@link Transport} facade; the per-broker attempts,
+ * subscriptions and queues live in `mqtt-brokers.ts`.
  */
 import { readFileSync } from 'node:fs';
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
-import type { Clock, TimerHandle } from '../lib/clock.js';
+import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { PublishOptions, Qos, Transport, TransportDownReason, TransportEvents } from './ports.js';
-
+import type { PublishOptions, Qos, Transport, TransportEvents } from './ports.js';
+import { MqttBrokers, type Broker, type Pending } from './mqtt-brokers.js';
 import { brokerKey } from '../protocol/pointers.js';
 
 export { brokerKey };
@@ -53,37 +56,6 @@ export interface MqttTransportOptions {
   writeCache?: boolean;
 }
 
-interface Pending {
-  topic: string;
-  payload: string | Buffer;
-  opts: PublishOptions;
-}
-
-/** One connection attempt and, after CONNACK, the connection it became. */
-interface Attempt {
-  client: MqttClient;
-  up: boolean;
-  /** Set once the attempt has ended (one `down` emitted, or ended by us). */
-  done: boolean;
-  lastError: string | undefined;
-  /** Reason code and Server Reference of a refusing CONNACK (MQTT 5 may redirect there too). */
-  refusal: { reasonCode?: number; serverReference?: string } | undefined;
-  deadline: TimerHandle | undefined;
-  /** QoS 1 messages sent but not yet acknowledged, in send order; requeued if the connection dies. */
-  inflight: Set<Pending>;
-}
-
-interface Broker {
-  key: string;
-  /** The spelling first used for this broker; connected to as given (keeps any credentials in it). */
-  url: string;
-  attempt: Attempt | null;
-  subs: Map<string, Qos>;
-  queue: Pending[];
-  /** Messages dropped from the queue since the last flush. */
-  dropped: number;
-}
-
 /** Per-broker counters, for status and tests. */
 export interface BrokerStats {
   up: boolean;
@@ -106,107 +78,67 @@ export interface BrokerStats {
 export class MqttTransport implements Transport {
   readonly #o: MqttTransportOptions;
   readonly #log: Logger;
-  readonly #clock: Clock;
-  readonly #maxQueue: number;
-  readonly #brokers = new Map<string, Broker>();
+  readonly #b: MqttBrokers;
   #tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
   #closed: Promise<void> | undefined;
-  #droppedTotal = 0;
 
   constructor(opts: MqttTransportOptions) {
     this.#o = opts;
     this.#log = opts.log.child({ mod: 'mqtt-transport' });
-    this.#clock = opts.clock ?? systemClock;
-    this.#maxQueue = Math.max(0, opts.maxQueue ?? 100);
+    this.#b = new MqttBrokers({
+      events: opts.events,
+      log: this.#log,
+      clock: opts.clock ?? systemClock,
+      maxQueue: Math.max(0, opts.maxQueue ?? 100),
+      connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
+      closeTimeoutMs: opts.closeTimeoutMs ?? 2000,
+    });
   }
 
   connect(broker: string): void {
     if (this.#closed) return;
     let b: Broker;
     try {
-      b = this.#broker(broker);
+      b = this.#b.broker(broker);
     } catch (err) {
       // The outcome of connect() always arrives as an event, even for a bad URL.
-      queueMicrotask(() => this.#emit('down', broker, 'connect-failed', { error: errorMessage(err) }));
+      queueMicrotask(() => this.#b.emit('down', broker, 'connect-failed', { error: errorMessage(err) }));
       return;
     }
     if (b.attempt) return;
-    let options: IClientOptions;
     let client: MqttClient;
     try {
-      options = this.#clientOptions();
-      client = mqttConnect(b.url, options);
+      client = mqttConnect(b.url, this.#clientOptions());
     } catch (err) {
-      queueMicrotask(() => this.#emit('down', b.key, 'connect-failed', { error: errorMessage(err) }));
+      queueMicrotask(() => this.#b.emit('down', b.key, 'connect-failed', { error: errorMessage(err) }));
       return;
     }
-    const a: Attempt = { client, up: false, done: false, lastError: undefined, refusal: undefined, deadline: undefined, inflight: new Set() };
-    b.attempt = a;
-    this.#log.debug({ broker: b.key }, 'connecting');
-    const timeoutMs = this.#o.connectTimeoutMs ?? 5000;
-    // Our own deadline on the injected clock, over mqtt.js's connectTimeout: it covers
-    // the TCP/TLS connect too and is what unit tests can advance.
-    a.deadline = this.#clock.setTimeout(() => {
-      if (!a.up) this.#end(b, a, 'connect-timeout', { error: `no CONNACK within ${timeoutMs} ms` });
-    }, timeoutMs);
-
-    // mqtt.js may emit error, close and end for one failure; #end lets only the first through.
-    client.on('error', (err) => {
-      a.lastError = errorMessage(err);
-      this.#log.debug({ broker: b.key, err: a.lastError }, 'mqtt error');
-    });
-    client.on('packetreceive', (packet) => {
-      if (packet.cmd !== 'connack') return;
-      const rc = packet.reasonCode ?? packet.returnCode ?? 0;
-      if (rc === 0) return;
-      a.refusal = { reasonCode: rc };
-      const ref = packet.properties?.serverReference;
-      if (ref !== undefined) a.refusal.serverReference = ref;
-    });
-    client.on('connect', () => this.#onConnack(b, a));
-    client.on('close', () => {
-      if (a.up) this.#end(b, a, 'closed', { error: a.lastError ?? 'connection closed' });
-      else if (a.lastError === 'connack timeout') this.#end(b, a, 'connect-timeout', { error: a.lastError });
-      else this.#end(b, a, 'connect-failed', { error: a.lastError ?? 'connection closed before CONNACK', ...a.refusal });
-    });
-    client.on('disconnect', (packet) => {
-      // mqtt.js reports a Server Reference but does not follow it; the agent decides.
-      const detail: { error: string; reasonCode?: number; serverReference?: string } = { error: 'broker sent DISCONNECT' };
-      if (packet.reasonCode !== undefined) detail.reasonCode = packet.reasonCode;
-      const ref = packet.properties?.serverReference;
-      if (ref !== undefined) detail.serverReference = ref;
-      this.#end(b, a, 'disconnected', detail);
-    });
-    client.on('message', (topic, payload) => {
-      if (a.done) return;
-      this.#log.debug({ broker: b.key, topic, bytes: payload.length }, 'message');
-      this.#emit('message', b.key, topic, payload);
-    });
+    this.#b.attach(b, client);
   }
 
   disconnect(broker: string): void {
-    const b = this.#brokers.get(brokerKey(broker));
+    const b = this.#b.get(broker);
     const a = b?.attempt;
     if (!b || !a) return;
-    this.#retire(b, a);
+    this.#b.retire(b, a);
     this.#log.info({ broker: b.key }, 'disconnecting');
     // Graceful DISCONNECT when up, so the broker discards the will.
-    void this.#endClient(a.client, !a.up);
+    void this.#b.endClient(a.client, !a.up);
   }
 
   isUp(broker: string): boolean {
-    return this.#brokers.get(brokerKey(broker))?.attempt?.up === true;
+    return this.#b.get(broker)?.attempt?.up === true;
   }
 
   subscribe(broker: string, topic: string, qos: Qos = 0): void {
-    const b = this.#broker(broker);
+    const b = this.#b.broker(broker);
     b.subs.set(topic, qos);
     const a = b.attempt;
-    if (a?.up) this.#sendSubscribe(b, a, topic, qos);
+    if (a?.up) this.#b.subscribe(b, a, topic, qos);
   }
 
   unsubscribe(broker: string, topic: string): void {
-    const b = this.#brokers.get(brokerKey(broker));
+    const b = this.#b.get(broker);
     if (!b || !b.subs.delete(topic)) return;
     const a = b.attempt;
     if (a?.up) {
@@ -217,13 +149,13 @@ export class MqttTransport implements Transport {
   }
 
   publish(broker: string, topic: string, payload: string | Buffer, opts: PublishOptions): void {
-    const b = this.#broker(broker);
+    const b = this.#b.broker(broker);
     const msg: Pending = { topic, payload, opts };
     const a = b.attempt;
     if (a?.up) {
-      this.#send(b, a, msg);
+      this.#b.send(b, a, msg);
     } else if (opts.qos === 1) {
-      this.#enqueue(b, [msg]);
+      this.#b.enqueue(b, [msg]);
     } else {
       this.#log.debug({ broker: b.key, topic }, 'qos 0 dropped while down');
     }
@@ -231,8 +163,8 @@ export class MqttTransport implements Transport {
 
   /** Queue and connection counters of `broker` (any spelling). */
   stats(broker: string): BrokerStats {
-    const b = this.#brokers.get(brokerKey(broker));
-    return { up: b?.attempt?.up === true, queued: b?.queue.length ?? 0, dropped: b?.dropped ?? 0, droppedTotal: this.#droppedTotal };
+    const b = this.#b.get(broker);
+    return { up: b?.attempt?.up === true, queued: b?.queue.length ?? 0, dropped: b?.dropped ?? 0, droppedTotal: this.#b.droppedTotal };
   }
 
   /**
@@ -240,32 +172,22 @@ export class MqttTransport implements Transport {
    * or a dead link would, so the broker publishes the will.
    */
   _destroySocket(broker: string): void {
-    this.#brokers.get(brokerKey(broker))?.attempt?.client.stream?.destroy();
+    this.#b.get(broker)?.attempt?.client.stream?.destroy();
   }
 
   close(): Promise<void> {
     this.#closed ??= (async () => {
       const ends: Promise<void>[] = [];
-      for (const b of this.#brokers.values()) {
+      for (const b of this.#b.all()) {
         const a = b.attempt;
         if (!a) continue;
-        this.#retire(b, a);
-        ends.push(this.#endClient(a.client, !a.up));
+        this.#b.retire(b, a);
+        ends.push(this.#b.endClient(a.client, !a.up));
       }
       await Promise.all(ends);
       this.#log.info({ brokers: ends.length }, 'transport closed');
     })();
     return this.#closed;
-  }
-
-  #broker(url: string): Broker {
-    const key = brokerKey(url);
-    let b = this.#brokers.get(key);
-    if (!b) {
-      b = { key, url, attempt: null, subs: new Map(), queue: [], dropped: 0 };
-      this.#brokers.set(key, b);
-    }
-    return b;
   }
 
   #clientOptions(): IClientOptions {
@@ -291,111 +213,5 @@ export class MqttTransport implements Transport {
       ...(o.key != null ? { key: readFileSync(o.key) } : {}),
     };
     return { ...options, ...this.#tls };
-  }
-
-  #onConnack(b: Broker, a: Attempt): void {
-    if (a.done || a.up) return;
-    a.up = true;
-    if (a.deadline !== undefined) this.#clock.clearTimeout(a.deadline);
-    a.deadline = undefined;
-    this.#log.info({ broker: b.key, subscriptions: b.subs.size, queued: b.queue.length }, 'broker up');
-    // Subscriptions and queued messages go out in order on this socket before anything
-    // the agent publishes from its `up` handler.
-    for (const [topic, qos] of b.subs) this.#sendSubscribe(b, a, topic, qos);
-    if (b.dropped > 0) this.#log.warn({ broker: b.key, dropped: b.dropped }, 'queued messages were dropped while down');
-    b.dropped = 0;
-    const queued = b.queue;
-    b.queue = [];
-    for (const msg of queued) this.#send(b, a, msg);
-    this.#emit('up', b.key);
-  }
-
-  #sendSubscribe(b: Broker, a: Attempt, topic: string, qos: Qos): void {
-    a.client.subscribe(topic, { qos }, (err, granted) => {
-      const failed = granted?.find((g) => g.qos === 128);
-      if (err || failed) this.#log.warn({ broker: b.key, topic, err: err ? errorMessage(err) : 'refused' }, 'subscribe failed');
-    });
-  }
-
-  #send(b: Broker, a: Attempt, msg: Pending): void {
-    if (msg.opts.qos === 1) a.inflight.add(msg);
-    a.client.publish(msg.topic, msg.payload, { qos: msg.opts.qos, retain: msg.opts.retain ?? false }, (err) => {
-      if (!err) a.inflight.delete(msg);
-      else this.#log.debug({ broker: b.key, topic: msg.topic, err: errorMessage(err) }, 'publish failed');
-    });
-  }
-
-  #enqueue(b: Broker, msgs: Pending[]): void {
-    b.queue.push(...msgs);
-    const over = b.queue.length - this.#maxQueue;
-    if (over <= 0) return;
-    b.queue.splice(0, over);
-    // Warn once per burst (the first drop since the last flush); the total is logged on flush.
-    if (b.dropped === 0) this.#log.warn({ broker: b.key, maxQueue: this.#maxQueue }, 'publish queue full, dropping oldest');
-    b.dropped += over;
-    this.#droppedTotal += over;
-  }
-
-  /** End attempt `a` with one `down` and release its client. */
-  #end(b: Broker, a: Attempt, reason: TransportDownReason, detail: { error?: string; serverReference?: string; reasonCode?: number }): void {
-    if (a.done) return;
-    const wasUp = a.up;
-    this.#retire(b, a);
-    this.#log.info({ broker: b.key, reason, ...detail, wasUp }, 'broker down');
-    void this.#endClient(a.client, true);
-    this.#emit('down', b.key, reason, detail);
-  }
-
-  /** Detach `a` from `b`: no events from it from now on; its unacknowledged QoS 1 messages go back to the queue. */
-  #retire(b: Broker, a: Attempt): void {
-    a.done = true;
-    if (a.deadline !== undefined) this.#clock.clearTimeout(a.deadline);
-    a.deadline = undefined;
-    if (b.attempt === a) b.attempt = null;
-    if (a.inflight.size > 0) {
-      const waiting = b.queue;
-      b.queue = [];
-      this.#enqueue(b, [...a.inflight, ...waiting]);
-      a.inflight.clear();
-    }
-  }
-
-  /** End `client` and resolve once its socket is closed (forcing after closeTimeoutMs). */
-  #endClient(client: MqttClient, force: boolean): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const stream = client.stream as (NodeJS.EventEmitter & { closed?: boolean; destroyed?: boolean; destroy?: () => void }) | undefined;
-      let timer: TimerHandle | undefined;
-      const finish = (): void => {
-        if (timer !== undefined) this.#clock.clearTimeout(timer);
-        timer = undefined;
-        resolve();
-      };
-      const whenClosed = (): void => {
-        // net.Socket has `closed`; other streams (ws) may only say `destroyed`.
-        if (!stream || stream.closed === true || (stream.closed === undefined && stream.destroyed === true)) finish();
-        else stream.once('close', finish);
-      };
-      timer = this.#clock.setTimeout(() => {
-        timer = undefined;
-        stream?.destroy?.();
-        resolve();
-      }, this.#o.closeTimeoutMs ?? 2000);
-      try {
-        client.end(force, () => whenClosed());
-      } catch (err) {
-        this.#log.debug({ err: errorMessage(err) }, 'end failed');
-        stream?.destroy?.();
-        finish();
-      }
-    });
-  }
-
-  #emit<E extends keyof TransportEvents>(event: E, ...args: Parameters<TransportEvents[E]>): void {
-    try {
-      (this.#o.events[event] as (...a: Parameters<TransportEvents[E]>) => void)(...args);
-    } catch (err) {
-      // A throwing handler must not unwind into mqtt.js's parser or socket callbacks.
-      this.#log.error({ event, err: errorMessage(err) }, 'transport event handler threw');
-    }
   }
 }
