@@ -1,0 +1,174 @@
+/**
+ * The call manager's group glue (call-manager.ts wires it): peers' retained
+ * states and loads — from its own broker and, through PeerLinks, from peers
+ * on other brokers — fed to the PeerTracker, the ListBook and the
+ * Rebalancer, and the rebalance moves sent as signed lists a few at a time.
+ */
+import type { CmConfig } from '../config/cm-config.js';
+import type { Clock, TimerHandle } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { decodeLoad } from '../protocol/codec.js';
+import type { Topics } from '../protocol/topics.js';
+import { baseMqttOptions, type MqttConnect } from './cm-session.js';
+import type { ListBook } from './list-book.js';
+import { PeerLinks } from './peer-links.js';
+import { PeerTracker } from './peers.js';
+import type { PhoneTable } from './phone-table.js';
+import { Rebalancer } from './rebalancer.js';
+import type { Responder } from './responder.js';
+
+/** Period of sending queued rebalance moves (ms). */
+const DRAIN_MS = 100;
+
+export interface CmPeersOptions {
+  config: CmConfig;
+  /** The root logger. */
+  log: Logger;
+  clock: Clock;
+  topics: Topics;
+  /** `P/phone/`: a phone's topics by concatenation, as the keep-alive path builds them. */
+  phoneBase: string;
+  mqttConnect: MqttConnect;
+  book: ListBook;
+  table: PhoneTable;
+  responder: Responder;
+  /** Publish a signed list to a phone's pointers topic (after its queued ack). */
+  pushList(topic: string, envelopeJson: string): void;
+}
+
+/** Peers, their links and the rebalancer of one call manager. */
+export class CmPeers {
+  readonly #o: CmPeersOptions;
+  readonly #log: Logger;
+  readonly #peers: PeerTracker;
+  readonly #links: PeerLinks;
+  /** The rebalancer (for tests and metrics). */
+  readonly rebalancer: Rebalancer;
+  #drainTimer: TimerHandle | undefined;
+  #halted = false;
+
+  constructor(opts: CmPeersOptions) {
+    this.#o = opts;
+    const c = opts.config;
+    const root = opts.log;
+    this.#log = root.child({ mod: 'cm' });
+    const peers = (this.#peers = new PeerTracker(c.cmId, c.group.map((g) => g.id)));
+    const table = opts.table;
+    this.rebalancer = new Rebalancer({
+      self: c.cmId,
+      group: c.group,
+      enabled: c.rebalance.enabled,
+      periodMs: c.rebalance.periodMs,
+      threshold: c.rebalance.threshold,
+      maxMovesPerSec: c.rebalance.maxMovesPerSec,
+      cooldownMs: c.rebalance.cooldownMs,
+      log: root.child({ mod: 'rebalance' }),
+      homed: (now) => table.homedPhones(now),
+      isOffline: (id) => peers.isOffline(id),
+      push: (phone, to) => this.#pushRebalance(phone, to),
+      release: (phone) => opts.responder.release(phone),
+    });
+    this.#links = new PeerLinks({
+      ownBroker: c.broker,
+      peers: c.group.filter((g) => g.id !== c.cmId),
+      topics: opts.topics,
+      clientId: `ipphone-cm-${c.cmId}`,
+      base: baseMqttOptions(c),
+      connect: opts.mqttConnect,
+      log: root.child({ mod: 'links' }),
+      onMessage: (topic, payload) => this.onMessage(topic, payload),
+      onReachable: (ids, reachable) => {
+        if (peers.setUnreachable(ids, !reachable)) this.#peersChanged(ids.join(','));
+      },
+    });
+  }
+
+  /** Connect to the peers on other brokers. */
+  start(): void {
+    this.#links.start();
+  }
+
+  /** A peer's retained state or load. */
+  onMessage(topic: string, payload: Buffer): void {
+    if (topic.endsWith('/load')) this.#onPeerLoad(topic, payload);
+    else this.#onPeerState(topic, payload);
+  }
+
+  /** One housekeeping period while connected: plan moves and start sending them. */
+  tick(now: number): void {
+    this.rebalancer.tick(now);
+    this.#drain();
+  }
+
+  /** Stop sending moves (synchronous, first thing on stop). */
+  halt(): void {
+    this.#halted = true;
+    if (this.#drainTimer !== undefined) this.#o.clock.clearTimeout(this.#drainTimer);
+    this.#drainTimer = undefined;
+  }
+
+  /** Close the peer links. */
+  async stop(): Promise<void> {
+    this.halt();
+    await this.#links.stop();
+  }
+
+  #onPeerLoad(topic: string, payload: Buffer): void {
+    const t = this.#o.topics;
+    const id = t.idOf(topic, 'cm');
+    if (id === undefined || topic !== t.cmLoad(id)) return;
+    try {
+      this.rebalancer.onLoad(id, decodeLoad(payload), this.#o.clock.now());
+    } catch (err) {
+      this.#log.warn({ peer: id, err: errorMessage(err) }, 'peer load not understood');
+    }
+  }
+
+  /** Send `phone` its own list with `to` first and the group list after it. */
+  #pushRebalance(phone: string, to: string): void {
+    const { book, responder } = this.#o;
+    const group = book.groupList().list;
+    const target = group.find((p) => p.id === to);
+    if (target === undefined) return;
+    const signed = book.setPhoneList(phone, [target, ...group.filter((p) => p.id !== to)], 'rebalance');
+    this.#o.pushList(`${this.#o.phoneBase}${phone}/pointers`, signed.envelopeJson);
+    responder.pushes.set('rebalance', (responder.pushes.get('rebalance') ?? 0) + 1);
+    this.#log.debug({ phone, to, version: signed.version }, 'rebalance move sent');
+  }
+
+  #drain(): void {
+    if (this.#drainTimer !== undefined || this.#halted) return;
+    if (this.rebalancer.drain(this.#o.clock.now()) === 0) return;
+    this.#drainTimer = this.#o.clock.setTimeout(() => {
+      this.#drainTimer = undefined;
+      this.#drain();
+    }, DRAIN_MS);
+  }
+
+  #onPeerState(topic: string, payload: Buffer): void {
+    const id = this.#o.topics.idOf(topic, 'cm');
+    if (id === undefined) return;
+    const u = this.#peers.update(id, payload);
+    if (u === 'invalid') this.#log.warn({ peer: id }, 'peer state not understood');
+    if (u !== 'changed') return;
+    this.#peersChanged(id);
+  }
+
+  #peersChanged(peer?: string): void {
+    const { book, config, responder, table } = this.#o;
+    const peers = this.#peers;
+    const before = book.offline.size;
+    book.setOffline(peers.offline);
+    // A peer came back. With rebalancing on, lists change lazily (ListBook.lazyRestore): hand
+    // the restored list to the phones that arrived from failed peers, a few at a time, so they
+    // return to their primary at the rebalance rate instead of all at once.
+    if (config.rebalance.enabled && peers.offline.size < before) {
+      const here = new Set([...table.homedPhones(this.#o.clock.now())].map((p) => p.phone));
+      const owed = new Set([...responder.takeDemoted(), ...book.overridden()]);
+      this.rebalancer.restore([...owed].filter((p) => here.has(p)).map((phone) => ({ phone, to: book.forPhone(phone).list[0]?.id ?? config.cmId })));
+      this.#drain();
+    }
+    this.#log.info({ peer, offline: [...peers.offline], version: book.version }, 'peer state changed');
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The call manager's MQTT session on its own broker (call-manager.ts wires
+ * it): one mqtt.js client with its own reconnect every second — a CM has one
+ * broker and nowhere else to go — the retained online/offline state with the
+ * offline one as the will, the keep-alive and peer subscriptions, and acks
+ * written as ready-made frames, one socket write per tick (ack-frames.ts).
+ */
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { CmConfig } from '../config/cm-config.js';
+import type { Clock } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { Topics } from '../protocol/topics.js';
+import { AckBatcher } from './ack-frames.js';
+
+/** How the MQTT client is made; tests may inject one. */
+export type MqttConnect = (url: string, opts: IClientOptions) => MqttClient;
+
+/** Bytes waiting for the broker socket above which acks are dropped rather than queued. */
+const ACK_BACKLOG_MAX = 4 * 1024 * 1024;
+/** How long stop() waits for the broker to acknowledge the offline state (ms). */
+const STOP_PUBLISH_TIMEOUT_MS = 2000;
+
+const STATE_ONLINE = '{"online":true}';
+const STATE_OFFLINE = '{"online":false}';
+
+export interface CmSessionOptions {
+  config: CmConfig;
+  /** The root logger (the session logs as `mod: 'mqtt'`). */
+  log: Logger;
+  clock: Clock;
+  connect: MqttConnect;
+  topics: Topics;
+  /** A keep-alive arrived on this call manager's keep-alive topic. */
+  onKeepalive(payload: Buffer): void;
+  /** Any other message: a peer's state or load. */
+  onPeerMessage(topic: string, payload: Buffer): void;
+  /** Connected (again), state and subscriptions sent. */
+  onConnect(): void;
+}
+
+/** Protocol and credentials shared by every connection of this call manager. */
+export function baseMqttOptions(config: CmConfig): IClientOptions {
+  const m = config.mqtt;
+  const opts: IClientOptions = { protocolVersion: m.protocolVersion };
+  if (m.username !== null && m.username !== undefined) opts.username = m.username;
+  if (m.password !== null && m.password !== undefined) opts.password = m.password;
+  return opts;
+}
+
+/** The connection to the call manager's own broker. Constructing it connects. */
+export class CmSession {
+  readonly #o: CmSessionOptions;
+  readonly #client: MqttClient;
+  readonly #acks: AckBatcher;
+  #connected = false;
+
+  constructor(opts: CmSessionOptions) {
+    this.#o = opts;
+    const c = opts.config;
+    const t = opts.topics;
+    const stateTopic = t.cmState(c.cmId);
+    const keepaliveTopic = t.cmKeepalive(c.cmId);
+    const peerStateTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => t.cmState(g.id));
+    const peerLoadTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => t.cmLoad(g.id));
+    const log = opts.log.child({ mod: 'mqtt' });
+    const client = opts.connect(c.broker, {
+      ...baseMqttOptions(c),
+      // A fixed client id: a restarted CM takes over its old session at once, so a
+      // stale connection's will cannot mark the new process offline later.
+      clientId: `ipphone-cm-${c.cmId}`,
+      clean: true,
+      keepalive: 30,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      resubscribe: false,
+      queueQoSZero: false,
+      will: { topic: stateTopic, payload: Buffer.from(STATE_OFFLINE), qos: 1, retain: true },
+    });
+    this.#client = client;
+    this.#acks = new AckBatcher(
+      {
+        write: (frames) => {
+          const stream = client.stream as (typeof client.stream & { destroyed?: boolean; writable?: boolean; writableLength?: number }) | undefined;
+          // QoS 0: while disconnected, or with 4 MiB already waiting for the socket, an ack is dropped (the phone's next keep-alive gets one).
+          if (!client.connected || client.disconnecting || stream === undefined || stream.destroyed === true || stream.writable === false || (stream.writableLength ?? 0) > ACK_BACKLOG_MAX) return false;
+          stream.write(frames);
+          return true;
+        },
+      },
+      c.mqtt.protocolVersion,
+    );
+
+    client.on('connect', () => {
+      this.#connected = true;
+      log.info({ broker: c.broker }, 'broker connected');
+      client.publish(stateTopic, STATE_ONLINE, { qos: 1, retain: true });
+      client.subscribe(keepaliveTopic, { qos: 0 });
+      if (peerStateTopics.length > 0) client.subscribe([...peerStateTopics, ...peerLoadTopics], { qos: 1 });
+      opts.onConnect();
+    });
+    client.on('close', () => {
+      if (this.#connected) log.warn({ broker: c.broker }, 'broker connection lost');
+      this.#connected = false;
+    });
+    client.on('error', (err) => log.warn({ err: errorMessage(err) }, 'mqtt error'));
+    client.on('message', (topic, payload) => {
+      if (topic === keepaliveTopic) opts.onKeepalive(payload);
+      else opts.onPeerMessage(topic, payload);
+    });
+  }
+
+  /** True while connected to the broker. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Acks the batcher could not write. */
+  get acksDropped(): number {
+    return this.#acks.dropped;
+  }
+
+  /** Queue one QoS 0 ack frame for this tick's write. */
+  ack(topic: string, payload: string): void {
+    this.#acks.add(topic, payload);
+  }
+
+  /** Publish a signed list (QoS 1) after the acks already queued, so a phone's ack precedes its push. */
+  pushList(topic: string, envelopeJson: string): void {
+    this.#acks.flush();
+    this.#client.publish(topic, envelopeJson, { qos: 1 });
+  }
+
+  /** Publish a retained QoS 1 message (the load). */
+  publishRetained(topic: string, payload: string): void {
+    this.#client.publish(topic, payload, { qos: 1, retain: true });
+  }
+
+  /** Publish the offline state when connected (waiting a bounded time for the broker), then end. */
+  async stop(): Promise<void> {
+    const client = this.#client;
+    const clock = this.#o.clock;
+    if (this.#connected) {
+      await new Promise<void>((resolve) => {
+        const timer = clock.setTimeout(resolve, STOP_PUBLISH_TIMEOUT_MS);
+        client.publish(this.#o.topics.cmState(this.#o.config.cmId), STATE_OFFLINE, { qos: 1, retain: true }, () => {
+          clock.clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await new Promise<void>((resolve) => client.end(!this.#connected, {}, () => resolve()));
+    this.#connected = false;
+  }
+}
