@@ -18,6 +18,12 @@ export interface ConnArgs {
   password?: string;
   /** File holding the password (first line); read by main, never printed. */
   passwordFile?: string;
+  /** PEM file of the CA(s) that sign the broker's certificate (`--ca`). */
+  ca?: string;
+  /** PEM file of this client's certificate (`--cert`); its CN is the identity the broker's ACL sees. */
+  cert?: string;
+  /** PEM file of the private key of `cert` (`--tls-key`). */
+  key?: string;
   /** Give up connecting after this many ms (default 10000). */
   connectTimeoutMs: number;
 }
@@ -40,7 +46,8 @@ export type AdminArgs =
   | { kind: 'keygen'; out: string; force: boolean }
   | ({ kind: 'config'; conn: ConnArgs; file: string; timeoutMs: number } & SignArgs)
   | ({ kind: 'pointers'; conn: ConnArgs; list: string; reason: PointerReason; wait: boolean; timeoutMs: number } & SignArgs)
-  | { kind: 'status'; conn: ConnArgs; phone?: string; once: boolean; timeoutMs?: number; quietMs: number };
+  | { kind: 'status'; conn: ConnArgs; phone?: string; once: boolean; timeoutMs?: number; quietMs: number }
+  | { kind: 'acl'; config: string; operators: string[] };
 
 /** Default wait for a config result or a pointer push (`--timeout`), ms. */
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -49,7 +56,8 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** Default quiet time that ends `status --once`, ms. */
 export const DEFAULT_QUIET_MS = 1000;
 
-type FlagKind = 'string' | 'int' | 'bool';
+/** `list` flags may be repeated; their values are kept in order. */
+type FlagKind = 'string' | 'int' | 'bool' | 'list';
 
 const CONN: Record<string, FlagKind> = {
   '--broker': 'string',
@@ -59,6 +67,9 @@ const CONN: Record<string, FlagKind> = {
   '--password': 'string',
   '--password-file': 'string',
   '--connect-timeout': 'int',
+  '--ca': 'string',
+  '--cert': 'string',
+  '--tls-key': 'string',
 };
 const SIGN: Record<string, FlagKind> = {
   '--phone': 'string',
@@ -74,6 +85,7 @@ const FLAGS: Record<Subcommand, Record<string, FlagKind>> = {
   config: { ...CONN, ...SIGN, '--file': 'string' },
   pointers: { ...CONN, ...SIGN, '--list': 'string', '--reason': 'string', '--wait': 'bool' },
   status: { ...CONN, '--phone': 'string', '--once': 'bool', '--timeout': 'int', '--quiet': 'int' },
+  acl: { '--config': 'string', '--operator': 'list' },
 };
 
 const REQUIRED: Record<Subcommand, string[]> = {
@@ -81,9 +93,10 @@ const REQUIRED: Record<Subcommand, string[]> = {
   config: ['--broker', '--phone', '--key', '--kid', '--file'],
   pointers: ['--broker', '--phone', '--key', '--kid', '--list'],
   status: ['--broker'],
+  acl: ['--config'],
 };
 
-type Values = Map<string, string | number | boolean>;
+type Values = Map<string, string | number | boolean | string[]>;
 
 function isSubcommand(s: string | undefined): s is Subcommand {
   return s !== undefined && Object.hasOwn(SUBCOMMAND_USAGE, s);
@@ -100,7 +113,7 @@ function readFlags(sub: Subcommand, argv: readonly string[]): Values | { help: t
     const flag = eq > 0 ? a.slice(0, eq) : a;
     const kind = spec[flag];
     if (kind === undefined) return { error: `unknown argument ${JSON.stringify(a)}` };
-    if (values.has(flag)) return { error: `${flag} given twice` };
+    if (values.has(flag) && kind !== 'list') return { error: `${flag} given twice` };
     if (kind === 'bool') {
       if (eq > 0) return { error: `${flag} takes no value` };
       values.set(flag, true);
@@ -108,7 +121,10 @@ function readFlags(sub: Subcommand, argv: readonly string[]): Values | { help: t
     }
     const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
     if (v === undefined || v === '') return { error: `${flag} needs a value` };
-    if (kind === 'int') {
+    if (kind === 'list') {
+      const list = values.get(flag);
+      values.set(flag, Array.isArray(list) ? [...list, v] : [v]);
+    } else if (kind === 'int') {
       const n = /^\d{1,16}$/.test(v) ? Number(v) : Number.NaN;
       if (!Number.isSafeInteger(n)) return { error: `${flag} needs a whole number (got ${JSON.stringify(v)})` };
       values.set(flag, n);
@@ -119,9 +135,18 @@ function readFlags(sub: Subcommand, argv: readonly string[]): Values | { help: t
   return values;
 }
 
+/** The scheme of a URL, for messages that must not echo credentials. */
+function safeScheme(url: string): string {
+  return /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? url.slice(0, 8);
+}
+
 function str(v: Values, flag: string): string | undefined {
   const x = v.get(flag);
   return typeof x === 'string' ? x : undefined;
+}
+function list(v: Values, flag: string): string[] {
+  const x = v.get(flag);
+  return Array.isArray(x) ? x : [];
 }
 function num(v: Values, flag: string): number | undefined {
   const x = v.get(flag);
@@ -141,6 +166,11 @@ function problems(sub: Subcommand, v: Values): string[] {
   const mv = num(v, '--mqtt-version');
   if (mv !== undefined && mv !== 4 && mv !== 5) out.push(`--mqtt-version must be 4 or 5 (got ${mv})`);
   if (v.has('--password') && v.has('--password-file')) out.push('give --password or --password-file, not both');
+  if (v.has('--cert') !== v.has('--tls-key')) out.push('give --cert and --tls-key together (a client certificate and its key)');
+  const tlsFlags = ['--ca', '--cert', '--tls-key'].filter((f) => v.has(f));
+  if (broker !== undefined && tlsFlags.length > 0 && !/^(mqtts|wss):/i.test(broker)) {
+    out.push(`${tlsFlags.join(', ')} need an mqtts: or wss: --broker (got ${JSON.stringify(safeScheme(broker))}); without TLS they would be ignored`);
+  }
   const reason = str(v, '--reason');
   if (reason !== undefined && !(POINTER_REASONS as readonly string[]).includes(reason)) out.push(`--reason must be one of ${POINTER_REASONS.join(', ')} (got ${JSON.stringify(reason)})`);
   for (const flag of ['--version', '--expires-in', '--timeout', '--connect-timeout', '--quiet']) {
@@ -164,6 +194,12 @@ function conn(v: Values): ConnArgs {
   if (user !== undefined) c.username = user;
   if (pass !== undefined) c.password = pass;
   if (passFile !== undefined) c.passwordFile = passFile;
+  const ca = str(v, '--ca');
+  const cert = str(v, '--cert');
+  const key = str(v, '--tls-key');
+  if (ca !== undefined) c.ca = ca;
+  if (cert !== undefined) c.cert = cert;
+  if (key !== undefined) c.key = key;
   return c;
 }
 
@@ -179,7 +215,7 @@ function sign(v: Values): SignArgs {
 /** Parse the command line (without `node` and the script). Never throws. */
 export function parseAdminArgs(argv: readonly string[]): AdminArgs {
   const [first, ...rest] = argv;
-  if (first === undefined) return { kind: 'usage', error: 'a subcommand is required (keygen, config, pointers or status)' };
+  if (first === undefined) return { kind: 'usage', error: 'a subcommand is required (keygen, config, pointers, status or acl)' };
   if (first === '--help' || first === '-h' || first === 'help') return { kind: 'help' };
   if (!isSubcommand(first)) return { kind: 'usage', error: `unknown subcommand ${JSON.stringify(first)}` };
   const sub = first;
@@ -211,5 +247,8 @@ export function parseAdminArgs(argv: readonly string[]): AdminArgs {
       if (timeout !== undefined) out.timeoutMs = timeout;
       return out;
     }
+    case 'acl':
+      // Operator names are checked by the generator (src/admin/acl.ts), which names every bad one.
+      return { kind: 'acl', config: str(read, '--config')!, operators: list(read, '--operator') };
   }
 }

@@ -33,6 +33,36 @@ export function passwordOf(c: ConnArgs): string | undefined {
   return text.split(/\r?\n/)[0] ?? '';
 }
 
+/** A PEM file's text, or the problem with it (named by its flag). */
+function pemFile(flag: string, file: string): { pem: Buffer } | { problem: string } {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (err) {
+    return { problem: `${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})` };
+  }
+  if (!pem.includes('-----BEGIN ')) return { problem: `${flag} ${file}: is not a PEM file (no "-----BEGIN" line)` };
+  return { pem };
+}
+
+/**
+ * The TLS material of --ca, --cert and --tls-key, read before connecting so a
+ * missing or unreadable file is an error that names it, not a handshake
+ * failure. Throws CONFIG_INVALID with every problem (context `{ problems }`).
+ */
+export function tlsOptionsOf(c: ConnArgs): Pick<IClientOptions, 'ca' | 'cert' | 'key'> {
+  const out: Pick<IClientOptions, 'ca' | 'cert' | 'key'> = {};
+  const problems: string[] = [];
+  for (const [flag, file, field] of [['--ca', c.ca, 'ca'], ['--cert', c.cert, 'cert'], ['--tls-key', c.key, 'key']] as const) {
+    if (file === undefined) continue;
+    const r = pemFile(flag, file);
+    if ('problem' in r) problems.push(r.problem);
+    else out[field] = r.pem;
+  }
+  if (problems.length > 0) throw new IpphoneError('cannot use the TLS files', 'CONFIG_INVALID', { problems });
+  return out;
+}
+
 /** mqtt.js options for a one-shot admin client. */
 export function clientOptions(c: ConnArgs, clientId: string): IClientOptions {
   const o: IClientOptions = {
@@ -47,7 +77,7 @@ export function clientOptions(c: ConnArgs, clientId: string): IClientOptions {
   if (c.username !== undefined) o.username = c.username;
   const pw = passwordOf(c);
   if (pw !== undefined) o.password = pw;
-  return o;
+  return { ...o, ...tlsOptionsOf(c) };
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { errorMessage, isIpphoneError } from '../lib/errors.js';
 import { processIo } from '../lib/cli.js';
+import { aclForCmConfig } from './acl-command.js';
 import { parseAdminArgs } from './args.js';
 import { keygen, keygenReport } from './keygen.js';
 import { sendConfig, sendPointers, type AdminIo } from './sign-send.js';
@@ -44,6 +45,9 @@ export async function main(argv: readonly string[], io: AdminIo = processIo): Pr
         return await sendPointers(args, io);
       case 'status':
         return await watchStatus(args, io);
+      case 'acl':
+        io.stdout(aclForCmConfig(args.config, args.operators));
+        return 0;
     }
   } catch (err) {
     for (const line of problemsOf(err)) io.stderr(`ipphone-admin: ${line.replace(/\n/g, ' ')}\n`);

@@ -9,6 +9,11 @@ const COMMON = `Common options (config, pointers, status):
   --username NAME         broker user name
   --password TEXT         broker password (visible in ps; prefer --password-file)
   --password-file FILE    read the broker password from FILE (first line)
+  --ca FILE               PEM CA certificate(s) that sign the broker's certificate
+                          (mqtts:/wss: only; default: the system's CAs)
+  --cert FILE             PEM client certificate; its CN is the identity the broker's
+                          ACL sees (an operator's name, see ipphone-admin acl)
+  --tls-key FILE          PEM private key of --cert (give both or neither)
   --connect-timeout MS    give up connecting after MS (default 10000)
   --help                  print this text`;
 
@@ -71,6 +76,25 @@ Otherwise runs until SIGINT/SIGTERM.
 
 ${COMMON}
 `,
+  acl: `Usage: ipphone-admin acl --config CM.json [--operator NAME]...
+
+Print a mosquitto acl_file for the call-manager group of CM.json (its group and
+topicPrefix), for a broker that takes identities from client certificates
+(require_certificate true, use_identity_as_username true,
+use_username_as_clientid true; see deploy/mosquitto/). Each identity may
+publish and read only what its role needs:
+  call manager (each group member's id): write its own state and load and the
+      phones' ack and pointers; read its keep-alives and every CM's state/load
+  phone (any other CN, a pattern on %u): write its own status, event,
+      config/result and keep-alives naming it (P/cm/+/keepalive/ID); read its
+      own ack, pointers, config and the CMs' state
+  operator (each --operator NAME): write phones' config and pointers; read P/#
+Ids mosquitto cannot pattern-match safely (with + # / whitespace, control
+characters, or empty; CVE-2017-7650) are refused, every one named.
+  --config FILE           the call manager config (its signingKey is not read)
+  --operator NAME         an operator certificate's CN; repeat for more
+Exit 0 with the file on stdout, 1 on a bad config or id, 2 on bad arguments.
+`,
 } as const;
 
 export type Subcommand = keyof typeof SUBCOMMAND_USAGE;
@@ -86,8 +110,13 @@ export const USAGE = `Usage:
                                    sign and push a pointer list
   ipphone-admin status --broker URL [--phone ID] [--once]
                                    print phones' status as it arrives
+  ipphone-admin acl --config CM.json [--operator NAME]...
+                                   print a mosquitto acl_file for that group
   ipphone-admin SUBCOMMAND --help  the options of one subcommand
   ipphone-admin --help             print this text
+
+Commands that take --broker also take --ca, --cert, --tls-key (TLS) and
+--username, --password, --password-file.
 
 Exit 0 on success, 1 on failure (refused, timed out, unreachable), 2 on bad arguments.
 `;

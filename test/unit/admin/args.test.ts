@@ -69,15 +69,40 @@ test('status: broker only, then every option', (t) => {
   });
 });
 
+test('acl: --config, and --operator repeated in order', (t) => {
+  t.deepEqual(parseAdminArgs(['acl', '--config', 'cm.json']), { kind: 'acl', config: 'cm.json', operators: [] });
+  t.deepEqual(parseAdminArgs(['acl', '--operator', 'ops-1', '--config=cm.json', '--operator=ops-2']), { kind: 'acl', config: 'cm.json', operators: ['ops-1', 'ops-2'] });
+});
+
+const MQTTS = ['--broker', 'mqtts://127.0.0.1:8883'];
+const TLS = ['--ca', 'ca.pem', '--cert', 'ops.pem', '--tls-key', 'ops.key'];
+
+test('TLS flags on every command that takes --broker', (t) => {
+  const conn = { broker: 'mqtts://127.0.0.1:8883', prefix: 'ipphone/v1', mqttVersion: 5, connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS, ca: 'ca.pem', cert: 'ops.pem', key: 'ops.key' };
+  t.like(parseAdminArgs(['status', ...MQTTS, ...TLS]), { kind: 'status', conn });
+  t.like(parseAdminArgs(['config', ...MQTTS, ...TLS, ...SIGN, '--file', 'f']), { kind: 'config', conn });
+  t.like(parseAdminArgs(['pointers', ...MQTTS, ...TLS, ...SIGN, '--list', 'l']), { kind: 'pointers', conn });
+  t.like(parseAdminArgs(['status', '--broker', 'wss://h/mqtt', '--ca=ca.pem']), { kind: 'status', conn: { broker: 'wss://h/mqtt', ca: 'ca.pem' } });
+  t.false('cert' in (parseAdminArgs(['status', ...MQTTS, '--ca', 'ca.pem']) as { conn: object }).conn);
+});
+
+test('user name and password with TLS', (t) => {
+  t.like(parseAdminArgs(['status', ...MQTTS, '--ca', 'ca.pem', '--username', 'ops', '--password-file', 'pw']), {
+    conn: { ca: 'ca.pem', username: 'ops', passwordFile: 'pw' },
+  });
+});
+
 test('--help on the command and on every subcommand', (t) => {
   t.deepEqual(parseAdminArgs(['--help']), { kind: 'help' });
   t.deepEqual(parseAdminArgs(['-h']), { kind: 'help' });
-  for (const sub of ['keygen', 'config', 'pointers', 'status'] as const) {
+  for (const sub of ['keygen', 'config', 'pointers', 'status', 'acl'] as const) {
     t.deepEqual(parseAdminArgs([sub, '--help']), { kind: 'help', sub });
     t.deepEqual(parseAdminArgs([sub, '--broker', 'x', '-h']), { kind: 'help', sub }, 'help wins over missing/invalid values');
     t.regex(SUBCOMMAND_USAGE[sub], new RegExp(`ipphone-admin ${sub}`));
   }
   t.regex(USAGE, /ipphone-admin status/);
+  t.regex(USAGE, /ipphone-admin acl --config CM\.json \[--operator NAME\]/);
+  for (const sub of ['config', 'pointers', 'status'] as const) t.regex(SUBCOMMAND_USAGE[sub], /--ca FILE[\s\S]*--cert FILE[\s\S]*--tls-key FILE/);
 });
 
 const usage: [string, string[], RegExp][] = [
@@ -104,6 +129,17 @@ const usage: [string, string[], RegExp][] = [
   ['timeout huge', ['status', ...B, '--timeout', '99999999999'], /--timeout must be at most/],
   ['version beyond safe integers', ['config', ...B, ...SIGN, '--file', 'f', '--version', '9999999999999999'], /--version needs a whole number/],
   ['status --wait', ['status', ...B, '--wait'], /unknown argument "--wait"/],
+  ['acl without --config', ['acl', '--operator', 'o'], /--config is required/],
+  ['acl --config twice', ['acl', '--config', 'a', '--config', 'b'], /--config given twice/],
+  ['acl --operator without a value', ['acl', '--config', 'a', '--operator'], /--operator needs a value/],
+  ['acl takes no --broker', ['acl', '--config', 'a', ...B], /unknown argument "--broker"/],
+  ['keygen takes no --ca', ['keygen', '--out', 'k', '--ca', 'c'], /unknown argument "--ca"/],
+  ['--cert without --tls-key', ['status', ...MQTTS, '--cert', 'c.pem'], /give --cert and --tls-key together/],
+  ['--tls-key without --cert', ['status', ...MQTTS, '--tls-key', 'k.pem'], /give --cert and --tls-key together/],
+  ['TLS files for a plain broker', ['status', ...B, ...TLS], /--ca, --cert, --tls-key need an mqtts: or wss: --broker \(got "mqtt:"\)/],
+  ['TLS files for ws:', ['status', '--broker', 'ws://h/mqtt', '--ca', 'c'], /--ca need an mqtts: or wss:/],
+  ['--ca twice', ['status', ...MQTTS, '--ca', 'a', '--ca', 'b'], /--ca given twice/],
+  ['--ca without a value', ['status', ...MQTTS, '--ca'], /--ca needs a value/],
 ];
 
 for (const [name, argv, error] of usage) {
