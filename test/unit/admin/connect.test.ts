@@ -36,7 +36,7 @@ test('a missing, an unreadable and a non-PEM file are each named, before connect
   const notPem = file('not.pem', 'hello');
   const err = t.throws(() => tlsOptionsOf({ ...BASE, ca: join(dir, 'missing.pem'), cert: notPem, key: dir }));
   t.true(isIpphoneError(err, 'CONFIG_INVALID'));
-  const problems = (err as { context: { problems: string[] } }).context.problems;
+  const problems = (err as unknown as { context: { problems: string[] } }).context.problems;
   t.is(problems.length, 3);
   t.regex(problems[0]!, /^--ca .*missing\.pem: cannot read it \(ENOENT\)/);
   t.regex(problems[1]!, /^--cert .*not\.pem: is not a PEM file/);
