@@ -10,7 +10,7 @@ import { freePort, waitForPort } from './net.js';
 
 export interface Mosquitto {
   readonly port: number;
-  /** `mqtt://127.0.0.1:PORT` */
+  /** `mqtt://127.0.0.1:PORT`, or `mqtts://127.0.0.1:PORT` with {@link MosquittoTls}. */
   readonly url: string;
   /** Pid of the current broker process (changes on restart). */
   readonly pid: number | undefined;
@@ -50,9 +50,49 @@ function findBinary(): string {
   throw new Error('mosquitto binary not found (looked in /usr/sbin and PATH): run `apt-get install -y mosquitto`');
 }
 
+/**
+ * A TLS-only listener in the production shape (deploy/mosquitto/mosquitto.conf):
+ * client certificates required, the CN as user name and as client id, no
+ * anonymous clients. Each switch defaults to the production value.
+ */
+export interface MosquittoTls {
+  cafile: string;
+  certfile: string;
+  keyfile: string;
+  /** `require_certificate` (default true). */
+  requireCertificate?: boolean;
+  /** `use_identity_as_username` (default true). */
+  identityAsUsername?: boolean;
+  /** `use_username_as_clientid` (default true). */
+  usernameAsClientid?: boolean;
+  /** `acl_file`: readable by user mosquitto (mosquitto started as root drops to it). */
+  aclFile?: string;
+  /** `set_tcp_nodelay` (default true, as shipped). */
+  tcpNodelay?: boolean;
+}
+
+/** The config lines of the listener. */
+function listenerLines(port: number, tls: MosquittoTls | undefined): string[] {
+  if (tls === undefined) return [`listener ${port} 127.0.0.1`, 'allow_anonymous true'];
+  const on = (v: boolean | undefined): string => (v ?? true ? 'true' : 'false');
+  return [
+    `listener ${port} 127.0.0.1`,
+    `cafile ${tls.cafile}`,
+    `certfile ${tls.certfile}`,
+    `keyfile ${tls.keyfile}`,
+    `require_certificate ${on(tls.requireCertificate)}`,
+    `use_identity_as_username ${on(tls.identityAsUsername)}`,
+    `use_username_as_clientid ${on(tls.usernameAsClientid)}`,
+    'allow_anonymous false',
+    `set_tcp_nodelay ${on(tls.tcpNodelay)}`,
+    ...(tls.aclFile !== undefined ? [`acl_file ${tls.aclFile}`] : []),
+  ];
+}
+
 /** Start mosquitto on `opts.port` (default: a free port) and wait until it accepts TCP. */
 /** @param opts.onLog called with every line mosquitto logs (e.g. to count connects). */
-export async function startMosquitto(opts: { port?: number; onLog?: (line: string) => void } = {}): Promise<Mosquitto> {
+/** @param opts.tls a TLS-only listener instead of the open plain one. */
+export async function startMosquitto(opts: { port?: number; onLog?: (line: string) => void; tls?: MosquittoTls } = {}): Promise<Mosquitto> {
   installExitHook();
   const bin = findBinary();
   const port = opts.port ?? (await freePort());
@@ -61,7 +101,7 @@ export async function startMosquitto(opts: { port?: number; onLog?: (line: strin
   const conf = path.join(dir, 'mosquitto.conf');
   writeFileSync(
     conf,
-    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'max_queued_messages 1000', ''].join('\n'),
+    [...listenerLines(port, opts.tls), 'persistence false', 'log_dest stderr', 'max_queued_messages 1000', ''].join('\n'),
   );
 
   const tail: string[] = [];
@@ -130,7 +170,7 @@ export async function startMosquitto(opts: { port?: number; onLog?: (line: strin
   await start();
   return {
     port,
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${opts.tls !== undefined ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     get pid() {
       return child?.pid;
     },
