@@ -56,8 +56,8 @@ test.after.always(() => {
 });
 
 /** Connect with `cn`'s certificate (or other options); resolves once CONNACK arrives, rejects on refusal. */
-async function client(cn: string | undefined, extra: IClientOptions & { cert?: ClientCertOptions; url?: string } = {}): Promise<MqttClient> {
-  const { cert: certOpts, url, ...rest } = extra;
+async function client(cn: string | undefined, extra: IClientOptions & { issue?: ClientCertOptions; url?: string } = {}): Promise<MqttClient> {
+  const { issue: certOpts, url, ...rest } = extra;
   const tls = cn === undefined ? { ca: readFileSync(pki.ca.cert) } : await pki.clientTls(cn, certOpts);
   const c = connect(url ?? broker.url, { ...tls, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 10_000, clientId: cn ?? 'anon', ...rest });
   open.add(c);
@@ -124,11 +124,11 @@ test('TLS without a client certificate is refused, with or without a user name',
 });
 
 test('a certificate of another CA is refused', async (t) => {
-  t.regex(await attempt('p-other-ca', { cert: { otherCa: true } }), /unknown ca|certificate|closed|ECONNRESET|socket/i);
+  t.regex(await attempt('p-other-ca', { issue: { otherCa: true } }), /unknown ca|certificate|closed|ECONNRESET|socket/i);
 });
 
 test('an expired certificate is refused', async (t) => {
-  t.regex(await attempt('p-expired', { cert: { expired: true } }), /expired|certificate|closed|ECONNRESET|socket/i);
+  t.regex(await attempt('p-expired', { issue: { expired: true } }), /expired|certificate|closed|ECONNRESET|socket/i);
 });
 
 test('the positive control: a genuine certificate connects, its CN as user name and client id', async (t) => {
