@@ -288,3 +288,65 @@ test.serial('an unreachable broker: refused → exit 1 at once; silent → exit 
   t.is(help.code, 0);
   t.regex(help.stdout, /--once/);
 });
+
+/** A call manager config as the contract shows it, with the given group ids. */
+function cmConfig(ids: string[], extra: Record<string, unknown> = {}): string {
+  const file = join(dir, `cm-${Math.random().toString(16).slice(2)}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      cmId: ids[0],
+      broker: 'mqtts://127.0.0.1:8883',
+      http: { host: '127.0.0.1', port: 8081 },
+      group: ids.map((id, i) => ({ id, broker: 'mqtts://127.0.0.1:8883', services: `http://127.0.0.1:${8081 + i}/services`, capacity: 1000 })),
+      signingKey: '/nonexistent/ops-1.pem', // not read by `acl`
+      keyId: 'ops-1',
+      ...extra,
+    }),
+  );
+  return file;
+}
+
+test('acl prints the group\'s acl_file from a call manager config; the signing key is not needed', async (t) => {
+  const r = await admin(['acl', '--config', cmConfig(['cm-a', 'cm-b'], { topicPrefix: 'site1/v1' }), '--operator', 'ops-1', '--operator', 'ops-2']);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stderr, '');
+  const rules = r.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+  t.deepEqual(rules.filter((l) => l.startsWith('user ')), ['user cm-a', 'user cm-b', 'user ops-1', 'user ops-2']);
+  t.true(rules.includes('pattern write site1/v1/phone/%u/status'));
+  t.true(rules.includes('topic write site1/v1/cm/cm-b/state'));
+  t.regex(r.stdout, /mosquitto#3552/);
+});
+
+test('acl refuses ids mosquitto cannot pattern-match safely, naming each: exit 1, nothing on stdout', async (t) => {
+  const r = await admin(['acl', '--config', cmConfig(['cm-a', 'cm+b', 'cm/c']), '--operator', 'ops#1', '--operator', 'ops 2']);
+  t.is(r.code, 1);
+  t.is(r.stdout, '');
+  for (const re of [/call manager id "cm\+b": contains "\+"/, /call manager id "cm\/c": contains "\/"/, /operator id "ops#1": contains "#"/, /operator id "ops 2": contains whitespace/, /CVE-2017-7650/]) {
+    t.regex(r.stderr, re);
+  }
+});
+
+test('acl: a config that is not a call manager config, or is missing, is exit 1 with its problems', async (t) => {
+  const bad = await admin(['acl', '--config', cmConfig(['cm-a'], { group: [] })]);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /not a valid call manager config/);
+  const missing = await admin(['acl', '--config', join(dir, 'nope.json')]);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /cannot read/);
+  const usage = await admin(['acl']);
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /--config is required/);
+});
+
+test('a missing or non-PEM TLS file is an error naming it, before any connection', async (t) => {
+  const notPem = join(dir, 'not-a-cert.pem');
+  writeFileSync(notPem, 'hello');
+  // Port 1: nothing listens; the error must be about the files, not the broker.
+  const r = await admin(['status', '--broker', 'mqtts://127.0.0.1:1', '--ca', join(dir, 'missing-ca.pem'), '--cert', notPem, '--tls-key', join(dir, 'missing.key'), '--once']);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /--ca \S*missing-ca\.pem: cannot read it \(ENOENT\)/);
+  t.regex(r.stderr, /--cert \S*not-a-cert\.pem: is not a PEM file/);
+  t.regex(r.stderr, /--tls-key \S*missing\.key: cannot read it \(ENOENT\)/);
+  t.notRegex(r.stderr, /cannot connect/);
+});

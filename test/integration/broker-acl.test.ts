@@ -17,16 +17,19 @@
  * connections with one CN replace each other, and ava runs tests at once.
  */
 import test from 'ava';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { aclFile } from '../../src/admin/acl.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { makePki, type ClientCertOptions, type Pki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/net.js';
+import { programArgs, ROOT } from '../helpers/programs.js';
 
 const P = 'ipphone/v1';
 const CMS = ['cm-a', 'cm-b', 'cm-c', 'cm-d'];
-const OPERATORS = ['ops-watch-1', 'ops-watch-2', 'ops-watch-3', 'ops-watch-4', 'ops-watch-5', 'ops-watch-6', 'ops-late', 'ops-push', 'ops-read'];
+const OPERATORS = ['ops-watch-1', 'ops-watch-2', 'ops-watch-3', 'ops-watch-4', 'ops-watch-5', 'ops-watch-6', 'ops-late', 'ops-push', 'ops-read', 'ops-admin'];
 /** Generous liveness guard for waits (not a timing assertion). */
 const WAIT = { timeoutMs: 20_000 };
 
@@ -336,4 +339,34 @@ test('an operator configures phones and pushes lists, and cannot speak for a cal
   t.deepEqual(w.got.filter((m) => m.payload.includes('forged')), []);
   for (const c of [ops, phone]) c.end(true);
   w.c.end(true);
+});
+
+/** `ipphone-admin ARGS…` as a child process, to its end. */
+async function admin(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [...programArgs('ipphone-admin'), ...args], { cwd: ROOT, timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+test('ipphone-admin over TLS: an operator certificate reads a phone\'s status; a phone\'s certificate does not', async (t) => {
+  const phone = await client('p-admin-seen');
+  await pub(phone, `${P}/phone/p-admin-seen/status`, JSON.stringify({ online: true, home: 'cm-a', services: 'cm-a', state: 'homed', pointersVersion: 1, configVersion: 0, rehomes: 0 }), true);
+  const ops = await pki.client('ops-admin');
+  const tlsArgs = (c: { cert: string; key: string }): string[] => ['--broker', broker.url, '--ca', pki.ca.cert, '--cert', c.cert, '--tls-key', c.key];
+  const seen = await admin(['status', ...tlsArgs(ops), '--phone', 'p-admin-seen', '--once', '--quiet', '500']);
+  t.is(seen.code, 0, seen.stderr);
+  t.like(JSON.parse(seen.stdout.trim()) as object, { phone: 'p-admin-seen', online: true, home: 'cm-a' });
+  const spy = await pki.client('p-admin-spy');
+  const blind = await admin(['status', ...tlsArgs(spy), '--phone', 'p-admin-seen', '--once', '--quiet', '500']);
+  t.is(blind.code, 1);
+  t.regex(blind.stderr, /phone p-admin-seen has no status/);
+  // No client certificate: the broker refuses the connection.
+  const anon = await admin(['status', '--broker', broker.url, '--ca', pki.ca.cert, '--once', '--connect-timeout', '5000']);
+  t.is(anon.code, 1);
+  t.regex(anon.stderr, /cannot connect to broker mqtts:\/\/127\.0\.0\.1:\d+/);
+  phone.end(true);
 });
