@@ -92,17 +92,19 @@ function listenerLines(port: number, tls: MosquittoTls | undefined): string[] {
 /** Start mosquitto on `opts.port` (default: a free port) and wait until it accepts TCP. */
 /** @param opts.onLog called with every line mosquitto logs (e.g. to count connects). */
 /** @param opts.tls a TLS-only listener instead of the open plain one. */
-export async function startMosquitto(opts: { port?: number; onLog?: (line: string) => void; tls?: MosquittoTls } = {}): Promise<Mosquitto> {
+/** @param opts.confText the whole config instead (e.g. deploy/mosquitto/mosquitto.conf rewritten for the port); `url` is mqtts: when it has a certfile. */
+export async function startMosquitto(
+  opts: { port?: number; onLog?: (line: string) => void; tls?: MosquittoTls; confText?: (port: number) => string } = {},
+): Promise<Mosquitto> {
   installExitHook();
   const bin = findBinary();
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-mosquitto-'));
   dirs.add(dir);
   const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(
-    conf,
-    [...listenerLines(port, opts.tls), 'persistence false', 'log_dest stderr', 'max_queued_messages 1000', ''].join('\n'),
-  );
+  const text = opts.confText?.(port) ?? [...listenerLines(port, opts.tls), 'persistence false', 'log_dest stderr', 'max_queued_messages 1000', ''].join('\n');
+  writeFileSync(conf, text);
+  const tlsOn = opts.tls !== undefined || /^\s*certfile\s/m.test(text);
 
   const tail: string[] = [];
   let child: ChildProcess | undefined;
@@ -170,7 +172,7 @@ export async function startMosquitto(opts: { port?: number; onLog?: (line: strin
   await start();
   return {
     port,
-    url: `${opts.tls !== undefined ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
+    url: `${tlsOn ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     get pid() {
       return child?.pid;
     },

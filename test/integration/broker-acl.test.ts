@@ -19,6 +19,7 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { aclFile } from '../../src/admin/acl.js';
@@ -369,4 +370,41 @@ test('ipphone-admin over TLS: an operator certificate reads a phone\'s status; a
   t.is(anon.code, 1);
   t.regex(anon.stderr, /cannot connect to broker mqtts:\/\/127\.0\.0\.1:\d+/);
   phone.end(true);
+});
+
+test('the shipped deploy/mosquitto/mosquitto.conf starts and enforces the same rules', async (t) => {
+  const shipped = readFileSync(path.join(ROOT, 'deploy/mosquitto/mosquitto.conf'), 'utf8');
+  t.regex(shipped, /^set_tcp_nodelay true$/m);
+  t.notRegex(shipped, /^listener 1883/m, 'no plain listener');
+  const files: Record<string, string> = { 'ca.crt': pki.ca.cert, 'server.crt': pki.server.cert, 'server.key': pki.server.key, acl: path.join(pki.dir, 'acl') };
+  let tcpListeners = 0;
+  const shippedBroker = await startMosquitto({
+    // Only the paths and the port change; every other line is as shipped.
+    confText: (port) =>
+      shipped
+        .replace(/\/etc\/mosquitto\/ipphone\/([\w.]+)/g, (_, name: string) => files[name] ?? `missing-${name}`)
+        .replace(/^listener 8883$/m, () => {
+          tcpListeners++;
+          return `listener ${port} 127.0.0.1`;
+        }),
+  });
+  try {
+    t.is(tcpListeners, 1);
+    t.true(shippedBroker.url.startsWith('mqtts://'));
+    t.not(await attempt(undefined, { url: shippedBroker.url }), 'connected');
+    t.not(await attempt(undefined, { url: `mqtt://127.0.0.1:${shippedBroker.port}`, clientId: 'plain' }), 'connected');
+    const w = await client('ops-admin', { url: shippedBroker.url });
+    const got: string[] = [];
+    w.on('message', (topic, payload) => got.push(`${topic} ${payload.toString()}`));
+    await w.subscribeAsync(`${P}/#`, { qos: 1 });
+    const phone = await client('p-shipped', { url: shippedBroker.url });
+    await tryPub(phone, `${P}/cm/cm-a/state`, '{"online":false,"forged":true}', true);
+    await pub(phone, `${P}/phone/p-shipped/event`, '{"type":"marker"}');
+    await waitFor(() => got.includes(`${P}/phone/p-shipped/event {"type":"marker"}`), { ...WAIT, what: 'marker' });
+    t.deepEqual(got, [`${P}/phone/p-shipped/event {"type":"marker"}`]);
+    phone.end(true);
+    w.end(true);
+  } finally {
+    await shippedBroker.stop();
+  }
 });
