@@ -18,6 +18,7 @@ import type { ServicesFetcher, StateStore, Transport, TransportEvents } from './
 import type { ServicesController } from './services.js';
 import type { PhoneUi } from './phone-ui.js';
 import type { Reconfigurator } from './reconfig.js';
+import type { KeepaliveTopics } from './keepalive-topic.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -67,6 +68,8 @@ export class AgentCore {
   /** The effective config: the file's with remote changes applied. */
   protected cfg!: AgentConfig;
   protected keys!: TrustedKeys;
+  /** Keep-alive topics by call manager, built once (keepalive-topic.ts); set with `cfg`. */
+  protected kaTopics!: KeepaliveTopics;
   protected configVersion = 0;
   protected running = false;
   /** The last status published (the will's stand-in on a fresh connection). */
@@ -115,7 +118,7 @@ export class AgentCore {
       case 'send': {
         const s = this.s;
         const body = `{"phone":${JSON.stringify(d.config.phoneId)},"seq":${fx.seq},"pointersVersion":${s.listVersion},"busy":${s.busy},"probe":${fx.probe},"prev":${JSON.stringify(fx.probe ? null : s.lastHome)},"intervalMs":${s.cfg.intervalMs}}`;
-        return this.transport.publish(fx.broker, this.t.cmKeepalive(fx.to), body, { qos: 0 });
+        return this.transport.publish(fx.broker, this.kaTopics.for(fx.to), body, { qos: 0 });
       }
       case 'wake':
         if (this.#timer) d.clock.clearTimeout(this.#timer);

@@ -17,6 +17,7 @@ import { PhoneUi } from './phone-ui.js';
 import { changedPaths, Reconfigurator } from './reconfig.js';
 import { machineConfig } from './agent-core.js';
 import { AgentMessages } from './agent-messages.js';
+import { KeepaliveTopics, keepaliveTopicKind } from './keepalive-topic.js';
 
 export { machineConfig, type AgentDeps } from './agent-core.js';
 
@@ -63,6 +64,7 @@ export class Agent extends AgentMessages {
     });
     const cfg = (this.cfg = this.reconfig.boot());
     this.keys = cfg === d.config ? d.keys : trustedKeys(cfg.trust.keys);
+    this.kaTopics = new KeepaliveTopics(this.t, d.config.phoneId, keepaliveTopicKind(cfg));
     this.s = initialState(machineConfig(cfg), saved?.pointers ?? cfg.pointers, saved?.pointersVersion ?? 0);
     const statusTopic = this.t.phoneStatus(d.config.phoneId);
     this.transport = d.transport(
@@ -140,6 +142,8 @@ export class Agent extends AgentMessages {
     this.configVersion = Math.max(this.configVersion, version);
     this.keys = trustedKeys(next.trust.keys);
     const d = this.d;
+    const kind = keepaliveTopicKind(next);
+    if (kind !== this.kaTopics.kind) this.kaTopics = new KeepaliveTopics(this.t, d.config.phoneId, kind);
     if (next.log.level !== prev.log.level) for (const l of [d.log, this.log]) l.level = next.log.level;
     this.services.setTiming(next.services.timeoutMs, next.services.refreshMs);
     const mc = machineConfig(next);

@@ -53,6 +53,7 @@ export function composeAgent(o: ComposeOptions): Agent {
         keepaliveSec: c.mqtt.keepaliveSec,
         username: c.mqtt.username,
         password: c.mqtt.password,
+        passwordFile: c.mqtt.passwordFile,
         ca: c.mqtt.ca,
         cert: c.mqtt.cert,
         key: c.mqtt.key,

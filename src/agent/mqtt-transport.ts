@@ -17,6 +17,7 @@ import type { Logger } from '../lib/log.js';
 import type { PublishOptions, Qos, Transport, TransportEvents } from './ports.js';
 import { MqttBrokers, type Broker, type Pending } from './mqtt-brokers.js';
 import { brokerKey } from '../protocol/pointers.js';
+import { passwordOf } from '../config/mqtt-credentials.js';
 
 export { brokerKey };
 
@@ -35,6 +36,8 @@ export interface MqttTransportOptions {
   keepaliveSec?: number;
   username?: string | null;
   password?: string | null;
+  /** File whose first line is the password (when `password` is null); read with the TLS files. */
+  passwordFile?: string | null;
   /** PEM file paths for TLS (mqtts:/wss:), read once on the first connect. */
   ca?: string | null;
   cert?: string | null;
@@ -79,7 +82,7 @@ export class MqttTransport implements Transport {
   readonly #o: MqttTransportOptions;
   readonly #log: Logger;
   readonly #b: MqttBrokers;
-  #tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
+  #tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; password?: string } | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(opts: MqttTransportOptions) {
@@ -211,6 +214,7 @@ export class MqttTransport implements Transport {
       ...(o.ca != null ? { ca: readFileSync(o.ca) } : {}),
       ...(o.cert != null ? { cert: readFileSync(o.cert) } : {}),
       ...(o.key != null ? { key: readFileSync(o.key) } : {}),
+      ...(o.password == null && o.passwordFile != null ? { password: passwordOf(readFileSync(o.passwordFile, 'utf8')) } : {}),
     };
     return { ...options, ...this.#tls };
   }

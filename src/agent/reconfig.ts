@@ -24,7 +24,7 @@ import type { ConfigResultPayload } from '../protocol/types.js';
 /** Fields a remote change may not touch: the phone's identity and the channel it is managed over. */
 export const FIXED_FIELDS = ['phoneId', 'topicPrefix', 'stateDir'] as const;
 /** Fields that take effect at the next start (the connections or hardware they shape are open). */
-export const RESTART_FIELDS = ['board', 'mqtt.username', 'mqtt.password', 'mqtt.ca', 'mqtt.cert', 'mqtt.key', 'mqtt.protocolVersion', 'mqtt.connectTimeoutMs', 'mqtt.keepaliveSec', 'mqtt.maxQueue'] as const;
+export const RESTART_FIELDS = ['board', 'mqtt.username', 'mqtt.password', 'mqtt.passwordFile', 'mqtt.ca', 'mqtt.cert', 'mqtt.key', 'mqtt.protocolVersion', 'mqtt.connectTimeoutMs', 'mqtt.keepaliveSec', 'mqtt.maxQueue'] as const;
 
 export interface ReconfigHost {
   /** Apply `next` live (everything but RESTART_FIELDS) and persist it with its overlay and version. */

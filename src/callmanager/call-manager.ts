@@ -125,7 +125,7 @@ export class CallManager {
       clock: this.#clock,
       connect: this.#mqttConnect,
       topics: this.#t,
-      onKeepalive: (payload) => this.#onKeepalive(payload),
+      onKeepalive: (payload, topicPhone) => this.#onKeepalive(payload, topicPhone),
       onPeerMessage: (topic, payload) => this.#peers?.onMessage(topic, payload),
       onConnect: () => this.#publishLoad(true),
     });
@@ -182,11 +182,12 @@ export class CallManager {
     });
   }
 
-  #onKeepalive(payload: Buffer): void {
+  /** One keep-alive; `topicPhone` is the id of a per-phone topic (Responder.handle trusts it). */
+  #onKeepalive(payload: Buffer, topicPhone: string | undefined): void {
     const r = this.#responder;
     const session = this.#session;
     if (r === undefined || session === undefined) return;
-    const res = r.handle(payload);
+    const res = r.handle(payload, topicPhone);
     const now = this.#clock.now();
     if (typeof res === 'string') {
       this.#invalidSinceLog++;

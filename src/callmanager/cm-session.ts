@@ -11,6 +11,7 @@ import type { Clock } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Topics } from '../protocol/topics.js';
+import { resolveCredentials, type ResolvedCredentials } from '../config/mqtt-credentials.js';
 import { AckBatcher } from './ack-frames.js';
 
 /** How the MQTT client is made; tests may inject one. */
@@ -31,21 +32,34 @@ export interface CmSessionOptions {
   clock: Clock;
   connect: MqttConnect;
   topics: Topics;
-  /** A keep-alive arrived on this call manager's keep-alive topic. */
-  onKeepalive(payload: Buffer): void;
+  /**
+   * A keep-alive arrived on this call manager's keep-alive topic
+   * (`topicPhone` undefined) or on a per-phone one, `P/cm/{cmId}/keepalive/{topicPhone}`.
+   */
+  onKeepalive(payload: Buffer, topicPhone: string | undefined): void;
   /** Any other message: a peer's state or load. */
   onPeerMessage(topic: string, payload: Buffer): void;
   /** Connected (again), state and subscriptions sent. */
   onConnect(): void;
 }
 
-/** Protocol and credentials shared by every connection of this call manager. */
+/** Credentials read once per config (the session and the peer links share them). */
+const credentialsOf = new WeakMap<CmConfig['mqtt'], ResolvedCredentials>();
+
+/**
+ * Protocol and credentials shared by every connection of this call manager
+ * (its own broker and its peer links): user name, password (or password
+ * file), CA, client certificate and key, the files read on the first call.
+ * Throws CONFIG_INVALID naming the field and path when a file cannot be used.
+ */
 export function baseMqttOptions(config: CmConfig): IClientOptions {
   const m = config.mqtt;
-  const opts: IClientOptions = { protocolVersion: m.protocolVersion };
-  if (m.username !== null && m.username !== undefined) opts.username = m.username;
-  if (m.password !== null && m.password !== undefined) opts.password = m.password;
-  return opts;
+  let creds = credentialsOf.get(m);
+  if (creds === undefined) {
+    creds = resolveCredentials(m);
+    credentialsOf.set(m, creds);
+  }
+  return { protocolVersion: m.protocolVersion, ...creds };
 }
 
 /** The connection to the call manager's own broker. Constructing it connects. */
@@ -61,6 +75,9 @@ export class CmSession {
     const t = opts.topics;
     const stateTopic = t.cmState(c.cmId);
     const keepaliveTopic = t.cmKeepalive(c.cmId);
+    // Per-phone keep-alives: `${keepaliveTopic}/{phoneId}`, the id read off the topic.
+    const phoneKeepaliveFilter = t.cmPhoneKeepaliveFilter(c.cmId);
+    const phoneKeepaliveHead = `${keepaliveTopic}/`;
     const peerStateTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => t.cmState(g.id));
     const peerLoadTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => t.cmLoad(g.id));
     const log = opts.log.child({ mod: 'mqtt' });
@@ -95,7 +112,7 @@ export class CmSession {
       this.#connected = true;
       log.info({ broker: c.broker }, 'broker connected');
       client.publish(stateTopic, STATE_ONLINE, { qos: 1, retain: true });
-      client.subscribe(keepaliveTopic, { qos: 0 });
+      client.subscribe([keepaliveTopic, phoneKeepaliveFilter], { qos: 0 });
       if (peerStateTopics.length > 0) client.subscribe([...peerStateTopics, ...peerLoadTopics], { qos: 1 });
       opts.onConnect();
     });
@@ -105,7 +122,8 @@ export class CmSession {
     });
     client.on('error', (err) => log.warn({ err: errorMessage(err) }, 'mqtt error'));
     client.on('message', (topic, payload) => {
-      if (topic === keepaliveTopic) opts.onKeepalive(payload);
+      if (topic === keepaliveTopic) opts.onKeepalive(payload, undefined);
+      else if (topic.startsWith(phoneKeepaliveHead)) opts.onKeepalive(payload, topic.slice(phoneKeepaliveHead.length));
       else opts.onPeerMessage(topic, payload);
     });
   }

@@ -120,12 +120,23 @@ export class Responder {
     this.#released.add(phone);
   }
 
-  /** Answer one keep-alive; returns the reason string when it is invalid. */
-  handle(payload: Buffer): Response | string {
+  /**
+   * Answer one keep-alive; returns the reason string when it is invalid.
+   * `topicPhone` is the phone id of a per-phone keep-alive topic
+   * (`P/cm/{cmId}/keepalive/{phoneId}`), undefined for the shared topic. The
+   * topic's id is the one to trust — a broker ACL can tie it to the sender's
+   * identity, the payload cannot be — so a payload naming another phone is
+   * refused: counted invalid, no ack, no table entry.
+   */
+  handle(payload: Buffer, topicPhone?: string): Response | string {
     const ka = parseKeepalive(payload);
     if (typeof ka === 'string') {
       this.invalid++;
       return ka;
+    }
+    if (topicPhone !== undefined && ka.phone !== topicPhone) {
+      this.invalid++;
+      return `keep-alive for phone ${JSON.stringify(ka.phone)} on the topic of phone ${JSON.stringify(topicPhone.slice(0, 80))}`;
     }
     this.keepalives++;
     const probe = ka.probe === true;

@@ -4,6 +4,7 @@ import { errorMessage } from '../lib/errors.js';
 import { parsePublicKey } from '../protocol/envelope.js';
 import { show, validatePointerList } from '../protocol/pointers.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
+import { credentialFileProblems, credentialSchema, credentialShapeProblems } from './mqtt-credentials.js';
 import { configInvalid, ID_PATTERN, LOG_LEVELS, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, type Defaulted } from './problems.js';
 
 /**
@@ -19,8 +20,20 @@ function section<T extends Parameters<typeof Type.Object>[0]>(props: T, descript
   return Type.Optional(Type.Object(props, { default: {}, additionalProperties: false, description }));
 }
 
-const nullableString = (description: string) =>
-  Type.Optional(Type.Union([Type.String(), Type.Null()], { default: null, description }));
+/**
+ * Where the agent publishes its keep-alives. `shared`: the contract's
+ * `P/cm/{cmId}/keepalive`, one topic for every phone of that call manager.
+ * `per-phone`: `P/cm/{cmId}/keepalive/{phoneId}`, which a broker ACL can
+ * restrict to the phone's own identity (mosquitto `pattern write
+ * …/keepalive/%u`), and whose id the call manager trusts over the payload's.
+ * `auto` (default): `per-phone` when the connection carries an identity
+ * (`mqtt.cert` or `mqtt.username` set), else `shared`.
+ */
+export const KeepaliveTopicSchema = Type.Union([Type.Literal('auto'), Type.Literal('shared'), Type.Literal('per-phone')], {
+  default: 'auto',
+  description:
+    'keep-alive topic: "shared" = P/cm/{cmId}/keepalive (the contract’s), "per-phone" = P/cm/{cmId}/keepalive/{phoneId} (ACL-friendly: the CM trusts the topic’s phone id), "auto" = per-phone when mqtt.cert or mqtt.username is set, else shared',
+});
 
 /** Log level names of pino, including `silent`. */
 export const LogLevelSchema = Type.Union(
@@ -52,6 +65,7 @@ export const AgentConfigSchema = Type.Object(
         ackTimeoutMs: Type.Optional(
           Type.Integer({ minimum: 1, description: 'ms to wait for an ack; default max(100, round(intervalMs × 0.15)); must be < intervalMs' }),
         ),
+        topic: Type.Optional(KeepaliveTopicSchema),
       },
       'keep-alives to the home call manager',
     ),
@@ -93,11 +107,7 @@ export const AgentConfigSchema = Type.Object(
     ),
     mqtt: section(
       {
-        username: nullableString('broker user name'),
-        password: nullableString('broker password'),
-        ca: nullableString('CA certificate file (PEM) for mqtts:/wss:'),
-        cert: nullableString('client certificate file (PEM)'),
-        key: nullableString('client private key file (PEM)'),
+        ...credentialSchema(),
         protocolVersion: Type.Optional(Type.Union([Type.Literal(4), Type.Literal(5)], { default: 5, description: 'MQTT 3.1.1 (4) or 5' })),
         connectTimeoutMs: Type.Optional(Type.Integer({ default: 5000, minimum: 100, maximum: 120000, description: 'ms to wait for CONNACK' })),
         keepaliveSec: Type.Optional(Type.Integer({ default: 10, minimum: 1, maximum: 65535, description: 'MQTT keep-alive, seconds' })),
@@ -155,6 +165,7 @@ function crossProblems(c: Record<string, any>): string[] {
   if (isInt(ka?.intervalMs) && isInt(ka?.ackTimeoutMs) && ka.ackTimeoutMs >= ka.intervalMs) {
     problems.push(`keepalive/ackTimeoutMs: must be less than keepalive/intervalMs (${ka.intervalMs}) (got ${ka.ackTimeoutMs})`);
   }
+  problems.push(...credentialShapeProblems(c.mqtt));
   const bo = c.mqtt?.backoff;
   if (isInt(bo?.baseMs) && isInt(bo?.maxMs) && bo.maxMs < bo.baseMs) {
     problems.push(`mqtt/backoff/maxMs: must be ≥ mqtt/backoff/baseMs (${bo.baseMs}) (got ${bo.maxMs})`);
@@ -190,14 +201,23 @@ export function validateAgentConfig(raw: unknown): { ok: true; config: AgentConf
 }
 
 /**
- * Read, validate and default an agent config file. Throws CONFIG_INVALID
- * whose message is every problem, one per line (context `{ problems, path }`);
- * an unreadable file or bad JSON is a problem too.
+ * Read, validate and default an agent config file, and check the files its
+ * `mqtt` section names (certificates, key, password file; see
+ * {@link credentialFileProblems}). Throws CONFIG_INVALID whose message is
+ * every problem, one per line (context `{ problems, path }`); an unreadable
+ * file or bad JSON is a problem too.
  */
 export function loadAgentConfigFile(path: string): AgentConfig {
   const read = readJsonFile(path);
   if (!read.ok) throw configInvalid(path, read.problems);
-  const result = validateAgentConfig(read.value);
-  if (!result.ok) throw configInvalid(path, result.problems);
+  return checkedAgentConfig(path, read.value);
+}
+
+/** {@link validateAgentConfig} plus the `mqtt` files; throws CONFIG_INVALID naming `path` (the fleet shares it). */
+export function checkedAgentConfig(path: string, raw: unknown): AgentConfig {
+  const result = validateAgentConfig(raw);
+  const problems = result.ok ? [] : [...result.problems];
+  problems.push(...credentialFileProblems((raw as { mqtt?: unknown } | null)?.mqtt));
+  if (!result.ok || problems.length > 0) throw configInvalid(path, problems);
   return result.config;
 }

@@ -6,6 +6,7 @@ import { parsePrivateKey } from '../protocol/envelope.js';
 import { BROKER_SCHEMES, show, urlProblems, validatePointerList } from '../protocol/pointers.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
 import { LogLevelSchema } from './agent-config.js';
+import { credentialFileProblems, credentialSchema, credentialShapeProblems } from './mqtt-credentials.js';
 import { configInvalid, ID_PATTERN, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, type Defaulted } from './problems.js';
 
 /**
@@ -21,9 +22,6 @@ export const MAX_GROUP = 64;
 function section<T extends Parameters<typeof Type.Object>[0]>(props: T, description: string) {
   return Type.Optional(Type.Object(props, { default: {}, additionalProperties: false, description }));
 }
-
-const nullableString = (description: string) =>
-  Type.Optional(Type.Union([Type.String(), Type.Null()], { default: null, description }));
 
 export const GroupMemberSchema = Type.Object(
   {
@@ -66,11 +64,10 @@ export const CmConfigSchema = Type.Object(
     topicPrefix: Type.Optional(Type.String({ default: DEFAULT_PREFIX, minLength: 1, pattern: PREFIX_PATTERN, description: 'MQTT topic prefix' })),
     mqtt: section(
       {
-        username: nullableString('broker user name'),
-        password: nullableString('broker password'),
+        ...credentialSchema(),
         protocolVersion: Type.Optional(Type.Union([Type.Literal(4), Type.Literal(5)], { default: 5, description: 'MQTT 3.1.1 (4) or 5' })),
       },
-      'MQTT connection',
+      'MQTT connection: the credentials this call manager and its links to the group’s other brokers give brokers',
     ),
     keepalive: section(
       {
@@ -118,6 +115,7 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
       problems.push(`group: must include this call manager's cmId ${show(c.cmId)}`);
     }
   }
+  problems.push(...credentialShapeProblems(c.mqtt));
   if (problems.length > 0) return { ok: false, problems };
   c.rebalance.cooldownMs ??= 2 * (c.rebalance.periodMs as number);
   return { ok: true, config: c as CmConfig };
@@ -126,7 +124,8 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
 /**
  * Read, validate and default a call manager config file, and check that
  * `signingKey` (resolved against the working directory) is a readable
- * Ed25519 PKCS#8 PEM key. Throws CONFIG_INVALID whose message is every
+ * Ed25519 PKCS#8 PEM key and that the files `mqtt` names are usable
+ * (`credentialFileProblems`). Throws CONFIG_INVALID whose message is every
  * problem, one per line (context `{ problems, path }`).
  */
 export function loadCmConfigFile(path: string): CmConfig {
@@ -142,6 +141,7 @@ export function loadCmConfigFile(path: string): CmConfig {
       problems.push(`signingKey: cannot use ${show(keyPath)}: ${errorMessage(err)}`);
     }
   }
+  problems.push(...credentialFileProblems((read.value as { mqtt?: unknown } | null)?.mqtt));
   if (!result.ok || problems.length > 0) throw configInvalid(path, problems);
   return result.config;
 }

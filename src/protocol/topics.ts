@@ -2,7 +2,16 @@
 export const DEFAULT_PREFIX = 'ipphone/v1';
 
 export interface Topics {
+  /** `P/cm/{cmId}/keepalive`: the contract's keep-alive topic, shared by every phone. */
   cmKeepalive(cmId: string): string;
+  /**
+   * `P/cm/{cmId}/keepalive/{phoneId}`: the keep-alive topic that names its
+   * phone, so a broker ACL can let each identity write only its own (the call
+   * manager trusts this id over the payload's `phone`).
+   */
+  cmPhoneKeepalive(cmId: string, phoneId: string): string;
+  /** `P/cm/{cmId}/keepalive/+`: what a call manager subscribes to for the per-phone topics. */
+  cmPhoneKeepaliveFilter(cmId: string): string;
   cmState(cmId: string): string;
   cmLoad(cmId: string): string;
   phoneAck(phoneId: string): string;
@@ -34,6 +43,8 @@ export function topics(prefix: string = DEFAULT_PREFIX): Topics {
   };
   return {
     cmKeepalive: (id) => `${p}/cm/${level(id)}/keepalive`,
+    cmPhoneKeepalive: (id, phone) => `${p}/cm/${level(id)}/keepalive/${level(phone)}`,
+    cmPhoneKeepaliveFilter: (id) => `${p}/cm/${level(id)}/keepalive/+`,
     cmState: (id) => `${p}/cm/${level(id)}/state`,
     cmLoad: (id) => `${p}/cm/${level(id)}/load`,
     phoneAck: (id) => `${p}/phone/${level(id)}/ack`,

@@ -44,7 +44,7 @@ test('defaults fill in: production values', (t) => {
   t.deepEqual(valid(minimal), {
     phoneId: 'p-0001',
     pointers: minimal.pointers,
-    keepalive: { intervalMs: 5000, missLimit: 3, ackTimeoutMs: 750 },
+    keepalive: { intervalMs: 5000, missLimit: 3, ackTimeoutMs: 750, topic: 'auto' },
     fallback: { holdMs: 120000 },
     services: { timeoutMs: 5000, refreshMs: 300000 },
     remoteConfig: { confirmMs: 60000 },
@@ -55,6 +55,7 @@ test('defaults fill in: production values', (t) => {
     mqtt: {
       username: null,
       password: null,
+      passwordFile: null,
       ca: null,
       cert: null,
       key: null,
@@ -70,7 +71,7 @@ test('defaults fill in: production values', (t) => {
 
 test('partly given sections keep what is given and default the rest', (t) => {
   const c = valid({ ...minimal, keepalive: { missLimit: 5 }, mqtt: { backoff: { maxMs: 5000 } }, log: { level: 'silent' } });
-  t.deepEqual(c.keepalive, { intervalMs: 5000, missLimit: 5, ackTimeoutMs: 750 });
+  t.deepEqual(c.keepalive, { intervalMs: 5000, missLimit: 5, ackTimeoutMs: 750, topic: 'auto' });
   t.deepEqual(c.mqtt.backoff, { baseMs: 1000, maxMs: 5000 });
   t.is(c.log.level, 'silent');
 });

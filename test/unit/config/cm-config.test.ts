@@ -43,7 +43,7 @@ test('defaults fill in', (t) => {
     http: { host: '127.0.0.1', port: 8080 },
     rebalance: { enabled: true, periodMs: 5000, threshold: 0.1, maxMovesPerSec: 100, cooldownMs: 10000 },
     topicPrefix: 'ipphone/v1',
-    mqtt: { username: null, password: null, protocolVersion: 5 },
+    mqtt: { username: null, password: null, passwordFile: null, ca: null, cert: null, key: null, protocolVersion: 5 },
     keepalive: { phoneIntervalMs: 5000 },
     pointersVersion: 1,
     log: { level: 'info' },
