@@ -133,3 +133,27 @@ test('a phone arriving from a dead peer gets a failover push once; counted by re
   t.is(second.push, undefined, 'homed now: ack only');
   t.is(r.pushes.get('failover'), 1);
 });
+
+test('per-phone topic: the topic id is trusted; a payload naming another phone is refused (invalid, no ack, no table entry)', (t) => {
+  const { r, table, clock } = setup();
+  const ok = r.handle(ka({ phone: 'p1', seq: 3 }), 'p1');
+  if (typeof ok === 'string') return t.fail(ok);
+  t.is(ok.phone, 'p1');
+  t.is((JSON.parse(ok.ack) as AckPayload).seq, 3);
+
+  const forged = r.handle(ka({ phone: 'p2', seq: 4 }), 'p1');
+  t.is(typeof forged, 'string');
+  t.regex(forged as string, /keep-alive for phone "p2" on the topic of phone "p1"/);
+  t.is(r.invalid, 1);
+  t.is(r.keepalives, 1);
+  t.is(table.count(clock.now()), 1, 'p2 never entered the table');
+
+  // A topic level that is no valid id cannot match a valid payload id either.
+  t.is(typeof r.handle(ka({ phone: 'p1' }), 'p1+x'), 'string');
+  t.is(r.invalid, 2);
+  // The shared topic (no topic id) keeps the contract's behaviour: the payload names the phone.
+  const shared = r.handle(ka({ phone: 'p2', seq: 5 }));
+  if (typeof shared === 'string') return t.fail(shared);
+  t.is(shared.phone, 'p2');
+  t.is(table.count(clock.now()), 2);
+});
