@@ -5,7 +5,7 @@
  * status and event.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
@@ -91,6 +91,26 @@ process.on('exit', () => {
 
 let clusters = 0;
 
+/**
+ * TLS for every program of a cluster (and its observers): the CA they all
+ * trust and a client certificate per identity, its CN the identity (a cmId,
+ * a phoneId, an operator). `Pki` of test/helpers/pki.ts is one.
+ */
+export interface ClusterTls {
+  ca: { cert: string };
+  client(cn: string): Promise<{ cert: string; key: string }>;
+}
+
+/** The CN the observers connect with under TLS: give it operator rights (read everything) in an ACL. */
+export const OBSERVER_CN = 'observer';
+
+/** The `mqtt` credentials of one identity: PEM file paths. */
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 export class Cluster {
   /** A topic prefix of its own, so retained states of one test never leak into another on a shared broker. */
   readonly prefix = `ipphone/t${process.pid}-${++clusters}`;
@@ -104,6 +124,9 @@ export class Cluster {
   readonly seen: { events: Observed[]; statuses: Observed[] } = { events: [], statuses: [] };
   readonly #observers: MqttClient[] = [];
   readonly #httpPorts = new Map<string, number>();
+  /** With TLS: every program connects with the certificate of its own id. */
+  readonly tls: ClusterTls | undefined;
+  readonly #identities = new Map<string, TlsFiles>();
 
   /** A group of call managers on one broker, started and watched; closed at the test's teardown. */
   static async group(t: { teardown(fn: () => Promise<void>): void }, broker: string, ids: readonly string[] = ['cm-a', 'cm-b'], cmExtra: Record<string, unknown> = {}): Promise<Cluster> {
@@ -115,7 +138,8 @@ export class Cluster {
     return c;
   }
 
-  constructor() {
+  constructor(opts: { tls?: ClusterTls } = {}) {
+    this.tls = opts.tls;
     const k = generateKeyPair();
     this.privatePem = k.privatePem;
     this.publicPem = k.publicPem;
@@ -132,9 +156,34 @@ export class Cluster {
     }
   }
 
-  /** Watch phone statuses and events on a broker. */
+  /**
+   * With TLS: issue (once) the client certificate of identity `cn` and return
+   * its files. A phone's must be issued before {@link agentConfig} writes its
+   * config (call managers and observers issue their own).
+   */
+  async identity(cn: string): Promise<TlsFiles> {
+    if (this.tls === undefined) throw new Error('identity(): this cluster has no TLS');
+    let files = this.#identities.get(cn);
+    if (files === undefined) {
+      const c = await this.tls.client(cn);
+      files = { ca: this.tls.ca.cert, cert: c.cert, key: c.key };
+      this.#identities.set(cn, files);
+    }
+    return files;
+  }
+
+  /** The `mqtt` credential fields of `cn` (empty without TLS). */
+  #credentials(cn: string): Partial<TlsFiles> {
+    if (this.tls === undefined) return {};
+    const files = this.#identities.get(cn);
+    if (files === undefined) throw new Error(`TLS cluster: await cluster.identity(${JSON.stringify(cn)}) before writing its config`);
+    return files;
+  }
+
+  /** Watch phone statuses and events on a broker (under TLS as {@link OBSERVER_CN}). */
   async observe(brokerUrl: string): Promise<void> {
-    const c = connect(brokerUrl, { reconnectPeriod: 200, clientId: `obs-${Math.random().toString(16).slice(2)}` });
+    const tls = this.tls === undefined ? {} : await this.identity(OBSERVER_CN).then((f) => ({ ca: readFileSync(f.ca), cert: readFileSync(f.cert), key: readFileSync(f.key) }));
+    const c = connect(brokerUrl, { reconnectPeriod: 200, clientId: `obs-${Math.random().toString(16).slice(2)}`, ...tls });
     this.#observers.push(c);
     c.on('message', (topic, payload) => {
       const m = /\/phone\/([^/]+)\/(event|status)$/.exec(topic);
@@ -160,7 +209,7 @@ export class Cluster {
 
   async startCm(id: string, extra: Record<string, unknown> = {}): Promise<Proc> {
     const me = this.group.find((g) => g.id === id)!;
-    const cfg = {
+    const cfg: Record<string, unknown> = {
       cmId: id,
       broker: me.broker,
       http: { host: '127.0.0.1', port: this.#httpPorts.get(id) },
@@ -174,6 +223,10 @@ export class Cluster {
       log: { level: 'info' },
       ...extra,
     };
+    if (this.tls !== undefined) {
+      await this.identity(id);
+      cfg.mqtt = { ...this.#credentials(id), ...(cfg.mqtt as Record<string, unknown> | undefined) };
+    }
     writeFileSync(this.cmConfigPath(id), JSON.stringify(cfg, null, 2));
     const p = spawnNode([...programArgs('ipphone-cm'), '--config', this.cmConfigPath(id)], id);
     this.cms.set(id, p);
@@ -200,6 +253,7 @@ export class Cluster {
       log: { level: 'info' },
       ...over,
     };
+    if (this.tls !== undefined) cfg.mqtt = { ...this.#credentials(phoneId), ...cfg.mqtt };
     const path = join(this.dir, `${phoneId}.json`);
     writeFileSync(path, JSON.stringify(cfg, null, 2));
     return path;
