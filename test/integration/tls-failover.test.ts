@@ -227,7 +227,14 @@ test('--check-config names a missing certificate, an unreadable key and a certif
     cm.stderr.trim().split('\n').map((l) => l.replace(/^.*?\.json: /, '').replace(/: ENOENT.*/, '')),
     ['mqtt/key: is required with mqtt/cert (the certificate\'s private key)', `mqtt/ca: cannot use ${JSON.stringify(join(c.dir, 'no-ca.pem'))}`],
   );
-  // With the key the same file passes.
-  writeFileSync(cmCfg, JSON.stringify({ ...JSON.parse(readFileSync(cmCfg, 'utf8')), mqtt: { ca: pki.ca.cert, cert: op.cert, key: op.key } }));
-  t.is((await run('ipphone-cm', ['--check-config', cmCfg])).code, 0);
+  // Another certificate's key is named as such; with its own key the same file passes.
+  const other = await pki.client('cm-b');
+  const cfg = JSON.parse(readFileSync(cmCfg, 'utf8')) as Record<string, unknown>;
+  writeFileSync(cmCfg, JSON.stringify({ ...cfg, mqtt: { ca: pki.ca.cert, cert: op.cert, key: other.key } }));
+  const mismatch = await run('ipphone-cm', ['--check-config', cmCfg]);
+  t.is(mismatch.code, 1);
+  t.regex(mismatch.stderr, /mqtt\/key: cannot use ".*": it is not the private key of mqtt\/cert ".*"\n$/);
+  writeFileSync(cmCfg, JSON.stringify({ ...cfg, mqtt: { ca: pki.ca.cert, cert: op.cert, key: op.key } }));
+  const good = await run('ipphone-cm', ['--check-config', cmCfg]);
+  t.is(good.code, 0, good.stderr);
 });
