@@ -14,7 +14,10 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
+import { pino } from 'pino';
 import { aclFile } from '../../src/admin/acl.js';
+import { loadFleetConfigFile } from '../../src/fleet/config.js';
+import { Fleet } from '../../src/fleet/fleet.js';
 import { Cluster, OBSERVER_CN } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { delay, waitFor } from '../helpers/net.js';
@@ -201,6 +204,33 @@ test.serial('TLS + ACL: with a certificate the agent keeps alive on its per-phon
   t.deepEqual(seen.filter((s) => s.phone === 'p-tls-shared'), [], 'the broker delivered none of the shared-topic keep-alives');
   t.not(c.status('p-tls-shared')?.state, 'homed');
   t.is(c.status('p-tls-shared')?.home ?? null, null);
+});
+
+test.serial('TLS: a fleet of 20 phones sharing one client certificate homes over mqtts and fails over on kill -9', async (t) => {
+  // A simulator's broker: certificates required, but one identity for every simulated phone, so
+  // no use_username_as_clientid (it would make them one client) and no per-identity ACL.
+  const m = await startMosquitto({ tls: { cafile: pki.ca.cert, certfile: pki.server.cert, keyfile: pki.server.key, usernameAsClientid: false } });
+  t.teardown(() => m.stop());
+  const c = new Cluster({ tls: pki });
+  t.teardown(() => c.close());
+  await c.defineGroup([
+    { id: 'cm-a', broker: m.url },
+    { id: 'cm-b', broker: m.url },
+  ]);
+  await c.observe(m.url);
+  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
+  await c.identity('fleet');
+  const config = loadFleetConfigFile(c.agentConfig('fleet'));
+  t.like(config.mqtt, { ca: pki.ca.cert });
+  const fleet = new Fleet({ config, count: 20, stateDir: join(c.dir, 'fleet'), log: pino({ level: 'error' }), batchSize: 10 });
+  t.teardown(() => fleet.stop());
+  await fleet.start();
+  const ids = fleet.phones().map((p) => p.id);
+  const homedOn = (cm: string): number => ids.filter((id) => c.status(id)?.home === cm && c.status(id)?.state === 'homed').length;
+  await waitFor(() => homedOn('cm-a') === 20, { timeoutMs: 60_000, what: `20 phones on cm-a: ${JSON.stringify(fleet.summary())}` });
+  c.cms.get('cm-a')!.signal('SIGKILL');
+  await waitFor(() => homedOn('cm-b') === 20, { timeoutMs: 60_000, what: `20 phones on cm-b: ${JSON.stringify(fleet.summary())}` });
+  t.true(ids.every((id) => moves(c, id)[0]?.payload.reason === 'cm-offline'));
 });
 
 test('--check-config names a missing certificate, an unreadable key and a certificate without key, for agent and call manager', async (t) => {
