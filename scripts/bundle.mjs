@@ -18,8 +18,9 @@
 // program, loading serialport, onoff and their dependencies on every phone,
 // headless ones included.
 import { build } from 'esbuild';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { closure, NATIVE_ROOTS } from './lib/native-addons.mjs';
 
 const programs = ['ipphone-agent', 'ipphone-cm', 'ipphone-fleet', 'ipphone-admin'];
 // Native addons stay outside the bundle (built for the target; see README, "Device image"):
@@ -68,21 +69,6 @@ await build({
   logLevel: 'warning',
 });
 
-// The runtime closure of the external packages, resolved in ./node_modules.
-function closure(roots) {
-  const seen = new Set();
-  const walk = (name) => {
-    if (seen.has(name)) return;
-    const dir = path.join('node_modules', name);
-    if (!existsSync(path.join(dir, 'package.json'))) return; // optional dependency not installed
-    seen.add(name);
-    const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
-    for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) walk(dep);
-  };
-  roots.forEach(walk);
-  return [...seen].sort();
-}
-
 const image = 'dist/image';
 rmSync(image, { recursive: true, force: true });
 const lib = path.join(image, 'usr/lib/ipphone');
@@ -90,7 +76,7 @@ mkdirSync(lib, { recursive: true });
 for (const p of programs) cpSync(`dist/bundle/${p}.mjs`, path.join(lib, `${p}.mjs`));
 cpSync('dist/bundle/chunks', path.join(lib, 'chunks'), { recursive: true, filter: (src) => !src.endsWith('.map') });
 // The packages with native addons (their JavaScript is in the bundle too; the addons and node-gyp-build are used from here).
-const natives = closure(['@serialport/bindings-cpp', 'onoff']);
+const natives = closure(NATIVE_ROOTS);
 for (const name of natives) cpSync(path.join('node_modules', name), path.join(lib, 'node_modules', name), { recursive: true, dereference: true });
 cpSync('systemd', path.join(image, 'lib/systemd/system'), { recursive: true, filter: (src) => !src.endsWith('.md') });
 cpSync('hw/boards', path.join(image, 'usr/share/ipphone/boards'), { recursive: true });

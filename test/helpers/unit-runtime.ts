@@ -1,6 +1,6 @@
 /**
- * The agent as its systemd unit runs it: node with the unit's NODE_OPTIONS,
- * under W^X (no page may be writable and executable at once, no page may
+ * The agent as its systemd unit runs it: node with the unit's options (its
+ * `ExecStart=` node flags and any NODE_OPTIONS), under W^X (no page may be writable and executable at once, no page may
  * become executable later) like `MemoryDenyWriteExecute=yes`.
  *
  * systemd 252 enforces MemoryDenyWriteExecute with a seccomp filter; newer
@@ -13,13 +13,30 @@ import { readFileSync } from 'node:fs';
 import { arch } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './programs.js';
+import { parseUnit, unitEnvironment, unitExecStart, type ExecCommand, type Setting } from './systemd-unit.js';
 
-/** The NODE_OPTIONS of a shipped unit's `Environment=` line, split into arguments. */
+/** A shipped unit's parsed settings, environment and command (test/helpers/systemd-unit.ts). */
+export function shippedUnit(unit: string): { settings: Setting[]; env: Record<string, string>; exec: ExecCommand } {
+  const settings = parseUnit(readFileSync(join(ROOT, 'systemd', unit), 'utf8'));
+  const env = unitEnvironment(settings, unit);
+  return { settings, env, exec: unitExecStart(settings, unit, env) };
+}
+
+/**
+ * The options a shipped unit starts node with: NODE_OPTIONS from its
+ * `Environment=` (split as node splits it) followed by the node flags of its
+ * `ExecStart=` (the words between the node binary and the script), in the
+ * order node applies them. For benchmarks and checks that run node with the
+ * unit's options outside the unit; test/integration/unit-exec runs the unit's
+ * own command line.
+ */
 export function unitNodeOptions(unit = 'ipphone-agent.service'): string[] {
-  const text = readFileSync(join(ROOT, 'systemd', unit), 'utf8');
-  const m = /^Environment="?NODE_OPTIONS=([^"\n]*)"?\s*$/m.exec(text);
-  if (m === null) throw new Error(`systemd/${unit}: no Environment=NODE_OPTIONS= line`);
-  return m[1]!.trim().split(/\s+/);
+  const { env, exec } = shippedUnit(unit);
+  if (!/\/node$/.test(exec.path)) throw new Error(`systemd/${unit}: ExecStart= does not run node (${exec.path})`);
+  const script = exec.argv.findIndex((a, i) => i > 0 && !a.startsWith('-'));
+  if (script < 0) throw new Error(`systemd/${unit}: ExecStart= names no script`);
+  const fromEnv = (env.NODE_OPTIONS ?? '').trim();
+  return [...(fromEnv === '' ? [] : fromEnv.split(/\s+/)), ...exec.argv.slice(1, script)];
 }
 
 /** prctl's syscall number on the architectures a phone or CI may run. */
