@@ -3,12 +3,25 @@
  * node:https rather than the global fetch: undici costs several MiB of RSS, and
  * a phone has little to spare.
  */
-import http from 'node:http';
-import https from 'node:https';
+import { createRequire } from 'node:module';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import { IpphoneError, errorMessage } from '../lib/errors.js';
 import type { ServicesFetcher } from './ports.js';
+
+/*
+ * node:http and node:https through require(), not `import`: on Node 22 run
+ * --jitless (the agent's unit), the ES module facade of node:http reads every
+ * export once, its lazy `WebSocket` getter among them; that loads undici,
+ * whose HTTP parser is WebAssembly, which --jitless removes, and the rejected
+ * compile kills the agent at start ("ReferenceError: WebAssembly is not
+ * defined", an unhandled rejection). require() returns the same module without
+ * a facade. Node 20 and 24 do not touch the getter; test/integration/unit-exec
+ * runs the unit on all three.
+ */
+const nodeRequire = createRequire(import.meta.url);
+const http = nodeRequire('node:http') as typeof import('node:http');
+const https = nodeRequire('node:https') as typeof import('node:https');
 
 /** Largest services page accepted, bytes (256 KiB). */
 export const SERVICES_MAX_BYTES = 256 * 1024;
