@@ -3,6 +3,7 @@
  * node:https rather than the global fetch: undici costs several MiB of RSS, and
  * a phone has little to spare.
  */
+import type { ClientRequest } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
@@ -72,7 +73,7 @@ export function createServicesFetcher(opts: ServicesFetcherOptions = {}): Servic
 
       let settled = false;
       let timer: TimerHandle | undefined;
-      let req: http.ClientRequest | undefined;
+      let req: ClientRequest | undefined;
       const settle = (err: IpphoneError | null, body?: string): void => {
         if (settled) return;
         settled = true;
