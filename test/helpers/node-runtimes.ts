@@ -7,8 +7,8 @@
  * developer's `npx ava` works too; a runtime it cannot provide is an error,
  * never a skip.
  */
-import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './programs.js';
 
@@ -32,7 +32,11 @@ let all: Record<string, Omit<NodeRuntime, 'major'>> | undefined;
 export function nodeRuntime(major: Major): NodeRuntime {
   if (all === undefined) {
     try {
-      const out = execFileSync(process.execPath, [join(ROOT, 'scripts/node-runtimes.mjs'), '--json', ...SUPPORTED_MAJORS.map(String)], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
+      let out = '';
+      // Locked: a cold cache means downloads and compiles that two test files must not do into the same place at once.
+      withLock('runtimes', () => {
+        out = execFileSync(process.execPath, [join(ROOT, 'scripts/node-runtimes.mjs'), '--json', ...SUPPORTED_MAJORS.map(String)], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
+      });
       all = JSON.parse(out) as Record<string, Omit<NodeRuntime, 'major'>>;
     } catch (err) {
       const e = err as { message: string; stderr?: string };
@@ -44,18 +48,78 @@ export function nodeRuntime(major: Major): NodeRuntime {
   return { major, ...rt };
 }
 
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+const sleepSync = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
 /**
- * `dist/image-node<major>/usr/lib/ipphone`: the staged image's programs (from
- * `scripts/bundle.mjs`, which must have run) with the addons built for this
- * runtime in place of the ones built for the machine's node. Restaged on every
- * call (a copy of ~2 MiB) so it never mixes two builds.
+ * Run `fn` holding dist/.NAME-lock (a directory: mkdir is atomic), so test
+ * files that ava runs in parallel processes do not build the same thing at
+ * once. A lock older than 10 minutes was left by a process that died.
+ */
+function withLock(name: string, fn: () => void): void {
+  const lock = join(ROOT, `dist/.${name}-lock`);
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  for (let i = 0; ; i++) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 600_000) rmSync(lock, { recursive: true, force: true });
+      if (i > 6000) throw new Error(`dist/.${name}-lock held for over 10 minutes`);
+      sleepSync(100);
+    }
+  }
+  try {
+    fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+let imageReady = false;
+
+/**
+ * `dist/image` staged by scripts/bundle.mjs, built only when missing or older
+ * than src/, scripts/, systemd/ or hw/, under a lock: ava runs test files in
+ * parallel processes, and a bundle run deletes dist/image while another file's
+ * agents load their chunks from it.
+ */
+export function ensureImage(): void {
+  if (imageReady) return;
+  withLock('image', () => {
+    const agent = join(ROOT, 'dist/image/usr/lib/ipphone/ipphone-agent.mjs');
+    const inputs = Math.max(...['src', 'scripts', 'systemd', 'hw'].map((d) => newest(join(ROOT, d))));
+    if (!existsSync(agent) || statSync(agent).mtimeMs < inputs) {
+      const r = spawnSync(process.execPath, ['scripts/bundle.mjs'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+      if (r.status !== 0 || !existsSync(agent)) throw new Error(`scripts/bundle.mjs failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+    }
+    imageReady = true;
+  });
+}
+
+/**
+ * `dist/image-node<major>-<pid>/usr/lib/ipphone`: the staged image's programs
+ * (ensureImage()) with the addons built for this runtime in place of the ones
+ * built for the machine's node. One copy per test process (~2 MiB), removed
+ * when it exits, so no two test files share or replace one under a running
+ * agent.
  */
 export function stageRuntimeImage(rt: NodeRuntime): string {
+  ensureImage();
   const src = join(ROOT, 'dist/image/usr/lib/ipphone');
-  if (!existsSync(join(src, 'ipphone-agent.mjs'))) throw new Error('dist/image is not staged: run scripts/bundle.mjs first');
-  const lib = join(ROOT, `dist/image-node${rt.major}/usr/lib/ipphone`);
-  rmSync(lib, { recursive: true, force: true });
+  const top = join(ROOT, `dist/image-node${rt.major}-${process.pid}`);
+  const lib = join(top, 'usr/lib/ipphone');
+  if (existsSync(lib)) return lib;
   cpSync(src, lib, { recursive: true, filter: (p) => !p.startsWith(join(src, 'node_modules')) });
   cpSync(rt.addons, join(lib, 'node_modules'), { recursive: true });
+  process.once('exit', () => rmSync(top, { recursive: true, force: true }));
   return lib;
 }

@@ -14,21 +14,18 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readlinkSync, realpathSync } from 'node:fs';
+import { readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { Cluster, type Wrapper } from '../helpers/cluster.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
-import { nodeRuntime, stageRuntimeImage, SUPPORTED_MAJORS, type NodeRuntime } from '../helpers/node-runtimes.js';
-import { ROOT } from '../helpers/programs.js';
+import { ensureImage, nodeRuntime, stageRuntimeImage, SUPPORTED_MAJORS, type NodeRuntime } from '../helpers/node-runtimes.js';
 import { PtyLcd } from '../helpers/pty.js';
 import { unitNodeOptions, wxWrapper, type WxWrapper } from '../helpers/unit-runtime.js';
 
-const IMAGE_AGENT = path.join(ROOT, 'dist/image/usr/lib/ipphone/ipphone-agent.mjs');
 
 test.before(() => {
-  const r = spawnSync(process.execPath, ['scripts/bundle.mjs'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0 || !existsSync(IMAGE_AGENT)) throw new Error(`scripts/bundle.mjs failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+  ensureImage();
 });
 
 /**

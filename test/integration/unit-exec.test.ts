@@ -21,15 +21,14 @@ import { join } from 'node:path';
 import { Cluster, type Proc } from '../helpers/cluster.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
-import { nodeRuntime, stageRuntimeImage, SUPPORTED_MAJORS } from '../helpers/node-runtimes.js';
+import { ensureImage, nodeRuntime, stageRuntimeImage, SUPPORTED_MAJORS } from '../helpers/node-runtimes.js';
 import { ROOT } from '../helpers/programs.js';
 import { expectedOf, procView, startUnit, unitIdentity } from '../helpers/unit-exec.js';
 
 const CREDENTIAL = '/run/credentials/ipphone-cm.service/signing-key.pem';
 
 test.before(() => {
-  const r = spawnSync(process.execPath, ['scripts/bundle.mjs'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`scripts/bundle.mjs failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+  ensureImage();
   const u = spawnSync('unshare', ['--mount', '--propagation', 'private', 'true'], { encoding: 'utf8' });
   if (u.status !== 0) throw new Error(`this test needs root and mount namespaces (unshare --mount): ${u.stderr}`);
 });
