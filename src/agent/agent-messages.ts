@@ -6,17 +6,23 @@
  * machine inputs; config bodies go to the Reconfigurator.
  */
 import { errorMessage, isIpphoneError } from '../lib/errors.js';
-import { decodeAck, decodeCmState, decodeEnvelope, openConfig, openPointers, parseConfigBody, parseJsonPayload, parsePointersBody, type OpenContext } from '../protocol/codec.js';
+import { decodeAck, decodeEnvelope, openConfig, openPointers, parseConfigBody, parseJsonPayload, parsePointersBody, type OpenContext } from '../protocol/codec.js';
 import { samePointerList } from '../protocol/pointers.js';
+import { LivenessVerifier } from '../protocol/cm-liveness.js';
+import type { TrustedKeys } from '../protocol/envelope.js';
 import type { ConfigBody, ConfigResultPayload, Envelope, PointersBody } from '../protocol/types.js';
 import { AgentCore } from './agent-core.js';
 
-/** Rejected-event rate limit per topic (ack lists can repeat every keep-alive). */
+/** Rejected-event rate limit per topic (ack lists can repeat every keep-alive), and per topic and code for call manager states. */
 const REJECT_EVENT_GAP_MS = 10_000;
 
 /** Message handling on top of the effect runner; the agent adds lifecycle and the reconfiguration host. */
 export abstract class AgentMessages extends AgentCore {
   #lastRejectAt = new Map<string, number>();
+  /** Judges call managers' signed states: only a verified offline of the run seen online fails a home over. */
+  readonly #liveness = new LivenessVerifier(new Map());
+  /** The trusted keys the verifier was last given (they change with a remote config). */
+  #livenessKeys: TrustedKeys | undefined;
   /** Version of a list adopted from an ack whose pushed twin has not arrived yet. */
   #ackAdopted: number | null = null;
   /** The signed envelope a list was last adopted from, with that list's version. */
@@ -33,14 +39,20 @@ export abstract class AgentMessages extends AgentCore {
       if (topic === this.t.phonePointers(me)) return this.#onPushedList(topic, payload);
       if (topic === this.t.phoneConfig(me)) return this.#onConfig(topic, payload);
       const cm = this.t.idOf(topic, 'cm');
-      if (cm !== undefined && topic === this.t.cmState(cm)) {
-        const st = decodeCmState(payload);
-        return this.input({ type: 'cm-state', cm, online: st.online });
-      }
+      if (cm !== undefined && topic === this.t.cmState(cm)) return this.#onCmState(topic, cm, payload);
     } catch (err) {
       this.#reject(topic, errorMessage(err), isIpphoneError(err) ? err.code : undefined);
     }
     void broker;
+  }
+
+  /** Signed, of this call manager, of the run seen online (cm-liveness.ts) — whatever `trust.requireSigned` says. */
+  #onCmState(topic: string, cm: string, payload: Buffer): void {
+    if (this.#livenessKeys !== this.keys) this.#liveness.setKeys((this.#livenessKeys = this.keys));
+    const v = this.#liveness.check(cm, payload);
+    if (v.ok) return this.input({ type: 'cm-state', cm, online: v.online });
+    if (v.quiet) return this.log.info({ topic, code: v.code, err: v.reason }, 'call manager state ignored');
+    this.#reject(topic, v.reason, v.code);
   }
 
   #onAck(topic: string, payload: Buffer): void {
@@ -131,14 +143,18 @@ export abstract class AgentMessages extends AgentCore {
   }
 
   #reject(topic: string, error: string, code: string | undefined): void {
-    this.log.warn({ topic, err: error, code }, 'message rejected');
-    // Acks repeat every keep-alive: one event per gap there. Every other refusal is reported.
-    if (topic === this.t.phoneAck(this.d.config.phoneId)) {
+    // Acks repeat every keep-alive: one event per gap there. Anyone may flood a call manager's
+    // state topic: one event per gap and reason code there. Every other refusal is reported.
+    const cm = this.t.idOf(topic, 'cm');
+    const limitKey = topic === this.t.phoneAck(this.d.config.phoneId) ? topic : cm !== undefined && topic === this.t.cmState(cm) ? `${topic}|${code ?? ''}` : undefined;
+    if (limitKey !== undefined) {
       const now = this.d.clock.now();
-      const last = this.#lastRejectAt.get(topic);
+      const last = this.#lastRejectAt.get(limitKey);
       if (last !== undefined && now - last < REJECT_EVENT_GAP_MS) return;
-      this.#lastRejectAt.set(topic, now);
+      if (this.#lastRejectAt.size >= 256) this.#lastRejectAt.clear();
+      this.#lastRejectAt.set(limitKey, now);
     }
+    this.log.warn({ topic, err: error, code }, 'message rejected');
     this.event({ type: 'rejected', topic, error, ...(code ? { code } : {}) });
   }
 }

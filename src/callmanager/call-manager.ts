@@ -13,7 +13,11 @@ import { renderMetrics } from './metrics.js';
 import { PhoneTable, type HomedPhone } from './phone-table.js';
 import type { Rebalancer } from './rebalancer.js';
 import { Responder } from './responder.js';
-import { loadKeySigner } from './signer.js';
+import { loadSigningKey } from './signer.js';
+import { bootSeqFor } from './boot-seq.js';
+import { CmRun } from './run-state.js';
+import { cmTrustedKeys } from './peer-liveness.js';
+import type { Envelope, PointersBody } from '../protocol/types.js';
 
 export type { MqttConnect } from './cm-session.js';
 
@@ -32,8 +36,10 @@ export interface CallManagerOptions {
   clock?: Clock;
   /** Default mqtt.js `connect`. */
   mqttConnect?: MqttConnect;
-  /** Default: Ed25519 with the key at `config.signingKey`, kid `config.keyId`. */
+  /** Default: Ed25519 with the key at `config.signingKey`, kid `config.keyId` (then also trusted for peers' states). */
   signer?: PointersSigner;
+  /** Random bytes for the per-connection nonce of the signed state; default node:crypto. */
+  randomBytes?: (n: number) => Buffer;
 }
 
 /** Housekeeping period: sweep the phone table, publish load when due (ms). */
@@ -48,11 +54,14 @@ export class CallManager {
   readonly #clock: Clock;
   readonly #mqttConnect: MqttConnect;
   readonly #signerOption: PointersSigner | undefined;
+  readonly #randomBytes: ((n: number) => Buffer) | undefined;
   readonly #t: Topics;
   /** `P/phone/` — phone topics are built by concatenation on the hot path. */
   readonly #phoneBase: string;
 
   #session: CmSession | undefined;
+  /** This run's signed state (run-state.ts). */
+  #run: CmRun | undefined;
   #http: CmHttp | undefined;
   #book: ListBook | undefined;
   #table: PhoneTable | undefined;
@@ -84,6 +93,7 @@ export class CallManager {
     this.#clock = opts.clock ?? systemClock;
     this.#mqttConnect = opts.mqttConnect ?? connect;
     this.#signerOption = opts.signer;
+    this.#randomBytes = opts.randomBytes;
     this.#t = topics(opts.config.topicPrefix);
     this.#phoneBase = this.#t.phoneAck('x').slice(0, -'x/ack'.length);
   }
@@ -94,7 +104,19 @@ export class CallManager {
     this.#started = true;
     const c = this.#config;
     const now = this.#clock.now();
-    const signer = this.#signerOption ?? (await loadKeySigner(c.signingKey, c.keyId));
+    const loaded = this.#signerOption === undefined ? await loadSigningKey(c.signingKey, c.keyId) : undefined;
+    const signer = this.#signerOption ?? loaded!.sign;
+    const stateTopic = this.#t.cmState(c.cmId);
+    const run = (this.#run = new CmRun({
+      cmId: c.cmId,
+      bdSeq: await bootSeqFor(c, now, this.#log),
+      // The signer serialises whatever body it is given; a state body is not a list.
+      sign: (body) => signer(body as PointersBody) as Envelope,
+      clock: this.#clock,
+      publish: (payload) => this.#session?.publishRetained(stateTopic, payload),
+      ...(this.#randomBytes ? { randomBytes: this.#randomBytes } : {}),
+      log: this.#log,
+    }));
     const group: Pointer[] = c.group.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
     const book = (this.#book = new ListBook({ group, baseVersion: c.pointersVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled }));
     const table = (this.#table = new PhoneTable(c.keepalive.phoneIntervalMs));
@@ -111,6 +133,7 @@ export class CallManager {
       book,
       table,
       responder,
+      trust: cmTrustedKeys(c.trust.keys, c.keyId, loaded?.publicKey),
       pushList: (topic, json) => this.#session?.pushList(topic, json),
     });
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
@@ -125,6 +148,7 @@ export class CallManager {
       clock: this.#clock,
       connect: this.#mqttConnect,
       topics: this.#t,
+      run,
       onKeepalive: (payload, topicPhone) => this.#onKeepalive(payload, topicPhone),
       onPeerMessage: (topic, payload) => this.#peers?.onMessage(topic, payload),
       onConnect: () => this.#publishLoad(true),
@@ -179,6 +203,8 @@ export class CallManager {
       servicesRequestsTotal: this.#http?.requests ?? 0,
       brokerConnected: this.connected,
       acksDroppedTotal: this.#session?.acksDropped ?? 0,
+      peerStatesRefusedTotal: this.#peers?.statesRefused ?? 0,
+      stateRepublishedTotal: this.#run?.republished ?? 0,
     });
   }
 

@@ -13,6 +13,8 @@ import type { Topics } from '../protocol/topics.js';
 import { baseMqttOptions, type MqttConnect } from './cm-session.js';
 import type { ListBook } from './list-book.js';
 import { PeerLinks } from './peer-links.js';
+import { PeerLiveness } from './peer-liveness.js';
+import type { TrustedKeys } from '../protocol/envelope.js';
 import { PeerTracker } from './peers.js';
 import type { PhoneTable } from './phone-table.js';
 import { Rebalancer } from './rebalancer.js';
@@ -33,6 +35,8 @@ export interface CmPeersOptions {
   book: ListBook;
   table: PhoneTable;
   responder: Responder;
+  /** Keys trusted for peers' signed states (peer-liveness.ts cmTrustedKeys). */
+  trust: TrustedKeys;
   /** Publish a signed list to a phone's pointers topic (after its queued ack). */
   pushList(topic: string, envelopeJson: string): void;
 }
@@ -43,6 +47,8 @@ export class CmPeers {
   readonly #log: Logger;
   readonly #peers: PeerTracker;
   readonly #links: PeerLinks;
+  /** Judges peers' states: only a verified one reaches the tracker (and so the lists). */
+  readonly #liveness: PeerLiveness;
   /** The rebalancer (for tests and metrics). */
   readonly rebalancer: Rebalancer;
   #drainTimer: TimerHandle | undefined;
@@ -54,6 +60,7 @@ export class CmPeers {
     const root = opts.log;
     this.#log = root.child({ mod: 'cm' });
     const peers = (this.#peers = new PeerTracker(c.cmId, c.group.map((g) => g.id)));
+    this.#liveness = new PeerLiveness({ keys: opts.trust, clock: opts.clock, log: root.child({ mod: 'liveness' }) });
     const table = opts.table;
     this.rebalancer = new Rebalancer({
       self: c.cmId,
@@ -82,6 +89,11 @@ export class CmPeers {
         if (peers.setUnreachable(ids, !reachable)) this.#peersChanged(ids.join(','));
       },
     });
+  }
+
+  /** Peers' state messages refused (unsigned, forged, empty, replayed, stale). */
+  get statesRefused(): number {
+    return this.#liveness.refused;
   }
 
   /** Connect to the peers on other brokers. */
@@ -146,12 +158,12 @@ export class CmPeers {
     }, DRAIN_MS);
   }
 
+  /** A peer's state changes the offline set (and so the lists) only once verified (peer-liveness.ts). */
   #onPeerState(topic: string, payload: Buffer): void {
     const id = this.#o.topics.idOf(topic, 'cm');
-    if (id === undefined) return;
-    const u = this.#peers.update(id, payload);
-    if (u === 'invalid') this.#log.warn({ peer: id }, 'peer state not understood');
-    if (u !== 'changed') return;
+    if (id === undefined || !this.#peers.has(id)) return;
+    const online = this.#liveness.judge(id, payload);
+    if (online === undefined || this.#peers.update(id, online) !== 'changed') return;
     this.#peersChanged(id);
   }
 

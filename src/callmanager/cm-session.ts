@@ -1,8 +1,9 @@
 /**
  * The call manager's MQTT session on its own broker (call-manager.ts wires
  * it): one mqtt.js client with its own reconnect every second — a CM has one
- * broker and nowhere else to go — the retained online/offline state with the
- * offline one as the will, the keep-alive and peer subscriptions, and acks
+ * broker and nowhere else to go — the retained signed online/offline state of
+ * this run (run-state.ts) with each connection's own pre-signed offline as its
+ * will, the guard of its own state topic, the keep-alive and peer subscriptions, and acks
  * written as ready-made frames, one socket write per tick (ack-frames.ts).
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
@@ -13,6 +14,7 @@ import type { Logger } from '../lib/log.js';
 import type { Topics } from '../protocol/topics.js';
 import { resolveCredentials, type ResolvedCredentials } from '../config/mqtt-credentials.js';
 import { AckBatcher } from './ack-frames.js';
+import type { CmRun } from './run-state.js';
 
 /** How the MQTT client is made; tests may inject one. */
 export type MqttConnect = (url: string, opts: IClientOptions) => MqttClient;
@@ -22,8 +24,6 @@ const ACK_BACKLOG_MAX = 4 * 1024 * 1024;
 /** How long stop() waits for the broker to acknowledge the offline state (ms). */
 const STOP_PUBLISH_TIMEOUT_MS = 2000;
 
-const STATE_ONLINE = '{"online":true}';
-const STATE_OFFLINE = '{"online":false}';
 
 export interface CmSessionOptions {
   config: CmConfig;
@@ -32,6 +32,8 @@ export interface CmSessionOptions {
   clock: Clock;
   connect: MqttConnect;
   topics: Topics;
+  /** This run's signed states: the online, each connection's will, the own-topic guard. */
+  run: CmRun;
   /**
    * A keep-alive arrived on this call manager's keep-alive topic
    * (`topicPhone` undefined) or on a per-phone one, `P/cm/{cmId}/keepalive/{topicPhone}`.
@@ -81,6 +83,7 @@ export class CmSession {
     const peerStateTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => t.cmState(g.id));
     const peerLoadTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => t.cmLoad(g.id));
     const log = opts.log.child({ mod: 'mqtt' });
+    const run = opts.run;
     const client = opts.connect(c.broker, {
       ...baseMqttOptions(c),
       // A fixed client id: a restarted CM takes over its old session at once, so a
@@ -92,9 +95,13 @@ export class CmSession {
       connectTimeout: 10_000,
       resubscribe: false,
       queueQoSZero: false,
-      will: { topic: stateTopic, payload: Buffer.from(STATE_OFFLINE), qos: 1, retain: true },
+      // The pre-signed offline of this connection; each reconnect gets its own (run-state.ts).
+      will: { topic: stateTopic, payload: Buffer.from(run.connect()), qos: 1, retain: true },
     });
     this.#client = client;
+    client.on('reconnect', () => {
+      client.options.will = { topic: stateTopic, payload: Buffer.from(run.connect()), qos: 1, retain: true };
+    });
     this.#acks = new AckBatcher(
       {
         write: (frames) => {
@@ -111,18 +118,22 @@ export class CmSession {
     client.on('connect', () => {
       this.#connected = true;
       log.info({ broker: c.broker }, 'broker connected');
-      client.publish(stateTopic, STATE_ONLINE, { qos: 1, retain: true });
+      client.publish(stateTopic, run.online, { qos: 1, retain: true });
       client.subscribe([keepaliveTopic, phoneKeepaliveFilter], { qos: 0 });
+      // Our own state too: anything there that is not our online is answered with it (run-state.ts).
+      client.subscribe(stateTopic, { qos: 1 });
       if (peerStateTopics.length > 0) client.subscribe([...peerStateTopics, ...peerLoadTopics], { qos: 1 });
       opts.onConnect();
     });
     client.on('close', () => {
       if (this.#connected) log.warn({ broker: c.broker }, 'broker connection lost');
       this.#connected = false;
+      run.disconnected();
     });
     client.on('error', (err) => log.warn({ err: errorMessage(err) }, 'mqtt error'));
     client.on('message', (topic, payload) => {
       if (topic === keepaliveTopic) opts.onKeepalive(payload, undefined);
+      else if (topic === stateTopic) run.onOwnState(payload);
       else if (topic.startsWith(phoneKeepaliveHead)) opts.onKeepalive(payload, topic.slice(phoneKeepaliveHead.length));
       else opts.onPeerMessage(topic, payload);
     });
@@ -154,14 +165,17 @@ export class CmSession {
     this.#client.publish(topic, payload, { qos: 1, retain: true });
   }
 
-  /** Publish the offline state when connected (waiting a bounded time for the broker), then end. */
+  /** Publish the signed offline of this connection when connected (waiting a bounded time for the broker), then end. */
   async stop(): Promise<void> {
     const client = this.#client;
     const clock = this.#o.clock;
+    const run = this.#o.run;
+    run.stopping();
     if (this.#connected) {
       await new Promise<void>((resolve) => {
         const timer = clock.setTimeout(resolve, STOP_PUBLISH_TIMEOUT_MS);
-        client.publish(this.#o.topics.cmState(this.#o.config.cmId), STATE_OFFLINE, { qos: 1, retain: true }, () => {
+        // The same signed offline as this connection's will.
+        client.publish(this.#o.topics.cmState(this.#o.config.cmId), run.offline, { qos: 1, retain: true }, () => {
           clock.clearTimeout(timer);
           resolve();
         });

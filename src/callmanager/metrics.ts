@@ -18,6 +18,10 @@ export interface MetricsSnapshot {
   brokerConnected: boolean;
   /** Acks not written: broker disconnected, or its socket backlog over the cap (ack-frames.ts). */
   acksDroppedTotal: number;
+  /** Peers' state messages refused: unsigned, forged, empty, replayed, stale (peer-liveness.ts). */
+  peerStatesRefusedTotal?: number;
+  /** Times this call manager published its online again over another state on its own topic (run-state.ts). */
+  stateRepublishedTotal?: number;
 }
 
 /** Reasons always listed (at 0) so dashboards see the series before the first push. */
@@ -54,6 +58,8 @@ export function renderMetrics(s: MetricsSnapshot): string {
     family('ipphone_cm_rebalance_moves_total', 'counter', 'Phones sent a rebalance list.', [['', s.rebalanceMovesTotal]]) +
     family('ipphone_cm_services_requests_total', 'counter', 'Services page requests served.', [['', s.servicesRequestsTotal]]) +
     family('ipphone_cm_broker_connected', 'gauge', '1 while connected to the broker, else 0.', [['', s.brokerConnected ? 1 : 0]]) +
-    family('ipphone_cm_acks_dropped_total', 'counter', 'Keep-alive acks not sent: broker disconnected or its socket backlog full.', [['', s.acksDroppedTotal]])
+    family('ipphone_cm_acks_dropped_total', 'counter', 'Keep-alive acks not sent: broker disconnected or its socket backlog full.', [['', s.acksDroppedTotal]]) +
+    (s.peerStatesRefusedTotal === undefined ? '' : family('ipphone_cm_peer_states_refused_total', 'counter', 'Peer state messages refused (unsigned, forged, empty, replayed or stale).', [['', s.peerStatesRefusedTotal]])) +
+    (s.stateRepublishedTotal === undefined ? '' : family('ipphone_cm_state_republished_total', 'counter', 'Own online published again over another state on its own topic.', [['', s.stateRepublishedTotal]]))
   );
 }

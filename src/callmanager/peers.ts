@@ -1,9 +1,8 @@
 /**
- * Which peers of the group are online, from their retained
- * `P/cm/{id}/state` messages. A peer whose state was never seen counts as
+ * Which peers of the group are online, from their verified `P/cm/{id}/state`
+ * messages (peer-liveness.ts). A peer whose state was never seen counts as
  * online (a group comes up one CM at a time; its will marks it offline when it
- * dies). Only `{ "online": false }` marks a peer offline and
- * `{ "online": true }` brings it back; anything else is ignored. Pure.
+ * dies). Pure.
  */
 
 export type PeerUpdate =
@@ -12,9 +11,7 @@ export type PeerUpdate =
   /** Valid state, nothing changed. */
   | 'same'
   /** Not a group peer (or this CM itself). */
-  | 'ignored'
-  /** Payload was not a `{ online: boolean }` object. */
-  | 'invalid';
+  | 'ignored';
 
 export class PeerTracker {
   readonly #peers: ReadonlySet<string>;
@@ -41,22 +38,17 @@ export class PeerTracker {
     return this.#offline.has(id);
   }
 
-  /** Apply a state message of peer `cmId`. An empty payload (retained state cleared) counts as unknown, i.e. online. */
-  update(cmId: string, payload: Buffer): PeerUpdate {
+  /** True for a group peer (not this call manager, not a stranger). */
+  has(cmId: string): boolean {
+    return this.#peers.has(cmId);
+  }
+
+  /**
+   * Apply the verified state of peer `cmId` (peer-liveness.ts judges the
+   * message first: a refused one never reaches this).
+   */
+  update(cmId: string, online: boolean): PeerUpdate {
     if (!this.#peers.has(cmId)) return 'ignored';
-    let online: boolean;
-    if (payload.length === 0) {
-      online = true;
-    } else {
-      let v: unknown;
-      try {
-        v = JSON.parse(payload.toString('utf8'));
-      } catch {
-        return 'invalid';
-      }
-      if (typeof v !== 'object' || v === null || typeof (v as { online?: unknown }).online !== 'boolean') return 'invalid';
-      online = (v as { online: boolean }).online;
-    }
     if (online) this.#stateOffline.delete(cmId);
     else this.#stateOffline.add(cmId);
     return this.#recompute(cmId) ? 'changed' : 'same';

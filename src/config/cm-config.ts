@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { errorMessage } from '../lib/errors.js';
-import { parsePrivateKey } from '../protocol/envelope.js';
+import { createPublicKey } from 'node:crypto';
+import { parsePrivateKey, parsePublicKey } from '../protocol/envelope.js';
 import { BROKER_SCHEMES, show, urlProblems, validatePointerList } from '../protocol/pointers.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
 import { LogLevelSchema } from './agent-config.js';
@@ -15,6 +16,9 @@ import { configInvalid, ID_PATTERN, PREFIX_PATTERN, readJsonFile, schemaProblems
  * (schema/cm-config.schema.json) and validation. Unknown fields at the top
  * level and inside sections are refused; group entries tolerate extras.
  */
+
+/** Where a call manager keeps its boot sequence unless `stateDir` says otherwise (systemd `StateDirectory=ipphone-cm`). */
+export const DEFAULT_CM_STATE_DIR = '/var/lib/ipphone-cm';
 
 /** Most call managers in one group. */
 export const MAX_GROUP = 64;
@@ -77,6 +81,23 @@ export const CmConfigSchema = Type.Object(
       },
       'keep-alive responder',
     ),
+    stateDir: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+        default: null,
+        description: `directory for the boot sequence (bdSeq) of the signed state; null = ${DEFAULT_CM_STATE_DIR}, and when that is not usable the sequence is taken from the clock alone (a warning); a directory given here must be usable or the call manager does not start`,
+      }),
+    ),
+    trust: section(
+      {
+        keys: Type.Optional(
+          Type.Record(Type.String(), Type.String(), {
+            default: {},
+            description: 'Ed25519 public keys (SPKI PEM or base64 of the raw 32 bytes) by key id, trusted for peers’ signed state; this call manager’s own key is always trusted under keyId',
+          }),
+        ),
+      },
+      'keys trusted for peer call managers’ signed state',
+    ),
     pointersVersion: Type.Optional(Type.Integer({ default: 1, minimum: 1, description: 'version of the all-healthy group pointer list' })),
     log: section({ level: Type.Optional(LogLevelSchema) }, 'logging'),
   },
@@ -116,9 +137,24 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
     }
   }
   problems.push(...credentialShapeProblems(c.mqtt));
+  problems.push(...trustProblems(c.trust?.keys));
   if (problems.length > 0) return { ok: false, problems };
   c.rebalance.cooldownMs ??= 2 * (c.rebalance.periodMs as number);
   return { ok: true, config: c as CmConfig };
+}
+
+function trustProblems(keys: unknown): string[] {
+  if (typeof keys !== 'object' || keys === null) return [];
+  const problems: string[] = [];
+  for (const [kid, text] of Object.entries(keys)) {
+    if (typeof text !== 'string') continue; // the schema reports it
+    try {
+      parsePublicKey(text);
+    } catch (err) {
+      problems.push(`trust/keys/${kid}: key ${show(kid)} is not a usable Ed25519 public key: ${errorMessage(err)}`);
+    }
+  }
+  return problems;
 }
 
 /**
@@ -136,7 +172,12 @@ export function loadCmConfigFile(path: string): CmConfig {
   const keyPath: unknown = (read.value as { signingKey?: unknown } | null)?.signingKey;
   if (typeof keyPath === 'string' && keyPath !== '') {
     try {
-      parsePrivateKey(readFileSync(keyPath, 'utf8'));
+      const own = createPublicKey(parsePrivateKey(readFileSync(keyPath, 'utf8')));
+      const kid = result.ok ? result.config.keyId : undefined;
+      const listed = kid !== undefined ? result.ok && result.config.trust.keys[kid] : undefined;
+      if (typeof listed === 'string' && !parsePublicKey(listed).equals(own)) {
+        problems.push(`trust/keys/${kid}: is not the public key of signingKey, which this call manager trusts under its keyId ${show(kid)}`);
+      }
     } catch (err) {
       problems.push(`signingKey: cannot use ${show(keyPath)}: ${errorMessage(err)}`);
     }

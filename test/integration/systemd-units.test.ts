@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAgentArgs } from '../../src/agent/main.js';
 import { parseArgs as parseCmArgs } from '../../src/callmanager/main.js';
 import { shippedUnit, unitNodeOptions } from '../helpers/unit-runtime.js';
+import { DEFAULT_CM_STATE_DIR } from '../../src/config/cm-config.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const UNITS = ['ipphone-agent.service', 'ipphone-cm.service'] as const;
@@ -165,4 +166,6 @@ test('call manager unit: dynamic user, private devices, key through a credential
   const flags = unitNodeOptions(u);
   t.deepEqual([argv[0], argv[1 + flags.length]], ['/usr/bin/node', '/usr/lib/ipphone/ipphone-cm.mjs']);
   t.deepEqual(parseCmArgs(argv.slice(2 + flags.length)), { kind: 'run', config: '/etc/ipphone-cm/cm.json' });
+  // The boot sequence of the signed state lives in the config's default stateDir.
+  t.is(`/var/lib/${one(u, 'StateDirectory')}`, DEFAULT_CM_STATE_DIR);
 });

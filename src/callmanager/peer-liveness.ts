@@ -1,0 +1,64 @@
+/**
+ * How a call manager judges its peers' `state` messages before they may
+ * change the offline set (and so the pointer lists it signs and pushes): the
+ * shared {@link LivenessVerifier}, with a refusal logged at most once per
+ * peer per {@link REFUSAL_LOG_GAP_MS} (with how many were not logged) — a
+ * flood of forged states must not flood the journal either. A refused state
+ * changes nothing; only a verified one returns a value.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/log.js';
+import { LivenessVerifier } from '../protocol/cm-liveness.js';
+import { trustedKeys, type TrustedKeys } from '../protocol/envelope.js';
+
+/** At most one log line about refused states per peer per this many ms. */
+export const REFUSAL_LOG_GAP_MS = 10_000;
+
+/**
+ * The keys a call manager trusts for its peers' states: `trust.keys` of its
+ * config, and always its own signing key's public half under its own
+ * `keyId` (so a group sharing one key needs no trust section).
+ */
+export function cmTrustedKeys(configured: Record<string, string>, keyId: string, ownPublic: KeyObject | undefined): TrustedKeys {
+  const keys = new Map(trustedKeys(configured));
+  if (ownPublic !== undefined) keys.set(keyId, ownPublic);
+  return keys;
+}
+
+export class PeerLiveness {
+  readonly #verifier: LivenessVerifier;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #lastLog = new Map<string, { at: number; unlogged: number }>();
+  #refused = 0;
+
+  constructor(o: { keys: TrustedKeys; clock: Clock; log: Logger }) {
+    this.#verifier = new LivenessVerifier(o.keys);
+    this.#clock = o.clock;
+    this.#log = o.log;
+  }
+
+  /** States refused so far. */
+  get refused(): number {
+    return this.#refused;
+  }
+
+  /** The verified `online` of peer `id`'s state, or undefined when it was refused (logged, rate-limited). */
+  judge(id: string, payload: Buffer): boolean | undefined {
+    const v = this.#verifier.check(id, payload);
+    if (v.ok) return v.online;
+    this.#refused++;
+    const now = this.#clock.now();
+    const last = this.#lastLog.get(id);
+    if (last !== undefined && now - last.at < REFUSAL_LOG_GAP_MS) {
+      last.unlogged++;
+      return undefined;
+    }
+    const fields = { peer: id, code: v.code, reason: v.reason, unlogged: last?.unlogged ?? 0 };
+    if (v.quiet) this.#log.info(fields, 'peer state ignored');
+    else this.#log.warn(fields, 'peer state refused');
+    this.#lastLog.set(id, { at: now, unlogged: 0 });
+    return undefined;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The signed `P/cm/{cmId}/state` payload (shared/CONTRACT.md, "MQTT topics"):
+ * a signed envelope with the top-level `online` that watchers read beside it.
+ *
+ * ```json
+ * { "online": true, "kid": "ops-1", "body": "<base64>", "sig": "<base64 Ed25519>" }
+ * ```
+ *
+ * The body is the UTF-8 JSON `{ cm, online, bdSeq, conn, nonce }`: which call
+ * manager, the state, and the run it belongs to (after Sparkplug B 3.0's
+ * bdSeq): `bdSeq` the call manager's boot sequence (greater at every start),
+ * `conn` the number of the MQTT connection within that run (1, 2, … — a
+ * reconnect after a broker loss is a newer connection of the same run),
+ * `nonce` random per connection, so that a run id reused after a lost state
+ * directory still never matches an old will. The will a call manager sets at
+ * CONNECT is the pre-signed offline of that connection, byte for byte what it
+ * publishes itself on a clean stop.
+ *
+ * What the fields mean to a receiver is cm-liveness.ts; this file is the
+ * format only.
+ */
+import { IpphoneError } from '../lib/errors.js';
+import { parseJsonPayload } from './codec.js';
+import { show } from './pointers.js';
+import { isValidId } from './topics.js';
+import type { Envelope } from './types.js';
+
+/** The signed body of a call manager state. */
+export interface CmStateBody {
+  /** The call manager's id; must be the id in the topic. */
+  cm: string;
+  online: boolean;
+  /** Boot sequence of the call manager's run: a positive safe integer, greater at every start. */
+  bdSeq: number;
+  /** MQTT connection number within the run, from 1. */
+  conn: number;
+  /** Random per connection: 8 to 64 characters of base64url. */
+  nonce: string;
+}
+
+/** A state message whose shape is right; its signature is not checked yet. */
+export interface SignedCmState {
+  /** The top-level `online` (must equal the body's once opened). */
+  online: boolean;
+  envelope: Envelope;
+}
+
+/** A state is a few hundred bytes; anything far larger is not one. */
+export const MAX_STATE_BYTES = 4096;
+
+const NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/;
+
+/** Serialise a signed state: `online` first (for the humans reading it), then the envelope. */
+export function encodeCmState(body: CmStateBody, sign: (body: unknown) => Envelope): string {
+  const env = sign({ cm: body.cm, online: body.online, bdSeq: body.bdSeq, conn: body.conn, nonce: body.nonce });
+  return JSON.stringify({ online: body.online, kid: env.kid, body: env.body, sig: env.sig });
+}
+
+/**
+ * Check a state message's shape: `online` a boolean and `kid`, `body`, `sig`
+ * non-empty strings. Throws STATE_EMPTY (a zero-length message: a retained
+ * state cleared), PAYLOAD_TOO_LARGE / PAYLOAD_INVALID (not a state), or
+ * UNSIGNED (a state without its envelope, e.g. a bare `{"online":false}`).
+ */
+export function decodeSignedCmState(buf: Buffer): SignedCmState {
+  if (buf.length === 0) throw new IpphoneError('state is empty (a retained state was cleared)', 'STATE_EMPTY');
+  const o = parseJsonPayload(buf, MAX_STATE_BYTES);
+  if (typeof o.online !== 'boolean') {
+    throw new IpphoneError(`cm state: online must be true or false (got ${show(o.online)})`, 'PAYLOAD_INVALID', { field: 'online' });
+  }
+  for (const f of ['kid', 'body', 'sig'] as const) {
+    if (typeof o[f] !== 'string' || o[f] === '') {
+      throw new IpphoneError(`cm state is not signed: ${f} must be a non-empty string (got ${show(o[f])})`, 'UNSIGNED', { field: f });
+    }
+  }
+  return { online: o.online, envelope: { kid: o.kid as string, body: o.body as string, sig: o.sig as string } };
+}
+
+function field(name: string, value: unknown, expected: string): never {
+  throw new IpphoneError(`cm state body: ${name} must be ${expected} (got ${show(value)})`, 'PAYLOAD_INVALID', { field: name });
+}
+
+const positive = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+
+/** Check verified body bytes: `{ cm, online, bdSeq, conn, nonce }`; extra fields are ignored. Throws PAYLOAD_INVALID. */
+export function parseCmStateBody(bytes: Buffer): CmStateBody {
+  let o: Record<string, unknown>;
+  try {
+    o = parseJsonPayload(bytes, MAX_STATE_BYTES);
+  } catch (err) {
+    const e = err as IpphoneError;
+    throw new IpphoneError(`cm state body: ${e.message}`, 'PAYLOAD_INVALID');
+  }
+  if (!isValidId(o.cm)) field('cm', o.cm, 'a call manager id');
+  if (typeof o.online !== 'boolean') field('online', o.online, 'true or false');
+  if (!positive(o.bdSeq)) field('bdSeq', o.bdSeq, 'a positive integer');
+  if (!positive(o.conn)) field('conn', o.conn, 'a positive integer');
+  if (typeof o.nonce !== 'string' || !NONCE_RE.test(o.nonce)) field('nonce', o.nonce, '8 to 64 characters of base64url');
+  return { cm: o.cm, online: o.online, bdSeq: o.bdSeq, conn: o.conn, nonce: o.nonce };
+}
