@@ -61,7 +61,7 @@ export async function nextBootSeq(o: BootSeqOptions): Promise<BootSeq> {
     const previous = loaded.payload === null ? null : parse(loaded.payload);
     const bdSeq = Math.max((previous ?? 0) + 1, Math.floor(o.now));
     await slots.write(Buffer.from(JSON.stringify({ bdSeq })));
-    return { bdSeq, previous, problems: loaded.problems };
+    return { bdSeq, previous, problems: loaded.invalid.filter((p) => p.kind !== 'missing').map((p) => `${p.slot}: ${p.detail}`) };
   } catch (err) {
     throw new IpphoneError(`stateDir: cannot keep the boot sequence in ${o.dir}: ${errorMessage(err)}`, 'STORE_IO', { path: o.dir }, { cause: err });
   }
@@ -75,8 +75,8 @@ export async function nextBootSeq(o: BootSeqOptions): Promise<BootSeq> {
  * with a warning: still greater at every start while the clock does not step
  * back.
  */
-export async function bootSeqFor(c: { cmId: string; stateDir: string | null }, now: number, log: Logger): Promise<number> {
-  const dir = c.stateDir ?? DEFAULT_CM_STATE_DIR;
+export async function bootSeqFor(c: { cmId: string; stateDir: string | null }, now: number, log: Logger, defaultDir = DEFAULT_CM_STATE_DIR): Promise<number> {
+  const dir = c.stateDir ?? defaultDir;
   try {
     const b = await nextBootSeq({ dir, cmId: c.cmId, now });
     log.info({ bdSeq: b.bdSeq, previous: b.previous, stateDir: dir, ...(b.problems.length ? { problems: b.problems } : {}) }, 'boot sequence');

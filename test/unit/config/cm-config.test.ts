@@ -46,6 +46,8 @@ test('defaults fill in', (t) => {
     mqtt: { username: null, password: null, passwordFile: null, ca: null, cert: null, key: null, protocolVersion: 5 },
     keepalive: { phoneIntervalMs: 5000 },
     pointersVersion: 1,
+    stateDir: null,
+    trust: { keys: {} },
     log: { level: 'info' },
   });
   t.is(valid({ ...minimal, rebalance: { periodMs: 1000 } }).rebalance.cooldownMs, 2000);
@@ -136,4 +138,34 @@ test('loadCmConfigFile checks the signing key file', (t) => {
   const badJson = join(dir, 'bad.json');
   writeFileSync(badJson, 'cmId=cm-a');
   t.regex(t.throws(() => loadCmConfigFile(badJson))!.message, /not valid JSON/);
+});
+
+test('stateDir: a path or null (the default directory, soft); trust.keys: usable Ed25519 public keys', (t) => {
+  t.is(valid({ ...minimal, stateDir: '/srv/cm-a' }).stateDir, '/srv/cm-a');
+  t.is(valid({ ...minimal, stateDir: null }).stateDir, null);
+  t.deepEqual(problems({ ...minimal, stateDir: '' }), ['stateDir: must be a non-empty string or null (got "")']);
+  const { publicPem } = generateKeyPair();
+  t.deepEqual(valid({ ...minimal, trust: { keys: { 'site-2': publicPem } } }).trust.keys, { 'site-2': publicPem });
+  const bad = problems({ ...minimal, trust: { keys: { 'site-2': 'not a key' } } });
+  t.is(bad.length, 1);
+  t.regex(bad[0]!, /^trust\/keys\/site-2: key "site-2" is not a usable Ed25519 public key/);
+  t.deepEqual(problems({ ...minimal, trust: { keys: {}, extra: 1 } }), ['trust/extra: unknown field (typo?)']);
+});
+
+test('loadCmConfigFile: trust.keys under its own keyId must be its own public key', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ipphone-cmcfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const own = generateKeyPair();
+  const other = generateKeyPair();
+  const keyFile = join(dir, 'ops-1.pem');
+  writeFileSync(keyFile, own.privatePem);
+  const write = (name: string, cfg: unknown): string => {
+    const p = join(dir, name);
+    writeFileSync(p, JSON.stringify(cfg));
+    return p;
+  };
+  t.notThrows(() => loadCmConfigFile(write('same.json', { ...contractExample, signingKey: keyFile, trust: { keys: { 'ops-1': own.publicPem, 'ops-2': other.publicPem } } })));
+  const err = t.throws(() => loadCmConfigFile(write('clash.json', { ...contractExample, signingKey: keyFile, trust: { keys: { 'ops-1': other.publicPem } } })));
+  t.true(isIpphoneError(err, 'CONFIG_INVALID'));
+  t.regex(err!.message, /^trust\/keys\/ops-1: is not the public key of signingKey/);
 });

@@ -1,0 +1,50 @@
+import test from 'ava';
+import { cmTrustedKeys, PeerLiveness, REFUSAL_LOG_GAP_MS } from '../../../src/callmanager/peer-liveness.js';
+import { FakeClock } from '../../../src/lib/clock.js';
+import { encodeCmState } from '../../../src/protocol/cm-state.js';
+import { generateKeyPair, parsePrivateKey, parsePublicKey, signEnvelope } from '../../../src/protocol/envelope.js';
+import { capturingLogger } from '../../helpers/log-capture.js';
+
+const own = generateKeyPair();
+const other = generateKeyPair();
+const ownKey = parsePrivateKey(own.privatePem);
+const otherKey = parsePrivateKey(other.privatePem);
+const run = { bdSeq: 3, conn: 1, nonce: 'nonce-of-cm-b-1' };
+const st = (online: boolean, k = ownKey, kid = 'ops-1') => Buffer.from(encodeCmState({ cm: 'cm-b', online, ...run }, (b) => signEnvelope(b, k, kid)));
+
+test('peer-trust-own-key: a group sharing one key needs no trust section', (t) => {
+  const keys = cmTrustedKeys({}, 'ops-1', parsePublicKey(own.publicPem));
+  const p = new PeerLiveness({ keys, clock: new FakeClock(), log: capturingLogger().log });
+  t.true(p.judge('cm-b', st(true)));
+  t.false(p.judge('cm-b', st(false)));
+  t.is(p.refused, 0);
+});
+
+test('peer-trust-configured-keys: trust.keys adds peers with keys of their own', (t) => {
+  const keys = cmTrustedKeys({ 'site-2': other.publicPem }, 'ops-1', parsePublicKey(own.publicPem));
+  const p = new PeerLiveness({ keys, clock: new FakeClock(), log: capturingLogger().log });
+  t.true(p.judge('cm-b', st(true, otherKey, 'site-2')));
+  t.is(p.judge('cm-b', st(false, otherKey, 'ops-1')), undefined, 'another key under our own kid is refused');
+});
+
+test('peer-refused-logged-rate-limited: a forged flood is one line per gap, and changes nothing', (t) => {
+  const clock = new FakeClock();
+  const { log, lines } = capturingLogger();
+  const p = new PeerLiveness({ keys: cmTrustedKeys({}, 'ops-1', parsePublicKey(own.publicPem)), clock, log });
+  t.true(p.judge('cm-b', st(true)));
+  for (let i = 0; i < 100; i++) t.is(p.judge('cm-b', Buffer.from('{"online":false}')), undefined);
+  t.is(p.refused, 100);
+  t.is(lines.length, 1);
+  t.like(lines[0], { msg: 'peer state refused', peer: 'cm-b', code: 'UNSIGNED', level: 40 });
+  clock.advance(REFUSAL_LOG_GAP_MS);
+  p.judge('cm-b', Buffer.alloc(0));
+  t.like(lines[1], { code: 'STATE_EMPTY', unlogged: 99 });
+  t.false(p.judge('cm-b', st(false)), 'the genuine will still counts');
+});
+
+test('peer-offline-before-online-ignored: logged at info, not a warning', (t) => {
+  const { log, lines } = capturingLogger();
+  const p = new PeerLiveness({ keys: cmTrustedKeys({}, 'ops-1', parsePublicKey(own.publicPem)), clock: new FakeClock(), log });
+  t.is(p.judge('cm-b', st(false)), undefined);
+  t.like(lines[0], { msg: 'peer state ignored', code: 'STATE_RUN_UNKNOWN', level: 30 });
+});

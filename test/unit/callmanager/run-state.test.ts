@@ -1,0 +1,103 @@
+import test from 'ava';
+import { CmRun, REPUBLISH_GAP_MS } from '../../../src/callmanager/run-state.js';
+import { FakeClock } from '../../../src/lib/clock.js';
+import { LivenessVerifier } from '../../../src/protocol/cm-liveness.js';
+import { generateKeyPair, parsePrivateKey, signEnvelope, trustedKeys } from '../../../src/protocol/envelope.js';
+import { capturingLogger } from '../../helpers/log-capture.js';
+
+const pair = generateKeyPair();
+const key = parsePrivateKey(pair.privatePem);
+const keys = trustedKeys({ 'ops-1': pair.publicPem });
+
+function setup(bdSeq = 5) {
+  const clock = new FakeClock();
+  const published: string[] = [];
+  let n = 0;
+  const { log, lines } = capturingLogger();
+  const run = new CmRun({
+    cmId: 'cm-a',
+    bdSeq,
+    sign: (b) => signEnvelope(b, key, 'ops-1'),
+    clock,
+    publish: (p) => published.push(p),
+    // Deterministic nonces: 16 bytes of the attempt number.
+    randomBytes: (len) => Buffer.alloc(len, ++n),
+    log,
+  });
+  return { clock, run, published, lines };
+}
+
+const body = (payload: string): Record<string, unknown> => JSON.parse(Buffer.from((JSON.parse(payload) as { body: string }).body, 'base64').toString()) as Record<string, unknown>;
+
+test('run-will-is-the-signed-offline-of-its-connection', (t) => {
+  const { run } = setup();
+  const will = run.connect();
+  t.is(will, run.offline);
+  t.deepEqual(body(will), { cm: 'cm-a', online: false, bdSeq: 5, conn: 1, nonce: Buffer.alloc(16, 1).toString('base64url') });
+  t.deepEqual(body(run.online), { ...body(will), online: true });
+  const v = new LivenessVerifier(keys);
+  t.true(v.check('cm-a', Buffer.from(run.online)).ok);
+  const off = v.check('cm-a', Buffer.from(will));
+  t.true(off.ok && !off.online, 'a phone that saw this online accepts this will');
+});
+
+test('run-reconnect-is-a-newer-connection-with-a-fresh-nonce', (t) => {
+  const { run } = setup();
+  const w1 = run.connect();
+  const w2 = run.connect();
+  t.is(run.conn, 2);
+  t.not(body(w1).nonce, body(w2).nonce);
+  const v = new LivenessVerifier(keys);
+  t.true(v.check('cm-a', Buffer.from(run.online)).ok);
+  const old = v.check('cm-a', Buffer.from(w1));
+  t.false(old.ok, 'the will of the first connection no longer counts');
+});
+
+test('run-republishes-over-a-foreign-state-on-its-own-topic', (t) => {
+  const { run, published, clock } = setup();
+  run.connect();
+  t.false(run.onOwnState(Buffer.from(run.online)), 'its own online echoed back is left alone');
+  t.true(run.onOwnState(Buffer.from('{"online":false}')));
+  t.deepEqual(published, [run.online]);
+  t.true(run.onOwnState(Buffer.alloc(0)), 'an empty retained message clears it: answered too');
+  t.true(run.onOwnState(Buffer.from(run.offline)), 'its own will arriving late: answered too');
+  t.is(published.length, 1, 'at most one republish per gap');
+  clock.advance(REPUBLISH_GAP_MS);
+  t.deepEqual(published, [run.online, run.online], 'the last one is always sent');
+  clock.advance(REPUBLISH_GAP_MS * 5);
+  t.is(published.length, 2, 'one trailing republish for the whole burst');
+  t.is(run.republished, 2);
+});
+
+test('run-logs-own-topic-refusals-rate-limited', (t) => {
+  const { run, lines, clock } = setup();
+  run.connect();
+  for (let i = 0; i < 50; i++) run.onOwnState(Buffer.from('{"online":false}'));
+  t.is(lines.length, 1);
+  clock.advance(10_000);
+  run.onOwnState(Buffer.from('{"online":false}'));
+  t.is(lines.length, 2);
+  t.is(lines[1]?.unlogged, 49);
+});
+
+test('run-stopping: no republish once the offline is ours to publish', (t) => {
+  const { run, published, clock } = setup();
+  run.connect();
+  run.onOwnState(Buffer.from('x'));
+  run.onOwnState(Buffer.from('y'));
+  run.stopping();
+  clock.advance(REPUBLISH_GAP_MS * 2);
+  t.is(published.length, 1, 'the scheduled one was dropped');
+  t.false(run.onOwnState(Buffer.from(run.offline)));
+  t.is(run.current, run.offline);
+});
+
+test('run-disconnected drops a scheduled republish (the next connection publishes its online)', (t) => {
+  const { run, published, clock } = setup();
+  run.connect();
+  run.onOwnState(Buffer.from('x'));
+  run.onOwnState(Buffer.from('y'));
+  run.disconnected();
+  clock.advance(REPUBLISH_GAP_MS * 2);
+  t.is(published.length, 1);
+});

@@ -1,0 +1,57 @@
+import test from 'ava';
+import { isIpphoneError, type ErrorCode } from '../../../src/lib/errors.js';
+import { decodeCmState } from '../../../src/protocol/codec.js';
+import { decodeSignedCmState, encodeCmState, MAX_STATE_BYTES, parseCmStateBody, type CmStateBody } from '../../../src/protocol/cm-state.js';
+import { generateKeyPair, openEnvelope, parsePrivateKey, signEnvelope, trustedKeys } from '../../../src/protocol/envelope.js';
+
+const pair = generateKeyPair();
+const key = parsePrivateKey(pair.privatePem);
+const keys = trustedKeys({ 'ops-1': pair.publicPem });
+const sign = (b: unknown) => signEnvelope(b, key, 'ops-1');
+const body: CmStateBody = { cm: 'cm-a', online: false, bdSeq: 7, conn: 2, nonce: 'AAECAwQFBgcICQoLDA0ODw' };
+
+function refused(t: import('ava').ExecutionContext, fn: () => unknown, code: ErrorCode, words?: RegExp): void {
+  const err = t.throws(fn);
+  t.true(isIpphoneError(err, code), `expected ${code}, got ${(err as { code?: string }).code}: ${err?.message}`);
+  if (words) t.regex(err!.message, words);
+}
+
+test('encodeCmState: top-level online first, then the envelope; the body is exactly the run', (t) => {
+  const text = encodeCmState(body, sign);
+  t.regex(text, /^\{"online":false,"kid":"ops-1","body":"[A-Za-z0-9+/=]+","sig":"[A-Za-z0-9+/=]+"\}$/);
+  const st = decodeSignedCmState(Buffer.from(text));
+  t.false(st.online);
+  const opened = openEnvelope(st.envelope, keys);
+  t.is(opened.toString('utf8'), '{"cm":"cm-a","online":false,"bdSeq":7,"conn":2,"nonce":"AAECAwQFBgcICQoLDA0ODw"}');
+  t.deepEqual(parseCmStateBody(opened), body);
+});
+
+test('watchers that read only the top-level online still can (decodeCmState)', (t) => {
+  t.deepEqual(decodeCmState(Buffer.from(encodeCmState({ ...body, online: true }, sign))), { online: true });
+});
+
+test('encodeCmState is deterministic: the will and the clean-stop offline are the same bytes', (t) => {
+  t.is(encodeCmState(body, sign), encodeCmState({ ...body }, sign));
+});
+
+test('decodeSignedCmState: empty, unsigned, malformed', (t) => {
+  refused(t, () => decodeSignedCmState(Buffer.alloc(0)), 'STATE_EMPTY', /cleared/);
+  refused(t, () => decodeSignedCmState(Buffer.from('{"online":false}')), 'UNSIGNED', /not signed/);
+  refused(t, () => decodeSignedCmState(Buffer.from('{"online":false,"kid":"ops-1","body":"e30="}')), 'UNSIGNED', /sig/);
+  refused(t, () => decodeSignedCmState(Buffer.from('{"online":"false","kid":"k","body":"e30=","sig":"AA=="}')), 'PAYLOAD_INVALID', /online/);
+  refused(t, () => decodeSignedCmState(Buffer.from('[false]')), 'PAYLOAD_INVALID');
+  refused(t, () => decodeSignedCmState(Buffer.from(JSON.stringify({ online: false, pad: 'x'.repeat(MAX_STATE_BYTES) }))), 'PAYLOAD_TOO_LARGE');
+});
+
+test('parseCmStateBody: every field checked', (t) => {
+  const b = (o: Record<string, unknown>) => Buffer.from(JSON.stringify({ ...body, ...o }));
+  t.deepEqual(parseCmStateBody(b({ extra: 1 })), body, 'extra fields ignored');
+  refused(t, () => parseCmStateBody(b({ cm: 'a/b' })), 'PAYLOAD_INVALID', /cm/);
+  refused(t, () => parseCmStateBody(b({ online: 0 })), 'PAYLOAD_INVALID', /online/);
+  refused(t, () => parseCmStateBody(b({ bdSeq: 0 })), 'PAYLOAD_INVALID', /bdSeq/);
+  refused(t, () => parseCmStateBody(b({ bdSeq: 1.5 })), 'PAYLOAD_INVALID', /bdSeq/);
+  refused(t, () => parseCmStateBody(b({ conn: -1 })), 'PAYLOAD_INVALID', /conn/);
+  refused(t, () => parseCmStateBody(b({ nonce: 'short' })), 'PAYLOAD_INVALID', /nonce/);
+  refused(t, () => parseCmStateBody(b({ nonce: 'has spaces in it' })), 'PAYLOAD_INVALID', /nonce/);
+  refused(t, () => parseCmStateBody(Buffer.from('nope')), 'PAYLOAD_INVALID', /body/);
+});
