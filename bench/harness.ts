@@ -242,7 +242,7 @@ export async function startGroup(opts: GroupOptions = {}): Promise<Group> {
   }
   const group = [...cms.values()].map((c) => ({ id: c.id, broker: broker.url, services: c.services, capacity: opts.capacity ?? 100 }));
   for (const c of cms.values()) {
-    const config = { cmId: c.id, broker: broker.url, http: { host: '127.0.0.1', port: c.port }, group, signingKey: keyFile, keyId: 'ops-1', log: { level: 'warn' } };
+    const config = { cmId: c.id, broker: broker.url, http: { host: '127.0.0.1', port: c.port }, group, signingKey: keyFile, keyId: 'ops-1', stateDir: path.join(dir, `cm-state-${c.id}`), log: { level: 'warn' } };
     writeFileSync(c.configFile, JSON.stringify(config, null, 2));
   }
   const running = new Map<string, Child>();

@@ -89,6 +89,8 @@ export async function createWorkspace(o: WorkspaceOptions): Promise<Workspace> {
         rebalance: { enabled: false },
         signingKey: privateKeyFile,
         keyId: KEY_ID,
+        // The boot sequence of the signed state, inside the workspace.
+        stateDir: join(dir, 'cms', c.id),
         mqtt: { protocolVersion: 4 },
         log: { level: 'info' },
       };

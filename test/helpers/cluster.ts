@@ -218,6 +218,8 @@ export class Cluster {
       keyId: 'ops-1',
       topicPrefix: this.prefix,
       keepalive: { phoneIntervalMs: 1000 },
+      // Its own boot sequence, kept across restarts of this CM within the test.
+      stateDir: join(this.dir, `cm-state-${id}`),
       // Classic call-manager groups (phones fall back to the primary) unless a test turns rebalancing on.
       rebalance: { enabled: false },
       log: { level: 'info' },

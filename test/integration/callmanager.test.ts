@@ -76,6 +76,7 @@ async function startCm(t: ExecutionContext, dir: string, broker: string, cmId: s
     signingKey: keyFile,
     keyId: 'ops-1',
     keepalive: { phoneIntervalMs: 1000 },
+    stateDir: path.join(dir, `state-${cmId}`),
     log: { level: 'debug' },
   };
   const file = path.join(dir, `${cmId}.json`);
@@ -99,6 +100,14 @@ async function watcher(t: ExecutionContext, url: string, subs: string[], protoco
     got,
     on: (topic: string) => got.filter((m) => m.topic === topic).map((m) => JSON.parse(m.text) as Record<string, unknown>),
   };
+}
+
+/** The signed body of a state message (throws unless it verifies with the test key). */
+function stateBody(text: string): { cm: string; online: boolean; bdSeq: number; conn: number; nonce: string } {
+  const o = JSON.parse(text) as Envelope & { online: boolean };
+  const body = JSON.parse(openEnvelope({ kid: o.kid, body: o.body, sig: o.sig }, trusted).toString('utf8')) as ReturnType<typeof stateBody>;
+  if (body.online !== o.online) throw new Error(`top-level online ${o.online} differs from the body's`);
+  return body;
 }
 
 async function broker(t: ExecutionContext): Promise<Mosquitto> {
@@ -170,8 +179,14 @@ test('online state, acks with and without the signed list, services XML, metrics
   });
   const late = await watcher(t, mq.url, [`${P}/cm/cm-a/state`]);
   await waitFor(() => late.got.length > 0, { what: 'retained state' });
-  t.deepEqual(late.on(`${P}/cm/cm-a/state`), [{ online: false }]);
+  t.deepEqual(late.on(`${P}/cm/cm-a/state`).map((s) => s.online), [false]);
   t.true(late.got[0]!.retain);
+  // Signed, and of the run that was online: the clean stop's offline is that connection's will.
+  const online = stateBody(w.got.find((m) => m.topic === `${P}/cm/cm-a/state` && JSON.parse(m.text).online === true)!.text);
+  const offline = stateBody(late.got[0]!.text);
+  t.deepEqual(offline, { ...online, online: false });
+  t.is(online.cm, 'cm-a');
+  t.is(online.conn, 1);
 });
 
 test('kill -9 leaves the will; the second CM pushes a failover list with the dead CM last', async (t) => {
@@ -190,7 +205,10 @@ test('kill -9 leaves the will; the second CM pushes a failover list with the dea
   await waitFor(() => w.on(`${P}/cm/cm-a/state`).at(-1)?.online === false, { timeoutMs: 10_000, what: 'will published' });
   const late = await watcher(t, mq.url, [`${P}/cm/cm-a/state`]);
   await waitFor(() => late.got.length > 0, { what: 'retained will' });
-  t.deepEqual(late.on(`${P}/cm/cm-a/state`), [{ online: false }]);
+  t.deepEqual(late.on(`${P}/cm/cm-a/state`).map((s) => s.online), [false]);
+  // The will is the pre-signed offline of the run that was online.
+  const online = stateBody(w.got.find((m) => m.topic === `${P}/cm/cm-a/state` && JSON.parse(m.text).online === true)!.text);
+  t.deepEqual(stateBody(late.got[0]!.text), { ...online, online: false });
 
   await waitFor(() => /"peer state changed"[^\n]*"peer":"cm-a"|"peer":"cm-a"[^\n]*"peer state changed"/.test(b.stdout()), {
     timeoutMs: 10_000,
@@ -271,7 +289,7 @@ test('in process on aedes (MQTT 3.1.1): a per-phone list reaches that phone only
   const keyFile = path.join(dir, 'k.pem');
   writeFileSync(keyFile, keys.privatePem);
   const group = ['cm-a', 'cm-b'].map((id) => ({ id, broker: aedes.url, services: `http://127.0.0.1:1/${id}/services`, capacity: 10 }));
-  const v = validateCmConfig({ cmId: 'cm-a', broker: aedes.url, http: { port: 0 }, group, signingKey: keyFile, keyId: 'ops-1', mqtt: { protocolVersion: 4 } });
+  const v = validateCmConfig({ cmId: 'cm-a', broker: aedes.url, http: { port: 0 }, group, signingKey: keyFile, keyId: 'ops-1', stateDir: path.join(dir, 'state'), mqtt: { protocolVersion: 4 } });
   if (!v.ok) return t.fail(v.problems.join('\n'));
   const cm = new CallManager({ config: v.config, log: silentLogger() });
   t.teardown(() => cm.stop());
@@ -295,4 +313,27 @@ test('in process on aedes (MQTT 3.1.1): a per-phone list reaches that phone only
   await Promise.all([cm.stop(), cm.stop()]);
   await cm.stop();
   t.false(cm.connected);
+});
+
+test('an unusable stateDir stops the start with a reason naming the path; the broker sees no state', async (t) => {
+  const mq = await broker(t);
+  const dir = tempDir(t);
+  const keyFile = path.join(dir, 'k.pem');
+  writeFileSync(keyFile, keys.privatePem);
+  const blocker = path.join(dir, 'not-a-dir');
+  writeFileSync(blocker, 'x');
+  const stateDir = path.join(blocker, 'state');
+  const file = path.join(dir, 'cm.json');
+  const port = await freePort();
+  writeFileSync(
+    file,
+    JSON.stringify({ cmId: 'cm-a', broker: mq.url, http: { port }, group: [{ id: 'cm-a', broker: mq.url, services: `http://127.0.0.1:${port}/services`, capacity: 10 }], signingKey: keyFile, keyId: 'ops-1', stateDir }),
+  );
+  const w = await watcher(t, mq.url, [`${P}/cm/cm-a/state`]);
+  const cm = run(t, ['--config', file]);
+  t.is(await cm.exit, 1);
+  t.regex(cm.stderr(), /^ipphone-cm: stateDir: cannot keep the boot sequence in /);
+  t.true(cm.stderr().includes(stateDir), cm.stderr());
+  t.is(cm.stderr().trimEnd().split('\n').length, 1, 'one line');
+  t.is(w.got.length, 0);
 });
