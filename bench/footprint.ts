@@ -7,12 +7,20 @@
  *   retained status at the start and end of a `steadyMs` window, and changes
  *   of the state directories' files (mtime/size/inode polled every 250 ms,
  *   plus fs.watch events) over the same window.
+ * - Per Node line (20, 22, 24; `scripts/node-runtimes.mjs`): the staged
+ *   image's agent (dist/image, with the addons built for that runtime) as the
+ *   unit runs it — the unit's node options, jitless under W^X — and with the
+ *   JIT (the same options without `--jitless`, not under W^X), each beside a
+ *   bare node of the same version with the same options, all spawned in the
+ *   same group so they share the contention; RSS and CPU per hour of each,
+ *   and the agent/bare ratio per line (issue #9's figure, goal ≤ 1.2×).
  * The RSS read happens inside the steady window (both start once homed).
  */
 import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { cpuMs, distStaleFiles, ensureDist, Observer, rssKiB, sleep, spawnNode, startAgent, startGroup, tempDir, type Child, type Runtime } from './harness.js';
 import { unitNodeOptions, wxWrapper } from '../test/helpers/unit-runtime.js';
+import { nodeRuntime, stageRuntimeImage, SUPPORTED_MAJORS, type Major } from '../test/helpers/node-runtimes.js';
 import { PtyLcd } from '../test/helpers/pty.js';
 
 export interface FootprintOptions {
@@ -21,6 +29,25 @@ export interface FootprintOptions {
   /** Length of the steady keep-alive window (ms); ≥ rssMs. */
   steadyMs: number;
   log: (line: string) => void;
+  /** Node lines measured side by side with a bare node of the same version (default 20, 22, 24). */
+  majors?: readonly Major[];
+}
+
+/** One Node line, one way of running the agent, beside a bare node of that version and those options. */
+export interface RuntimeFootprint {
+  major: Major;
+  /** `vX.Y.Z`. */
+  version: string;
+  /** `jitless`: as the unit runs it (its options, under W^X where the kernel has it); `jit`: the same options without --jitless. */
+  mode: 'jitless' | 'jit';
+  flags: string[];
+  wx: boolean;
+  agentRssKiB: number;
+  bareRssKiB: number;
+  /** CPU (user + system) over the steady window, ms. */
+  agentCpuMs: number;
+  bareCpuMs: number;
+  startToHomedMs: number;
 }
 
 /**
@@ -57,6 +84,8 @@ export interface FootprintResult {
   /** Whether the `unit` agent ran under W^X (PR_SET_MDWE), or why not. */
   wx: string;
   agents: AgentFootprint[];
+  /** Per Node line and mode, side by side with a bare node of the same version and options. */
+  runtimes: RuntimeFootprint[];
   rssMs: number;
   steadyMs: number;
   /** src/ files newer than the dist/ build that was measured. */
@@ -144,10 +173,25 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
       children.push(child);
       return { runtime, phone, stateDir, child, spawnedAt, homedMs: NaN };
     });
+    const lines = (o.majors ?? SUPPORTED_MAJORS).flatMap((major) => {
+      const rt = nodeRuntime(major);
+      const lib = stageRuntimeImage(rt);
+      return (['jitless', 'jit'] as const).map((mode) => {
+        const flags = mode === 'jitless' ? unitFlags : unitFlags.filter((f) => f !== '--jitless');
+        const w = mode === 'jitless' && wx.supported ? wx : undefined;
+        const phone = `p-bench-rss-node${major}-${mode}`;
+        const config = group.agentConfig(phone, { holdMs: 120_000, stateDir: tempDir(`state-node${major}-${mode}`) });
+        const spawnedAt = performance.now();
+        const child = spawnNode(phone, [...flags, path.join(lib, 'ipphone-agent.mjs'), '--config', config], w, rt.node);
+        const bareLine = spawnNode(`bare-node${major}-${mode}`, [...flags, '-e', 'setInterval(()=>{},1000)'], w, rt.node);
+        children.push(child, bareLine);
+        return { major, version: rt.version, mode, flags, wx: w !== undefined, phone, child, bare: bareLine, spawnedAt, homedMs: NaN };
+      });
+    });
     // Spawned together, so each start-to-homed time sees the same contention.
     await Promise.all(
-      agents.map(async (a) => {
-        await observer.waitHomed(a.phone, 'cm-a', 30_000, a.child);
+      [...agents, ...lines].map(async (a) => {
+        await observer.waitHomed(a.phone, 'cm-a', 60_000, a.child);
         a.homedMs = performance.now() - a.spawnedAt;
       }),
     );
@@ -161,22 +205,26 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
       watches.push(new DirWatch(a.stateDir));
       return { writes: num(s.stateWrites), rehomes: num(s.rehomes), cpuMs: cpuMs(a.child.pid) };
     });
+    const lineCpu = lines.map((l) => ({ agent: cpuMs(l.child.pid), bare: cpuMs(l.bare.pid) }));
     const t0 = Date.now();
     await sleep(o.rssMs);
     for (const c of children) if (!c.alive()) throw new Error(`${c.name} exited:\n${c.tail()}`);
     const bareRssKiB = rssKiB(bare.pid);
     const bareUnitFlagsRssKiB = rssKiB(bareUnit.pid);
     const rss = agents.map((a) => rssKiB(a.child.pid));
+    const lineRss = lines.map((l) => ({ agent: rssKiB(l.child.pid), bare: rssKiB(l.bare.pid) }));
+    for (const [i, l] of lines.entries()) o.log(`  RSS Node ${l.version} ${l.mode}: agent ${lineRss[i]!.agent} KiB, bare ${lineRss[i]!.bare} KiB (${(lineRss[i]!.agent / lineRss[i]!.bare).toFixed(2)}×)`);
     o.log(`  RSS: bare ${bareRssKiB} KiB (with the unit's flags ${bareUnitFlagsRssKiB}), ${agents.map((a, i) => `${a.runtime} ${rss[i]} KiB`).join(', ')}`);
     let left = o.steadyMs - (Date.now() - t0);
     while (left > 0) {
       await sleep(Math.min(left, 60_000));
       left = o.steadyMs - (Date.now() - t0);
       if (left > 0) o.log(`  steady: ${Math.round((o.steadyMs - left) / 1000)} s of ${Math.round(o.steadyMs / 1000)} s`);
-      for (const a of agents) if (!a.child.alive()) throw new Error(`${a.phone} exited:\n${a.child.tail()}`);
+      for (const a of [...agents, ...lines]) if (!a.child.alive()) throw new Error(`${a.phone} exited:\n${a.child.tail()}`);
     }
     for (const w of watches) w.close();
     const cpuEnd = agents.map((a) => cpuMs(a.child.pid));
+    const lineCpuEnd = lines.map((l) => ({ agent: cpuMs(l.child.pid), bare: cpuMs(l.bare.pid) }));
     const result: FootprintResult = {
       bareRssKiB,
       bareUnitFlagsRssKiB,
@@ -185,6 +233,18 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
       rssMs: o.rssMs,
       steadyMs: o.steadyMs,
       distStale: distStaleFiles(),
+      runtimes: lines.map((l, i) => ({
+        major: l.major,
+        version: l.version,
+        mode: l.mode,
+        flags: l.flags,
+        wx: l.wx,
+        agentRssKiB: lineRss[i]!.agent,
+        bareRssKiB: lineRss[i]!.bare,
+        agentCpuMs: lineCpuEnd[i]!.agent - lineCpu[i]!.agent,
+        bareCpuMs: lineCpuEnd[i]!.bare - lineCpu[i]!.bare,
+        startToHomedMs: l.homedMs,
+      })),
       agents: agents.map((a, i) => {
         const s = observer.status(a.phone)!;
         return {
@@ -209,4 +269,25 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
     await observer.close().catch(() => undefined);
     await group.close();
   }
+}
+
+/** Goal of issue #9: the agent as the unit runs it within 1.2× a bare node of the same version and options. */
+export const RUNTIME_RSS_GOAL = 1.2;
+
+/**
+ * Table rows (figure, this run, goal, ratio / verdict) for the per-runtime
+ * figures: RSS agent vs bare node of the same version and options, and CPU
+ * per hour of each.
+ */
+export function runtimeFootprintRows(f: Pick<FootprintResult, 'runtimes' | 'rssMs' | 'steadyMs'>): Array<[string, string, string, string]> {
+  const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
+  const perHour = (ms: number): string => `${((ms / f.steadyMs) * 3600).toFixed(1)} s per hour`;
+  return f.runtimes.flatMap((r) => {
+    const how = r.mode === 'jitless' ? `as the unit runs it (\`${r.flags.join(' ')}\`${r.wx ? ', under W^X' : ', not under W^X'})` : `with the JIT (\`${r.flags.join(' ')}\`)`;
+    const ratio = r.agentRssKiB / r.bareRssKiB;
+    return [
+      [`RSS agent on Node ${r.version} ${how}, homed ${Math.round(f.rssMs / 1000)} s; bare node ${r.version} with the same options`, `${mib(r.agentRssKiB)}; bare ${mib(r.bareRssKiB)}`, `≤ ${RUNTIME_RSS_GOAL}× bare`, `${ratio.toFixed(2)}× — ${ratio <= RUNTIME_RSS_GOAL ? 'meets' : `misses by ${mib(r.agentRssKiB - RUNTIME_RSS_GOAL * r.bareRssKiB)}`}`],
+      [`CPU agent on Node ${r.version} ${r.mode}, ${Math.round(f.steadyMs / 1000)} s steady keep-alives (1 s); bare node same options`, `${perHour(r.agentCpuMs)}; bare ${perHour(r.bareCpuMs)}`, 'reported', `start → homed ${(r.startToHomedMs / 1000).toFixed(2)} s`],
+    ];
+  });
 }

@@ -86,11 +86,14 @@ export interface Child {
   alive(): boolean;
 }
 
-/** Spawn `node ARGS` (cwd = repo root), tracked for cleanup; `wrap` runs node through a command (e.g. the W^X wrapper). */
-export function spawnNode(name: string, args: readonly string[], wrap?: { command: string; args: readonly string[] }): Child {
+/**
+ * Spawn `node ARGS` (cwd = repo root), tracked for cleanup; `wrap` runs node through a command (e.g. the W^X wrapper);
+ * `node` is another runtime's binary (default: the one running the bench).
+ */
+export function spawnNode(name: string, args: readonly string[], wrap?: { command: string; args: readonly string[] }, node = process.execPath): Child {
   const proc = wrap
-    ? spawn(wrap.command, [...wrap.args, process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn(wrap.command, [...wrap.args, node, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(node, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   if (proc.pid === undefined) throw new Error(`${name}: spawn failed`);
   children.add(proc);
   const lines: string[] = [];

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runFailover, type Series } from './failover.js';
-import { runFootprint, type FootprintResult } from './footprint.js';
+import { runFootprint, runtimeFootprintRows, type FootprintResult } from './footprint.js';
 import { runRebalance } from './rebalance.js';
 import { runThroughput } from './throughput.js';
 import { runServicesFailover } from './services.js';
@@ -148,6 +148,7 @@ function footprintRows(f: FootprintResult): Row[] {
     rows.push([`state writes (\`stateWrites\` Δ), ${secs} s steady, agent ${a.runtime}`, String(writes), '0', writes === 0 ? 'meets' : 'misses']);
     rows.push([`state-dir file changes (mtime/size/inode), ${secs} s steady, agent ${a.runtime}`, String(a.fileChanges), '0', a.fileChanges === 0 ? 'meets' : 'misses']);
   }
+  rows.push(...runtimeFootprintRows(f));
   return rows;
 }
 
