@@ -11,7 +11,7 @@ import { runFootprint, runtimeFootprintRows, type FootprintResult } from './foot
 import { runRebalance } from './rebalance.js';
 import { runThroughput } from './throughput.js';
 import { runServicesFailover } from './services.js';
-import { runStorm } from './storm.js';
+import { runStormCompare } from './storm.js';
 import { spawnNode } from './harness.js';
 import { ensureDist, installCleanup, median, percentile, ROOT } from './harness.js';
 
@@ -235,11 +235,30 @@ async function main(): Promise<void> {
     const secs = Number.parseFloat(rehome);
     rows.push([`${count} phones: kill -9 of their call manager → all homed on the backup`, rehome, '≤ 3 s', Number.isNaN(secs) ? 'no data' : verdict(secs * 1000, 3000)]);
     rows.push([`${count} phones: RSS per phone in one fleet process`, row(/RSS per phone/), 'reported', '—']);
+    // Issue #9: the same run over TLS (columns of fleet-scale's table: figure | plain | TLS | TLS ÷ plain).
+    const cells = (label: RegExp): string[] => child.tail().split('\n').find((l) => label.test(l))?.split('|').slice(2, 5).map((x) => x.trim()) ?? ['n/a', 'n/a', 'n/a'];
+    const tlsRehome = cells(new RegExp(`kill -9 cm-a → all ${count} homed on cm-b`))[1] ?? 'n/a';
+    const tlsSecs = Number.parseFloat(tlsRehome);
+    rows.push([`${count} phones over TLS (client certs, one shared by the fleet; no use_username_as_clientid, no ACL): kill -9 → all homed on the backup`, tlsRehome, '≤ 3 s', Number.isNaN(tlsSecs) ? 'no data' : verdict(tlsSecs * 1000, 3000)]);
+    const [, firstTls] = cells(/kill -9 cm-a → first phone/);
+    const [, medianTls] = cells(/kill -9 cm-a → median phone/);
+    rows.push([`… over TLS: kill -9 → first / median phone homed on the backup (polled)`, `${firstTls} / ${medianTls}`, 'reported', '—']);
+    for (const [label, what] of [
+      [/broker CPU, start → all homed/, 'broker CPU, fleet start → all homed (connects and handshakes)'],
+      [/broker CPU, kill -9 → all homed/, 'broker CPU, kill -9 → all homed on the backup'],
+    ] as const) {
+      const [p, t, r] = cells(label);
+      rows.push([`${count} phones: ${what}, plain / TLS`, `${p} / ${t}`, 'reported', `TLS ÷ plain ${r}`]);
+    }
   }
   if (want('storm')) {
-    const r = await runStorm({ count: o.quick ? 300 : 1000, holdMs: 3000, log });
-    rows.push([`reconnect storm: ${r.phones} phones back to a returning broker, peak connects/s it sees`, `${r.peakConnectsPerSec}/s (${r.reconnects} over ${(r.spreadMs / 1000).toFixed(1)} s)`, 'reported', '—']);
-    rows.push([`… all ${r.phones} back on the primary (backoff ${r.backoff.baseMs}–${r.backoff.maxMs} ms, hold 3 s)`, fmtMs(r.allBackMs), 'reported', '—']);
+    const [r, tls] = await runStormCompare({ count: o.quick ? 300 : 1000, holdMs: 3000, log });
+    rows.push([`reconnect storm: ${r!.phones} phones back to a returning broker, peak connects/s it sees`, `${r!.peakConnectsPerSec}/s (${r!.reconnects} over ${(r!.spreadMs / 1000).toFixed(1)} s)`, 'reported', '—']);
+    rows.push([`… all ${r!.phones} back on the primary (backoff ${r!.backoff.baseMs}–${r!.backoff.maxMs} ms, hold 3 s)`, fmtMs(r!.allBackMs), 'reported', '—']);
+    // Issue #9: the same storm over TLS (client certs, one shared by the fleet; no use_username_as_clientid, no ACL).
+    rows.push([`… over TLS: peak connects/s the returning broker sees`, `${tls!.peakConnectsPerSec}/s (${tls!.reconnects} over ${(tls!.spreadMs / 1000).toFixed(1)} s)`, 'reported', `TLS ÷ plain ${(tls!.peakConnectsPerSec / r!.peakConnectsPerSec).toFixed(2)}×`]);
+    rows.push([`… over TLS: all ${tls!.phones} back on the primary`, fmtMs(tls!.allBackMs), 'reported', `TLS ÷ plain ${(tls!.allBackMs / r!.allBackMs).toFixed(2)}×`]);
+    rows.push([`… returning broker's CPU, restart → all back, plain / TLS`, `${(r!.brokerCpuMs / 1000).toFixed(2)} s / ${(tls!.brokerCpuMs / 1000).toFixed(2)} s`, 'reported', `TLS ÷ plain ${(tls!.brokerCpuMs / r!.brokerCpuMs).toFixed(2)}×`]);
   }
 
   const cpus = os.cpus();
