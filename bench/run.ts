@@ -250,6 +250,10 @@ async function main(): Promise<void> {
       const [p, t, r] = cells(label);
       rows.push([`${count} phones: ${what}, plain / TLS`, `${p} / ${t}`, 'reported', `TLS ÷ plain ${r}`]);
     }
+    // fleet-scale's whole side-by-side table, below the summary table.
+    const tail = child.tail().split('\n');
+    const from = tail.findIndex((l) => l.startsWith('# fleet scale'));
+    if (from >= 0) notes.push(`## ${tail[from]!.slice(2)}`, '', ...tail.slice(from + 1).filter((l) => !l.startsWith('[fleet-scale exited')), '');
   }
   if (want('storm')) {
     const [r, tls] = await runStormCompare({ count: o.quick ? 300 : 1000, holdMs: 3000, log });
@@ -259,6 +263,8 @@ async function main(): Promise<void> {
     rows.push([`… over TLS: peak connects/s the returning broker sees`, `${tls!.peakConnectsPerSec}/s (${tls!.reconnects} over ${(tls!.spreadMs / 1000).toFixed(1)} s)`, 'reported', `TLS ÷ plain ${(tls!.peakConnectsPerSec / r!.peakConnectsPerSec).toFixed(2)}×`]);
     rows.push([`… over TLS: all ${tls!.phones} back on the primary`, fmtMs(tls!.allBackMs), 'reported', `TLS ÷ plain ${(tls!.allBackMs / r!.allBackMs).toFixed(2)}×`]);
     rows.push([`… returning broker's CPU, restart → all back, plain / TLS`, `${(r!.brokerCpuMs / 1000).toFixed(2)} s / ${(tls!.brokerCpuMs / 1000).toFixed(2)} s`, 'reported', `TLS ÷ plain ${(tls!.brokerCpuMs / r!.brokerCpuMs).toFixed(2)}×`]);
+    rows.push([`… fleet process's CPU (all ${r!.phones} clients, one Node thread), restart → all back, plain / TLS`, `${(r!.fleetCpuMs / 1000).toFixed(2)} s / ${(tls!.fleetCpuMs / 1000).toFixed(2)} s`, 'reported', `TLS ÷ plain ${(tls!.fleetCpuMs / r!.fleetCpuMs).toFixed(2)}×`]);
+    for (const x of [r!, tls!]) notes.push(`- storm ${x.transport}: returning broker's log in the window, commonest kinds: ${x.brokerLog.map(([k, n]) => `${n} × "${k.trim()}"`).join('; ')}.`);
   }
 
   const cpus = os.cpus();

@@ -39,6 +39,8 @@ export interface StormResult {
   brokerCpuMs: number;
   /** This process's (the fleet's) CPU over the same window. */
   fleetCpuMs: number;
+  /** The commonest kinds of broker 1's log lines in the window, with counts. */
+  brokerLog: [kind: string, count: number][];
 }
 
 const ownCpuMs = (): number => {
@@ -51,7 +53,16 @@ export async function runStorm(o: { count: number; holdMs: number; log: (s: stri
   const connects: number[] = [];
   let counting = false;
   const pki = transport === 'tls' ? await makePki() : undefined;
-  const { broker: b1 } = await startBroker(transport, { ...(pki ? { pki } : {}), onLog: (l) => counting && /New client connected/.test(l) && connects.push(Date.now()) });
+  /** Broker 1's log lines in the storm window by kind (ids, ports and numbers folded). */
+  const kinds = new Map<string, number>();
+  const onLog = (l: string): void => {
+    if (!counting) return;
+    if (/New client connected/.test(l)) connects.push(Date.now());
+    if (/mosquitto version|Config loaded|listen socket/.test(l)) return;
+    const kind = l.replace(/^\d+: /, '').replace(/\(p\d.*$/, '').replace(/st-\d+|cm-[ab]|[0-9a-f]{8,}|\d+/g, 'N');
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  };
+  const { broker: b1 } = await startBroker(transport, { ...(pki ? { pki } : {}), onLog });
   const { broker: b2 } = await startBroker(transport, pki ? { pki } : {});
   const c = new Cluster(pki ? { tls: pki } : {});
   const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-storm-'));
@@ -89,8 +100,9 @@ export async function runStorm(o: { count: number; holdMs: number; log: (s: stri
     const peak = Math.max(0, ...perSec.values());
     const spreadMs = connects.length > 1 ? Math.max(...connects) - Math.min(...connects) : 0;
     const brokerCpu = cpu1.broker - cpu0.broker;
+    o.log(`storm (${transport}): broker 1 log in the window: ${JSON.stringify([...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6))}`);
     o.log(`storm (${transport}): ${connects.length} connects to broker 1, peak ${peak}/s over ${spreadMs} ms; all back in ${allBackMs} ms; broker 1 CPU ${brokerCpu} ms`);
-    return { transport, phones: o.count, peakConnectsPerSec: peak, reconnects: connects.length, spreadMs, allBackMs, backoff, brokerCpuMs: brokerCpu, fleetCpuMs: cpu1.fleet - cpu0.fleet };
+    return { transport, phones: o.count, peakConnectsPerSec: peak, reconnects: connects.length, spreadMs, allBackMs, backoff, brokerCpuMs: brokerCpu, fleetCpuMs: cpu1.fleet - cpu0.fleet, brokerLog: [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6) };
   } finally {
     await fleet?.stop();
     await c.close();
