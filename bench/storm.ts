@@ -15,6 +15,7 @@
  * phone is back: the handshakes of the storm.
  *
  *   node --import tsx bench/storm.ts [--count 1000] [--hold-ms 3000] [--transport plain|tls|both]
+ *        [--connect-timeout-ms 5000]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +36,8 @@ export interface StormResult {
   spreadMs: number;
   allBackMs: number;
   backoff: { baseMs: number; maxMs: number };
+  /** The phones' mqtt.connectTimeoutMs (TCP + TLS + CONNACK). */
+  connectTimeoutMs: number;
   /** Broker 1's CPU (user + system), from its restart until every phone is back on cm-a. */
   brokerCpuMs: number;
   /** This process's (the fleet's) CPU over the same window. */
@@ -48,8 +51,9 @@ const ownCpuMs = (): number => {
   return (u.user + u.system) / 1000;
 };
 
-export async function runStorm(o: { count: number; holdMs: number; log: (s: string) => void; transport?: Transport }): Promise<StormResult> {
+export async function runStorm(o: { count: number; holdMs: number; log: (s: string) => void; transport?: Transport; connectTimeoutMs?: number }): Promise<StormResult> {
   const transport = o.transport ?? 'plain';
+  const connectTimeoutMs = o.connectTimeoutMs ?? 5000;
   const connects: number[] = [];
   let counting = false;
   const pki = transport === 'tls' ? await makePki() : undefined;
@@ -76,7 +80,7 @@ export async function runStorm(o: { count: number; holdMs: number; log: (s: stri
     await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
     // Every simulated phone connects with this one certificate (CN "fleet").
     if (pki) await c.identity('fleet');
-    const raw = JSON.parse(readFileSync(c.agentConfig('fleet', { fallback: { holdMs: o.holdMs }, keepalive: { intervalMs: 5000, missLimit: 3 }, mqtt: { connectTimeoutMs: 5000, backoff } }), 'utf8')) as Record<string, unknown>;
+    const raw = JSON.parse(readFileSync(c.agentConfig('fleet', { fallback: { holdMs: o.holdMs }, keepalive: { intervalMs: 5000, missLimit: 3 }, mqtt: { connectTimeoutMs, backoff } }), 'utf8')) as Record<string, unknown>;
     const v = validateAgentConfig({ ...raw, log: { level: 'silent' } });
     if (!v.ok) throw new Error(v.problems.join('\n'));
     fleet = new Fleet({ config: v.config, count: o.count, prefix: 'st-', stateDir: path.join(dir, 'fleet'), log: silentLogger() });
@@ -102,7 +106,7 @@ export async function runStorm(o: { count: number; holdMs: number; log: (s: stri
     const brokerCpu = cpu1.broker - cpu0.broker;
     o.log(`storm (${transport}): broker 1 log in the window: ${JSON.stringify([...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6))}`);
     o.log(`storm (${transport}): ${connects.length} connects to broker 1, peak ${peak}/s over ${spreadMs} ms; all back in ${allBackMs} ms; broker 1 CPU ${brokerCpu} ms`);
-    return { transport, phones: o.count, peakConnectsPerSec: peak, reconnects: connects.length, spreadMs, allBackMs, backoff, brokerCpuMs: brokerCpu, fleetCpuMs: cpu1.fleet - cpu0.fleet, brokerLog: [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6) };
+    return { transport, phones: o.count, peakConnectsPerSec: peak, reconnects: connects.length, spreadMs, allBackMs, backoff, connectTimeoutMs, brokerCpuMs: brokerCpu, fleetCpuMs: cpu1.fleet - cpu0.fleet, brokerLog: [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6) };
   } finally {
     await fleet?.stop();
     await c.close();
@@ -114,7 +118,7 @@ export async function runStorm(o: { count: number; holdMs: number; log: (s: stri
 }
 
 /** The storm over each transport, one after the other (plain first), same count and hold. */
-export async function runStormCompare(o: { count: number; holdMs: number; log: (s: string) => void; transports?: readonly Transport[] }): Promise<StormResult[]> {
+export async function runStormCompare(o: { count: number; holdMs: number; log: (s: string) => void; transports?: readonly Transport[]; connectTimeoutMs?: number }): Promise<StormResult[]> {
   const out: StormResult[] = [];
   for (const transport of o.transports ?? (['plain', 'tls'] as const)) out.push(await runStorm({ ...o, transport }));
   return out;
@@ -127,7 +131,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   };
   const ti = process.argv.indexOf('--transport');
   const transports = parseTransports(ti > 0 ? (process.argv[ti + 1] ?? 'both') : 'both');
-  runStormCompare({ count: arg('--count', 1000), holdMs: arg('--hold-ms', 3000), log: (s) => process.stderr.write(`${s}\n`), transports }).then(
+  runStormCompare({ count: arg('--count', 1000), holdMs: arg('--hold-ms', 3000), connectTimeoutMs: arg('--connect-timeout-ms', 5000), log: (s) => process.stderr.write(`${s}\n`), transports }).then(
     (rs) => {
       for (const r of rs) process.stdout.write(`${JSON.stringify(r)}\n`);
       process.exit(0);
