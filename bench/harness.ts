@@ -206,18 +206,22 @@ export interface GroupOptions {
   /** Extra mosquitto.conf lines, e.g. `set_tcp_nodelay true`; default none (a stock broker). */
   brokerConf?: readonly string[];
   /**
-   * TLS for every connection (CMs, agents, observer): PEM files. Needs a
-   * broker with a TLS listener, which test/helpers/mosquitto.ts does not
-   * start yet (branch `acl` adds it); until then a TLS group is refused.
+   * TLS for every connection: the broker gets a TLS-only listener in the
+   * production shape (client certificates required, CN as user name) and
+   * `set_tcp_nodelay` as `brokerConf` says; the CMs, agents and observer
+   * connect over mqtts: with `client`. One client certificate for all: the
+   * client ids stay the programs' own (`use_username_as_clientid false`),
+   * which does not change what is timed.
    */
   tls?: TlsFiles;
 }
 
-/** PEM files of a TLS set-up: the CA, and this side's certificate and key. */
+/** PEM files of a TLS set-up (e.g. from test/helpers/pki.ts). */
 export interface TlsFiles {
+  /** The CA both sides trust. */
   ca: string;
-  cert: string;
-  key: string;
+  server: { cert: string; key: string };
+  client: { cert: string; key: string };
 }
 
 /** A broker, a signing key and a CM group's configs; CMs are started with {@link Group.startCm}. */
@@ -236,13 +240,18 @@ export interface Group {
   close(): Promise<void>;
 }
 
-/** Whether test/helpers/mosquitto.ts can start a TLS listener (not on this branch: see branch `acl`). */
-const MOSQUITTO_TLS = false as boolean;
-
 export async function startGroup(opts: GroupOptions = {}): Promise<Group> {
   installCleanup();
-  if (opts.tls !== undefined && !MOSQUITTO_TLS) throw new Error('bench: TLS groups need mosquitto TLS listener support in test/helpers/mosquitto.ts (branch acl)');
-  const broker = await startMosquitto({ conf: opts.brokerConf ?? [] });
+  const tls = opts.tls;
+  const conf = opts.brokerConf ?? [];
+  const broker = await startMosquitto(
+    tls === undefined
+      ? { conf }
+      : {
+          tls: { cafile: tls.ca, certfile: tls.server.cert, keyfile: tls.server.key, usernameAsClientid: false, tcpNodelay: conf.includes('set_tcp_nodelay true') },
+          conf: conf.filter((l) => !l.startsWith('set_tcp_nodelay')),
+        },
+  );
   closers.add(() => {
     if (broker.pid !== undefined) {
       try {
@@ -263,16 +272,15 @@ export async function startGroup(opts: GroupOptions = {}): Promise<Group> {
     cms.set(id, { id, port, services: `http://127.0.0.1:${port}/services`, configFile: path.join(dir, `${id}.json`) });
   }
   const group = [...cms.values()].map((c) => ({ id: c.id, broker: broker.url, services: c.services, capacity: opts.capacity ?? 100 }));
-  const mqtt = opts.tls !== undefined ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key } : undefined;
+  const mqtt = tls !== undefined ? { ca: tls.ca, cert: tls.client.cert, key: tls.client.key } : undefined;
   for (const c of cms.values()) {
     const config = { cmId: c.id, broker: broker.url, http: { host: '127.0.0.1', port: c.port }, group, signingKey: keyFile, keyId: 'ops-1', log: { level: 'warn' }, ...(mqtt ? { mqtt } : {}) };
     writeFileSync(c.configFile, JSON.stringify(config, null, 2));
   }
   const running = new Map<string, Child>();
-  const tlsFiles = opts.tls;
   return {
     broker,
-    clientOptions: tlsFiles ? { ca: readFileSync(tlsFiles.ca), cert: readFileSync(tlsFiles.cert), key: readFileSync(tlsFiles.key) } : {},
+    clientOptions: tls ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.client.cert), key: readFileSync(tls.client.key) } : {},
     dir,
     cms,
     publicPem,
