@@ -6,12 +6,13 @@
  * when the bench exits, including on Ctrl-C.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import { keepNoDelay } from '../src/lib/mqtt-nodelay.js';
 import { generateKeyPair } from '../src/protocol/envelope.js';
 import { startMosquitto, type Mosquitto } from '../test/helpers/mosquitto.js';
 import { unitNodeOptions, wxWrapper } from '../test/helpers/unit-runtime.js';
@@ -205,11 +206,32 @@ export interface GroupOptions {
   ids?: string[];
   /** Phones each CM is sized for; default 100. */
   capacity?: number;
+  /** Extra mosquitto.conf lines, e.g. `set_tcp_nodelay true`; default none (a stock broker). */
+  brokerConf?: readonly string[];
+  /**
+   * TLS for every connection: the broker gets a TLS-only listener in the
+   * production shape (client certificates required, CN as user name) and
+   * `set_tcp_nodelay` as `brokerConf` says; the CMs, agents and observer
+   * connect over mqtts: with `client`. One client certificate for all: the
+   * client ids stay the programs' own (`use_username_as_clientid false`),
+   * which does not change what is timed.
+   */
+  tls?: TlsFiles;
+}
+
+/** PEM files of a TLS set-up (e.g. from test/helpers/pki.ts). */
+export interface TlsFiles {
+  /** The CA both sides trust. */
+  ca: string;
+  server: { cert: string; key: string };
+  client: { cert: string; key: string };
 }
 
 /** A broker, a signing key and a CM group's configs; CMs are started with {@link Group.startCm}. */
 export interface Group {
   readonly broker: Mosquitto;
+  /** mqtt.js options the observer needs for this broker (TLS files). */
+  readonly clientOptions: IClientOptions;
   readonly dir: string;
   readonly cms: ReadonlyMap<string, CmSpec>;
   readonly publicPem: string;
@@ -223,7 +245,16 @@ export interface Group {
 
 export async function startGroup(opts: GroupOptions = {}): Promise<Group> {
   installCleanup();
-  const broker = await startMosquitto();
+  const tls = opts.tls;
+  const conf = opts.brokerConf ?? [];
+  const broker = await startMosquitto(
+    tls === undefined
+      ? { conf }
+      : {
+          tls: { cafile: tls.ca, certfile: tls.server.cert, keyfile: tls.server.key, usernameAsClientid: false, tcpNodelay: conf.includes('set_tcp_nodelay true') },
+          conf: conf.filter((l) => !l.startsWith('set_tcp_nodelay')),
+        },
+  );
   closers.add(() => {
     if (broker.pid !== undefined) {
       try {
@@ -244,13 +275,15 @@ export async function startGroup(opts: GroupOptions = {}): Promise<Group> {
     cms.set(id, { id, port, services: `http://127.0.0.1:${port}/services`, configFile: path.join(dir, `${id}.json`) });
   }
   const group = [...cms.values()].map((c) => ({ id: c.id, broker: broker.url, services: c.services, capacity: opts.capacity ?? 100 }));
+  const mqtt = tls !== undefined ? { ca: tls.ca, cert: tls.client.cert, key: tls.client.key } : undefined;
   for (const c of cms.values()) {
-    const config = { cmId: c.id, broker: broker.url, http: { host: '127.0.0.1', port: c.port }, group, signingKey: keyFile, keyId: 'ops-1', stateDir: path.join(dir, `cm-state-${c.id}`), log: { level: 'warn' } };
+    const config = { cmId: c.id, broker: broker.url, http: { host: '127.0.0.1', port: c.port }, group, signingKey: keyFile, keyId: 'ops-1', stateDir: path.join(dir, `cm-state-${c.id}`), log: { level: 'warn' }, ...(mqtt ? { mqtt } : {}) };
     writeFileSync(c.configFile, JSON.stringify(config, null, 2));
   }
   const running = new Map<string, Child>();
   return {
     broker,
+    clientOptions: tls ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.client.cert), key: readFileSync(tls.client.key) } : {},
     dir,
     cms,
     publicPem,
@@ -279,6 +312,7 @@ export async function startGroup(opts: GroupOptions = {}): Promise<Group> {
         stateDir: o.stateDir,
         trust: { keys: { 'ops-1': publicPem } },
         log: { level: 'warn' },
+        ...(mqtt ? { mqtt } : {}),
       };
       writeFileSync(file, JSON.stringify(config, null, 2));
       return file;
@@ -305,6 +339,8 @@ export interface Seen {
   msg: Record<string, unknown>;
   at: number;
 }
+
+let observers = 0;
 
 type Waiter = { topic: string | RegExp; pred: (m: Record<string, unknown>, at: number) => boolean; resolve: (s: Seen) => void };
 
@@ -342,9 +378,17 @@ export class Observer {
     });
   }
 
-  /** Connect to `url` and subscribe to phone status/event and CM state topics. */
-  static async connect(url: string): Promise<Observer> {
-    const client = await connectAsync(url, { protocolVersion: 5, clientId: `bench-observer-${process.pid}`, reconnectPeriod: 200 });
+  /**
+   * Connect to `url` and subscribe to phone status/event and CM state topics.
+   * With TCP_NODELAY, like the programs measured, so the observer's own
+   * socket adds no Nagle wait to what it timestamps.
+   */
+  static async connect(url: string, extra: IClientOptions = {}): Promise<Observer> {
+    const client = keepNoDelay(connect(url, { ...extra, protocolVersion: 5, clientId: `bench-observer-${process.pid}-${++observers}`, reconnectPeriod: 200 }));
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+    });
     const o = new Observer(client);
     closers.add(() => client.end(true));
     await client.subscribeAsync([`${PREFIX}/phone/+/event`, `${PREFIX}/phone/+/status`, `${PREFIX}/cm/+/state`], { qos: 1 });

@@ -6,7 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runFailover, type Series } from './failover.js';
+import { breakdownTable, runFailover, type BrokerVariant, type Series } from './failover.js';
+import { makePki } from '../test/helpers/pki.js';
 import { runFootprint, runtimeFootprintRows, type FootprintResult } from './footprint.js';
 import { runRebalance } from './rebalance.js';
 import { runThroughput } from './throughput.js';
@@ -15,12 +16,13 @@ import { runStormCompare } from './storm.js';
 import { spawnNode } from './harness.js';
 import { ensureDist, installCleanup, median, percentile, ROOT } from './harness.js';
 
-const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--only failover|services|footprint|throughput|rebalance|fleet|storm]
+const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--tls] [--only failover|services|footprint|throughput|rebalance|fleet|storm]
   --quick          CI-sized: 5 runs per failover series, RSS after 15 s, 30 s steady window
   --steady-ms MS   steady keep-alive window for the flash-write count (full default 600000)
   --runs N         runs per failover series (full default 20)
   --rss-ms MS      how long the agents are homed before RSS is read (full default 60000)
   --hold-ms MS     the bench agent's fallback.holdMs, i.e. how fast it returns home between runs (default 2000)
+  --tls            failover: also on TLS-only brokers (mqtts:, client certificates; needs the call manager's mqtt.ca/cert/key)
   --only WHAT      run only one part: failover, services, footprint, throughput, rebalance, fleet or storm
 Writes bench/results.md (--quick: bench/results-quick.md; --only: bench/results-WHAT.md).
 `;
@@ -35,14 +37,15 @@ interface Options {
   rssMs: number;
   holdMs: number;
   only: Part | null;
+  tls: boolean;
 }
 
 function parse(argv: readonly string[]): Options {
   const quick = argv.includes('--quick');
-  const o: Options = { quick, runs: quick ? 5 : 20, steadyMs: quick ? 30_000 : 600_000, rssMs: quick ? 15_000 : 60_000, holdMs: 2000, only: null };
+  const o: Options = { quick, runs: quick ? 5 : 20, steadyMs: quick ? 30_000 : 600_000, rssMs: quick ? 15_000 : 60_000, holdMs: 2000, only: null, tls: argv.includes('--tls') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--quick') continue;
+    if (a === '--quick' || a === '--tls') continue;
     if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);
@@ -169,13 +172,29 @@ async function main(): Promise<void> {
   await ensureDist();
   const rows: Row[] = [];
   const notes: string[] = [];
+  /** Further tables, after the main one. */
+  const sections: string[] = [];
 
   const want = (p: Part): boolean => o.only === null || o.only === p;
   if (want('failover')) {
-    const f = await runFailover({ runs: o.runs, holdMs: o.holdMs, log });
+    const brokers: BrokerVariant[] = [
+      { label: 'stock mosquitto', conf: [] },
+      { label: 'mosquitto `set_tcp_nodelay true`', conf: ['set_tcp_nodelay true'] },
+    ];
+    if (o.tls) {
+      const pki = await makePki();
+      const client = await pki.client('bench');
+      const tls = { ca: pki.ca.cert, server: pki.server, client };
+      brokers.push({ label: 'TLS, stock', conf: [], tls }, { label: 'TLS, `set_tcp_nodelay true`', conf: ['set_tcp_nodelay true'], tls });
+    }
+    const f = await runFailover({ runs: o.runs, holdMs: o.holdMs, brokers, log });
     rows.push(...seriesRows('kill -9 home CM → `rehomed` event', f.kill, 150));
     rows.push(...seriesRows('SIGSTOP home CM → `rehomed` event', f.stop, 3200));
     notes.push(seriesNote('kill -9', f.kill), seriesNote('SIGSTOP', f.stop));
+    for (const k of f.kills.slice(1)) notes.push(seriesNote(`kill -9 (${k.variant.label})`, k.series));
+    sections.push(
+      `## kill -9 failover, broken down (issue #9 §4)\n\nOne group per broker, all up at once, runs alternating between them. The first column is the series of the table above. "will" is cm-a's will (\`state\` offline); the agent's times are its \`rehomed\` event's fields, on its monotonic clock from the moment it took the will in.${o.tls ? ' TLS columns: one client certificate for every program (openssl, test/helpers/pki.ts).' : ' No TLS columns in this run (`--tls` adds them).'}\n\n${breakdownTable(f)}`,
+    );
   }
   if (want('services')) {
     const r = await runServicesFailover({ runs: o.quick ? 3 : 10, timeoutMs: 2000, log });
@@ -284,7 +303,7 @@ async function main(): Promise<void> {
     '',
     '',
   ].join('\n');
-  const text = `${header}${table(rows)}\n${notes.join('\n')}\n`;
+  const text = `${header}${table(rows)}\n${notes.join('\n')}\n${sections.map((x) => `\n${x}`).join('')}`;
   process.stdout.write(`\n${text}`);
   // A partial run must not replace the full table.
   const out = o.only !== null ? `bench/results-${o.only}.md` : o.quick ? 'bench/results-quick.md' : 'bench/results.md';

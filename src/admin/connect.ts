@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { IpphoneError, errorMessage } from '../lib/errors.js';
+import { keepNoDelay } from '../lib/mqtt-nodelay.js';
 import type { ConnArgs } from './args.js';
 
 /** The broker URL without user name or password, for messages. */
@@ -86,7 +87,7 @@ export function clientOptions(c: ConnArgs, clientId: string): IClientOptions {
  */
 export function connectBroker(c: ConnArgs, clientId = `ipphone-admin-${process.pid}-${Math.random().toString(16).slice(2, 8)}`): Promise<MqttClient> {
   const where = safeUrl(c.broker);
-  const client = connect(c.broker, clientOptions(c, clientId));
+  const client = keepNoDelay(connect(c.broker, clientOptions(c, clientId)));
   return new Promise<MqttClient>((resolve, reject) => {
     let done = false;
     const finish = (err: IpphoneError | null): void => {

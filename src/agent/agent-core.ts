@@ -19,6 +19,7 @@ import type { ServicesController } from './services.js';
 import type { PhoneUi } from './phone-ui.js';
 import type { Reconfigurator } from './reconfig.js';
 import type { KeepaliveTopics } from './keepalive-topic.js';
+import { MoveTimer, statusWaitsForAck } from './critical-path.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -35,6 +36,8 @@ export interface AgentDeps {
   hook: HookSwitch | null;
   /** Lit while the phone has no home call manager. */
   noServiceLed?: Led | null;
+  /** Monotonic ms with sub-ms resolution, for the `rehomed` event's timing fields only ({@link MoveTimer}). Default `clock.now`. */
+  hrNow?: () => number;
 }
 
 /** The failover machine's settings, taken from an (effective) agent config. */
@@ -75,6 +78,8 @@ export class AgentCore {
   /** The last status published (the will's stand-in on a fresh connection). */
   protected lastStatus = '';
   protected persisting: Promise<void> = Promise.resolve();
+  /** Timings of the move in progress, for its `rehomed` event. */
+  protected readonly moveTimer = new MoveTimer();
   #timer: TimerHandle | null = null;
   #subs = new Map<string, Set<string>>();
   /** Saves requested and not yet finished: the MQTT status waits for them. */
@@ -96,9 +101,13 @@ export class AgentCore {
   /** Feed one input through the machine and perform its effects. */
   protected input(input: Input): void {
     if (!this.running) return;
+    const at = this.hr();
+    const prev = this.s.move;
     const step = next(this.s, input, { now: this.d.clock.now(), random: this.d.random });
     this.s = step.state;
+    this.moveTimer.step(prev, step.state.move, at, this.d.clock.now());
     for (const fx of step.effects) this.#perform(fx);
+    this.moveTimer.settle(this.s.move);
     if (input.type === 'list') this.syncSubscriptions();
     this.afterStep();
   }
@@ -118,7 +127,9 @@ export class AgentCore {
       case 'send': {
         const s = this.s;
         const body = `{"phone":${JSON.stringify(d.config.phoneId)},"seq":${fx.seq},"pointersVersion":${s.listVersion},"busy":${s.busy},"probe":${fx.probe},"prev":${JSON.stringify(fx.probe ? null : s.lastHome)},"intervalMs":${s.cfg.intervalMs}}`;
-        return this.transport.publish(fx.broker, this.kaTopics.for(fx.to), body, { qos: 0 });
+        this.transport.publish(fx.broker, this.kaTopics.for(fx.to), body, { qos: 0 });
+        if (fx.to === s.move?.target) this.moveTimer.sent(fx.to, this.hr());
+        return;
       }
       case 'wake':
         if (this.#timer) d.clock.clearTimeout(this.#timer);
@@ -127,8 +138,9 @@ export class AgentCore {
       case 'persist':
         return this.persist();
       case 'event':
-        if (fx.event.type === 'rehomed') this.ui.notice(`Moved to ${String(fx.event.to)}`);
-        return this.event(fx.event);
+        if (fx.event.type !== 'rehomed') return this.event(fx.event);
+        this.ui.notice(`Moved to ${String(fx.event.to)}`);
+        return this.event({ ...fx.event, ...this.moveTimer.fields(String(fx.event.to), this.hr()) });
       case 'log':
         this.log[fx.level](fx.data, fx.msg);
         return;
@@ -207,11 +219,16 @@ export class AgentCore {
     };
   }
 
+  protected hr(): number {
+    return this.d.hrNow?.() ?? this.d.clock.now();
+  }
+
   protected afterStep(): void {
     if (!this.running) return;
     this.services.update(this.s.list, this.s.home);
     const status = JSON.stringify(this.status());
-    if (status !== this.lastStatus) {
+    // A failover's QoS 1 status waits for the new home's first ack (critical-path.ts).
+    if (status !== this.lastStatus && !statusWaitsForAck(this.s, this.d.clock.now())) {
       if (this.#saving > 0) {
         // The status names the list version as held: publish it only once that list is on
         // flash, so a power cut never takes back a version the phone reported.

@@ -56,7 +56,9 @@ export abstract class AgentMessages extends AgentCore {
   }
 
   #onAck(topic: string, payload: Buffer): void {
+    const at = this.hr();
     const ack = decodeAck(payload);
+    this.moveTimer.ack(ack.cm, at);
     this.input({ type: 'ack', cm: ack.cm, seq: ack.seq });
     if (ack.pointers !== undefined) {
       try {

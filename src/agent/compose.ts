@@ -5,6 +5,7 @@
  */
 import type { AgentConfig } from '../config/agent-config.js';
 import type { Clock, Random } from '../lib/clock.js';
+import { performance } from 'node:perf_hooks';
 import { systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import { trustedKeys } from '../protocol/envelope.js';
@@ -41,6 +42,7 @@ export function composeAgent(o: ComposeOptions): Agent {
     keypad: o.hardware.keypad,
     noServiceLed: o.hardware.leds?.noService ?? null,
     hook: o.hardware.hook,
+    hrNow: () => performance.now(),
     transport: (events, will) =>
       new MqttTransport({
         clientId: `ipphone-${c.phoneId}`,

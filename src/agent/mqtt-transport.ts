@@ -14,6 +14,7 @@ import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { keepNoDelay } from '../lib/mqtt-nodelay.js';
 import type { PublishOptions, Qos, Transport, TransportEvents } from './ports.js';
 import { MqttBrokers, type Broker, type Pending } from './mqtt-brokers.js';
 import { brokerKey } from '../protocol/pointers.js';
@@ -111,7 +112,7 @@ export class MqttTransport implements Transport {
     if (b.attempt) return;
     let client: MqttClient;
     try {
-      client = mqttConnect(b.url, this.#clientOptions());
+      client = keepNoDelay(mqttConnect(b.url, this.#clientOptions()));
     } catch (err) {
       queueMicrotask(() => this.#b.emit('down', b.key, 'connect-failed', { error: errorMessage(err) }));
       return;

@@ -1,6 +1,7 @@
 import type { CmConfig } from '../config/cm-config.js';
 import { systemClock, type Clock, type TimerHandle } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
+import { withNoDelay } from '../lib/mqtt-nodelay.js';
 import { topics, type Topics } from '../protocol/topics.js';
 import type { Pointer } from '../protocol/types.js';
 import { connect } from 'mqtt';
@@ -91,7 +92,8 @@ export class CallManager {
     this.#root = opts.log;
     this.#log = opts.log.child({ mod: 'cm' });
     this.#clock = opts.clock ?? systemClock;
-    this.#mqttConnect = opts.mqttConnect ?? connect;
+    // TCP_NODELAY on its broker client and on its peer links (which connect through this too).
+    this.#mqttConnect = withNoDelay(opts.mqttConnect ?? connect);
     this.#signerOption = opts.signer;
     this.#randomBytes = opts.randomBytes;
     this.#t = topics(opts.config.topicPrefix);

@@ -18,6 +18,7 @@ export interface PeerLinksOptions {
   topics: Topics;
   clientId: string;
   base: IClientOptions;
+  /** The call manager's connect, which sets TCP_NODELAY on every link (lib/mqtt-nodelay.ts). */
   connect: (url: string, opts: IClientOptions) => MqttClient;
   log: Logger;
   onMessage(topic: string, payload: Buffer): void;

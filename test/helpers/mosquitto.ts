@@ -93,8 +93,9 @@ function listenerLines(port: number, tls: MosquittoTls | undefined): string[] {
 /** @param opts.onLog called with every line mosquitto logs (e.g. to count connects). */
 /** @param opts.tls a TLS-only listener instead of the open plain one. */
 /** @param opts.confText the whole config instead (e.g. deploy/mosquitto/mosquitto.conf rewritten for the port); `url` is mqtts: when it has a certfile. */
+/** @param opts.conf extra mosquitto.conf lines after the listener's (e.g. `set_tcp_nodelay true`); not with confText. */
 export async function startMosquitto(
-  opts: { port?: number; onLog?: (line: string) => void; tls?: MosquittoTls; confText?: (port: number) => string } = {},
+  opts: { port?: number; onLog?: (line: string) => void; tls?: MosquittoTls; confText?: (port: number) => string; conf?: readonly string[] } = {},
 ): Promise<Mosquitto> {
   installExitHook();
   const bin = findBinary();
@@ -102,7 +103,7 @@ export async function startMosquitto(
   const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-mosquitto-'));
   dirs.add(dir);
   const conf = path.join(dir, 'mosquitto.conf');
-  const text = opts.confText?.(port) ?? [...listenerLines(port, opts.tls), 'persistence false', 'log_dest stderr', 'max_queued_messages 1000', ''].join('\n');
+  const text = opts.confText?.(port) ?? [...listenerLines(port, opts.tls), 'persistence false', 'log_dest stderr', 'max_queued_messages 1000', ...(opts.conf ?? []), ''].join('\n');
   writeFileSync(conf, text);
   const tlsOn = opts.tls !== undefined || /^\s*certfile\s/m.test(text);
 

@@ -3,7 +3,7 @@
  * child processes, crashes as real signals. Observed only through the
  * contract's MQTT surface (retained status, events).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'mqtt';
 import { parsePrivateKey, signEnvelope, generateKeyPair } from '../../src/protocol/envelope.js';
@@ -41,18 +41,40 @@ async function groupOfTwo(t: { teardown: (fn: () => Promise<void>) => void }, sp
   return c;
 }
 
-test.serial('kill -9 of the home call manager → homed on the backup (cm-offline); the agent keeps running', async (t) => {
-  const c = await groupOfTwo(t);
-  const agent = c.startAgent('p-kill');
-  await c.waitHome('p-kill', 'cm-a');
+/**
+ * kill -9 of cm-a: the phone moves to cm-b (cm-offline). Its rehomed event
+ * carries the critical path's timings in order, and — when the ack came
+ * within the ack deadline — no `searching` status went out before it
+ * (a QoS 1 exchange there would sit ahead of the ack: agent/critical-path.ts).
+ */
+async function killFailover(t: ExecutionContext, c: Cluster, phone: string): Promise<void> {
+  const agent = c.startAgent(phone);
+  await c.waitHome(phone, 'cm-a');
+  const killedAt = Date.now();
   c.cms.get('cm-a')!.signal('SIGKILL');
-  await c.waitHome('p-kill', 'cm-b');
-  const [ev] = c.events('p-kill', 'rehomed').filter((e) => e.payload.reason !== 'services-timeout');
+  await c.waitHome(phone, 'cm-b');
+  const [ev] = c.events(phone, 'rehomed').filter((e) => e.payload.reason !== 'services-timeout');
   t.like(ev?.payload, { type: 'rehomed', from: 'cm-a', to: 'cm-b', reason: 'cm-offline' });
-  t.is(typeof ev?.payload.detectMs, 'number');
-  t.is(typeof ev?.payload.rehomeMs, 'number');
-  t.is(c.status('p-kill')?.rehomes, 1);
+  const p = ev!.payload as Record<string, number>;
+  t.is(typeof p.detectMs, 'number');
+  t.is(typeof p.rehomeMs, 'number');
+  t.true(p.detectedAt! >= killedAt, 'the move began after the kill');
+  t.true(p.sentMs! >= 0 && p.sentMs! <= p.ackMs! && p.ackMs! <= p.eventMs!, `timings in order: ${JSON.stringify(p)}`);
+  const searching = c.seen.statuses.filter((s) => s.phone === phone && s.at >= killedAt && s.payload.state === 'searching');
+  // ackTimeoutMs is 15 % of the 1000 ms interval.
+  if (p.ackMs! < 150) t.is(searching.length, 0, 'no status between the will and the ack');
+  t.is(c.status(phone)?.rehomes, 1);
   t.is(agent.child.exitCode, null, 'agent still running');
+}
+
+test.serial('kill -9 of the home call manager → homed on the backup (cm-offline); the agent keeps running', async (t) => {
+  await killFailover(t, await groupOfTwo(t), 'p-kill');
+});
+
+test.serial('kill -9 failover on a broker with set_tcp_nodelay true (the shipped production setting)', async (t) => {
+  const nd = await startMosquitto({ conf: ['set_tcp_nodelay true'] });
+  t.teardown(() => nd.stop());
+  await killFailover(t, await groupOfTwo(t, { a: nd.url, b: nd.url }), 'p-kill-nd');
 });
 
 test.serial('SIGSTOP of the home → rehomed after the miss limit (keepalive-loss); SIGCONT → fallback after the hold, not before', async (t) => {
