@@ -29,7 +29,7 @@
  * are checked by systemd-analyze (test/integration/systemd-units).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Proc } from './cluster.js';
@@ -132,6 +132,12 @@ export function startUnit(o: UnitRun, spawnIt = spawnNamed): Proc {
   const scratch = mkdtempSync(join(tmpdir(), 'unit-exec-'));
   const state = serviceSetting(settings, 'StateDirectory');
   const creds = serviceList(settings, 'LoadCredential');
+  // systemd creates a StateDirectory= that does not exist yet: a fresh one under scratch stands in unless the test binds its own.
+  const binds = { ...o.binds };
+  if (state !== undefined && binds[`/var/lib/${state}`] === undefined) {
+    binds[`/var/lib/${state}`] = join(scratch, 'state-directory');
+    mkdirSync(binds[`/var/lib/${state}`]!);
+  }
   const lines = [
     'set -eu',
     `scratch=${q(scratch)}`,
@@ -143,7 +149,7 @@ export function startUnit(o: UnitRun, spawnIt = spawnNamed): Proc {
     'bind() { if [ -d "$1" ]; then mountpoint_for "$2" dir; else mountpoint_for "$2" file; fi; mount --bind "$1" "$2"; }',
     `bind ${q(o.node)} /usr/bin/node`,
     `bind ${q(o.lib)} /usr/lib/ipphone`,
-    ...Object.entries(o.binds).map(([dst, src]) => `bind ${q(src)} ${q(dst)}`),
+    ...Object.entries(binds).map(([dst, src]) => `bind ${q(src)} ${q(dst)}`),
   ];
   if (state !== undefined) {
     const mode = serviceSetting(settings, 'StateDirectoryMode') ?? '0755';
