@@ -4,6 +4,7 @@ import { errorMessage } from '../lib/errors.js';
 import { parsePublicKey } from '../protocol/envelope.js';
 import { show, validatePointerList } from '../protocol/pointers.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
+import { markDerived } from './merge.js';
 import { credentialFileProblems, credentialSchema, credentialShapeProblems } from './mqtt-credentials.js';
 import { configInvalid, ID_PATTERN, LOG_LEVELS, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, type Defaulted } from './problems.js';
 
@@ -196,7 +197,12 @@ export function validateAgentConfig(raw: unknown): { ok: true; config: AgentConf
   else problems.push(...validatePointerList(c.pointers, { path: 'pointers' }));
   problems.push(...crossProblems(c));
   if (problems.length > 0) return { ok: false, problems };
-  c.keepalive.ackTimeoutMs ??= defaultAckTimeoutMs(c.keepalive.intervalMs as number);
+  if (c.keepalive.ackTimeoutMs === undefined) {
+    c.keepalive.ackTimeoutMs = defaultAckTimeoutMs(c.keepalive.intervalMs as number);
+    // Derived, not given: a config merged over this one (a remote change, the saved overlay at
+    // boot) recomputes it from its own interval instead of keeping this one (issue #10).
+    markDerived(c.keepalive, ['ackTimeoutMs']);
+  }
   return { ok: true, config: c as AgentConfig };
 }
 

@@ -9,6 +9,11 @@ import { IpphoneError } from '../lib/errors.js';
  * untyped on purpose: a patch may put anything anywhere, so validate it
  * (e.g. `validateAgentConfig`) before use.
  *
+ * Values a validator only derived from others (see {@link markDerived}) are
+ * left out of the result, so validating it derives them again from the merged
+ * values: an ack timeout defaulted to 15 % of the file's interval must follow
+ * a remote interval, not be kept as if someone had written it down.
+ *
  * Throws CONFIG_INVALID when either input has a `__proto__`, `constructor` or
  * `prototype` key at any depth (JSON.parse makes `__proto__` an own key; a
  * merge that followed it would pollute prototypes).
@@ -18,6 +23,22 @@ export function mergeConfig(base: Readonly<Record<string, unknown>>, patch: Read
 }
 
 const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Non-enumerable marker: the keys of an object that a validator derived (defaults computed from other fields). */
+const DERIVED = Symbol('ipphone.derivedKeys');
+
+/**
+ * Mark `keys` of `obj` as derived by a validator rather than given: a merge
+ * over `obj` leaves them out. The mark is a non-enumerable symbol, invisible
+ * to JSON and to `Object.keys`, so a marked config serialises as before.
+ */
+export function markDerived(obj: object, keys: readonly string[]): void {
+  Object.defineProperty(obj, DERIVED, { value: new Set(keys), enumerable: false, configurable: true });
+}
+
+function derivedKeys(v: object): ReadonlySet<string> | undefined {
+  return (v as { [DERIVED]?: Set<string> })[DERIVED];
+}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
@@ -30,8 +51,10 @@ function copy(v: unknown, path: string): unknown {
   if (Array.isArray(v)) return v.map((x, i) => copy(x, `${path}/${i}`));
   if (isPlainObject(v)) {
     const out: Record<string, unknown> = {};
+    const derived = derivedKeys(v);
     for (const k of Object.keys(v)) {
       refuse(k, path);
+      if (derived?.has(k)) continue;
       out[k] = copy(v[k], `${path}/${k}`);
     }
     return out;
