@@ -13,7 +13,7 @@ import { brokerKey } from '../protocol/pointers.js';
 import { topics, type Topics } from '../protocol/topics.js';
 import type { StatusPayload } from '../protocol/types.js';
 import type { Display, HookSwitch, Keypad, Led } from '../hw/types.js';
-import { next, phaseOf, type Effect, type Input, type MachineConfig, type MachineState } from './machine.js';
+import { duplicateId, next, phaseOf, type Effect, type Input, type MachineConfig, type MachineState } from './machine.js';
 import type { ServicesFetcher, StateStore, Transport, TransportEvents } from './ports.js';
 import type { ServicesController } from './services.js';
 import type { PhoneUi } from './phone-ui.js';
@@ -216,6 +216,8 @@ export class AgentCore {
       pointers: s.list.map((p) => p.id),
       busy: s.busy,
       stateWrites: this.d.store.writes,
+      // Another phone uses this id (a cloned image): brokers keep handing our session to it.
+      duplicateId: duplicateId(s),
     };
   }
 

@@ -70,7 +70,7 @@ export class Agent extends AgentMessages {
     this.transport = d.transport(
       {
         up: (b) => this.#onUp(b),
-        down: (b, reason, detail) => this.input({ type: 'broker-down', broker: b, serverReference: detail.serverReference }),
+        down: (b, reason, detail) => this.input({ type: 'broker-down', broker: b, serverReference: detail.serverReference, reasonCode: detail.reasonCode }),
         message: (b, topic, payload) => this.onMessage(b, topic, payload),
       },
       { topic: statusTopic, payload: JSON.stringify({ online: false }), qos: 1, retain: true },

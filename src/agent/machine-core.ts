@@ -48,7 +48,7 @@ export class MachineCore {
   broker(key: string): BrokerState {
     let b = this.s.brokers[key];
     if (!b) {
-      b = { status: 'down', failures: 0, retryAt: 0 };
+      b = { status: 'down', failures: 0, retryAt: 0, upSince: null, takeovers: 0 };
       this.s.brokers[key] = b;
     }
     return b;
@@ -135,11 +135,12 @@ export class MachineCore {
     this.log('info', 'rehoming', { from: s.home ?? s.lastHome, to: target, reason });
     const h = this.health(target);
     h.pending = null;
-    // Search overrides per-broker backoff: connect now.
+    // Search overrides per-broker backoff: connect now — unless a clone keeps taking our session
+    // there, when connecting at once would only kick it off again (and it us).
     const b = this.brokerOf(target);
     if (b !== undefined) {
       const st = this.broker(b);
-      if (st.status === 'down') st.retryAt = this.now;
+      if (st.status === 'down' && st.takeovers === 0) st.retryAt = this.now;
     }
     this.send(target, false);
   }

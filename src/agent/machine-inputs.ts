@@ -6,7 +6,7 @@
  */
 import { brokerKey } from '../protocol/pointers.js';
 import { MachineCore } from './machine-core.js';
-import { awaiting, backoffMs, type Input } from './machine-state.js';
+import { awaiting, backoffMs, DUPLICATE_AFTER, provenAfterMs, SESSION_TAKEN_OVER, takeoverClearMs, type Input } from './machine-state.js';
 
 export class MachineInputs extends MachineCore {
   handle(input: Input): void {
@@ -27,7 +27,7 @@ export class MachineInputs extends MachineCore {
       case 'broker-up':
         return this.brokerUp(input.broker);
       case 'broker-down':
-        return this.brokerDown(input.broker, input.serverReference);
+        return this.brokerDown(input.broker, input.serverReference, input.reasonCode);
       case 'ack':
         return this.ack(input.cm, input.seq);
       case 'cm-state':
@@ -49,22 +49,31 @@ export class MachineInputs extends MachineCore {
   brokerUp(broker: string): void {
     const b = this.broker(brokerKey(broker));
     b.status = 'up';
-    b.failures = 0;
+    // Not `failures = 0`: a CONNACK proves nothing (a broker that accepts and drops); see ack().
+    b.upSince = this.now;
     const mv = this.s.move;
     if (mv && this.brokerOf(mv.target) === brokerKey(broker) && !awaiting(this.s.health[mv.target])) {
       this.send(mv.target, false);
     }
   }
 
-  brokerDown(broker: string, serverReference: string | undefined): void {
+  brokerDown(broker: string, serverReference: string | undefined, reasonCode?: number): void {
     const s = this.s;
     const key = brokerKey(broker);
     const b = this.broker(key);
     const wasUp = b.status === 'up';
+    // A connection that lived long proved itself even if nothing acked on it (a standby broker).
+    if (wasUp && b.upSince !== null && this.now - b.upSince >= provenAfterMs(s.cfg)) b.failures = 0;
     b.status = 'down';
+    b.upSince = null;
     b.failures++;
-    b.retryAt = this.now + backoffMs(s.cfg, b.failures - 1, this.env.random);
-    if (wasUp) this.log('warn', 'broker lost', { broker: key });
+    if (reasonCode === SESSION_TAKEN_OVER) {
+      b.takeovers++;
+      if (b.takeovers === DUPLICATE_AFTER) this.log('warn', 'session taken over again: another client uses this phone id', { broker: key, takeovers: b.takeovers });
+    }
+    const waitMs = backoffMs(s.cfg, Math.max(b.failures, b.takeovers) - 1, this.env.random);
+    b.retryAt = this.now + waitMs;
+    if (wasUp) this.log('warn', 'broker lost', { broker: key, failures: b.failures, takeovers: b.takeovers, retryInMs: waitMs, ...(reasonCode !== undefined ? { reasonCode } : {}) });
     // An MQTT 5 Server Reference is followed only to a pointer of the verified list.
     if (serverReference !== undefined && s.home !== null && this.brokerOf(s.home) === key) {
       const to = s.list.find((p) => p.id !== s.home && referenceMatches(serverReference, p.broker));
@@ -105,6 +114,7 @@ export class MachineInputs extends MachineCore {
     if (!this.pointer(cm)) return;
     const h = this.health(cm);
     if (seq > h.sentSeq || seq <= h.ackedSeq) return; // not an answer to anything outstanding
+    this.brokerProven(cm);
     h.ackedSeq = seq;
     h.lastAckAt = this.now;
     h.misses = 0;
@@ -112,6 +122,18 @@ export class MachineInputs extends MachineCore {
     if (h.pending && h.pending.seq <= seq) h.pending = null;
     if (h.healthySince === null) h.healthySince = this.now;
     if (s.move?.target === cm) this.completeMove(cm);
+  }
+
+  /** An ack came over `cm`'s broker: that connection proved itself; its backoff starts again from the base. */
+  brokerProven(cm: string): void {
+    const key = this.brokerOf(cm);
+    const b = key === undefined ? undefined : this.s.brokers[key];
+    if (b === undefined || b.status !== 'up') return;
+    b.failures = 0;
+    if (b.takeovers > 0 && b.upSince !== null && this.now - b.upSince >= takeoverClearMs(this.s.cfg)) {
+      this.log('info', 'session kept: no other client took it over', { broker: key, takeovers: b.takeovers });
+      b.takeovers = 0;
+    }
   }
 
   cmState(cm: string, online: boolean): void {

@@ -39,10 +39,44 @@ export interface Health {
 
 export interface BrokerState {
   status: 'down' | 'connecting' | 'up';
-  /** Failed attempts in a row, for backoff. */
+  /**
+   * Failed attempts in a row, for backoff. A CONNACK does not reset it (a broker that accepts and
+   * drops would be retried every 0–1 s for ever); an ack from a call manager on the broker, or a
+   * connection that lived {@link provenAfterMs}, does.
+   */
   failures: number;
   /** Earliest time of the next attempt when down. */
   retryAt: number;
+  /** When the current connection came up; null while not up. */
+  upSince: number | null;
+  /**
+   * MQTT 5 "session taken over" (0x8E) disconnects since the last connection that lasted
+   * {@link takeoverClearMs}: another client with our client id — a cloned phone. Acks do not reset
+   * it (the clone's call manager acks us too while we hold the session); it sets the backoff
+   * exponent when larger than `failures`, and {@link DUPLICATE_AFTER} of them flag a duplicate id.
+   */
+  takeovers: number;
+}
+
+/** MQTT 5 DISCONNECT reason code "Session taken over": another connection used our client id. */
+export const SESSION_TAKEN_OVER = 0x8e;
+/** Takeovers in a row that make the phone report a duplicate id (one can be our own stale session). */
+export const DUPLICATE_AFTER = 2;
+
+/** A connection that lived this long proved itself even without acks (a standby or probe broker). */
+export function provenAfterMs(cfg: MachineConfig): number {
+  return cfg.backoffMaxMs;
+}
+
+/** A connection that lives this long with acks clears the takeover count: longer than any clone waits (its backoff cap). */
+export function takeoverClearMs(cfg: MachineConfig): number {
+  return 2 * cfg.backoffMaxMs;
+}
+
+/** Another phone uses our id: a broker keeps handing our session to someone else. Reported as `duplicateId` in the status. */
+export function duplicateId(s: MachineState): boolean {
+  for (const b of Object.values(s.brokers)) if (b.takeovers >= DUPLICATE_AFTER) return true;
+  return false;
 }
 
 export interface Move {
@@ -87,7 +121,8 @@ export type Input =
   | { type: 'start' }
   | { type: 'wake' }
   | { type: 'broker-up'; broker: string }
-  | { type: 'broker-down'; broker: string; serverReference?: string | undefined }
+  /** `reasonCode`: of an MQTT 5 DISCONNECT from the broker, if one came (0x8E = session taken over). */
+  | { type: 'broker-down'; broker: string; serverReference?: string | undefined; reasonCode?: number | undefined }
   | { type: 'ack'; cm: string; seq: number }
   | { type: 'cm-state'; cm: string; online: boolean }
   /** A verified list whose version is newer than ours. */

@@ -19,7 +19,7 @@ import { brokerKey } from '../protocol/pointers.js';
 import { MachineInputs } from './machine-inputs.js';
 import { awaiting, cloneState, type Effect, type Env, type Input, type MachineState, type Step } from './machine-state.js';
 
-export { backoffMs, initialState, phaseOf } from './machine-state.js';
+export { backoffMs, duplicateId, initialState, phaseOf } from './machine-state.js';
 export type { BrokerState, Effect, Env, Health, Input, MachineConfig, MachineState, Move, Step } from './machine-state.js';
 export { referenceMatches } from './machine-inputs.js';
 
@@ -118,6 +118,7 @@ class Machine extends MachineInputs {
       if (!want.has(key) && b.status !== 'down') {
         b.status = 'down';
         b.failures = 0;
+        b.upSince = null;
         this.fx.push({ type: 'disconnect', broker: key });
       }
     }
