@@ -20,6 +20,7 @@ import type { PhoneUi } from './phone-ui.js';
 import type { Reconfigurator } from './reconfig.js';
 import type { KeepaliveTopics } from './keepalive-topic.js';
 import { MoveTimer, statusWaitsForAck } from './critical-path.js';
+import { DuplicateWatch } from './duplicate-watch.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -80,6 +81,8 @@ export class AgentCore {
   protected persisting: Promise<void> = Promise.resolve();
   /** Timings of the move in progress, for its `rehomed` event. */
   protected readonly moveTimer = new MoveTimer();
+  /** This run's instance id and the evidence of a clone using our phone id (duplicate-watch.ts). */
+  protected readonly dup = new DuplicateWatch();
   #timer: TimerHandle | null = null;
   #subs = new Map<string, Set<string>>();
   /** Saves requested and not yet finished: the MQTT status waits for them. */
@@ -170,7 +173,8 @@ export class AgentCore {
       const key = brokerKey(p.broker);
       let set = want.get(key);
       if (!set) {
-        set = new Set([this.t.phoneAck(me), this.t.phonePointers(me), this.t.phoneConfig(me)]);
+        // Our own status too: another run's status written over ours means a clone (duplicate-watch.ts).
+        set = new Set([this.t.phoneAck(me), this.t.phonePointers(me), this.t.phoneConfig(me), this.t.phoneStatus(me)]);
         want.set(key, set);
       }
       set.add(this.t.cmState(p.id));
@@ -218,6 +222,7 @@ export class AgentCore {
       stateWrites: this.d.store.writes,
       // Another phone uses this id (a cloned image): brokers keep handing our session to it.
       duplicateId: duplicateId(s),
+      instance: this.dup.instance,
     };
   }
 

@@ -38,6 +38,10 @@ export abstract class AgentMessages extends AgentCore {
       if (topic === this.t.phoneAck(me)) return this.#onAck(topic, payload);
       if (topic === this.t.phonePointers(me)) return this.#onPushedList(topic, payload);
       if (topic === this.t.phoneConfig(me)) return this.#onConfig(topic, payload);
+      if (topic === this.t.phoneStatus(me)) {
+        if (this.dup.overwritten(broker, payload)) this.input({ type: 'session-taken', broker });
+        return;
+      }
       const cm = this.t.idOf(topic, 'cm');
       if (cm !== undefined && topic === this.t.cmState(cm)) return this.#onCmState(topic, cm, payload);
     } catch (err) {

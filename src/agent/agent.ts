@@ -73,7 +73,7 @@ export class Agent extends AgentMessages {
         down: (b, reason, detail) => this.input({ type: 'broker-down', broker: b, serverReference: detail.serverReference, reasonCode: detail.reasonCode }),
         message: (b, topic, payload) => this.onMessage(b, topic, payload),
       },
-      { topic: statusTopic, payload: JSON.stringify({ online: false }), qos: 1, retain: true },
+      { topic: statusTopic, payload: JSON.stringify({ online: false, instance: this.dup.instance }), qos: 1, retain: true },
     );
     this.services = new ServicesController({
       phoneId: d.config.phoneId,

@@ -28,6 +28,8 @@ export class MachineInputs extends MachineCore {
         return this.brokerUp(input.broker);
       case 'broker-down':
         return this.brokerDown(input.broker, input.serverReference, input.reasonCode);
+      case 'session-taken':
+        return this.takenOver(brokerKey(input.broker));
       case 'ack':
         return this.ack(input.cm, input.seq);
       case 'cm-state':
@@ -67,10 +69,7 @@ export class MachineInputs extends MachineCore {
     b.status = 'down';
     b.upSince = null;
     b.failures++;
-    if (reasonCode === SESSION_TAKEN_OVER) {
-      b.takeovers++;
-      if (b.takeovers === DUPLICATE_AFTER) this.log('warn', 'session taken over again: another client uses this phone id', { broker: key, takeovers: b.takeovers });
-    }
+    if (reasonCode === SESSION_TAKEN_OVER) this.takenOver(key);
     const waitMs = backoffMs(s.cfg, Math.max(b.failures, b.takeovers) - 1, this.env.random);
     b.retryAt = this.now + waitMs;
     if (wasUp) this.log('warn', 'broker lost', { broker: key, failures: b.failures, takeovers: b.takeovers, retryInMs: waitMs, ...(reasonCode !== undefined ? { reasonCode } : {}) });
@@ -122,6 +121,13 @@ export class MachineInputs extends MachineCore {
     if (h.pending && h.pending.seq <= seq) h.pending = null;
     if (h.healthySince === null) h.healthySince = this.now;
     if (s.move?.target === cm) this.completeMove(cm);
+  }
+
+  /** Evidence that another client holds our id on broker `key`: one more takeover. */
+  takenOver(key: string): void {
+    const b = this.broker(key);
+    b.takeovers++;
+    if (b.takeovers === DUPLICATE_AFTER) this.log('warn', 'session taken over again: another client uses this phone id', { broker: key, takeovers: b.takeovers });
   }
 
   /** An ack came over `cm`'s broker: that connection proved itself; its backoff starts again from the base. */

@@ -123,6 +123,8 @@ export type Input =
   | { type: 'broker-up'; broker: string }
   /** `reasonCode`: of an MQTT 5 DISCONNECT from the broker, if one came (0x8E = session taken over). */
   | { type: 'broker-down'; broker: string; serverReference?: string | undefined; reasonCode?: number | undefined }
+  /** Another client used our id on this broker (our retained status overwritten by another run). */
+  | { type: 'session-taken'; broker: string }
   | { type: 'ack'; cm: string; seq: number }
   | { type: 'cm-state'; cm: string; online: boolean }
   /** A verified list whose version is newer than ours. */
