@@ -106,12 +106,13 @@ export class AgentCore {
     if (!this.running) return;
     const at = this.hr();
     const prev = this.s.move;
+    const keptBefore = this.s.lastHomeBroker;
     const step = next(this.s, input, { now: this.d.clock.now(), random: this.d.random });
     this.s = step.state;
     this.moveTimer.step(prev, step.state.move, at, this.d.clock.now());
     for (const fx of step.effects) this.#perform(fx);
     this.moveTimer.settle(this.s.move);
-    if (input.type === 'list') this.syncSubscriptions();
+    if (input.type === 'list' || this.s.lastHomeBroker !== keptBefore) this.syncSubscriptions();
     this.afterStep();
   }
 
@@ -165,20 +166,26 @@ export class AgentCore {
     });
   }
 
-  /** Per broker: my ack/pointers/config topics and the state of every pointer's call manager on it. */
+  /**
+   * The brokers the phone is managed over: those of its list, and the last home's broker, which the
+   * machine keeps connected until a call manager of a new list acks — a list of dead brokers must
+   * not cut the phone off from the operator who can correct it (issue #10).
+   */
+  protected managementBrokers(): Set<string> {
+    const keys = new Set(this.s.list.map((p) => brokerKey(p.broker)));
+    if (this.s.lastHomeBroker !== null) keys.add(this.s.lastHomeBroker);
+    return keys;
+  }
+
+  /** Per management broker: my ack/pointers/config/status topics, and the state of every pointer's call manager on it. */
   protected syncSubscriptions(): void {
     const want = new Map<string, Set<string>>();
     const me = this.d.config.phoneId;
-    for (const p of this.s.list) {
-      const key = brokerKey(p.broker);
-      let set = want.get(key);
-      if (!set) {
-        // Our own status too: another run's status written over ours means a clone (duplicate-watch.ts).
-        set = new Set([this.t.phoneAck(me), this.t.phonePointers(me), this.t.phoneConfig(me), this.t.phoneStatus(me)]);
-        want.set(key, set);
-      }
-      set.add(this.t.cmState(p.id));
+    for (const key of this.managementBrokers()) {
+      // Our own status too: another run's status written over ours means a clone (duplicate-watch.ts).
+      want.set(key, new Set([this.t.phoneAck(me), this.t.phonePointers(me), this.t.phoneConfig(me), this.t.phoneStatus(me)]));
     }
+    for (const p of this.s.list) want.get(brokerKey(p.broker))!.add(this.t.cmState(p.id));
     for (const [broker, topicsNow] of this.#subs) {
       const keep = want.get(broker);
       for (const topic of topicsNow) if (!keep?.has(topic)) this.transport.unsubscribe(broker, topic);
@@ -202,7 +209,7 @@ export class AgentCore {
   }
 
   protected publishAll(topic: string, payload: string, qos: 0 | 1, retain: boolean): void {
-    for (const key of new Set(this.s.list.map((p) => brokerKey(p.broker)))) {
+    for (const key of this.managementBrokers()) {
       if (this.transport.isUp(key)) this.transport.publish(key, topic, payload, { qos, retain });
     }
   }
