@@ -102,10 +102,13 @@ export function aclRules(g: AclGroup): AclRules {
       // so a phone can only ever keep itself alive. The id-less P/cm/{cmId}/keepalive is not
       // writable by phones: its payload's phone id could name anyone.
       w(`${p}/cm/+/keepalive/%u`),
-      // Exactly the agent's subscriptions: its own ack, pointers, config; every pointer's state.
+      // Exactly the agent's subscriptions: its own ack, pointers, config; its own status (a
+      // retained status of another run overwriting ours is how a cloned phone id shows: mosquitto
+      // 2.0 sends no MQTT 5 "session taken over"); every pointer's state.
       r(`${p}/phone/%u/ack`),
       r(`${p}/phone/%u/pointers`),
       r(`${p}/phone/%u/config`),
+      r(`${p}/phone/%u/status`),
       r(`${p}/cm/+/state`),
     ],
     callManagers: g.callManagers.map((id) => ({

@@ -16,6 +16,7 @@ test('the whole rule set of a two-member group with one operator', (t) => {
     'pattern read ipphone/v1/phone/%u/ack',
     'pattern read ipphone/v1/phone/%u/pointers',
     'pattern read ipphone/v1/phone/%u/config',
+    'pattern read ipphone/v1/phone/%u/status',
     'pattern read ipphone/v1/cm/+/state',
     'user cm-a',
     'topic write ipphone/v1/cm/cm-a/state',
