@@ -137,6 +137,7 @@ export class CallManager {
       responder,
       trust: cmTrustedKeys(c.trust.keys, c.keyId, loaded?.publicKey),
       pushList: (topic, json) => this.#session?.pushList(topic, json),
+      connected: () => this.connected,
     });
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
     book.groupList();
