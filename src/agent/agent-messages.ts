@@ -8,6 +8,7 @@
 import { errorMessage, isIpphoneError } from '../lib/errors.js';
 import { decodeAck, decodeEnvelope, openConfig, openPointers, parseConfigBody, parseJsonPayload, parsePointersBody, type OpenContext } from '../protocol/codec.js';
 import { samePointerList } from '../protocol/pointers.js';
+import { mergeGroupList } from '../protocol/list-merge.js';
 import { LivenessVerifier } from '../protocol/cm-liveness.js';
 import type { TrustedKeys } from '../protocol/envelope.js';
 import type { ConfigBody, ConfigResultPayload, Envelope, PointersBody } from '../protocol/types.js';
@@ -137,14 +138,15 @@ export abstract class AgentMessages extends AgentCore {
   #isHeld(env: Envelope): boolean {
     try {
       const body = JSON.parse(Buffer.from(env.body, 'base64').toString('utf8')) as Partial<PointersBody>;
-      return body.version === this.s.listVersion && Array.isArray(body.list) && samePointerList(body.list, this.s.list);
+      // What we hold is the body merged into the list before it (list-merge.ts, idempotent).
+      return body.version === this.s.listVersion && Array.isArray(body.list) && samePointerList(mergeGroupList(this.s.list, body.list, body.owns), this.s.list);
     } catch {
       return false;
     }
   }
 
   #adopt(topic: string, body: PointersBody, via: 'ack' | 'push'): void {
-    this.input({ type: 'list', version: body.version, reason: body.reason, list: body.list, via });
+    this.input({ type: 'list', version: body.version, reason: body.reason, list: body.list, via, owns: body.owns });
     this.log.debug({ topic, version: body.version }, 'list accepted');
   }
 

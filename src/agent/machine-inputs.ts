@@ -5,6 +5,7 @@
  * Time-driven work is machine.ts; lookups and moves are machine-core.ts.
  */
 import { brokerKey } from '../protocol/pointers.js';
+import { mergeGroupList } from '../protocol/list-merge.js';
 import { MachineCore } from './machine-core.js';
 import { awaiting, backoffMs, DUPLICATE_AFTER, provenAfterMs, SESSION_TAKEN_OVER, takeoverClearMs, type Input } from './machine-state.js';
 
@@ -157,7 +158,8 @@ export class MachineInputs extends MachineCore {
 
   adoptList(input: Extract<Input, { type: 'list' }>): void {
     const s = this.s;
-    s.list = input.list.map((p) => ({ ...p }));
+    // A call manager's list reorders its group's members; pointers outside the group stay (list-merge.ts).
+    s.list = mergeGroupList(s.list, input.list, input.owns);
     s.listVersion = input.version;
     // A rebalance list moves the phone when idle whichever way it came (a call manager's
     // ack may carry it before the push arrives); other lists move it at once only when pushed.

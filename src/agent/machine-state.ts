@@ -128,7 +128,7 @@ export type Input =
   | { type: 'ack'; cm: string; seq: number }
   | { type: 'cm-state'; cm: string; online: boolean }
   /** A verified list whose version is newer than ours. */
-  | { type: 'list'; version: number; reason: PointerReason; list: Pointer[]; via: 'ack' | 'push' }
+  | { type: 'list'; version: number; reason: PointerReason; list: Pointer[]; via: 'ack' | 'push'; /** The group's ids (list-merge.ts): other held pointers are kept. */ owns?: readonly string[] | undefined }
   | { type: 'busy'; busy: boolean }
   | { type: 'config'; cfg: MachineConfig };
 

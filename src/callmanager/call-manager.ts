@@ -16,6 +16,8 @@ import type { Rebalancer } from './rebalancer.js';
 import { Responder } from './responder.js';
 import { loadSigningKey } from './signer.js';
 import { bootSeqFor } from './boot-seq.js';
+import { groupFloorFor } from './group-floor.js';
+import { DEFAULT_CM_STATE_DIR } from '../config/cm-config.js';
 import { CmRun } from './run-state.js';
 import { cmTrustedKeys } from './peer-liveness.js';
 import type { Envelope, PointersBody } from '../protocol/types.js';
@@ -120,7 +122,9 @@ export class CallManager {
       log: this.#log,
     }));
     const group: Pointer[] = c.group.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
-    const book = (this.#book = new ListBook({ group, baseVersion: c.pointersVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled }));
+    // A group changed since the last start reaches every phone (group-floor.ts).
+    const baseVersion = await groupFloorFor({ dir: c.stateDir ?? DEFAULT_CM_STATE_DIR, cmId: c.cmId, group, pointersVersion: c.pointersVersion, now }, this.#log);
+    const book = (this.#book = new ListBook({ group, baseVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled }));
     const table = (this.#table = new PhoneTable(c.keepalive.phoneIntervalMs));
     const responder = (this.#responder = new Responder({ cmId: c.cmId, book, table, clock: this.#clock }));
     this.#kaRate = new RateMeter(now, 10);
@@ -137,6 +141,7 @@ export class CallManager {
       responder,
       trust: cmTrustedKeys(c.trust.keys, c.keyId, loaded?.publicKey),
       pushList: (topic, json) => this.#session?.pushList(topic, json),
+      connected: () => this.connected,
     });
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
     book.groupList();

@@ -39,6 +39,8 @@ export interface CmPeersOptions {
   trust: TrustedKeys;
   /** Publish a signed list to a phone's pointers topic (after its queued ack). */
   pushList(topic: string, envelopeJson: string): void;
+  /** True while connected to this call manager's broker (moves are sent only then). */
+  connected(): boolean;
 }
 
 /** Peers, their links and the rebalancer of one call manager. */
@@ -75,6 +77,10 @@ export class CmPeers {
       isOffline: (id) => peers.isOffline(id),
       push: (phone, to) => this.#pushRebalance(phone, to),
       release: (phone) => opts.responder.release(phone),
+      // Its move is over: the phone has left (its new home gives it lists now) or stayed
+      // (it holds our list's version, at or above the floor): its own list is not needed.
+      forget: (phone) => opts.book.clearPhoneList(phone),
+      connected: opts.connected,
     });
     this.#links = new PeerLinks({
       ownBroker: c.broker,

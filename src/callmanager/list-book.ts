@@ -1,4 +1,5 @@
 import type { Clock } from '../lib/clock.js';
+import { MAX_POINTERS } from '../protocol/pointers.js';
 import type { Envelope, Pointer, PointerReason, PointersBody } from '../protocol/types.js';
 
 /**
@@ -9,11 +10,20 @@ import type { Envelope, Pointer, PointerReason, PointersBody } from '../protocol
  * its own list instead (`setPhoneList`, for the rebalancer); such an override
  * keeps its order but, like the group list, has offline peers moved last.
  *
+ * Every list names the whole group in its body's `owns`: the phone keeps the
+ * pointers it holds outside the group (protocol/list-merge.ts) — a call
+ * manager reorders its group, it never drops a remote site. A list holds at
+ * most {@link MAX_POINTERS} pointers (what a phone accepts): a bigger group
+ * sends each phone its top members (offline ones are the first to go).
+ *
  * Versions: while no peer was ever seen offline the group list carries the
- * configured `pointersVersion`, so every CM of a group agrees and a CM restart
- * does not make phones rewrite their flash. Every later list gets
- * `max(lastIssued + 1, clock.now())` — strictly increasing across the group
- * list and all overrides, and roughly comparable between CMs of the group.
+ * configured `pointersVersion` (or the floor the call manager's start chose,
+ * group-floor.ts), so every CM of a group agrees and a CM restart does not
+ * make phones rewrite their flash. Every later change gets ONE new version
+ * from the one version rule (`#issue`), shared by the group list and every
+ * override it re-arranges (versions order one phone's lists; they need not
+ * differ between phones), so they never run ahead of the clock by the number
+ * of overrides.
  */
 
 /** Signs a pointer-list body; injected so tests can count signatures. */
@@ -78,14 +88,17 @@ export class ListBook {
   #lastIssued: number;
   #groupEntry: Entry;
   readonly #overrides = new Map<string, Override>();
+  /** Every group member's id, for the bodies' `owns`. */
+  readonly #owns: string[];
 
   constructor(opts: ListBookOptions) {
     this.#group = opts.group.map(copyPointer);
+    this.#owns = this.#group.map((p) => p.id);
     this.#clock = opts.clock;
     this.#sign = opts.sign;
     this.#lazyRestore = opts.lazyRestore ?? false;
     this.#lastIssued = opts.baseVersion;
-    this.#groupEntry = { version: opts.baseVersion, floor: opts.baseVersion, reason: 'failover', list: this.#group.map(copyPointer), signed: undefined };
+    this.#groupEntry = { version: opts.baseVersion, floor: opts.baseVersion, reason: 'failover', list: this.#arrange(this.#group), signed: undefined };
   }
 
   /** Ids of group members currently considered offline. */
@@ -111,10 +124,10 @@ export class ListBook {
     const floor = this.#lazyRestore ? this.#groupEntry.floor : version;
     this.#groupEntry = { version, floor, reason: 'failover', list: this.#arrange(this.#group), signed: undefined };
     for (const o of this.#overrides.values()) {
-      const v = this.#issue();
       // A phone's own list is known to be what it holds: a demotion reaches it at once (it
       // may still be about to move to the peer that just died); a restoration waits for release.
-      o.entry = { version: v, floor: this.#lazyRestore && !demoted ? o.entry.floor : v, reason: o.entry.reason, list: this.#arrange(o.base), signed: undefined };
+      // Same version as the group list: one step per change, whatever the number of overrides.
+      o.entry = { version, floor: this.#lazyRestore && !demoted ? o.entry.floor : version, reason: o.entry.reason, list: this.#arrange(o.base), signed: undefined };
     }
     return true;
   }
@@ -158,21 +171,30 @@ export class ListBook {
     this.#overrides.delete(phoneId);
   }
 
+  /** Number of overrides held (bounded: the rebalancer clears a phone's once it has left). */
+  get overrides(): number {
+    return this.#overrides.size;
+  }
+
+  /**
+   * The ONE place a new version is made (issue #10 "versions" replaces this rule):
+   * above everything issued before, at least the clock.
+   */
   #issue(): number {
     this.#lastIssued = Math.max(this.#lastIssued + 1, Math.floor(this.#clock.now()));
     return this.#lastIssued;
   }
 
-  /** `list` with offline members moved to the end, relative order kept. */
+  /** `list` with offline members moved to the end (relative order kept), cut to what a phone accepts. */
   #arrange(list: readonly Pointer[]): Pointer[] {
     const up = list.filter((p) => !this.#offline.has(p.id));
     const down = list.filter((p) => this.#offline.has(p.id));
-    return [...up, ...down].map(copyPointer);
+    return [...up, ...down].slice(0, MAX_POINTERS).map(copyPointer);
   }
 
   #signed(entry: Entry): SignedList {
     if (entry.signed !== undefined) return entry.signed;
-    const body: PointersBody = { version: entry.version, reason: entry.reason, list: entry.list };
+    const body: PointersBody = { version: entry.version, reason: entry.reason, list: entry.list, owns: this.#owns };
     const envelope = this.#sign(body);
     const envelopeJson = JSON.stringify(envelope);
     entry.signed = {

@@ -16,6 +16,8 @@ export interface HomedPhone {
   readonly busy: boolean;
   /** ms timestamp of the last non-probe keep-alive. */
   readonly lastSeen: number;
+  /** The phone's keep-alive interval (ms): it leaves the table {@link HOMED_INTERVALS} of them after it left. */
+  readonly intervalMs?: number;
 }
 
 interface Row {
@@ -84,7 +86,7 @@ export class PhoneTable {
   /** The phones homed at `now`, for the rebalancer. */
   *homedPhones(now: number): Iterable<HomedPhone> {
     for (const [phone, row] of this.#rows) {
-      if (now - row.lastSeen <= HOMED_INTERVALS * row.intervalMs) yield { phone, busy: row.busy, lastSeen: row.lastSeen };
+      if (now - row.lastSeen <= HOMED_INTERVALS * row.intervalMs) yield { phone, busy: row.busy, lastSeen: row.lastSeen, intervalMs: row.intervalMs };
     }
   }
 }

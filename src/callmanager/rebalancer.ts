@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../lib/log.js';
 import type { LoadPayload } from '../protocol/types.js';
-import type { HomedPhone } from './phone-table.js';
+import { HOMED_INTERVALS, type HomedPhone } from './phone-table.js';
 import { pickMoves, planRebalance, type MemberLoad, type Plan } from './rebalance.js';
 
 export interface RebalancerOptions {
@@ -29,11 +29,19 @@ export interface RebalancerOptions {
 
   /** Let `phone` take the restored group list (see `restore`). */
   release(phone: string): void;
+  /** The move of `phone` is over (it left, or it stayed): drop its own list (ListBook.clearPhoneList). */
+  forget?(phone: string): void;
+  /** False while the broker is down: queued moves are dropped, not sent late from a stale plan. */
+  connected?(): boolean;
 }
 
 /** A phone told to move is not picked again for this many periods. */
 const MOVED_MEMORY_PERIODS = 20;
-/** A move not completed after this many periods is given up (the phone stayed). */
+/**
+ * A move not completed after this many periods — plus the time the phone's
+ * departure takes to show in our table ({@link HOMED_INTERVALS} + 1 of its
+ * keep-alive intervals) — is given up (the phone stayed).
+ */
 const INFLIGHT_PERIODS = 10;
 /**
  * A phone released to its restored list falls back only after its own
@@ -55,7 +63,9 @@ export class Rebalancer {
    * load that includes it ({@link LEFT_GRACE_PERIODS} after it left us):
    * counting it twice for a moment only makes the next round move less.
    */
-  readonly #inflight = new Map<string, { to: string; at: number; leftAt: number | null; released: boolean }>();
+  readonly #inflight = new Map<string, { to: string; at: number; leftAt: number | null; released: boolean; intervalMs: number }>();
+  /** Keep-alive interval of each homed phone at the last tick (for the in-flight window). */
+  #intervals = new Map<string, number>();
   /** phone → when it was last told to move (bounded by MOVED_MEMORY_PERIODS). */
   readonly #moved = new Map<string, number>();
   /** Moves to send and restored lists to release (`release`: the phone will move to `to` itself), in order. */
@@ -100,12 +110,25 @@ export class Rebalancer {
   tick(now: number): void {
     const o = this.#o;
     const here = new Set<string>();
-    for (const p of o.homed(now)) here.add(p.phone);
+    const intervals = new Map<string, number>();
+    for (const p of o.homed(now)) {
+      here.add(p.phone);
+      if (p.intervalMs !== undefined) intervals.set(p.phone, p.intervalMs);
+    }
+    this.#intervals = intervals;
     for (const [phone, m] of this.#inflight) {
+      const iv = intervals.get(phone) ?? m.intervalMs;
+      m.intervalMs = iv;
+      let over = false;
       if (here.has(phone)) {
-        if (now - m.at > (m.released ? RELEASED_PERIODS : INFLIGHT_PERIODS) * o.periodMs) this.#inflight.delete(phone); // it stayed
+        // It stayed — but only once its departure would have shown in our table by now.
+        over = now - m.at > (m.released ? RELEASED_PERIODS : INFLIGHT_PERIODS) * o.periodMs + (HOMED_INTERVALS + 1) * iv;
       } else if (m.leftAt === null) m.leftAt = now;
-      else if (now - m.leftAt > LEFT_GRACE_PERIODS * o.periodMs) this.#inflight.delete(phone);
+      else over = now - m.leftAt > LEFT_GRACE_PERIODS * o.periodMs;
+      if (over) {
+        this.#inflight.delete(phone);
+        o.forget?.(phone);
+      }
     }
     for (const [phone, at] of this.#moved) if (now - at > MOVED_MEMORY_PERIODS * o.periodMs) this.#moved.delete(phone);
     if (this.#lastHomed !== null && here.size > this.#lastHomed) this.#lastGrewAt = now;
@@ -171,6 +194,17 @@ export class Rebalancer {
   /** Send queued moves at no more than maxMovesPerSec. Returns how many are still queued. */
   drain(now: number): number {
     const o = this.#o;
+    if (o.connected !== undefined && !o.connected()) {
+      // A move sent now would wait in the client's queue and arrive from a plan the
+      // group has moved past: drop the moves (releases only mark phones, they stay).
+      const dropped = this.#queue.filter((m) => m.release !== true).length;
+      if (dropped > 0) {
+        this.#queue = this.#queue.filter((m) => m.release === true);
+        o.log.info({ dropped }, 'broker down: queued rebalance moves dropped');
+      }
+      this.#lastDrain = now;
+      return this.#queue.length;
+    }
     const elapsed = this.#lastDrain === null ? 0 : Math.max(0, now - this.#lastDrain);
     this.#lastDrain = now;
     this.#tokens = Math.min(Math.max(1, o.maxMovesPerSec), this.#tokens + (elapsed / 1000) * o.maxMovesPerSec);
@@ -181,12 +215,12 @@ export class Rebalancer {
       if (m.release === true) {
         o.release(m.phone);
         // It will fall back to the first pointer of its restored list: count it for that member now.
-        if (m.to !== o.self) this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: true });
+        if (m.to !== o.self) this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: true, intervalMs: this.#intervals.get(m.phone) ?? 0 });
         continue;
       }
       if (o.isOffline(m.to)) continue; // target died meanwhile: the next round re-plans
       o.push(m.phone, m.to);
-      this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: false });
+      this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: false, intervalMs: this.#intervals.get(m.phone) ?? 0 });
       this.#moved.set(m.phone, now);
       this.moves++;
     }

@@ -53,16 +53,30 @@ export interface PushInput {
   phoneVersion: number;
   /** Version of the list this CM would give it. */
   listVersion: number;
+  /**
+   * The keep-alive's `prev` names an offline peer (true) or a live one / none
+   * (false); undefined when the phone does not send `prev` (an older agent).
+   */
+  fromFailed?: boolean | undefined;
+  /** The phone is in a call. */
+  busy?: boolean | undefined;
 }
 
 /**
  * Push the list on `pointers` (QoS 1, in addition to the ack) when a phone
- * arrives here while some peer is down and it lacks our current list: it is
- * failing over, and the QoS-1 push survives a lost QoS-0 ack.
+ * arrives here from a failed peer and lacks our current list: it is failing
+ * over, and the QoS-1 push survives a lost QoS-0 ack. Not when the phone says
+ * it came from a live peer (a rebalance move: the group list would undo it)
+ * or from nowhere (a boot); only a phone that does not say is guessed to be
+ * failing over while some peer is down. Never while the phone is busy — a
+ * failover push moves a phone at once, mid-call; it is owed until it is idle.
  */
 export function shouldPush(i: PushInput): boolean {
-  return !i.probe && i.newArrival && i.peersOffline > 0 && i.phoneVersion < i.listVersion;
+  return !i.probe && i.newArrival && i.peersOffline > 0 && i.phoneVersion < i.listVersion && i.fromFailed !== false && i.busy !== true;
 }
+
+/** Most phones owed an arrival push (bounded memory; forgotten beyond that). */
+const MAX_OWED = 100_000;
 
 /** What to publish for one keep-alive. */
 export interface Response {
@@ -97,6 +111,8 @@ export class Responder {
   readonly #released = new Set<string>();
   /** Phones that arrived from a failed peer and were pushed a list with it demoted. */
   readonly #demotedPushed = new Set<string>();
+  /** Phones that arrived from a failed peer while busy: pushed at their first idle keep-alive. */
+  readonly #owed = new Set<string>();
 
   /** Take (and forget) the phones pushed a demoted list: they are owed the restored one. */
   takeDemoted(): string[] {
@@ -147,12 +163,18 @@ export class Responder {
     if (released && ka.pointersVersion >= list.version) this.#released.delete(ka.phone);
     const ack = this.#ackHead + String(ka.seq) + (has ? list.ackTailShort : list.ackTailFull);
     let push: SignedList | undefined;
-    if (
-      shouldPush({ probe, newArrival, peersOffline: this.#book.offline.size, phoneVersion: ka.pointersVersion, listVersion: list.version })
-    ) {
+    const offline = this.#book.offline;
+    const fromFailed = ka.prev === undefined ? undefined : ka.prev !== null && offline.has(ka.prev);
+    const owed = !probe && this.#owed.has(ka.phone);
+    const input = { probe, newArrival: newArrival || owed, peersOffline: offline.size, phoneVersion: ka.pointersVersion, listVersion: list.version, fromFailed: owed || fromFailed };
+    if (owed && (!ka.busy || !shouldPush(input))) this.#owed.delete(ka.phone);
+    if (shouldPush({ ...input, busy: ka.busy })) {
       push = list;
       this.#demotedPushed.add(ka.phone);
       this.pushes.set(list.reason, (this.pushes.get(list.reason) ?? 0) + 1);
+    } else if (ka.busy && shouldPush(input)) {
+      if (this.#owed.size >= MAX_OWED) this.#owed.clear();
+      this.#owed.add(ka.phone);
     }
     return { phone: ka.phone, ack, push };
   }

@@ -297,8 +297,20 @@ export function parsePointersBody(bytes: Buffer, ctx: OpenContext): PointersBody
   if (problems.length > 0) {
     throw new IpphoneError(`pointers: ${problems.join('; ')}`, 'PAYLOAD_INVALID', { problems });
   }
+  const owns = o.owns === undefined ? undefined : parseOwns(o.owns);
   checkFresh('pointers', common, ctx);
-  return { ...common, reason: o.reason as PointerReason, list: cleanPointerList(o.list as Pointer[]) };
+  return { ...common, reason: o.reason as PointerReason, list: cleanPointerList(o.list as Pointer[]), ...(owns ? { owns } : {}) };
+}
+
+/** Most ids in a pointer body's `owns` (a call-manager group has at most 64 members). */
+export const MAX_OWNS = 256;
+
+/** `owns`: an array of up to {@link MAX_OWNS} ids valid as topic levels. */
+function parseOwns(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length > MAX_OWNS || !v.every((id) => typeof id === 'string' && isValidId(id))) {
+    bad('pointers', 'owns', v, `an array of at most ${MAX_OWNS} ids`);
+  }
+  return [...(v as string[])];
 }
 
 /**

@@ -39,6 +39,12 @@ export interface PointersBody {
   expires?: number;
   /** Optional phone id the body is meant for; refused by any other phone. */
   phone?: string;
+  /**
+   * Extension: ids of the call-manager group the list orders (a call manager
+   * sets it). The phone keeps the pointers it holds outside the group
+   * (protocol/list-merge.ts); absent, the list replaces the held one.
+   */
+  owns?: string[];
 }
 
 /** Body of a signed config change. */

@@ -81,7 +81,7 @@ test('one signature per distinct list, reused for every phone and ack', (t) => {
   t.is(bodies.length, 1, 'signing is lazy');
   for (let i = 0; i < 100; i++) book.forPhone(`p${i}`);
   t.is(bodies.length, 2);
-  t.deepEqual(bodies[1], { version: book.version, reason: 'failover', list: book.groupList().list });
+  t.deepEqual(bodies[1], { version: book.version, reason: 'failover', list: book.groupList().list, owns: ids(group) });
 });
 
 test('the envelope verifies and its body matches the list', (t) => {
@@ -89,7 +89,7 @@ test('the envelope verifies and its body matches the list', (t) => {
   book.setOffline(['cm-b']);
   const l = book.forPhone('p1');
   const body = JSON.parse(openEnvelope(l.envelope, trusted).toString('utf8')) as PointersBody;
-  t.deepEqual(body, { version: l.version, reason: 'failover', list: [group[0], group[2], group[3], group[1]] });
+  t.deepEqual(body, { version: l.version, reason: 'failover', list: [group[0], group[2], group[3], group[1]], owns: ids(group) });
   t.is(l.envelopeJson, JSON.stringify(l.envelope));
   t.is(l.ackTailShort, `,"pointersVersion":${l.version}}`);
   t.is(l.ackTailFull, `,"pointers":${l.envelopeJson},"pointersVersion":${l.version}}`);

@@ -9,7 +9,7 @@ test('first keep-alive is a new arrival, the next within 2 intervals is not', (t
   clock.advance(1500);
   t.false(table.touch('p1', true, undefined, clock.now()));
   t.true(table.isHomed('p1', clock.now()));
-  t.deepEqual([...table.homedPhones(clock.now())], [{ phone: 'p1', busy: true, lastSeen: 1500 }]);
+  t.deepEqual([...table.homedPhones(clock.now())], [{ phone: 'p1', busy: true, lastSeen: 1500, intervalMs: 1000 }]);
 });
 
 test('a phone is homed for exactly 2 of its intervals after its last keep-alive', (t) => {

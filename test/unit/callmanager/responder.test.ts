@@ -40,7 +40,7 @@ test('ack with the signed list when the phone lacks the version; it parses and v
   t.is(ack.seq, 42);
   t.is(ack.pointersVersion, 3);
   const body = JSON.parse(openEnvelope(ack.pointers!, trusted).toString('utf8')) as PointersBody;
-  t.deepEqual(body, { version: 3, reason: 'failover', list: group });
+  t.deepEqual(body, { version: 3, reason: 'failover', list: group, owns: ['cm-a', 'cm-b'] });
   t.is(res.phone, 'p1');
   t.is(res.push, undefined);
 });

@@ -1,0 +1,84 @@
+/**
+ * The floor of a call manager's group list across restarts: the version below
+ * which a phone is given the group list in its ack.
+ *
+ * The group list carries the configured `pointersVersion` so that every call
+ * manager of the group agrees and a restart rewrites no phone's flash. But a
+ * phone holding that version (or a later one) is never given the list again —
+ * so a changed group (a member added, removed, moved to another broker) never
+ * reached phones unless the operator also raised `pointersVersion`. Here the
+ * start compares the group with the one stored in the state directory
+ * (`{stateDir}/group-{cmId}.a|b`, store/ab-slots.ts): unchanged → the stored
+ * floor (no flash writes); changed → a new floor above everything before
+ * (`max(stored + 1, pointersVersion, now)`), stored before the call manager
+ * connects, so every phone homed here gets the new group in its next ack.
+ * Without a usable state directory the floor is `pointersVersion` (as before).
+ *
+ * Version arithmetic lives in {@link nextFloor} alone (issue #10 "versions"
+ * may replace its rule).
+ */
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { Pointer } from '../protocol/types.js';
+import { AbSlots } from '../store/ab-slots.js';
+import type { DurableFs } from '../store/durable-file.js';
+
+export interface GroupFloorOptions {
+  dir: string;
+  cmId: string;
+  group: readonly Pointer[];
+  pointersVersion: number;
+  /** Wall clock now, ms. */
+  now: number;
+  fs?: DurableFs;
+}
+
+/** What identifies the group for the phones: members, order, brokers, services. */
+export function groupFingerprint(group: readonly Pointer[]): string {
+  return JSON.stringify(group.map((p) => [p.id, p.broker, p.services]));
+}
+
+/** The new floor after a group change. */
+export function nextFloor(stored: number | null, pointersVersion: number, now: number): number {
+  return Math.max((stored ?? 0) + 1, pointersVersion, Math.floor(now));
+}
+
+function parse(p: Buffer): { group: string; floor: number } | null {
+  try {
+    const o = JSON.parse(p.toString('utf8')) as { group?: unknown; floor?: unknown };
+    return typeof o.group === 'string' && typeof o.floor === 'number' && Number.isSafeInteger(o.floor) && o.floor >= 1 ? { group: o.group, floor: o.floor } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The group list's floor for this start; stores it when the group changed. Throws on a store error. */
+export async function groupFloor(o: GroupFloorOptions): Promise<{ floor: number; changed: boolean }> {
+  const slots = new AbSlots({
+    dir: o.dir,
+    name: `group-${o.cmId}`,
+    ...(o.fs ? { fs: o.fs } : {}),
+    maxPayloadBytes: 64 * 1024,
+    validate: (p) => (parse(p) === null ? 'not { group, floor }' : null),
+  });
+  const loaded = await slots.load();
+  const prev = loaded.payload === null ? null : parse(loaded.payload);
+  const group = groupFingerprint(o.group);
+  if (prev !== null && prev.group === group && prev.floor >= o.pointersVersion) return { floor: prev.floor, changed: false };
+  // First start with a state directory: the configured version is what phones were given.
+  const floor = prev === null ? o.pointersVersion : nextFloor(prev.floor, o.pointersVersion, o.now);
+  await slots.write(Buffer.from(JSON.stringify({ group, floor })));
+  return { floor, changed: prev !== null };
+}
+
+/** {@link groupFloor} for a call manager's start: a state directory that does not work gives `pointersVersion`, with a warning. */
+export async function groupFloorFor(o: GroupFloorOptions, log: Logger): Promise<number> {
+  try {
+    const r = await groupFloor(o);
+    if (r.changed) log.info({ floor: r.floor }, 'group changed since the last start: every phone gets the new group list');
+    return r.floor;
+  } catch (err) {
+    log.warn({ stateDir: o.dir, err: errorMessage(err) }, 'group floor not kept: group changes reach phones only with a higher pointersVersion');
+    return o.pointersVersion;
+  }
+}
