@@ -45,7 +45,10 @@ class LoopTransport implements Transport {
   }
   subscribe(): void {}
   unsubscribe(): void {}
+  /** Events the agent published. */
+  readonly agentEvents: Record<string, unknown>[] = [];
   publish(broker: string, topic: string, payload: string | Buffer): void {
+    if (topic.endsWith('/event')) this.agentEvents.push(JSON.parse(payload.toString()) as Record<string, unknown>);
     const m = /\/cm\/([^/]+)\/keepalive/.exec(topic);
     if (m === null || !this.up.has(broker)) return;
     const cm = m[1]!;
@@ -157,6 +160,11 @@ for (const [name, step] of [
     t.is(agent.state.rehomes, 0);
     await run(3_000);
     t.is(agent.home, 'cm-b', 'the failover comes after missLimit intervals of real time');
+    const ev = net.agentEvents.filter((e) => e.type === 'rehomed' && e.to === 'cm-b');
+    t.is(ev.length, 1);
+    const { detectMs, rehomeMs } = ev[0] as { detectMs: number; rehomeMs: number };
+    t.true(detectMs >= 2_000 && detectMs <= 4_000, `detectMs ${detectMs} is real time since the last ack`);
+    t.true(rehomeMs >= 0 && rehomeMs < 1_000, `rehomeMs ${rehomeMs} is real time`);
   });
 
   test(`wall ${name} while a keep-alive is outstanding: no miss is counted for it`, async (t) => {
