@@ -37,7 +37,7 @@ export interface AgentDeps {
   hook: HookSwitch | null;
   /** Lit while the phone has no home call manager. */
   noServiceLed?: Led | null;
-  /** Monotonic ms with sub-ms resolution, for the `rehomed` event's timing fields only ({@link MoveTimer}). Default `clock.now`. */
+  /** Monotonic ms with sub-ms resolution, for the `rehomed` event's timing fields only ({@link MoveTimer}). Default `clock.elapsed`. */
   hrNow?: () => number;
 }
 
@@ -107,7 +107,8 @@ export class AgentCore {
     const at = this.hr();
     const prev = this.s.move;
     const keptBefore = this.s.lastHomeBroker;
-    const step = next(this.s, input, { now: this.d.clock.now(), random: this.d.random });
+    // Machine time is monotonic: every deadline in the state is a Clock.elapsed() value (issue 10).
+    const step = next(this.s, input, { now: this.d.clock.elapsed(), random: this.d.random });
     this.s = step.state;
     this.moveTimer.step(prev, step.state.move, at, this.d.clock.now());
     for (const fx of step.effects) this.#perform(fx);
@@ -137,7 +138,7 @@ export class AgentCore {
       }
       case 'wake':
         if (this.#timer) d.clock.clearTimeout(this.#timer);
-        this.#timer = fx.at === null ? null : d.clock.setTimeout(() => this.input({ type: 'wake' }), fx.at - d.clock.now());
+        this.#timer = fx.at === null ? null : d.clock.setTimeout(() => this.input({ type: 'wake' }), fx.at - d.clock.elapsed());
         return;
       case 'persist':
         return this.persist();
@@ -234,7 +235,7 @@ export class AgentCore {
   }
 
   protected hr(): number {
-    return this.d.hrNow?.() ?? this.d.clock.now();
+    return this.d.hrNow?.() ?? this.d.clock.elapsed();
   }
 
   protected afterStep(): void {
@@ -242,7 +243,7 @@ export class AgentCore {
     this.services.update(this.s.list, this.s.home);
     const status = JSON.stringify(this.status());
     // A failover's QoS 1 status waits for the new home's first ack (critical-path.ts).
-    if (status !== this.lastStatus && !statusWaitsForAck(this.s, this.d.clock.now())) {
+    if (status !== this.lastStatus && !statusWaitsForAck(this.s, this.d.clock.elapsed())) {
       if (this.#saving > 0) {
         // The status names the list version as held: publish it only once that list is on
         // flash, so a power cut never takes back a version the phone reported.

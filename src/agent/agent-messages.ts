@@ -156,7 +156,7 @@ export abstract class AgentMessages extends AgentCore {
     const cm = this.t.idOf(topic, 'cm');
     const limitKey = topic === this.t.phoneAck(this.d.config.phoneId) ? topic : cm !== undefined && topic === this.t.cmState(cm) ? `${topic}|${code ?? ''}` : undefined;
     if (limitKey !== undefined) {
-      const now = this.d.clock.now();
+      const now = this.d.clock.elapsed();
       const last = this.#lastRejectAt.get(limitKey);
       if (last !== undefined && now - last < REJECT_EVENT_GAP_MS) return;
       if (this.#lastRejectAt.size >= 256) this.#lastRejectAt.clear();

@@ -111,7 +111,7 @@ export class Agent extends AgentMessages {
   healthy(): boolean {
     if (!this.running || this.s === undefined) return false;
     const at = this.s.wakeAt;
-    return at === null || this.d.clock.now() - at < WEDGED_AFTER_MS;
+    return at === null || this.d.clock.elapsed() - at < WEDGED_AFTER_MS;
   }
 
   async stop(): Promise<void> {

@@ -22,7 +22,7 @@ export class MachineInputs extends MachineCore {
         return;
       case 'wake':
         // The runner's timer has fired and is gone: whatever is due next must be asked for again,
-        // even the same instant (timers may fire a millisecond early by Date.now()).
+        // even the same instant (timers may fire a millisecond early by the monotonic clock).
         s.wakeAt = null;
         return; // evaluate() does the work
       case 'broker-up':

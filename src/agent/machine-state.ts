@@ -4,6 +4,7 @@
  * machine itself is machine.ts.
  */
 import type { Pointer, PointerReason, RehomeReason } from '../protocol/types.js';
+import type { Clock } from '../lib/clock.js';
 
 
 /** Tunables, all in milliseconds except counts. */
@@ -142,6 +143,11 @@ export type Effect =
   | { type: 'log'; level: 'info' | 'warn' | 'debug'; msg: string; data: Record<string, unknown> };
 
 export interface Env {
+  /**
+   * Monotonic ms ({@link Clock.elapsed}), never the wall clock: every time in
+   * the state (deadlines, `healthySince`, `lastAckAt`, `wakeAt`) is on this
+   * clock, so an NTP step moves none of them (issue 10).
+   */
   now: number;
   /** Uniform in [0, 1). */
   random: () => number;

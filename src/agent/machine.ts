@@ -3,7 +3,8 @@
  *
  * `next(state, input, env)` returns a new state and the effects a runner must
  * perform (connect a broker, send a keep-alive, raise an event, persist the
- * list, wake me at time T). Time enters only through `env.now`, randomness only
+ * list, wake me at time T). Time enters only through `env.now` (monotonic ms,
+ * never the wall clock), randomness only
  * through `env.random`; a timer expiring is just another input (`wake`). One
  * wake-up time covers every deadline (ack time-outs, the next keep-alive tick,
  * backoff, the fallback hold), so the runner owns exactly one timer.

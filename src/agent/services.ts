@@ -115,12 +115,12 @@ export class ServicesController {
     if (this.#closed || this.#home === null) return;
     this.#busy = true;
     const o = this.#o;
-    const start = o.clock.now();
+    const start = o.clock.elapsed();
     let detectMs = 0;
     let firstError: string | null = null;
     try {
       for (const p of this.#order()) {
-        const t0 = o.clock.now();
+        const t0 = o.clock.elapsed();
         try {
           this.fetches++;
           const page = await o.fetch(p.services, o.phoneId, o.timeoutMs);
@@ -131,7 +131,7 @@ export class ServicesController {
           o.onPage(page, p.id);
           if (from !== p.id) {
             const reason = p.id === this.#home ? 'home' : 'services-timeout';
-            o.onChange({ from, to: p.id, reason, detectMs, rehomeMs: o.clock.now() - t0 });
+            o.onChange({ from, to: p.id, reason, detectMs, rehomeMs: o.clock.elapsed() - t0 });
           }
           this.#schedule(p.id === this.#home ? o.refreshMs : o.retryMs);
           return;
@@ -139,7 +139,7 @@ export class ServicesController {
           this.failures++;
           if (firstError === null) {
             firstError = errorMessage(err);
-            detectMs = o.clock.now() - start;
+            detectMs = o.clock.elapsed() - start;
           }
           o.log.warn({ pointer: p.id, url: p.services, err: errorMessage(err) }, 'services fetch failed');
         }

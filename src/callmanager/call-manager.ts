@@ -107,7 +107,7 @@ export class CallManager {
     if (this.#started) return;
     this.#started = true;
     const c = this.#config;
-    const now = this.#clock.now();
+    const now = this.#clock.now(); // wall: the boot sequence is seeded from the epoch
     const loaded = this.#signerOption === undefined ? await loadSigningKey(c.signingKey, c.keyId) : undefined;
     const signer = this.#signerOption ?? loaded!.sign;
     const stateTopic = this.#t.cmState(c.cmId);
@@ -127,7 +127,7 @@ export class CallManager {
     const book = (this.#book = new ListBook({ group, baseVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled }));
     const table = (this.#table = new PhoneTable(c.keepalive.phoneIntervalMs));
     const responder = (this.#responder = new Responder({ cmId: c.cmId, book, table, clock: this.#clock }));
-    this.#kaRate = new RateMeter(now, 10);
+    this.#kaRate = new RateMeter(this.#clock.elapsed(), 10);
     this.#loadPolicy = new LoadPolicy({ periodMs: c.rebalance.periodMs });
     this.#peers = new CmPeers({
       config: c,
@@ -147,7 +147,7 @@ export class CallManager {
     book.groupList();
 
     const host = { connected: () => this.connected, phonesHomed: () => this.phonesHomed(), homedPhones: () => this.homedPhones(), metricsText: () => this.metricsText() };
-    this.#http = new CmHttp(c, this.#clock, now, host, this.#root.child({ mod: 'http' }));
+    this.#http = new CmHttp(c, this.#clock, this.#clock.elapsed(), host, this.#root.child({ mod: 'http' }));
     await this.#http.start();
     this.#session = new CmSession({
       config: c,
@@ -183,12 +183,12 @@ export class CallManager {
 
   /** Phones homed here now. */
   phonesHomed(): number {
-    return this.#table?.count(this.#clock.now()) ?? 0;
+    return this.#table?.count(this.#clock.elapsed()) ?? 0;
   }
 
   /** Homed phones with their busy flag, for the rebalancer. */
   homedPhones(): Iterable<HomedPhone> {
-    return this.#table?.homedPhones(this.#clock.now()) ?? [];
+    return this.#table?.homedPhones(this.#clock.elapsed()) ?? [];
   }
 
   /** The list book (for the rebalancer's `setPhoneList`). */
@@ -198,7 +198,7 @@ export class CallManager {
 
   /** Prometheus text of the current counters. */
   metricsText(): string {
-    const now = this.#clock.now();
+    const now = this.#clock.elapsed();
     const r = this.#responder;
     return renderMetrics({
       phonesHomed: this.phonesHomed(),
@@ -221,7 +221,7 @@ export class CallManager {
     const session = this.#session;
     if (r === undefined || session === undefined) return;
     const res = r.handle(payload, topicPhone);
-    const now = this.#clock.now();
+    const now = this.#clock.elapsed();
     if (typeof res === 'string') {
       this.#invalidSinceLog++;
       if (now - this.#lastInvalidLog >= INVALID_LOG_GAP_MS) {
@@ -250,18 +250,18 @@ export class CallManager {
    * restart would not help.
    */
   healthy(): boolean {
-    return this.#started && this.#stopping === undefined && this.#clock.now() - this.#lastTickAt < 3 * TICK_MS + 1000;
+    return this.#started && this.#stopping === undefined && this.#clock.elapsed() - this.#lastTickAt < 3 * TICK_MS + 1000;
   }
 
   #scheduleTick(): void {
-    this.#lastTickAt = this.#clock.now();
+    this.#lastTickAt = this.#clock.elapsed();
     this.#tick = this.#clock.setTimeout(() => {
       this.#tick = undefined;
       if (this.#stopping !== undefined) return;
       // Bounded memory even while no load goes out (e.g. broker down).
-      this.#table?.sweep(this.#clock.now());
+      this.#table?.sweep(this.#clock.elapsed());
       this.#publishLoad(false);
-      if (this.connected) this.#peers?.tick(this.#clock.now());
+      if (this.connected) this.#peers?.tick(this.#clock.elapsed());
       this.#scheduleTick();
     }, TICK_MS);
   }
@@ -270,7 +270,7 @@ export class CallManager {
     const session = this.#session;
     const policy = this.#loadPolicy;
     if (session === undefined || policy === undefined || !session.connected) return;
-    const now = this.#clock.now();
+    const now = this.#clock.elapsed();
     const phones = this.phonesHomed();
     if (!force && !policy.due(phones, now)) return;
     const self = this.#config.group.find((g) => g.id === this.#config.cmId);

@@ -49,7 +49,7 @@ export class CmHttp {
         metricsText: () => host.metricsText(),
         onServicesRequest: () => {
           this.requests++;
-          this.#rate.add(this.#clock.now());
+          this.#rate.add(this.#clock.elapsed());
         },
       },
       log,

@@ -137,7 +137,7 @@ export class CmPeers {
     const id = t.idOf(topic, 'cm');
     if (id === undefined || topic !== t.cmLoad(id)) return;
     try {
-      this.rebalancer.onLoad(id, decodeLoad(payload), this.#o.clock.now());
+      this.rebalancer.onLoad(id, decodeLoad(payload), this.#o.clock.elapsed());
     } catch (err) {
       this.#log.warn({ peer: id, err: errorMessage(err) }, 'peer load not understood');
     }
@@ -157,7 +157,7 @@ export class CmPeers {
 
   #drain(): void {
     if (this.#drainTimer !== undefined || this.#halted) return;
-    if (this.rebalancer.drain(this.#o.clock.now()) === 0) return;
+    if (this.rebalancer.drain(this.#o.clock.elapsed()) === 0) return;
     this.#drainTimer = this.#o.clock.setTimeout(() => {
       this.#drainTimer = undefined;
       this.#drain();
@@ -182,7 +182,7 @@ export class CmPeers {
     // the restored list to the phones that arrived from failed peers, a few at a time, so they
     // return to their primary at the rebalance rate instead of all at once.
     if (config.rebalance.enabled && peers.offline.size < before) {
-      const here = new Set([...table.homedPhones(this.#o.clock.now())].map((p) => p.phone));
+      const here = new Set([...table.homedPhones(this.#o.clock.elapsed())].map((p) => p.phone));
       const owed = new Set([...responder.takeDemoted(), ...book.overridden()]);
       this.rebalancer.restore([...owed].filter((p) => here.has(p)).map((phone) => ({ phone, to: book.forPhone(phone).list[0]?.id ?? config.cmId })));
       this.#drain();

@@ -49,7 +49,7 @@ export class PeerLiveness {
     const v = this.#verifier.check(id, payload);
     if (v.ok) return v.online;
     this.#refused++;
-    const now = this.#clock.now();
+    const now = this.#clock.elapsed();
     const last = this.#lastLog.get(id);
     if (last !== undefined && now - last.at < REFUSAL_LOG_GAP_MS) {
       last.unlogged++;

@@ -156,7 +156,7 @@ export class Responder {
     }
     this.keepalives++;
     const probe = ka.probe === true;
-    const newArrival = probe ? false : this.#table.touch(ka.phone, ka.busy, ka.intervalMs, this.#clock.now());
+    const newArrival = probe ? false : this.#table.touch(ka.phone, ka.busy, ka.intervalMs, this.#clock.elapsed());
     const list = this.#book.forPhone(ka.phone);
     const released = this.#released.has(ka.phone);
     const has = ka.pointersVersion >= (released ? list.version : list.floor);

@@ -107,7 +107,7 @@ export class CmRun {
    */
   onOwnState(payload: Buffer): boolean {
     if (!this.#live || this.#online === '' || payload.toString('utf8') === this.#online) return false;
-    const now = this.#o.clock.now();
+    const now = this.#o.clock.elapsed();
     if (now - this.#lastLogAt >= OWN_STATE_LOG_GAP_MS) {
       this.#o.log?.warn({ bytes: payload.length, unlogged: this.#unlogged }, 'own state topic says otherwise: republishing online');
       this.#lastLogAt = now;
@@ -129,7 +129,7 @@ export class CmRun {
 
   #republish(): void {
     if (!this.#live) return;
-    this.#lastRepublishAt = this.#o.clock.now();
+    this.#lastRepublishAt = this.#o.clock.elapsed();
     this.#republished++;
     this.#o.publish(this.#online);
   }

@@ -24,11 +24,11 @@ export function checkAborted(signal: AbortSignal | undefined): void {
 
 /** Resolve once `pred()` is true; reject with a TIMEOUT error after `timeoutMs`. */
 export async function waitUntil(pred: () => boolean | Promise<boolean>, o: WaitOptions): Promise<void> {
-  const deadline = Date.now() + o.timeoutMs;
+  const deadline = performance.now() + o.timeoutMs; // monotonic: a wall-clock step must not end or stretch the wait
   for (;;) {
     checkAborted(o.signal);
     if (await pred()) return;
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       const detail = o.detail?.();
       throw new IpphoneError(`${o.what}: did not happen within ${(o.timeoutMs / 1000).toFixed(1)} s${detail ? ` (${detail})` : ''}`, 'TIMEOUT', { what: o.what });
     }

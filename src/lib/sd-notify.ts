@@ -161,7 +161,7 @@ export class SdNotify {
    */
   watchdog(): Promise<void> {
     if (!this.enabled) return done;
-    const now = this.#clock.now();
+    const now = this.#clock.elapsed();
     if (now - this.#lastWatchdogAt < this.#minGap) return done;
     this.#lastWatchdogAt = now;
     return this.#queue(new Map([['WATCHDOG', '1']]));

@@ -104,3 +104,33 @@ test('with jitter, the fetch after a home change waits a random part of the wind
   t.deepEqual(calls, [500]);
   svc.close();
 });
+
+for (const [name, step] of [
+  ['back 1 h', -3_600_000],
+  ['forward 1 h', 3_600_000],
+] as const) {
+  test(`wall ${name} during a services failover: detectMs and rehomeMs are the real durations`, async (t) => {
+    const clock = new FakeClock();
+    const changes: { reason: string; detectMs: number; rehomeMs: number }[] = [];
+    const settle: Array<(fail: boolean) => void> = [];
+    const fetch = (url: string): Promise<string> =>
+      new Promise((resolve, reject) => settle.push((fail) => (fail ? reject(new IpphoneError(`${url} timed out`, 'TIMEOUT')) : resolve('<B/>'))));
+    const svc = new ServicesController({
+      phoneId: 'p', fetch, clock, log: silentLogger(), timeoutMs: 100, refreshMs: 60_000, retryMs: 10_000,
+      onChange: (c) => changes.push(c),
+      onPage: () => {},
+    });
+    t.teardown(() => svc.close());
+    svc.update(list, 'A');
+    await flush();
+    clock.advance(60);
+    clock.stepWall(step);
+    clock.advance(40);
+    settle.shift()!(true); // A timed out after 100 ms
+    await flush();
+    clock.advance(30);
+    settle.shift()!(false); // B answered in 30 ms
+    await flush();
+    t.deepEqual(changes, [{ from: null, to: 'B', reason: 'services-timeout', detectMs: 100, rehomeMs: 30 }]);
+  });
+}

@@ -48,3 +48,21 @@ test('peer-offline-before-online-ignored: logged at info, not a warning', (t) =>
   t.is(p.judge('cm-b', st(false)), undefined);
   t.like(lines[0], { msg: 'peer state ignored', code: 'STATE_RUN_UNKNOWN', level: 30 });
 });
+
+for (const [name, step] of [
+  ['back 1 h', -3_600_000],
+  ['forward 1 h', 3_600_000],
+] as const) {
+  test(`peer-refused-log-gap-is-monotonic: wall ${name} → one line per gap of real time`, (t) => {
+    const clock = new FakeClock();
+    const { log, lines } = capturingLogger();
+    const p = new PeerLiveness({ keys: cmTrustedKeys({}, 'ops-1', parsePublicKey(own.publicPem)), clock, log });
+    p.judge('cm-b', Buffer.from('{"online":false}'));
+    clock.stepWall(step);
+    p.judge('cm-b', Buffer.from('{"online":false}'));
+    t.is(lines.length, 1, 'a wall step does not open the gap');
+    clock.advance(REFUSAL_LOG_GAP_MS);
+    p.judge('cm-b', Buffer.from('{"online":false}'));
+    t.is(lines.length, 2, 'real time does');
+  });
+}

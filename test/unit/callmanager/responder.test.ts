@@ -89,7 +89,7 @@ test('invalid keep-alives are counted and refused with a reason, never thrown', 
   for (const b of bad) t.is(typeof r.handle(b), 'string', b.toString('utf8').slice(0, 40));
   t.is(r.invalid, bad.length);
   t.is(r.keepalives, 0);
-  t.is(table.count(clock.now()), 0);
+  t.is(table.count(clock.elapsed()), 0);
 });
 
 test('parseKeepalive keeps the extension fields', (t) => {
@@ -102,9 +102,9 @@ test('probes are answered but do not home the phone', (t) => {
   const { r, table, clock } = setup();
   const res = r.handle(ka({ probe: true }));
   t.not(typeof res, 'string');
-  t.is(table.count(clock.now()), 0);
+  t.is(table.count(clock.elapsed()), 0);
   r.handle(ka({}));
-  t.is(table.count(clock.now()), 1);
+  t.is(table.count(clock.elapsed()), 1);
 });
 
 const rows: Array<[string, PushInput, boolean]> = [
@@ -146,7 +146,7 @@ test('per-phone topic: the topic id is trusted; a payload naming another phone i
   t.regex(forged as string, /keep-alive for phone "p2" on the topic of phone "p1"/);
   t.is(r.invalid, 1);
   t.is(r.keepalives, 1);
-  t.is(table.count(clock.now()), 1, 'p2 never entered the table');
+  t.is(table.count(clock.elapsed()), 1, 'p2 never entered the table');
 
   // A topic level that is no valid id cannot match a valid payload id either.
   t.is(typeof r.handle(ka({ phone: 'p1' }), 'p1+x'), 'string');
@@ -155,5 +155,5 @@ test('per-phone topic: the topic id is trusted; a payload naming another phone i
   const shared = r.handle(ka({ phone: 'p2', seq: 5 }));
   if (typeof shared === 'string') return t.fail(shared);
   t.is(shared.phone, 'p2');
-  t.is(table.count(clock.now()), 2);
+  t.is(table.count(clock.elapsed()), 2);
 });

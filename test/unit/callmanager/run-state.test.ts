@@ -101,3 +101,23 @@ test('run-disconnected drops a scheduled republish (the next connection publishe
   clock.advance(REPUBLISH_GAP_MS * 2);
   t.is(published.length, 1);
 });
+
+for (const [name, step] of [
+  ['back 1 h', -3_600_000],
+  ['forward 1 h', 3_600_000],
+] as const) {
+  test(`run-republish-gap-is-monotonic: wall ${name} → still one republish per gap, and the refusal log still one line per gap`, (t) => {
+    const { run, published, lines, clock } = setup();
+    run.connect();
+    run.onOwnState(Buffer.from('{"online":false}'));
+    t.is(published.length, 1);
+    clock.stepWall(step);
+    run.onOwnState(Buffer.from('{"online":false}'));
+    t.is(published.length, 1, 'inside the gap: scheduled, not sent');
+    clock.advance(REPUBLISH_GAP_MS);
+    t.is(published.length, 2, 'sent one gap later, not an hour later');
+    clock.advance(10_000);
+    run.onOwnState(Buffer.from('{"online":false}'));
+    t.is(lines.length, 2, 'the log gap passed in real time');
+  });
+}

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { FakeClock, seededRandom } from '../../../src/lib/clock.js';
+import { FakeClock, seededRandom, systemClock } from '../../../src/lib/clock.js';
 
 test('fake clock runs timers in due order, ties by creation', (t) => {
   const clock = new FakeClock(0);
@@ -37,4 +37,33 @@ test('seeded random is repeatable and in [0,1)', (t) => {
     t.is(x, b());
     t.true(x >= 0 && x < 1);
   }
+});
+
+test('advance moves both clocks; stepWall moves the wall clock alone and no timer', (t) => {
+  const clock = new FakeClock(1_000_000, 0);
+  const fired: number[] = [];
+  clock.setTimeout(() => fired.push(clock.elapsed()), 100);
+  clock.advance(50);
+  t.is(clock.now(), 1_000_050);
+  t.is(clock.elapsed(), 50);
+  clock.stepWall(-3_600_000);
+  t.is(clock.now(), 1_000_050 - 3_600_000);
+  t.is(clock.elapsed(), 50);
+  t.deepEqual(fired, []);
+  clock.advance(50);
+  t.deepEqual(fired, [100], 'the timer follows the monotonic clock');
+  t.is(clock.now(), 1_000_100 - 3_600_000, 'wall time passes from where it was stepped to');
+  clock.stepWall(7_200_000);
+  clock.setTimeout(() => fired.push(clock.elapsed()), 10);
+  clock.advance(9);
+  t.deepEqual(fired, [100]);
+  clock.advance(1);
+  t.deepEqual(fired, [100, 110]);
+});
+
+test('the system clock: elapsed() is monotonic ms, now() the epoch', (t) => {
+  const a = systemClock.elapsed();
+  const b = systemClock.elapsed();
+  t.true(b >= a);
+  t.true(Math.abs(systemClock.now() - Date.now()) < 1000);
 });

@@ -215,3 +215,24 @@ test('startWatchdog is a no-op when the watchdog is not ours', (t) => {
   sd.startWatchdog(() => true)();
   t.is(clock.pending, 0);
 });
+
+for (const [name, step] of [
+  ['back 1 h', -3_600_000],
+  ['forward 1 h', 3_600_000],
+] as const) {
+  test(`wall ${name}: the watchdog keeps sending every half period (its minimum gap is monotonic)`, async (t) => {
+    const clock = new FakeClock();
+    const { sd, calls } = make({ NOTIFY_SOCKET: SOCKET, WATCHDOG_USEC: '30000000' }, undefined, clock);
+    const stop = sd.startWatchdog(() => true);
+    t.teardown(stop);
+    clock.advance(15_000);
+    await sd.flush();
+    t.is(calls.length, 2);
+    clock.stepWall(step);
+    for (let i = 0; i < 4; i++) {
+      clock.advance(15_000);
+      await sd.flush();
+    }
+    t.is(calls.length, 6, 'one WATCHDOG=1 per 15 s after the step as before it');
+  });
+}
