@@ -44,6 +44,7 @@ export class RetryingStore implements StateStore {
   #listeners: (() => void)[] = [];
   #closed = false;
   #retries = 0;
+  #inflight: Promise<unknown> = Promise.resolve();
 
   constructor(o: RetryingStoreOptions) {
     this.#inner = o.inner;
@@ -69,6 +70,15 @@ export class RetryingStore implements StateStore {
   /** Retries run so far (for tests and logs). */
   get retries(): number {
     return this.#retries;
+  }
+
+  /** Resolves once the save attempt in flight (a call's or a retry's) has finished. */
+  async idle(): Promise<void> {
+    let seen: Promise<unknown>;
+    do {
+      seen = this.#inflight;
+      await seen.catch(() => undefined);
+    } while (seen !== this.#inflight);
   }
 
   onChange(fn: () => void): void {
@@ -103,7 +113,12 @@ export class RetryingStore implements StateStore {
   save(state: AgentState): Promise<boolean> {
     this.#want = state;
     this.#cancelRetry();
-    return this.#attempt();
+    return this.#track(this.#attempt());
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight = p;
+    return p;
   }
 
   close(): void {
@@ -142,7 +157,7 @@ export class RetryingStore implements StateStore {
       this.#timer = null;
       this.#retries++;
       const before = this.#flashed;
-      void this.#attempt()
+      void this.#track(this.#attempt())
         .then(() => {
           // A retry that reached flash changes what the status may report, even when the health was already 'ok'.
           if (this.#flashed !== before && this.#storage === 'ok') for (const fn of this.#listeners) fn();
