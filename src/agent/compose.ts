@@ -28,11 +28,13 @@ export interface ComposeOptions {
   writeCache?: boolean;
   /** The flash state; default {@link agentStore} on `config.stateDir` (main.ts passes the one it read the board from). */
   store?: StateStore;
+  /** Fail the start on an unusable `stateDir` instead of running without flash (the fleet). */
+  stateDirRequired?: boolean;
 }
 
 /** The agent's flash state: A/B slots in `stateDir`, saves retried, an unusable directory survived. */
-export function agentStore(config: AgentConfig, log: Logger, clock: Clock = systemClock): StateStore {
-  return new RetryingStore({ inner: new FileStateStore({ dir: config.stateDir, log }), clock, log });
+export function agentStore(config: AgentConfig, log: Logger, clock: Clock = systemClock, strict = false): StateStore {
+  return new RetryingStore({ inner: new FileStateStore({ dir: config.stateDir, log }), clock, log, strict });
 }
 
 export function composeAgent(o: ComposeOptions): Agent {
@@ -44,7 +46,7 @@ export function composeAgent(o: ComposeOptions): Agent {
     clock,
     random: o.random ?? Math.random,
     keys: trustedKeys(c.trust.keys),
-    store: o.store ?? agentStore(c, o.log, clock),
+    store: o.store ?? agentStore(c, o.log, clock, o.stateDirRequired ?? false),
     fetchServices: o.fetch ?? fetchServices,
     display: o.hardware.display,
     keypad: o.hardware.keypad,

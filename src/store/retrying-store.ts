@@ -26,6 +26,8 @@ export interface RetryingStoreOptions {
   log: Logger;
   baseMs?: number;
   maxMs?: number;
+  /** Reject `load` with STORE_IO for an unusable directory instead of running without flash (the fleet: a bad `--state-dir` should stop it). */
+  strict?: boolean;
 }
 
 export class RetryingStore implements StateStore {
@@ -34,6 +36,7 @@ export class RetryingStore implements StateStore {
   readonly #log: Logger;
   readonly #baseMs: number;
   readonly #maxMs: number;
+  readonly #strict: boolean;
   #storage: StorageHealth = 'ok';
   #flashed: AgentState | null = null;
   /** The newest state asked for and not yet known to be on flash. */
@@ -53,6 +56,7 @@ export class RetryingStore implements StateStore {
     this.#baseMs = o.baseMs ?? SAVE_RETRY_BASE_MS;
     this.#maxMs = o.maxMs ?? SAVE_RETRY_MAX_MS;
     this.#delayMs = this.#baseMs;
+    this.#strict = o.strict ?? false;
   }
 
   get writes(): number {
@@ -95,7 +99,7 @@ export class RetryingStore implements StateStore {
     this.#loaded ??= this.#inner.load().then(
       (s) => (this.#flashed = s),
       (err: unknown) => {
-        if (!isIpphoneError(err, 'STORE_IO')) throw err;
+        if (!isIpphoneError(err, 'STORE_IO') || this.#strict) throw err;
         this.#storage = 'unavailable';
         this.#log.error({ err: errorMessage(err), ...err.context }, 'state directory unusable: running from the config file; saves are retried');
         return null;

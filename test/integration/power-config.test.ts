@@ -125,3 +125,15 @@ test.serial('issue 10: a remote broker-password change (saved overlay) is what t
   t.is(seen[0], 'phone:rotated', 'the saved password, not the file one');
   t.false(seen.includes('phone:old'));
 });
+
+test.serial('issue 10: a state directory that cannot be created does not restart-loop the agent: it homes from the file list and says storage unavailable', async (t) => {
+  t.timeout(60_000);
+  const c = await Cluster.group(t, mosq.url);
+  writeFileSync(join(c.dir, 'blocker'), 'x');
+  const cfgPath = c.agentConfig('p-nodir', { stateDir: join(c.dir, 'blocker', 'state') });
+  const agent = c.startAgent('p-nodir', cfgPath);
+  await waitFor(() => c.status('p-nodir')?.home === 'cm-a' || agent.child.exitCode !== null, { timeoutMs: 20_000, what: 'homed or exited' });
+  t.is(agent.child.exitCode, null, `still running\n${agent.output().slice(-2000)}`);
+  t.like(c.status('p-nodir'), { home: 'cm-a', storage: 'unavailable' });
+  t.regex(agent.output(), /state directory unusable: running from the config file/);
+});
