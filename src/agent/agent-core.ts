@@ -14,7 +14,7 @@ import { topics, type Topics } from '../protocol/topics.js';
 import type { StatusPayload } from '../protocol/types.js';
 import type { Display, HookSwitch, Keypad, Led } from '../hw/types.js';
 import { duplicateId, next, phaseOf, type Effect, type Input, type MachineConfig, type MachineState } from './machine.js';
-import type { ServicesFetcher, StateStore, Transport, TransportEvents } from './ports.js';
+import type { AgentState, ServicesFetcher, StateStore, Transport, TransportEvents } from './ports.js';
 import type { ServicesController } from './services.js';
 import type { PhoneUi } from './phone-ui.js';
 import type { Reconfigurator } from './reconfig.js';
@@ -29,8 +29,8 @@ export interface AgentDeps {
   random: Random;
   keys: TrustedKeys;
   store: StateStore;
-  /** Builds the transport with the agent's event handlers and the status will. */
-  transport: (events: TransportEvents, will: { topic: string; payload: string; qos: 1; retain: true }) => Transport;
+  /** Builds the transport with the agent's event handlers, the status will and the effective config (file + saved overlay: its `mqtt` settings). */
+  transport: (events: TransportEvents, will: { topic: string; payload: string; qos: 1; retain: true }, config: AgentConfig) => Transport;
   fetchServices: ServicesFetcher;
   display: Display;
   keypad?: Keypad | null;
@@ -154,17 +154,22 @@ export class AgentCore {
 
   protected persist(overlay: Record<string, unknown> = this.reconfig.overlay): void {
     const s = this.s;
-    const snapshot = { pointers: s.list, pointersVersion: s.listVersion, configVersion: this.configVersion, configOverlay: overlay };
+    const snapshot: AgentState = { pointers: s.list, pointersVersion: s.listVersion, configVersion: this.configVersion, configOverlay: overlay, ...this.stateExtras() };
     this.#saving++;
     this.persisting = this.persisting.then(async () => {
       try {
         await this.d.store.save(snapshot);
       } catch (err) {
-        this.log.error({ err: errorMessage(err) }, 'saving the pointer list failed; will retry on the next change');
+        this.log.error({ err: errorMessage(err) }, 'saving the pointer list failed');
       } finally {
         this.#saving--;
       }
     });
+  }
+
+  /** What the agent layer adds to every save (pending config change, file hash). */
+  protected stateExtras(): Partial<AgentState> {
+    return {};
   }
 
   /**
@@ -217,13 +222,17 @@ export class AgentCore {
 
   protected status(): StatusPayload {
     const s = this.s;
+    // Versions as on flash: after a failed save, what a power cut would leave (retries run meanwhile).
+    const storage = this.d.store.storage;
+    const flashed = storage === 'unsaved' ? (this.d.store.flashed ?? { pointersVersion: 0, configVersion: 0 }) : null;
     return {
       online: true,
       home: s.home,
       services: this.services?.shown ?? null,
       state: phaseOf(s),
-      pointersVersion: s.listVersion,
-      configVersion: this.configVersion,
+      pointersVersion: flashed?.pointersVersion ?? s.listVersion,
+      configVersion: flashed?.configVersion ?? this.configVersion,
+      ...(storage !== undefined ? { storage } : {}),
       rehomes: s.rehomes,
       pointers: s.list.map((p) => p.id),
       busy: s.busy,

@@ -11,10 +11,13 @@
 import type { AgentConfig } from '../config/agent-config.js';
 import { trustedKeys } from '../protocol/envelope.js';
 import type { ConfigResultPayload } from '../protocol/types.js';
+import { brokerKey } from '../protocol/pointers.js';
+import type { AgentState } from './ports.js';
+import { provisioningHash, reconcileWithFile } from './boot-config.js';
 import { initialState, type MachineState } from './machine.js';
 import { ServicesController } from './services.js';
 import { PhoneUi } from './phone-ui.js';
-import { changedPaths, Reconfigurator } from './reconfig.js';
+import { changedPaths, Reconfigurator, type HeldList } from './reconfig.js';
 import { machineConfig } from './agent-core.js';
 import { AgentMessages } from './agent-messages.js';
 import { KeepaliveTopics, keepaliveTopicKind } from './keepalive-topic.js';
@@ -29,6 +32,7 @@ const SERVICES_JITTER_MAX_MS = 2000;
 
 export class Agent extends AgentMessages {
   #stopped = false;
+  #fileHash = '';
 
   /** The machine state, read-only, for status, tests and the fleet. */
   get state(): Readonly<MachineState> {
@@ -45,7 +49,10 @@ export class Agent extends AgentMessages {
 
   async start(): Promise<void> {
     const d = this.d;
-    const saved = await d.store.load();
+    // The store answers null (storage 'unavailable') for a state directory it cannot use: run from the file.
+    const boot = reconcileWithFile(d.config, await d.store.load(), this.log);
+    const saved = boot.state;
+    this.#fileHash = provisioningHash(d.config);
     if (saved === null) this.log.warn({ pointers: d.config.pointers.map((p) => p.id) }, 'no saved pointer list; using the config file list');
     this.configVersion = saved?.configVersion ?? 0;
     this.reconfig = new Reconfigurator({
@@ -54,7 +61,9 @@ export class Agent extends AgentMessages {
       clock: d.clock,
       log: d.log.child({ mod: 'reconfig' }),
       host: {
-        apply: (next, overlay, version) => this.#applyConfig(next, overlay, version),
+        apply: (next, overlay, version, restore) => this.#applyConfig(next, overlay, version, restore),
+        heldList: () => ({ pointers: this.s.list.map((p) => ({ ...p })), version: this.s.listVersion }),
+        persist: () => this.persist(),
         confirmed: () => {
           const s = this.s;
           return s.home !== null && s.move === null && s.list.some((p) => p.id === s.home);
@@ -62,10 +71,11 @@ export class Agent extends AgentMessages {
         publishResult: (r) => this.publishResult(r),
       },
     });
-    const cfg = (this.cfg = this.reconfig.boot());
+    const cfg = (this.cfg = this.reconfig.boot(saved?.pendingConfig));
     this.keys = cfg === d.config ? d.keys : trustedKeys(cfg.trust.keys);
     this.kaTopics = new KeepaliveTopics(this.t, d.config.phoneId, keepaliveTopicKind(cfg));
     this.s = initialState(machineConfig(cfg), saved?.pointers ?? cfg.pointers, saved?.pointersVersion ?? 0);
+    d.store.onChange?.(() => this.afterStep());
     const statusTopic = this.t.phoneStatus(d.config.phoneId);
     this.transport = d.transport(
       {
@@ -74,6 +84,7 @@ export class Agent extends AgentMessages {
         message: (b, topic, payload) => this.onMessage(b, topic, payload),
       },
       { topic: statusTopic, payload: JSON.stringify({ online: false, instance: this.dup.instance }), qos: 1, retain: true },
+      cfg,
     );
     this.services = new ServicesController({
       phoneId: d.config.phoneId,
@@ -98,6 +109,8 @@ export class Agent extends AgentMessages {
     this.ui.start();
     d.hook?.onChange((offHook) => this.input({ type: 'busy', busy: offHook }));
     this.running = true;
+    // The file won over the saved list (boot-config.ts): put that on flash with the new hash.
+    if (boot.fileWon) this.persist();
     this.syncSubscriptions();
     this.input({ type: 'start' });
     if (d.hook?.isOffHook()) this.input({ type: 'busy', busy: true });
@@ -123,6 +136,7 @@ export class Agent extends AgentMessages {
     this.ui?.close();
     this.reconfig?.close();
     await this.persisting;
+    this.d.store.close?.();
     if (this.s === undefined) return;
     // A graceful stop says so: the will only fires on an unclean loss.
     this.publishAll(this.t.phoneStatus(this.d.config.phoneId), JSON.stringify({ ...this.status(), online: false, state: 'stopped' }), 1, true);
@@ -135,8 +149,13 @@ export class Agent extends AgentMessages {
     if (this.running) this.transport.publish(broker, this.t.phoneStatus(this.d.config.phoneId), this.lastStatus || JSON.stringify(this.status()), { qos: 1, retain: true });
   }
 
-  /** Apply an effective config live and persist it (Reconfigurator host). */
-  async #applyConfig(next: AgentConfig, overlay: Record<string, unknown>, version: number): Promise<void> {
+  protected override stateExtras(): Partial<AgentState> {
+    const pending = this.reconfig?.pendingRecord;
+    return { fileHash: this.#fileHash, ...(pending !== undefined ? { pendingConfig: pending } : {}) };
+  }
+
+  /** Apply an effective config live and persist it (Reconfigurator host); `restore` puts a held list back (rollback). */
+  async #applyConfig(next: AgentConfig, overlay: Record<string, unknown>, version: number, restore?: HeldList): Promise<void> {
     const prev = this.cfg;
     this.cfg = next;
     this.configVersion = Math.max(this.configVersion, version);
@@ -148,7 +167,13 @@ export class Agent extends AgentMessages {
     this.services.setTiming(next.services.timeoutMs, next.services.refreshMs);
     const mc = machineConfig(next);
     if (JSON.stringify(mc) !== JSON.stringify(this.s.cfg)) this.input({ type: 'config', cfg: mc });
-    if (changedPaths(prev.pointers, next.pointers).length > 0) {
+    if (restore !== undefined) {
+      // A rollback: the list held before the change, at its own version — not the file's list at a fresh one.
+      if (restore.version !== this.s.listVersion || changedPaths(restore.pointers, this.s.list).length > 0) {
+        this.input({ type: 'list', version: restore.version, reason: 'admin', list: restore.pointers, via: 'push' });
+        this.syncSubscriptions();
+      }
+    } else if (changedPaths(prev.pointers, next.pointers).length > 0) {
       // New pointers from a config change act like an admin push: a fresh, higher list version.
       this.input({ type: 'list', version: Math.max(this.s.listVersion + 1, d.clock.now()), reason: 'admin', list: next.pointers, via: 'push' });
       this.syncSubscriptions();
@@ -158,8 +183,15 @@ export class Agent extends AgentMessages {
     this.afterStep();
   }
 
+  /**
+   * To every broker of the list, queued (QoS 1) where one is down: a rollback
+   * after a boot happens before any broker of the restored list is up, and its
+   * result must still reach the operator.
+   */
   protected publishResult(result: ConfigResultPayload): void {
-    this.publishAll(this.t.phoneConfigResult(this.d.config.phoneId), JSON.stringify(result), 1, false);
+    const topic = this.t.phoneConfigResult(this.d.config.phoneId);
+    const payload = JSON.stringify(result);
+    for (const key of new Set(this.s.list.map((p) => brokerKey(p.broker)))) this.transport.publish(key, topic, payload, { qos: 1, retain: false });
     this.afterStep();
   }
 }

@@ -10,11 +10,12 @@ import { systemClock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import { trustedKeys } from '../protocol/envelope.js';
 import { FileStateStore } from '../store/agent-state-store.js';
+import { RetryingStore } from '../store/retrying-store.js';
 import type { PhoneHardware } from '../hw/types.js';
 import { Agent } from './agent.js';
 import { fetchServices } from './http-services.js';
 import { MqttTransport, type MqttTransportOptions } from './mqtt-transport.js';
-import type { ServicesFetcher } from './ports.js';
+import type { ServicesFetcher, StateStore } from './ports.js';
 
 export interface ComposeOptions {
   config: AgentConfig;
@@ -25,6 +26,15 @@ export interface ComposeOptions {
   fetch?: ServicesFetcher;
   /** mqtt-packet's number cache ({@link MqttTransportOptions.writeCache}); default off. */
   writeCache?: boolean;
+  /** The flash state; default {@link agentStore} on `config.stateDir` (main.ts passes the one it read the board from). */
+  store?: StateStore;
+  /** Fail the start on an unusable `stateDir` instead of running without flash (the fleet). */
+  stateDirRequired?: boolean;
+}
+
+/** The agent's flash state: A/B slots in `stateDir`, saves retried, an unusable directory survived. */
+export function agentStore(config: AgentConfig, log: Logger, clock: Clock = systemClock, strict = false): StateStore {
+  return new RetryingStore({ inner: new FileStateStore({ dir: config.stateDir, log }), clock, log, strict });
 }
 
 export function composeAgent(o: ComposeOptions): Agent {
@@ -36,30 +46,31 @@ export function composeAgent(o: ComposeOptions): Agent {
     clock,
     random: o.random ?? Math.random,
     keys: trustedKeys(c.trust.keys),
-    store: new FileStateStore({ dir: c.stateDir, log: o.log }),
+    store: o.store ?? agentStore(c, o.log, clock, o.stateDirRequired ?? false),
     fetchServices: o.fetch ?? fetchServices,
     display: o.hardware.display,
     keypad: o.hardware.keypad,
     noServiceLed: o.hardware.leds?.noService ?? null,
     hook: o.hardware.hook,
     hrNow: () => performance.now(),
-    transport: (events, will) =>
+    // Built from the effective config (file + saved overlay), so a remote credential change takes effect at the restart it asked for.
+    transport: (events, will, eff) =>
       new MqttTransport({
         clientId: `ipphone-${c.phoneId}`,
         events,
         log: o.log,
         clock,
         will,
-        protocolVersion: c.mqtt.protocolVersion,
-        connectTimeoutMs: c.mqtt.connectTimeoutMs,
-        keepaliveSec: c.mqtt.keepaliveSec,
-        username: c.mqtt.username,
-        password: c.mqtt.password,
-        passwordFile: c.mqtt.passwordFile,
-        ca: c.mqtt.ca,
-        cert: c.mqtt.cert,
-        key: c.mqtt.key,
-        maxQueue: c.mqtt.maxQueue,
+        protocolVersion: eff.mqtt.protocolVersion,
+        connectTimeoutMs: eff.mqtt.connectTimeoutMs,
+        keepaliveSec: eff.mqtt.keepaliveSec,
+        username: eff.mqtt.username,
+        password: eff.mqtt.password,
+        passwordFile: eff.mqtt.passwordFile,
+        ca: eff.mqtt.ca,
+        cert: eff.mqtt.cert,
+        key: eff.mqtt.key,
+        maxQueue: eff.mqtt.maxQueue,
         writeCache: o.writeCache ?? false,
       }),
   });

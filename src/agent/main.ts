@@ -8,7 +8,8 @@ import { loadAgentConfigFile, type AgentConfig } from '../config/agent-config.js
 import { errorMessage } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { hardwareFor, loadBoardFile } from '../hw/board.js';
-import { composeAgent } from './compose.js';
+import { agentStore, composeAgent } from './compose.js';
+import { effectiveConfig, reconcileWithFile } from './boot-config.js';
 import { SdNotify } from '../lib/sd-notify.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -83,20 +84,23 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   if (args.board !== undefined) config.board = args.board;
 
   const log = createLogger(config.log.level, { phone: config.phoneId });
-  let hardware;
+  // The board as the phone runs it: a remote `board` change (saved overlay) wins over the file and --board.
+  const store = agentStore(config, log);
+  const saved = reconcileWithFile(config, await store.load(), log).state;
+  const board = effectiveConfig(config, saved?.configOverlay ?? {}, log).config.board;
+  let hardware: Awaited<ReturnType<typeof openBoard>>;
   try {
-    hardware = await hardwareFor(config.board === null ? null : loadBoardFile(resolve(config.board)), { log });
-    // A missing serial LCD is retried in the background; missing GPIO lines are fatal here.
-    await hardware.display.start();
-    await hardware.keypad.start();
-    await hardware.hook?.start();
-    for (const led of Object.values(hardware.leds ?? {})) await led.start();
+    hardware = await openBoard(board, log).catch(async (err: unknown) => {
+      if (board === config.board) throw err;
+      // A remotely set board that does not work must not restart-loop the phone: back to the file's.
+      log.error({ board, fileBoard: config.board, err: problemsOf(err).join('; ') }, 'remotely set board unusable; using the config file board');
+      return openBoard(config.board, log);
+    });
   } catch (err) {
     io.stderr(`ipphone-agent: unusable board: ${problemsOf(err).join('; ').replace(/\n/g, '; ')}\n`);
-    await hardware?.display.close().catch(() => {});
     return 1;
   }
-  const agent = composeAgent({ config, log, hardware });
+  const agent = composeAgent({ config, log, hardware, store });
   const sd = new SdNotify({ log });
   try {
     await agent.start();
@@ -130,6 +134,23 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   for (const led of Object.values(hardware.leds ?? {})) await led.close();
   log.info({}, 'stopped');
   return 0;
+}
+
+/** Load a board profile (null: headless) and start its parts; closes the display again on failure. */
+async function openBoard(board: string | null, log: ReturnType<typeof createLogger>) {
+  let hardware;
+  try {
+    hardware = await hardwareFor(board === null ? null : loadBoardFile(resolve(board)), { log });
+    // A missing serial LCD is retried in the background; missing GPIO lines are fatal here.
+    await hardware.display.start();
+    await hardware.keypad.start();
+    await hardware.hook?.start();
+    for (const led of Object.values(hardware.leds ?? {})) await led.start();
+    return hardware;
+  } catch (err) {
+    await hardware?.display.close().catch(() => {});
+    throw err;
+  }
 }
 
 /**

@@ -61,7 +61,37 @@ export interface AgentState {
   configVersion: number;
   /** The config overlay applied by remote reconfiguration, if any (issue 5). */
   configOverlay?: Record<string, unknown> | undefined;
+  /** A remote config change applied but not yet confirmed (commit-confirmed across a power cut, issue 10). */
+  pendingConfig?: PendingConfig | undefined;
+  /** Hash of the config file's provisioning fields this state was made under (see `boot-config.ts`). */
+  fileHash?: string | undefined;
 }
+
+/**
+ * An unconfirmed remote config change as kept on flash. `remainingMs` is what
+ * was left of its confirmation window when it was saved; a boot counts it
+ * down again from the start (see reconfig.ts for why no wall clock is used).
+ */
+export interface PendingConfig {
+  /** Config version of the (latest) unconfirmed change. */
+  version: number;
+  remainingMs: number;
+  /** Restart-only paths the unconfirmed change(s) touched. */
+  restart: string[];
+  /** True when a change in the chain touched `pointers`: a rollback then restores `prev`'s list. */
+  pointersTouched: boolean;
+  /** The last confirmed state: its overlay and the list held before the change. */
+  prev: { overlay: Record<string, unknown>; pointers: Pointer[]; pointersVersion: number };
+}
+
+/** Whether the flash state can be trusted to hold what the phone runs with. */
+export type StorageHealth =
+  /** the last save reached flash */
+  | 'ok'
+  /** the last save failed; retrying with backoff, the status reports what is on flash */
+  | 'unsaved'
+  /** the state directory cannot be used; running from the config file, nothing survives a restart */
+  | 'unavailable';
 
 export interface StateStore {
   /** The newest valid saved state, or null when no slot is valid. */
@@ -70,6 +100,14 @@ export interface StateStore {
   save(state: AgentState): Promise<boolean>;
   /** Number of slot writes made by this process. */
   readonly writes: number;
+  /** Health of the flash state (a retrying store, `store/retrying-store.ts`); absent means always 'ok'. */
+  readonly storage?: StorageHealth;
+  /** The state known to be on flash (loaded or last saved), or null; absent when the store does not track it. */
+  readonly flashed?: AgentState | null;
+  /** Called when {@link storage} or {@link flashed} changes outside a save call (a background retry). */
+  onChange?(fn: () => void): void;
+  /** Stop background retries. */
+  close?(): void;
 }
 
 /** Fetch a services page. Rejects on time-out, non-2xx or transport error. */

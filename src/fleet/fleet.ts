@@ -129,6 +129,8 @@ export class Fleet {
       hardware: { display, keypad: new NoKeypad(), hook },
       // Thousands of clients in one process: the 6 MiB number cache pays for itself.
       writeCache: true,
+      // One bad --state-dir would otherwise run thousands of phones without flash.
+      stateDirRequired: true,
       ...(o.clock ? { clock: o.clock } : {}),
       ...(o.random ? { random: o.random } : {}),
       ...(o.fetch ? { fetch: o.fetch } : {}),

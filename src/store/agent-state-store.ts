@@ -6,7 +6,7 @@
  * JSON differs from what was last loaded or saved, so flash wear tracks real
  * changes and {@link FileStateStore.writes} shows how many there were.
  */
-import type { AgentState, StateStore } from '../agent/ports.js';
+import type { AgentState, PendingConfig, StateStore } from '../agent/ports.js';
 import { IpphoneError, errorMessage, isIpphoneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Pointer } from '../protocol/types.js';
@@ -33,25 +33,57 @@ const isVersion = (v: unknown): v is number => typeof v === 'number' && Number.i
 export function checkAgentState(value: unknown): StateCheck {
   const problems: string[] = [];
   if (!isPlainObject(value)) return { ok: false, problems: ['state is not an object'] };
-  const { pointers, pointersVersion, configVersion, configOverlay } = value;
-  const list: Pointer[] = [];
-  if (!Array.isArray(pointers) || pointers.length === 0 || pointers.length > MAX_STATE_POINTERS) {
-    problems.push(`pointers must be an array of 1 to ${MAX_STATE_POINTERS} entries`);
-  } else {
-    pointers.forEach((p: unknown, i) => {
-      if (!isPlainObject(p)) return void problems.push(`pointers[${i}] is not an object`);
-      const bad = (['id', 'broker', 'services'] as const).filter((k) => typeof p[k] !== 'string' || p[k] === '');
-      if (bad.length > 0) return void problems.push(`pointers[${i}] needs non-empty string ${bad.join(', ')}`);
-      list.push({ id: p['id'] as string, broker: p['broker'] as string, services: p['services'] as string });
-    });
-  }
+  const { pointers, pointersVersion, configVersion, configOverlay, pendingConfig, fileHash } = value;
+  const list = checkPointers(pointers, 'pointers', problems);
   if (!isVersion(pointersVersion)) problems.push('pointersVersion must be a non-negative safe integer');
   if (!isVersion(configVersion)) problems.push('configVersion must be a non-negative safe integer');
   if (configOverlay !== undefined && !isPlainObject(configOverlay)) problems.push('configOverlay must be a plain object');
+  if (fileHash !== undefined && (typeof fileHash !== 'string' || !/^[0-9a-f]{16,64}$/.test(fileHash))) problems.push('fileHash must be a hex string');
+  const pending = pendingConfig === undefined ? undefined : checkPending(pendingConfig, problems);
   if (problems.length > 0) return { ok: false, problems };
   const state: AgentState = { pointers: list, pointersVersion: pointersVersion as number, configVersion: configVersion as number };
   if (configOverlay !== undefined) state.configOverlay = configOverlay as Record<string, unknown>;
+  if (pending !== undefined) state.pendingConfig = pending;
+  if (fileHash !== undefined) state.fileHash = fileHash as string;
   return { ok: true, state };
+}
+
+function checkPointers(pointers: unknown, at: string, problems: string[]): Pointer[] {
+  const list: Pointer[] = [];
+  if (!Array.isArray(pointers) || pointers.length === 0 || pointers.length > MAX_STATE_POINTERS) {
+    problems.push(`${at} must be an array of 1 to ${MAX_STATE_POINTERS} entries`);
+    return list;
+  }
+  pointers.forEach((p: unknown, i) => {
+    if (!isPlainObject(p)) return void problems.push(`${at}[${i}] is not an object`);
+    const bad = (['id', 'broker', 'services'] as const).filter((k) => typeof p[k] !== 'string' || p[k] === '');
+    if (bad.length > 0) return void problems.push(`${at}[${i}] needs non-empty string ${bad.join(', ')}`);
+    list.push({ id: p['id'] as string, broker: p['broker'] as string, services: p['services'] as string });
+  });
+  return list;
+}
+
+/** The unconfirmed change kept for commit-confirmed across a power cut (reconfig.ts). */
+function checkPending(v: unknown, problems: string[]): PendingConfig | undefined {
+  if (!isPlainObject(v)) return void problems.push('pendingConfig must be an object');
+  const { version, remainingMs, restart, pointersTouched, prev } = v;
+  const before = problems.length;
+  if (!isVersion(version)) problems.push('pendingConfig.version must be a non-negative safe integer');
+  if (!isVersion(remainingMs)) problems.push('pendingConfig.remainingMs must be a non-negative safe integer');
+  if (!Array.isArray(restart) || !restart.every((r) => typeof r === 'string')) problems.push('pendingConfig.restart must be an array of strings');
+  if (typeof pointersTouched !== 'boolean') problems.push('pendingConfig.pointersTouched must be a boolean');
+  if (!isPlainObject(prev)) return void problems.push('pendingConfig.prev must be an object');
+  if (!isPlainObject(prev['overlay'])) problems.push('pendingConfig.prev.overlay must be a plain object');
+  if (!isVersion(prev['pointersVersion'])) problems.push('pendingConfig.prev.pointersVersion must be a non-negative safe integer');
+  const list = checkPointers(prev['pointers'], 'pendingConfig.prev.pointers', problems);
+  if (problems.length > before) return undefined;
+  return {
+    version: version as number,
+    remainingMs: remainingMs as number,
+    restart: restart as string[],
+    pointersTouched: pointersTouched as boolean,
+    prev: { overlay: prev['overlay'] as Record<string, unknown>, pointers: list, pointersVersion: prev['pointersVersion'] as number },
+  };
 }
 
 /**

@@ -35,6 +35,8 @@ function setup(keepalive: Record<string, unknown>, overlay: Record<string, unkno
       apply: async (config) => {
         applied.push(config);
       },
+      heldList: () => ({ pointers: fileConfig(keepalive).pointers, version: 1 }),
+      persist: () => undefined,
       confirmed: () => true,
       publishResult: (res) => results.push(res),
     },
