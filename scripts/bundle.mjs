@@ -57,7 +57,8 @@ const serialportInBundle = {
  * - worker-timers (browser web workers only): the native timers;
  * - readable-stream: node:stream, which it is a copy of;
  * - pino's thread-stream (transports run in a worker thread; never used,
- *   STYLE.md) and its worker_threads import for `isMainThread`.
+ *   STYLE.md) and its worker_threads import for `isMainThread`;
+ * - TypeBox's `Value` namespace: only the operations the sources use.
  */
 const shim = (name) => ({ path: path.join(root, 'scripts/shims', name) });
 const from = (args, ...parts) => args.importer.includes(path.join('node_modules', ...parts));
@@ -69,6 +70,7 @@ const unusedCodeOut = {
     b.onResolve({ filter: /^worker-timers$/ }, () => shim('worker-timers.cjs'));
     b.onResolve({ filter: /^readable-stream$/ }, () => shim('readable-stream.cjs'));
     b.onResolve({ filter: /^thread-stream$/ }, () => shim('thread-stream.cjs'));
+    b.onResolve({ filter: /^@sinclair\/typebox\/value$/ }, (args) => (args.importer.startsWith(path.join(root, 'src') + path.sep) ? shim('typebox-value.mjs') : undefined));
     b.onResolve({ filter: /^worker_threads$/ }, (args) => (from(args, 'pino', 'lib', 'tools.js') ? shim('pino-main-thread.cjs') : undefined));
   },
 };
