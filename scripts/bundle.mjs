@@ -58,7 +58,9 @@ const serialportInBundle = {
  * - readable-stream: node:stream, which it is a copy of;
  * - pino's thread-stream (transports run in a worker thread; never used,
  *   STYLE.md) and its worker_threads import for `isMainThread`;
- * - TypeBox's `Value` namespace: only the operations the sources use.
+ * - TypeBox's `Value` namespace: only the operations the sources use;
+ * - fast-xml-parser is evaluated on the first Cisco XML screen parsed, not
+ *   at start (headless phones never parse one).
  */
 const shim = (name) => ({ path: path.join(root, 'scripts/shims', name) });
 const from = (args, ...parts) => args.importer.includes(path.join('node_modules', ...parts));
@@ -71,6 +73,7 @@ const unusedCodeOut = {
     b.onResolve({ filter: /^readable-stream$/ }, () => shim('readable-stream.cjs'));
     b.onResolve({ filter: /^thread-stream$/ }, () => shim('thread-stream.cjs'));
     b.onResolve({ filter: /^@sinclair\/typebox\/value$/ }, (args) => (args.importer.startsWith(path.join(root, 'src') + path.sep) ? shim('typebox-value.mjs') : undefined));
+    b.onResolve({ filter: /^fast-xml-parser$/ }, (args) => (args.importer.startsWith(path.join(root, 'src') + path.sep) ? shim('fast-xml-parser-lazy.cjs') : undefined));
     b.onResolve({ filter: /^worker_threads$/ }, (args) => (from(args, 'pino', 'lib', 'tools.js') ? shim('pino-main-thread.cjs') : undefined));
   },
 };
