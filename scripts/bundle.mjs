@@ -18,7 +18,7 @@
 // program, loading serialport, onoff and their dependencies on every phone,
 // headless ones included.
 import { build } from 'esbuild';
-import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { closure, NATIVE_ROOTS } from './lib/native-addons.mjs';
 
@@ -46,8 +46,39 @@ const serialportInBundle = {
     b.onResolve({ filter: /^debug$/ }, () => ({ path: path.join(root, 'node_modules/debug/src/index.js') }));
   },
 };
+/**
+ * Code no ipphone program runs, kept out of the bundle or left unevaluated
+ * until asked for (systemd/README.md, "Footprint", has what each saved),
+ * each replaced by a file in scripts/shims/ that says why:
+ * - mqtt.js's SOCKS proxy connector (socks, ip-address, smart-buffer): a
+ *   stand-in whose connection fails with SOCKS_UNSUPPORTED;
+ * - mqtt.js's WebSocket connector (the ws package) is evaluated on the first
+ *   `ws:`/`wss:` connection instead of on every connect;
+ * - worker-timers (browser web workers only): the native timers;
+ * - readable-stream: node:stream, which it is a copy of;
+ * - pino's thread-stream (transports run in a worker thread; never used,
+ *   STYLE.md) and its worker_threads import for `isMainThread`;
+ * - TypeBox's `Value` namespace: only the operations the sources use;
+ * - fast-xml-parser is evaluated on the first Cisco XML screen parsed, not
+ *   at start (headless phones never parse one).
+ */
+const shim = (name) => ({ path: path.join(root, 'scripts/shims', name) });
+const from = (args, ...parts) => args.importer.includes(path.join('node_modules', ...parts));
+const unusedCodeOut = {
+  name: 'unused-code-out',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/socks$/ }, (args) => (from(args, 'mqtt', 'build', 'lib', 'connect') ? shim('mqtt-socks.cjs') : undefined));
+    b.onResolve({ filter: /^\.\/ws$/ }, (args) => (from(args, 'mqtt', 'build', 'lib', 'connect', 'index.js') ? shim('mqtt-ws-lazy.cjs') : undefined));
+    b.onResolve({ filter: /^worker-timers$/ }, () => shim('worker-timers.cjs'));
+    b.onResolve({ filter: /^readable-stream$/ }, () => shim('readable-stream.cjs'));
+    b.onResolve({ filter: /^thread-stream$/ }, () => shim('thread-stream.cjs'));
+    b.onResolve({ filter: /^@sinclair\/typebox\/value$/ }, (args) => (args.importer.startsWith(path.join(root, 'src') + path.sep) ? shim('typebox-value.mjs') : undefined));
+    b.onResolve({ filter: /^fast-xml-parser$/ }, (args) => (args.importer.startsWith(path.join(root, 'src') + path.sep) ? shim('fast-xml-parser-lazy.cjs') : undefined));
+    b.onResolve({ filter: /^worker_threads$/ }, (args) => (from(args, 'pino', 'lib', 'tools.js') ? shim('pino-main-thread.cjs') : undefined));
+  },
+};
 rmSync('dist/bundle', { recursive: true, force: true });
-await build({
+const result = await build({
   entryPoints: Object.fromEntries(programs.map((p) => [p, `src/bin/${p}.ts`])),
   outdir: 'dist/bundle',
   outExtension: { '.js': '.mjs' },
@@ -60,7 +91,8 @@ await build({
   minify: true,
   sourcemap: 'linked',
   external,
-  plugins: [serialportInBundle],
+  plugins: [serialportInBundle, unusedCodeOut],
+  metafile: true,
   // Some CommonJS dependencies call require() or read __dirname; give each ESM file both
   // (@serialport/bindings-cpp passes its __dirname to the node-gyp-build shim, which ignores it).
   banner: {
@@ -68,6 +100,7 @@ await build({
   },
   logLevel: 'warning',
 });
+writeFileSync('dist/bundle/meta.json', JSON.stringify(result.metafile));
 
 const image = 'dist/image';
 rmSync(image, { recursive: true, force: true });
