@@ -175,12 +175,17 @@ export function decodeCmState(buf: Buffer): CmStatePayload {
   return { online: bool('cm state', parseJsonPayload(buf), 'online') };
 }
 
-/** `P/cm/{cmId}/load`: `{ phones, capacity, servicesRps }` (servicesRps a finite number ≥ 0). */
+/**
+ * `P/cm/{cmId}/load`: `{ phones, capacity, servicesRps, version? }` (servicesRps a finite
+ * number ≥ 0; `version` the highest list version the call manager issued or saw).
+ */
 export function decodeLoad(buf: Buffer): LoadPayload {
   const o = parseJsonPayload(buf);
   const rps = o.servicesRps;
   if (typeof rps !== 'number' || !Number.isFinite(rps) || rps < 0) bad('load', 'servicesRps', rps, 'a number ≥ 0');
-  return { phones: count('load', o, 'phones'), capacity: count('load', o, 'capacity'), servicesRps: rps };
+  const out: LoadPayload = { phones: count('load', o, 'phones'), capacity: count('load', o, 'capacity'), servicesRps: rps };
+  if (o.version !== undefined) out.version = count('load', o, 'version');
+  return out;
 }
 
 /** A phone's will, or a status published without its details. */
