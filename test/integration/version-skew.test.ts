@@ -87,13 +87,15 @@ test.serial('phone clocks: 6 h ahead a config change does not version the list i
   const old = c.startAgentWith('p-1970', [...programArgs('ipphone-agent'), '--config', c.agentConfig('p-1970')], faketime('@1970-01-01 00:00:00'));
   await c.waitHome('p-ahead', 'cm-a', 30_000);
   await c.waitHome('p-1970', 'cm-a', 30_000);
-  // A remote config change of the pointers (same pointers, other order: cm-a still first... then back).
+  // A remote config change of the pointers (cm-a still first; another services URL for cm-b).
   const client = connect(mosq.url, { reconnectPeriod: 0 });
   t.teardown(() => client.endAsync());
   await new Promise<void>((done) => client.once('connect', () => done()));
+  const before = Number(c.status('p-ahead')?.pointersVersion ?? NaN);
   const group = c.group.map(({ id, broker, services }) => ({ id, broker, services }));
-  await client.publishAsync(`${c.prefix}/phone/p-ahead/config`, JSON.stringify(signEnvelope({ version: Date.now(), phone: 'p-ahead', config: { pointers: [group[0], group[1]] } }, parsePrivateKey(c.privatePem), 'ops-1')), { qos: 1 });
+  await client.publishAsync(`${c.prefix}/phone/p-ahead/config`, JSON.stringify(signEnvelope({ version: Date.now(), phone: 'p-ahead', config: { pointers: [group[0], { ...group[1]!, services: `${group[1]!.services}?site=2` }] } }, parsePrivateKey(c.privatePem), 'ops-1')), { qos: 1 });
   await waitFor(() => /remote config applied/.test(ahead.output()), { timeoutMs: 15_000, what: 'config applied' });
+  await waitFor(() => Number(c.status('p-ahead')?.pointersVersion) !== before, { timeoutMs: 15_000, what: 'the status shows the new list version' });
   const afterChange = Number(c.status('p-ahead')?.pointersVersion ?? NaN);
   t.log('p-ahead pointersVersion after the change', afterChange, 'phone clock', Date.now() + 6 * 3600_000);
   t.true(afterChange < Date.now() + 3600_000, 'not versioned from the phone clock');
@@ -105,6 +107,7 @@ test.serial('phone clocks: 6 h ahead a config change does not version the list i
       throw new Error(`${e.message} ${JSON.stringify(c.status(p))}\n${(p === 'p-ahead' ? ahead : old).output().slice(-2000)}`);
     });
   }
+  for (const p of ['p-ahead', 'p-1970']) t.true(Number(c.status(p)?.pointersVersion) < Date.now() + 3600_000, `${p} holds cm-b's list, not one from the future`);
   t.is(c.events('p-1970', 'rejected').length, 0, 'the phone in 1970 refused nothing (expiry is in its future)');
   t.is(c.events('p-ahead', 'rejected').length, 0);
 });
