@@ -110,4 +110,10 @@ test.serial('phone clocks: 6 h ahead a config change does not version the list i
   for (const p of ['p-ahead', 'p-1970']) t.true(Number(c.status(p)?.pointersVersion) < Date.now() + 3600_000, `${p} holds cm-b's list, not one from the future`);
   t.is(c.events('p-1970', 'rejected').length, 0, 'the phone in 1970 refused nothing (expiry is in its future)');
   t.is(c.events('p-ahead', 'rejected').length, 0);
+  // A list bound to another phone (captured there, replayed here) is refused with a rejected event.
+  const captured = signEnvelope({ version: Date.now() + 600_000, reason: 'admin', list: [group[1], group[0]], phone: 'p-1970', expires: Date.now() + 3600_000 }, parsePrivateKey(c.privatePem), 'ops-1');
+  await client.publishAsync(`${c.prefix}/phone/p-ahead/pointers`, JSON.stringify(captured), { qos: 1 });
+  await waitFor(() => c.events('p-ahead', 'rejected').length > 0, { timeoutMs: 10_000, what: 'the bound list refused' });
+  t.like(c.events('p-ahead', 'rejected')[0]!.payload, { code: 'WRONG_PHONE' });
+  t.regex(String(c.events('p-ahead', 'rejected')[0]!.payload.error), /for phone "p-1970"/);
 });
