@@ -165,7 +165,7 @@ export class Responder {
     let list = this.#book.forPhone(ka.phone);
     // A phone arriving from a failed peer must take our list (it names that peer first),
     // even when it holds a higher version from a peer whose clock ran ahead of ours.
-    if (observed && !probe && newArrival && this.#book.offline.size > 0 && ka.pointersVersion > list.version) {
+    if (observed && !probe && newArrival && ka.prev !== null && (ka.prev === undefined ? this.#book.offline.size > 0 : this.#book.offline.has(ka.prev)) && ka.pointersVersion > list.version) {
       list = this.#book.above(ka.phone, ka.pointersVersion);
       this.#released.add(ka.phone);
     }
