@@ -174,8 +174,10 @@ export class Agent extends AgentMessages {
         this.syncSubscriptions();
       }
     } else if (changedPaths(prev.pointers, next.pointers).length > 0) {
-      // New pointers from a config change act like an admin push: a fresh, higher list version.
-      this.input({ type: 'list', version: Math.max(this.s.listVersion + 1, d.clock.now()), reason: 'admin', list: next.pointers, via: 'push' });
+      // New pointers from a config change act like an admin push at the next version — never one
+      // taken from this phone's clock: a clock ahead at boot (no RTC, before NTP) would version the
+      // list into the future and every call manager's list after it would be refused as stale.
+      this.input({ type: 'list', version: this.s.listVersion + 1, reason: 'admin', list: next.pointers, via: 'push' });
       this.syncSubscriptions();
     }
     this.persist(overlay);

@@ -18,6 +18,8 @@ import { loadSigningKey } from './signer.js';
 import { bootSeqFor } from './boot-seq.js';
 import { groupFloorFor } from './group-floor.js';
 import { DEFAULT_CM_STATE_DIR } from '../config/cm-config.js';
+import { VersionClock } from './version-clock.js';
+import { versionLeaseFor, type VersionLease } from './version-lease.js';
 import { CmRun } from './run-state.js';
 import { cmTrustedKeys } from './peer-liveness.js';
 import type { Envelope, PointersBody } from '../protocol/types.js';
@@ -67,6 +69,7 @@ export class CallManager {
   #run: CmRun | undefined;
   #http: CmHttp | undefined;
   #book: ListBook | undefined;
+  #lease: VersionLease | undefined;
   #table: PhoneTable | undefined;
   #peers: CmPeers | undefined;
   #responder: Responder | undefined;
@@ -124,7 +127,15 @@ export class CallManager {
     const group: Pointer[] = c.group.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
     // A group changed since the last start reaches every phone (group-floor.ts).
     const baseVersion = await groupFloorFor({ dir: c.stateDir ?? DEFAULT_CM_STATE_DIR, cmId: c.cmId, group, pointersVersion: c.pointersVersion, now }, this.#log);
-    const book = (this.#book = new ListBook({ group, baseVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled }));
+    const lease = (this.#lease = await versionLeaseFor(c, now, this.#log));
+    const versions = new VersionClock({
+      clock: this.#clock,
+      start: Math.max(baseVersion, lease.previous),
+      slot: c.group.findIndex((g) => g.id === c.cmId),
+      slots: c.group.length,
+      onAdvance: (last) => lease.advance(last),
+    });
+    const book = (this.#book = new ListBook({ group, baseVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled, bind: true, versions }));
     const table = (this.#table = new PhoneTable(c.keepalive.phoneIntervalMs));
     const responder = (this.#responder = new Responder({ cmId: c.cmId, book, table, clock: this.#clock }));
     this.#kaRate = new RateMeter(this.#clock.elapsed(), 10);
@@ -275,7 +286,7 @@ export class CallManager {
     if (!force && !policy.due(phones, now)) return;
     const self = this.#config.group.find((g) => g.id === this.#config.cmId);
     const servicesRps = this.#http?.rps(now) ?? 0;
-    const body = JSON.stringify({ phones, capacity: self?.capacity ?? 0, servicesRps });
+    const body = JSON.stringify({ phones, capacity: self?.capacity ?? 0, servicesRps, version: this.#book?.lastVersion ?? 0 });
     session.publishRetained(this.#t.cmLoad(this.#config.cmId), body);
     policy.published(phones, now);
   }
@@ -287,6 +298,7 @@ export class CallManager {
     await this.#session?.stop();
     await this.#peers?.stop();
     await this.#http?.stop();
+    await this.#lease?.flushed();
     this.#log.info({ cmId: this.#config.cmId }, 'call manager stopped');
   }
 }

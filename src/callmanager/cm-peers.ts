@@ -137,7 +137,10 @@ export class CmPeers {
     const id = t.idOf(topic, 'cm');
     if (id === undefined || topic !== t.cmLoad(id)) return;
     try {
-      this.rebalancer.onLoad(id, decodeLoad(payload), this.#o.clock.elapsed());
+      const load = decodeLoad(payload);
+      // A peer's versions, observed: ours are issued above them whatever the two clocks say.
+      if (load.version !== undefined && !this.#o.book.observe(load.version)) this.#log.warn({ peer: id, version: load.version }, 'peer list version implausibly far ahead; ignored');
+      this.rebalancer.onLoad(id, load, this.#o.clock.elapsed());
     } catch (err) {
       this.#log.warn({ peer: id, err: errorMessage(err) }, 'peer load not understood');
     }

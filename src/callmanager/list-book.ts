@@ -1,6 +1,7 @@
 import type { Clock } from '../lib/clock.js';
 import { MAX_POINTERS } from '../protocol/pointers.js';
 import type { Envelope, Pointer, PointerReason, PointersBody } from '../protocol/types.js';
+import { VersionClock } from './version-clock.js';
 
 /**
  * The pointer lists this call manager hands out, each signed once.
@@ -20,11 +21,28 @@ import type { Envelope, Pointer, PointerReason, PointersBody } from '../protocol
  * configured `pointersVersion` (or the floor the call manager's start chose,
  * group-floor.ts), so every CM of a group agrees and a CM restart does not
  * make phones rewrite their flash. Every later change gets ONE new version
- * from the one version rule (`#issue`), shared by the group list and every
- * override it re-arranges (versions order one phone's lists; they need not
- * differ between phones), so they never run ahead of the clock by the number
- * of overrides.
+ * (shared by the group list and every override it re-arranges: versions order
+ * one phone's lists; they need not differ between phones) from one place,
+ * {@link VersionClock.issue} — a hybrid logical clock: above the wall clock,
+ * everything issued and everything observed (phones' keep-alive versions and
+ * peers' through {@link ListBook.observe}), so versions are ordered between CMs
+ * of the group whatever their clocks say.
+ *
+ * Binding (`bind`): each phone gets its list signed for it — the body carries
+ * `phone` and `expires` (now + {@link LIST_LIFETIME_MS}) — so a captured list is
+ * refused by every other phone and, once expired, by its own phone after a wipe.
+ * Signatures are made lazily, when a phone needs the list's envelope (an ack's
+ * full tail, a push), cached per phone (bounded), and RENEWED — re-signed, same
+ * version and content — when less than half the lifetime is left, so a list a
+ * call manager hands out always has at least 12 h to run. A phone judges
+ * `expires` only when a list arrives, never for the list it holds: a call manager
+ * out of reach for days does not take a phone's list away.
  */
+
+/** Lifetime of a bound list's signature (ms): 24 h, renewed with less than half left. */
+export const LIST_LIFETIME_MS = 24 * 3600_000;
+/** Per-list bound signatures kept (phones mid-update); older ones are re-made on demand. */
+const BOUND_CACHE_MAX = 4096;
 
 /** Signs a pointer-list body; injected so tests can count signatures. */
 export type PointersSigner = (body: PointersBody) => Envelope;
@@ -47,6 +65,8 @@ export interface SignedList {
 
 interface Entry {
   version: number;
+  /** Bound signatures of this entry, by phone (see ListBookOptions.bind). */
+  bound?: Map<string, BoundSig>;
   /** Phones holding a version below this must be given this list; see ListBookOptions.lazyRestore. */
   floor: number;
   reason: PointerReason;
@@ -77,6 +97,19 @@ export interface ListBookOptions {
    * every change reaches every phone in its next ack (classic groups).
    */
   lazyRestore?: boolean;
+  /**
+   * Bind each phone's list to it (`phone`, `expires`; see the file comment).
+   * Off: one unbound signature per list, shared by every phone (older behaviour).
+   */
+  bind?: boolean;
+  /** The version source; default a {@link VersionClock} on `clock` starting at `baseVersion`. */
+  versions?: VersionClock;
+}
+
+interface BoundSig {
+  expires: number;
+  envelopeJson: string;
+  envelope: Envelope;
 }
 
 export class ListBook {
@@ -84,8 +117,9 @@ export class ListBook {
   readonly #clock: Clock;
   readonly #sign: PointersSigner;
   readonly #lazyRestore: boolean;
+  readonly #bind: boolean;
+  readonly #versions: VersionClock;
   #offline = new Set<string>();
-  #lastIssued: number;
   #groupEntry: Entry;
   readonly #overrides = new Map<string, Override>();
   /** Every group member's id, for the bodies' `owns`. */
@@ -97,7 +131,8 @@ export class ListBook {
     this.#clock = opts.clock;
     this.#sign = opts.sign;
     this.#lazyRestore = opts.lazyRestore ?? false;
-    this.#lastIssued = opts.baseVersion;
+    this.#bind = opts.bind ?? false;
+    this.#versions = opts.versions ?? new VersionClock({ clock: opts.clock, start: opts.baseVersion });
     this.#groupEntry = { version: opts.baseVersion, floor: opts.baseVersion, reason: 'failover', list: this.#arrange(this.#group), signed: undefined };
   }
 
@@ -137,10 +172,57 @@ export class ListBook {
     return this.#signed(this.#groupEntry);
   }
 
-  /** The list `phoneId` should hold: its override if it has one, else the group list. */
+  /** The list `phoneId` should hold: its override if it has one, else the group list (bound to it with `bind`). */
   forPhone(phoneId: string): SignedList {
     const o = this.#overrides.get(phoneId);
-    return this.#signed(o === undefined ? this.#groupEntry : o.entry);
+    const entry = o === undefined ? this.#groupEntry : o.entry;
+    return this.#bind ? new BoundList(entry, () => this.#boundSig(entry, phoneId)) : this.#signed(entry);
+  }
+
+  /** The highest version issued or observed (published in the load, for peers to observe). */
+  get lastVersion(): number {
+    return this.#versions.last;
+  }
+
+  /**
+   * A version seen elsewhere — a phone's keep-alive, a peer's load: every later
+   * list is issued above it. False when ignored as implausibly far ahead.
+   */
+  observe(version: number): boolean {
+    return this.#versions.observe(version);
+  }
+
+  /**
+   * The list for `phoneId`, re-issued above `held` when its version is not: for a
+   * phone that must take our list (arriving from a failed peer) though it holds a
+   * higher version from a peer whose clock ran ahead. Same content; the floor stays,
+   * so phones already holding the list are not made to take it again.
+   */
+  above(phoneId: string, held: number): SignedList {
+    const o = this.#overrides.get(phoneId);
+    const entry = o === undefined ? this.#groupEntry : o.entry;
+    if (entry.version <= held) {
+      this.#versions.observe(held);
+      const version = this.#versions.issue();
+      const fresh: Entry = { version, floor: entry.floor, reason: entry.reason, list: entry.list, signed: undefined };
+      if (o === undefined) this.#groupEntry = fresh;
+      else o.entry = fresh;
+    }
+    return this.forPhone(phoneId);
+  }
+
+  /** A bound signature of `entry` for `phone` with at least half its lifetime left. */
+  #boundSig(entry: Entry, phone: string): BoundSig {
+    const now = Math.floor(this.#clock.now());
+    const cache = (entry.bound ??= new Map());
+    const hit = cache.get(phone);
+    if (hit !== undefined && hit.expires - now > LIST_LIFETIME_MS / 2) return hit;
+    const expires = now + LIST_LIFETIME_MS;
+    const envelope = this.#sign({ version: entry.version, reason: entry.reason, list: entry.list, phone, expires });
+    const sig: BoundSig = { expires, envelope, envelopeJson: JSON.stringify(envelope) };
+    if (hit === undefined && cache.size >= BOUND_CACHE_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(phone, sig);
+    return sig;
   }
 
   /** Phones with their own list. */
@@ -163,7 +245,7 @@ export class ListBook {
     const version = this.#issue();
     const entry: Entry = { version, floor: version, reason, list: this.#arrange(base), signed: undefined };
     this.#overrides.set(phoneId, { base, entry });
-    return this.#signed(entry);
+    return this.forPhone(phoneId);
   }
 
   /** Drop a phone's own list; it gets the group list again from the next change on. */
@@ -176,13 +258,9 @@ export class ListBook {
     return this.#overrides.size;
   }
 
-  /**
-   * The ONE place a new version is made (issue #10 "versions" replaces this rule):
-   * above everything issued before, at least the clock.
-   */
+  /** Every version this book gives a list comes from here (version-clock.ts). */
   #issue(): number {
-    this.#lastIssued = Math.max(this.#lastIssued + 1, Math.floor(this.#clock.now()));
-    return this.#lastIssued;
+    return this.#versions.issue();
   }
 
   /** `list` with offline members moved to the end (relative order kept), cut to what a phone accepts. */
@@ -208,6 +286,41 @@ export class ListBook {
       ackTailShort: `,"pointersVersion":${entry.version}}`,
     };
     return entry.signed;
+  }
+}
+
+/**
+ * One phone's view of a list entry with `bind`: version, floor and the short ack
+ * tail come from the entry; the envelope (and so the full tail) is signed for
+ * this phone only when read.
+ */
+class BoundList implements SignedList {
+  readonly version: number;
+  readonly floor: number;
+  readonly reason: PointerReason;
+  readonly list: readonly Pointer[];
+  readonly ackTailShort: string;
+  readonly #sig: () => BoundSig;
+
+  constructor(entry: Entry, sig: () => BoundSig) {
+    this.#sig = sig;
+    this.version = entry.version;
+    this.floor = entry.floor;
+    this.reason = entry.reason;
+    this.list = entry.list;
+    this.ackTailShort = `,"pointersVersion":${entry.version}}`;
+  }
+
+  get envelope(): Envelope {
+    return this.#sig().envelope;
+  }
+
+  get envelopeJson(): string {
+    return this.#sig().envelopeJson;
+  }
+
+  get ackTailFull(): string {
+    return `,"pointers":${this.envelopeJson},"pointersVersion":${this.version}}`;
   }
 }
 

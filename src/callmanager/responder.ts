@@ -105,6 +105,8 @@ export class Responder {
   keepalives = 0;
   /** Keep-alives refused as invalid. */
   invalid = 0;
+  /** Keep-alives whose version was too far ahead to be observed (version-clock.ts). */
+  implausible = 0;
   /** Pointer pushes decided, by reason. */
   readonly pushes = new Map<PointerReason, number>();
   /** Phones released to take the latest list even though they hold one at or above the floor. */
@@ -157,7 +159,16 @@ export class Responder {
     this.keepalives++;
     const probe = ka.probe === true;
     const newArrival = probe ? false : this.#table.touch(ka.phone, ka.busy, ka.intervalMs, this.#clock.elapsed());
-    const list = this.#book.forPhone(ka.phone);
+    // Hybrid logical clock: every later list is issued above what this phone holds.
+    const observed = this.#book.observe(ka.pointersVersion);
+    if (!observed) this.implausible++;
+    let list = this.#book.forPhone(ka.phone);
+    // A phone arriving from a failed peer must take our list (it names that peer first),
+    // even when it holds a higher version from a peer whose clock ran ahead of ours.
+    if (observed && !probe && newArrival && ka.prev !== null && (ka.prev === undefined ? this.#book.offline.size > 0 : this.#book.offline.has(ka.prev)) && ka.pointersVersion > list.version) {
+      list = this.#book.above(ka.phone, ka.pointersVersion);
+      this.#released.add(ka.phone);
+    }
     const released = this.#released.has(ka.phone);
     const has = ka.pointersVersion >= (released ? list.version : list.floor);
     if (released && ka.pointersVersion >= list.version) this.#released.delete(ka.phone);

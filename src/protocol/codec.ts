@@ -175,12 +175,17 @@ export function decodeCmState(buf: Buffer): CmStatePayload {
   return { online: bool('cm state', parseJsonPayload(buf), 'online') };
 }
 
-/** `P/cm/{cmId}/load`: `{ phones, capacity, servicesRps }` (servicesRps a finite number ≥ 0). */
+/**
+ * `P/cm/{cmId}/load`: `{ phones, capacity, servicesRps, version? }` (servicesRps a finite
+ * number ≥ 0; `version` the highest list version the call manager issued or saw).
+ */
 export function decodeLoad(buf: Buffer): LoadPayload {
   const o = parseJsonPayload(buf);
   const rps = o.servicesRps;
   if (typeof rps !== 'number' || !Number.isFinite(rps) || rps < 0) bad('load', 'servicesRps', rps, 'a number ≥ 0');
-  return { phones: count('load', o, 'phones'), capacity: count('load', o, 'capacity'), servicesRps: rps };
+  const out: LoadPayload = { phones: count('load', o, 'phones'), capacity: count('load', o, 'capacity'), servicesRps: rps };
+  if (o.version !== undefined) out.version = count('load', o, 'version');
+  return out;
 }
 
 /** A phone's will, or a status published without its details. */
@@ -259,7 +264,23 @@ function readBody(what: string, bytes: Buffer): { o: Record<string, unknown>; co
   return { o, common };
 }
 
-/** The receiver-specific refusals, after the body is known to be well formed. */
+/**
+ * The receiver-specific refusals, after the body is known to be well formed.
+ *
+ * Binding: a body naming another phone is refused; a body naming none is still
+ * accepted (the contract makes `phone` optional; call managers of an older release
+ * and other signing tools send unbound bodies, and a fleet upgrades its call
+ * managers one at a time — refusing unbound lists would strand phones homed on
+ * one not yet upgraded). Call managers now always bind theirs (list-book.ts), and
+ * `ipphone-admin` always names `--phone`.
+ *
+ * Expiry is judged by this host's wall clock, at reception only (never for a list
+ * already held). A phone booting in 1970 therefore accepts every list (the cost: a
+ * replay window until NTP sets its clock); one ahead refuses lists whose `expires`
+ * it has passed — call managers hand out lists with at least 12 h left, so only a
+ * clock more than 12 h ahead refuses theirs, and the phone keeps working from the
+ * list it holds.
+ */
 function checkFresh(what: string, common: Common, ctx: OpenContext): void {
   if (common.phone !== undefined && common.phone !== ctx.phoneId) {
     throw new IpphoneError(`${what} is for phone ${show(common.phone)}, not ${show(ctx.phoneId)}`, 'WRONG_PHONE');

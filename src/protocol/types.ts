@@ -94,6 +94,8 @@ export interface LoadPayload {
   phones: number;
   capacity: number;
   servicesRps: number;
+  /** Extension: the highest pointer-list version this call manager issued or observed (peers order their versions above it). */
+  version?: number;
 }
 
 /** phone → all on `P/phone/{phoneId}/status` (retained, will `{ online: false }`). */

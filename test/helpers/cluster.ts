@@ -207,7 +207,8 @@ export class Cluster {
     return join(this.dir, `${id}.json`);
   }
 
-  async startCm(id: string, extra: Record<string, unknown> = {}): Promise<Proc> {
+  /** Start call manager `id`; `wrap` runs its node through a command (e.g. `faketime`). */
+  async startCm(id: string, extra: Record<string, unknown> = {}, wrap?: Wrapper): Promise<Proc> {
     const me = this.group.find((g) => g.id === id)!;
     const cfg: Record<string, unknown> = {
       cmId: id,
@@ -230,7 +231,7 @@ export class Cluster {
       cfg.mqtt = { ...this.#credentials(id), ...(cfg.mqtt as Record<string, unknown> | undefined) };
     }
     writeFileSync(this.cmConfigPath(id), JSON.stringify(cfg, null, 2));
-    const p = spawnNode([...programArgs('ipphone-cm'), '--config', this.cmConfigPath(id)], id);
+    const p = spawnNode([...programArgs('ipphone-cm'), '--config', this.cmConfigPath(id)], id, undefined, wrap);
     this.cms.set(id, p);
     // Generous: a shared CI machine may be running several test files' processes at once.
     await waitFor(() => /"call manager started"|broker connected|\[exited/.test(p.output()), { timeoutMs: 30_000, what: `${id} to start` }).catch((err: Error) => {
