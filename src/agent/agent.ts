@@ -61,7 +61,7 @@ export class Agent extends AgentMessages {
       clock: d.clock,
       log: d.log.child({ mod: 'reconfig' }),
       host: {
-        apply: (next, overlay, version, restore) => this.#applyConfig(next, overlay, version, restore),
+        apply: (next, overlay, version, restore, setsPointers) => this.#applyConfig(next, overlay, version, restore, setsPointers),
         heldList: () => ({ pointers: this.s.list.map((p) => ({ ...p })), version: this.s.listVersion }),
         persist: () => this.persist(),
         confirmed: () => {
@@ -155,7 +155,7 @@ export class Agent extends AgentMessages {
   }
 
   /** Apply an effective config live and persist it (Reconfigurator host); `restore` puts a held list back (rollback). */
-  async #applyConfig(next: AgentConfig, overlay: Record<string, unknown>, version: number, restore?: HeldList): Promise<void> {
+  async #applyConfig(next: AgentConfig, overlay: Record<string, unknown>, version: number, restore?: HeldList, setsPointers = false): Promise<void> {
     const prev = this.cfg;
     this.cfg = next;
     this.configVersion = Math.max(this.configVersion, version);
@@ -173,7 +173,7 @@ export class Agent extends AgentMessages {
         this.input({ type: 'list', version: restore.version, reason: 'admin', list: restore.pointers, via: 'push' });
         this.syncSubscriptions();
       }
-    } else if (changedPaths(prev.pointers, next.pointers).length > 0) {
+    } else if (setsPointers ? changedPaths(next.pointers, this.s.list).length > 0 : changedPaths(prev.pointers, next.pointers).length > 0) {
       // New pointers from a config change act like an admin push at the next version — never one
       // taken from this phone's clock: a clock ahead at boot (no RTC, before NTP) would version the
       // list into the future and every call manager's list after it would be refused as stale.

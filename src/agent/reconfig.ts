@@ -50,8 +50,10 @@ export interface ReconfigHost {
    * Apply `next` live (everything but RESTART_FIELDS) and persist it with its
    * overlay, version and the pending record ({@link Reconfigurator.pendingRecord}).
    * `restore` (a rollback) is the list held before the change, to put back at its own version.
+   * `setsPointers`: the change's patch names `pointers`, so they replace the held list even when
+   * they equal the config's (an operator restoring the provisioned list after a call manager's).
    */
-  apply(next: AgentConfig, overlay: Record<string, unknown>, version: number, restore?: HeldList): Promise<void>;
+  apply(next: AgentConfig, overlay: Record<string, unknown>, version: number, restore?: HeldList, setsPointers?: boolean): Promise<void>;
   /** The list held now: what a rollback restores. */
   heldList(): HeldList;
   /** Persist the current state (a change was confirmed: its pending record goes). */
@@ -181,7 +183,8 @@ export class Reconfigurator {
     const prev = before?.prev ?? { config: this.#config, overlay: this.#overlay, list: this.#host.heldList() };
     const changed = changedPaths(prev.config, v.config);
     const restart = changed.filter((p) => RESTART_FIELDS.some((f) => p === f || p.startsWith(`${f}.`)));
-    const pointersTouched = (before?.pointersTouched ?? false) || changedPaths(this.#config.pointers, v.config.pointers).length > 0;
+    const setsPointers = 'pointers' in patch;
+    const pointersTouched = (before?.pointersTouched ?? false) || setsPointers || changedPaths(this.#config.pointers, v.config.pointers).length > 0;
     const was = { config: this.#config, overlay: this.#overlay };
     const confirmMs = v.config.remoteConfig.confirmMs;
     this.#config = v.config;
@@ -189,7 +192,7 @@ export class Reconfigurator {
     // Pending before the save, so the record goes to flash with the change itself.
     this.#pending = { version, prev, restart, pointersTouched, deadline: this.#clock.now() + confirmMs, timer: this.#clock.setTimeout(() => this.#rollback(), confirmMs) };
     try {
-      await this.#host.apply(v.config, overlay, version);
+      await this.#host.apply(v.config, overlay, version, undefined, setsPointers);
     } catch (err) {
       this.#clock.clearTimeout(this.#pending.timer);
       this.#pending = null;

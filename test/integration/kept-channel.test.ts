@@ -6,6 +6,7 @@
  * A real mosquitto, running agent and call managers.
  */
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { connect, type MqttClient } from 'mqtt';
 import { parsePrivateKey, signEnvelope } from '../../src/protocol/envelope.js';
 import { Cluster } from '../helpers/cluster.js';
@@ -32,7 +33,8 @@ async function operator(url: string): Promise<MqttClient> {
 test.serial('kept-channel: after a list of dead brokers the old broker carries status, pointers and config until a new home acks', async (t) => {
   const c = await Cluster.group(t, mosq.url);
   const phone = 'p-keep';
-  const agent = c.startAgent(phone, c.agentConfig(phone, { remoteConfig: { confirmMs: 60_000 } }));
+  const configFile = c.agentConfig(phone, { remoteConfig: { confirmMs: 60_000 } });
+  const agent = c.startAgent(phone, configFile);
   await c.waitHome(phone, 'cm-a');
   const ops = await operator(mosq.url);
   t.teardown(() => ops.endAsync());
@@ -63,9 +65,11 @@ test.serial('kept-channel: after a list of dead brokers the old broker carries s
   ops.on('message', (_t, p) => results.push(JSON.parse(p.toString()) as { version: number; ok: boolean }));
   await ops.subscribeAsync(`${c.prefix}/phone/${phone}/config/result`, { qos: 1 });
   const cfgVersion = Date.now();
-  // Pointers that differ from the file's (a config change re-lists only pointers it changes).
-  await ops.publishAsync(`${c.prefix}/phone/${phone}/config`, JSON.stringify(signEnvelope({ version: cfgVersion, config: { pointers: [...good].reverse() } }, key, 'ops-1')), { qos: 1 });
-  await c.waitHome(phone, 'cm-b', 30_000).catch(fail('config correction'));
+  // The provisioned pointers again: equal to the config's, not to the list held (a patch that names
+  // pointers replaces the held list even then).
+  t.deepEqual((JSON.parse(readFileSync(configFile, 'utf8')) as { pointers: unknown }).pointers, good, 'the correction is the file\'s own list');
+  await ops.publishAsync(`${c.prefix}/phone/${phone}/config`, JSON.stringify(signEnvelope({ version: cfgVersion, config: { pointers: good } }, key, 'ops-1')), { qos: 1 });
+  await c.waitHome(phone, 'cm-a', 30_000).catch(fail('config correction'));
   await waitFor(() => results.some((r) => r.version === cfgVersion), { timeoutMs: 20_000, what: 'the config result' }).catch(fail('config result'));
   t.like(results.find((r) => r.version === cfgVersion), { ok: true });
 });

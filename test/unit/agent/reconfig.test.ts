@@ -19,7 +19,7 @@ const file = (): AgentConfig => {
 function setup(overlay: Record<string, unknown> = {}, pending?: PendingConfig) {
   const clock = new FakeClock(0);
   const results: ConfigResultPayload[] = [];
-  const applied: { config: AgentConfig; overlay: Record<string, unknown>; version: number; restore?: HeldList | undefined; pending: PendingConfig | undefined }[] = [];
+  const applied: { config: AgentConfig; overlay: Record<string, unknown>; version: number; restore?: HeldList | undefined; pending: PendingConfig | undefined; setsPointers?: boolean | undefined }[] = [];
   const persisted: (PendingConfig | undefined)[] = [];
   let homed = true;
   // The held list as the agent keeps it: a CM's list at version 500 unless a change replaced it.
@@ -30,8 +30,8 @@ function setup(overlay: Record<string, unknown> = {}, pending?: PendingConfig) {
     clock,
     log: silentLogger(),
     host: {
-      apply: async (config, ov, version, restore) => {
-        applied.push({ config, overlay: ov, version, restore, pending: r.pendingRecord });
+      apply: async (config, ov, version, restore, setsPointers) => {
+        applied.push({ config, overlay: ov, version, restore, pending: r.pendingRecord, setsPointers });
         held = restore ?? { pointers: config.pointers, version: held.version + 1 };
       },
       heldList: () => held,
@@ -194,4 +194,16 @@ test('issue 10: a rollback of a change that did not touch pointers leaves the he
   s.clock.advance(10_000);
   await settle();
   t.is(s.applied[1]!.restore, undefined);
+});
+
+test('a patch that names pointers equal to the config\'s still sets them (the held list may be a call manager\'s), and a rollback restores the held list', async (t) => {
+  const s = setup();
+  s.setHomed(false);
+  await s.r.change(9, { pointers: file().pointers });
+  t.is(s.applied[0]!.setsPointers, true, 'the host is told the patch names pointers');
+  await s.r.change(10, { log: { level: 'debug' } });
+  t.is(s.applied[1]!.setsPointers, false, 'a patch without pointers does not re-list');
+  s.clock.advance(10_000);
+  await settle();
+  t.deepEqual(s.applied.at(-1)!.restore?.version, 500, 'the rollback puts back the list held before the change');
 });
