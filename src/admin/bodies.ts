@@ -68,8 +68,15 @@ export function loadPointerList(path: string): Pointer[] {
 /** Common body fields as the operator asked for them. */
 export interface BodyOptions {
   phone: string;
-  /** Default: `now`. */
+  /** Default: `now`, or `held + 1` when that is greater. */
   version?: number;
+  /**
+   * The version the phone holds (from its retained status), when known: the
+   * default version is above it even when this host's clock is behind the
+   * signer of the phone's list (issue #10: ordering must not need hosts to
+   * agree on the time).
+   */
+  held?: number;
   /** `expires` = now + this, ms. */
   expiresInMs?: number;
   /** Time of sending, ms since the epoch. */
@@ -77,7 +84,7 @@ export interface BodyOptions {
 }
 
 function common(o: BodyOptions): { version: number; expires?: number } {
-  const out: { version: number; expires?: number } = { version: o.version ?? o.now };
+  const out: { version: number; expires?: number } = { version: o.version ?? Math.max(o.now, (o.held ?? -1) + 1) };
   if (o.expiresInMs !== undefined) out.expires = o.now + o.expiresInMs;
   return out;
 }

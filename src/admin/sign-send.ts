@@ -63,9 +63,52 @@ function report(o: Outcome, io: AdminIo, what: string): number {
   return 1;
 }
 
-/** Phone, time, and the optional version and expiry a signed body takes from the arguments. */
-function bodyOptions(a: ConfigArgs | PointersArgs, clock: Clock) {
-  return { phone: a.phone, now: clock.now(), ...(a.version !== undefined ? { version: a.version } : {}), ...(a.expiresInMs !== undefined ? { expiresInMs: a.expiresInMs } : {}) };
+/** Phone, time, the version the phone holds, and the optional version and expiry a signed body takes from the arguments. */
+function bodyOptions(a: ConfigArgs | PointersArgs, clock: Clock, held: number | undefined) {
+  return {
+    phone: a.phone,
+    now: clock.now(),
+    ...(held !== undefined ? { held } : {}),
+    ...(a.version !== undefined ? { version: a.version } : {}),
+    ...(a.expiresInMs !== undefined ? { expiresInMs: a.expiresInMs } : {}),
+  };
+}
+
+/** How long after SUBACK a retained status may still arrive (ms): mosquitto sends it right behind the SUBACK. */
+const RETAINED_GRACE_MS = 300;
+
+/**
+ * The phone's retained status field `field` (`pointersVersion` or
+ * `configVersion`), or undefined when the phone has none or an explicit
+ * `--version` makes it moot. The status is read and the subscription dropped
+ * before anything is sent.
+ */
+async function heldVersion(client: MqttClient, statusTopic: string, field: 'pointersVersion' | 'configVersion', a: ConfigArgs | PointersArgs, clock: Clock): Promise<number | undefined> {
+  if (a.version !== undefined) return undefined;
+  let held: number | undefined;
+  let seen!: () => void;
+  const got = new Promise<void>((resolve) => (seen = resolve));
+  const onMessage = (topic: string, payload: Buffer, packet: { retain?: boolean }): void => {
+    if (topic !== statusTopic || packet.retain !== true) return;
+    try {
+      const v = (JSON.parse(payload.toString('utf8')) as Record<string, unknown>)[field];
+      if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) held = v;
+    } catch {
+      // Not JSON: no version to go by; the phone will say what it makes of ours.
+    }
+    seen();
+  };
+  client.on('message', onMessage);
+  try {
+    await subscribe(client, [statusTopic]);
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    await Promise.race([got, new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, RETAINED_GRACE_MS)))]);
+    if (timer !== undefined) clock.clearTimeout(timer);
+    await client.unsubscribeAsync(statusTopic);
+  } finally {
+    client.removeListener('message', onMessage);
+  }
+  return held;
 }
 
 /** `config`: sign and send a config patch and wait for its result. Returns the exit code. */
@@ -75,8 +118,9 @@ export async function sendConfig(a: ConfigArgs, io: AdminIo, clock: Clock = syst
   const t = topics(a.conn.prefix);
   const client = await connectBroker(a.conn);
   try {
+    const held = await heldVersion(client, t.phoneStatus(a.phone), 'configVersion', a, clock);
     await subscribe(client, [t.phoneConfigResult(a.phone)]);
-    const body = configBody(patch, bodyOptions(a, clock));
+    const body = configBody(patch, bodyOptions(a, clock, held));
     const resultTopic = t.phoneConfigResult(a.phone);
     const wait = waitOutcome(
       client,
@@ -104,7 +148,8 @@ export async function sendPointers(a: PointersArgs, io: AdminIo, clock: Clock = 
   const t = topics(a.conn.prefix);
   const client = await connectBroker(a.conn);
   try {
-    const body = pointersBody(list, a.reason, bodyOptions(a, clock));
+    const held = await heldVersion(client, t.phoneStatus(a.phone), 'pointersVersion', a, clock);
+    const body = pointersBody(list, a.reason, bodyOptions(a, clock, held));
     const pointersTopic = t.phonePointers(a.phone);
     let wait: { ready: Promise<Outcome> } | undefined;
     if (a.wait) {

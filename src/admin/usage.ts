@@ -35,8 +35,10 @@ expires?, phone }. Waits for P/phone/ID/config/result with that version and
 prints it as one JSON line.
   --key FILE              Ed25519 private key (PKCS#8 PEM)
   --kid ID                the key's id in the phone's trust.keys
-  --version N             body version (default: now, ms since the epoch); must be
-                          greater than the version the phone holds
+  --version N             body version (default: now, ms since the epoch, or one
+                          above the configVersion of the phone's retained status
+                          when that is greater); must be greater than the
+                          version the phone holds
   --expires-in MS         the phone refuses the body after now + MS
   --timeout MS            wait this long for the result (default 15000)
 Exit 0 when the phone applied it, 1 when it refused it (the error is printed) or
@@ -53,7 +55,10 @@ Check the pointer list in LIST.json (a JSON array of { id, broker, services },
 P/phone/ID/pointers (QoS 1), body { version, reason, list, expires?, phone }.
 A list with problems is refused before anything is sent, every problem named.
   --reason R              admin (default), failover or rebalance
-  --version N             body version (default: now, ms since the epoch)
+  --version N             body version (default: now, ms since the epoch, or one
+                          above the pointersVersion of the phone's retained status
+                          when that is greater: a clock behind the call managers'
+                          does not make the push stale)
   --expires-in MS         the phone refuses the body after now + MS
   --wait                  wait until the phone's status shows this version (exit 0)
                           or the phone reports it rejected the push (exit 1)

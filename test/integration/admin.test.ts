@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,9 +29,9 @@ interface Ran {
 }
 
 /** Run `ipphone-admin ARGS…` to its end; `live` sees its stdout so far while it runs. */
-function admin(args: string[], timeoutMs = 30_000, live?: { stdout: string }): Promise<Ran> {
+function admin(args: string[], timeoutMs = 30_000, live?: { stdout: string }, env?: NodeJS.ProcessEnv): Promise<Ran> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [...programArgs('ipphone-admin'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...programArgs('ipphone-admin'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => {
@@ -108,6 +108,41 @@ test.serial('pointers --wait moves a real phone; the replayed version exits 1 wi
   const none = await admin(['status', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-none', '--once', '--quiet', '300']);
   t.is(none.code, 1);
   t.regex(none.stderr, /phone p-none has no status/);
+});
+
+/** libfaketime (Debian `faketime`): the wall clock offset, the monotonic clock left alone as NTP does. */
+const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+
+test.serial('an operator whose clock is 10 min behind: pointers and config without --version still go above what the phone holds (issue 10)', async (t) => {
+  t.true(existsSync(LIBFAKETIME), `${LIBFAKETIME} (Debian faketime) is needed`);
+  const c = await Cluster.group(t, mosq.url);
+  c.startAgent('p-skew');
+  await c.waitHome('p-skew', 'cm-a');
+  const behind = { LD_PRELOAD: LIBFAKETIME, FAKETIME: '-10m', FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+  const listFile = join(c.dir, 'skew-list.json');
+  const [a, b] = c.group;
+  writeFileSync(listFile, JSON.stringify([b, a].map((p) => ({ id: p!.id, broker: p!.broker, services: p!.services }))));
+  // The phone holds a list versioned by this (correct) clock.
+  const held = Date.now();
+  const first = await admin(['pointers', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-skew', '--key', c.keyPath, '--kid', 'ops-1', '--list', listFile, '--version', String(held), '--wait']);
+  t.is(first.code, 0, first.stderr);
+
+  writeFileSync(listFile, JSON.stringify([a, b].map((p) => ({ id: p!.id, broker: p!.broker, services: p!.services }))));
+  const late = await admin(['pointers', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-skew', '--key', c.keyPath, '--kid', 'ops-1', '--list', listFile, '--wait'], 30_000, undefined, behind);
+  t.is(late.code, 0, late.stderr);
+  t.like(lines(late.stdout)[0], { phone: 'p-skew', pointersVersion: held + 1 });
+  await c.waitHome('p-skew', 'cm-a');
+
+  const patch = join(c.dir, 'skew-patch.json');
+  writeFileSync(patch, JSON.stringify({ log: { level: 'debug' } }));
+  const cfgHeld = Date.now();
+  const cfg1 = await admin(['config', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-skew', '--key', c.keyPath, '--kid', 'ops-1', '--file', patch, '--version', String(cfgHeld)]);
+  t.is(cfg1.code, 0, cfg1.stderr);
+  await waitFor(() => c.status('p-skew')?.configVersion === cfgHeld, { timeoutMs: 10_000, what: 'the config version in the status' });
+  writeFileSync(patch, JSON.stringify({ log: { level: 'info' } }));
+  const cfg2 = await admin(['config', '--broker', mosq.url, '--prefix', c.prefix, '--phone', 'p-skew', '--key', c.keyPath, '--kid', 'ops-1', '--file', patch], 30_000, undefined, behind);
+  t.is(cfg2.code, 0, cfg2.stderr);
+  t.regex(cfg2.stderr, new RegExp(`sent config version ${cfgHeld + 1}`));
 });
 
 test.serial('config against a real running agent: applied → exit 0; a schema error → exit 1 with the agent\'s reason', async (t) => {

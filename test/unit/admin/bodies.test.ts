@@ -25,6 +25,12 @@ test('config body: version defaults to now, expires = now + expiresIn, phone nam
   t.deepEqual(c, { version: 7, config: {}, expires: NOW + 60_000, phone: 'p-1' });
 });
 
+test('the default version is above what the phone holds when this clock is behind its list\'s signer; an explicit version wins', (t) => {
+  t.is(pointersBody([A], 'admin', { phone: 'p-1', now: NOW, held: NOW + 300_000 }).version, NOW + 300_001);
+  t.is(configBody({}, { phone: 'p-1', now: NOW, held: NOW - 5 }).version, NOW, 'a held version below now: now');
+  t.is(pointersBody([A], 'admin', { phone: 'p-1', now: NOW, held: NOW + 300_000, version: 9 }).version, 9);
+});
+
 test('pointers body: { version, reason, list, expires?, phone }', (t) => {
   const b = pointersBody([B, A], 'admin', { phone: 'p-1', now: NOW, expiresInMs: 5 });
   t.deepEqual(Object.keys(b), ['version', 'reason', 'list', 'expires', 'phone']);
