@@ -138,7 +138,9 @@ export class AgentCore {
       }
       case 'wake':
         if (this.#timer) d.clock.clearTimeout(this.#timer);
-        this.#timer = fx.at === null ? null : d.clock.setTimeout(() => this.input({ type: 'wake' }), fx.at - d.clock.elapsed());
+        // Rounded up: machine time is fractional (monotonic) and node's timers run in whole ms, so a
+        // truncated delay would wake just before the deadline and cost one more 1 ms wake-up each time.
+        this.#timer = fx.at === null ? null : d.clock.setTimeout(() => this.input({ type: 'wake' }), Math.ceil(fx.at - d.clock.elapsed()));
         return;
       case 'persist':
         return this.persist();

@@ -65,7 +65,10 @@ class Machine extends MachineInputs {
     if (s.home === null && !s.move && s.roundRetryAt !== null && now >= s.roundRetryAt) this.startRound();
     // 3. Keep-alive tick: home, then probes above it.
     if (s.nextTickAt !== null && now >= s.nextTickAt) {
-      s.nextTickAt = now + s.cfg.intervalMs;
+      // On the schedule, not from this (late) wake-up: lateness must not add up into a slower
+      // cadence; after a long stall the cadence restarts from now rather than bursting.
+      const due = s.nextTickAt + s.cfg.intervalMs;
+      s.nextTickAt = due > now ? due : now + s.cfg.intervalMs;
       if (s.home !== null && !awaiting(s.health[s.home])) this.send(s.home, false);
       for (const id of this.probeSet()) {
         if (!awaiting(s.health[id])) this.send(id, true);

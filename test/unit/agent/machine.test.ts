@@ -422,3 +422,24 @@ test('a wake-up that arrives a little early is asked for again, never lost', (t)
   const fx = d.step({ type: 'wake' });
   t.deepEqual(fx.filter((f) => f.type === 'wake'), [{ type: 'wake', at: due }]);
 });
+
+test('keep-alive cadence follows the schedule: wake-ups 100 ms late do not slow it; after a long stall it restarts from now', (t) => {
+  const d = new Driver();
+  d.homeOnA();
+  const answer = (fx: Extract<Effect, { type: 'send' }>): void => void d.step({ type: 'ack', cm: fx.to, seq: fx.seq });
+  const before = d.sends('A').length;
+  // Every wake-up 100 ms after it was asked for, as a loaded event loop delivers it.
+  const start = d.now;
+  while (d.now < start + 10_000) {
+    const at = d.state.wakeAt!;
+    d.now = Math.max(d.now, at + 100);
+    for (const f of d.step({ type: 'wake' })) if (f.type === 'send') answer(f);
+  }
+  t.is(d.sends('A').length - before, 10, 'ten keep-alives in ten seconds at 1 s, not fewer');
+  // A 5 s stall: one keep-alive when it ends, then the cadence again, no burst of the missed ones.
+  const stalled = d.sends('A').length;
+  d.now += 5000;
+  for (const f of d.step({ type: 'wake' })) if (f.type === 'send') answer(f);
+  t.is(d.sends('A').length - stalled, 1);
+  t.is(d.state.nextTickAt, d.now + cfg.intervalMs);
+});
