@@ -1,12 +1,10 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { errorMessage } from '../lib/errors.js';
-import { parsePublicKey } from '../protocol/envelope.js';
 import { show, validatePointerList } from '../protocol/pointers.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
 import { markDerived } from './merge.js';
 import { credentialFileProblems, credentialSchema, credentialShapeProblems } from './mqtt-credentials.js';
-import { configInvalid, ID_PATTERN, LOG_LEVELS, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, type Defaulted } from './problems.js';
+import { configInvalid, ID_PATTERN, LOG_LEVELS, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, trustKeyProblems, type Defaulted } from './problems.js';
 
 /**
  * The agent config (shared/CONTRACT.md, "Agent config"): one TypeBox source
@@ -151,17 +149,7 @@ const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 /** Checks across fields, or that a schema cannot say (key parsing). Runs on the defaulted value. */
 function crossProblems(c: Record<string, any>): string[] {
   const problems: string[] = [];
-  const keys: unknown = c.trust?.keys;
-  if (typeof keys === 'object' && keys !== null) {
-    for (const [kid, text] of Object.entries(keys)) {
-      if (typeof text !== 'string') continue; // the schema reports it
-      try {
-        parsePublicKey(text);
-      } catch (err) {
-        problems.push(`trust/keys/${kid}: key ${show(kid)} is not a usable Ed25519 public key: ${errorMessage(err)}`);
-      }
-    }
-  }
+  problems.push(...trustKeyProblems(c.trust?.keys));
   const ka = c.keepalive;
   if (isInt(ka?.intervalMs) && isInt(ka?.ackTimeoutMs) && ka.ackTimeoutMs >= ka.intervalMs) {
     problems.push(`keepalive/ackTimeoutMs: must be less than keepalive/intervalMs (${ka.intervalMs}) (got ${ka.ackTimeoutMs})`);

@@ -8,7 +8,7 @@ import { BROKER_SCHEMES, show, urlProblems, validatePointerList } from '../proto
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
 import { LogLevelSchema } from './agent-config.js';
 import { credentialFileProblems, credentialSchema, credentialShapeProblems } from './mqtt-credentials.js';
-import { configInvalid, ID_PATTERN, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, type Defaulted } from './problems.js';
+import { configInvalid, ID_PATTERN, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, trustKeyProblems, type Defaulted } from './problems.js';
 
 /**
  * The call manager config (shared/CONTRACT.md, "Call manager config"): one
@@ -137,24 +137,10 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
     }
   }
   problems.push(...credentialShapeProblems(c.mqtt));
-  problems.push(...trustProblems(c.trust?.keys));
+  problems.push(...trustKeyProblems(c.trust?.keys));
   if (problems.length > 0) return { ok: false, problems };
   c.rebalance.cooldownMs ??= 2 * (c.rebalance.periodMs as number);
   return { ok: true, config: c as CmConfig };
-}
-
-function trustProblems(keys: unknown): string[] {
-  if (typeof keys !== 'object' || keys === null) return [];
-  const problems: string[] = [];
-  for (const [kid, text] of Object.entries(keys)) {
-    if (typeof text !== 'string') continue; // the schema reports it
-    try {
-      parsePublicKey(text);
-    } catch (err) {
-      problems.push(`trust/keys/${kid}: key ${show(kid)} is not a usable Ed25519 public key: ${errorMessage(err)}`);
-    }
-  }
-  return problems;
 }
 
 /**

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import type { TSchema } from '@sinclair/typebox';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
-import { IpphoneError } from '../lib/errors.js';
+import { errorMessage, IpphoneError } from '../lib/errors.js';
+import { parsePublicKey } from '../protocol/envelope.js';
 import { show } from '../protocol/pointers.js';
 
 /**
@@ -159,3 +160,18 @@ export type Defaulted<T> = T extends readonly (infer U)[]
   : T extends object
     ? { [K in keyof T]-?: Defaulted<T[K]> }
     : T;
+
+/** `trust.keys` values that are not usable Ed25519 public keys, one line each (agent and call manager configs). */
+export function trustKeyProblems(keys: unknown): string[] {
+  if (typeof keys !== 'object' || keys === null) return [];
+  const problems: string[] = [];
+  for (const [kid, text] of Object.entries(keys)) {
+    if (typeof text !== 'string') continue; // the schema reports it
+    try {
+      parsePublicKey(text);
+    } catch (err) {
+      problems.push(`trust/keys/${kid}: key ${show(kid)} is not a usable Ed25519 public key: ${errorMessage(err)}`);
+    }
+  }
+  return problems;
+}

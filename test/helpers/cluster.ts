@@ -45,7 +45,14 @@ export interface Wrapper {
 /** `node ARGS…` (through `wrap` if given) from the repo root, its output kept (and how it ended, once it has). */
 function spawnNode(args: string[], name: string, env?: NodeJS.ProcessEnv, wrap?: Wrapper): Proc {
   const [command, argv] = wrap ? [wrap.command, [...wrap.args, process.execPath, ...args]] : [process.execPath, args];
-  const child = spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+  return procOf(spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) }), name);
+}
+
+/**
+ * A spawned child (stdout and stderr piped) as a {@link Proc}: its output kept (the last
+ * ~100 KB), how it ended once it has, and killed with the test process if still alive.
+ */
+export function procOf(child: ChildProcess, name: string): Proc {
   let out = '';
   const keep = (b: Buffer): void => {
     out += b.toString();

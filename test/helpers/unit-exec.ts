@@ -28,11 +28,11 @@
  * DeviceAllow=), the seccomp filters and ProtectSystem= and its kin: those
  * are checked by systemd-analyze (test/integration/systemd-units).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Proc } from './cluster.js';
+import { procOf, type Proc } from './cluster.js';
 import { serviceList, serviceSetting } from './systemd-unit.js';
 import { shippedUnit, wxWrapper } from './unit-runtime.js';
 
@@ -199,41 +199,7 @@ export function startUnit(o: UnitRun, spawnIt = spawnNamed): Proc {
   return p;
 }
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
 /** `command ARGS…` with exactly `env`, its output kept (as test/helpers/cluster.ts keeps its children's). */
 export function spawnNamed(command: string, args: string[], env: Record<string, string>, name: string): Proc {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let out = '';
-  let ended = '';
-  const keep = (b: Buffer): void => {
-    out += b.toString();
-    if (out.length > 200_000) out = out.slice(-100_000);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<number | null>((done) =>
-    child.once('exit', (code, sig) => {
-      ended = `[exited: ${code ?? sig}]\n`;
-      done(code);
-    }),
-  );
-  live.add(child);
-  void exited.then(() => live.delete(child));
-  return {
-    child,
-    pid: child.pid!,
-    output: () => `--- ${name} ---\n${out}${ended}`,
-    exited,
-    signal: (sig) => {
-      try {
-        child.kill(sig);
-      } catch {
-        /* already gone */
-      }
-    },
-  };
+  return procOf(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env }), name);
 }
