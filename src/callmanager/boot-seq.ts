@@ -11,7 +11,7 @@
  * its online as stale until it restarted.
  */
 import { errorMessage, IpphoneError } from '../lib/errors.js';
-import { AbSlots } from '../store/ab-slots.js';
+import { AbSlots, slotInteger } from '../store/ab-slots.js';
 import type { DurableFs } from '../store/durable-file.js';
 import { DEFAULT_CM_STATE_DIR } from '../config/cm-config.js';
 import type { Logger } from '../lib/log.js';
@@ -34,14 +34,7 @@ export interface BootSeq {
   problems: string[];
 }
 
-function parse(payload: Buffer): number | null {
-  try {
-    const v = (JSON.parse(payload.toString('utf8')) as { bdSeq?: unknown }).bdSeq;
-    return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 ? v : null;
-  } catch {
-    return null;
-  }
-}
+const parse = (payload: Buffer): number | null => slotInteger(payload, 'bdSeq', 1);
 
 /**
  * Read the stored boot sequence, take the next one and store it durably.

@@ -18,21 +18,14 @@
  */
 import { errorMessage, IpphoneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { AbSlots } from '../store/ab-slots.js';
+import { AbSlots, slotInteger } from '../store/ab-slots.js';
 import type { DurableFs } from '../store/durable-file.js';
 import { DEFAULT_CM_STATE_DIR } from '../config/cm-config.js';
 
 /** Versions reserved by one write (ms of wall clock, or versions). */
 export const VERSION_LEASE = 60_000;
 
-function parse(payload: Buffer): number | null {
-  try {
-    const v = (JSON.parse(payload.toString('utf8')) as { reserved?: unknown }).reserved;
-    return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
-  } catch {
-    return null;
-  }
-}
+const parse = (payload: Buffer): number | null => slotInteger(payload, 'reserved', 0);
 
 export interface VersionLeaseOptions {
   dir: string;

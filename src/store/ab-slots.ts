@@ -266,3 +266,17 @@ export class AbSlots {
     return { slot, seq: dec.seq, payload: dec.payload };
   }
 }
+
+/**
+ * The safe integer field `field` of a slot's JSON payload when it is at least
+ * `min`, else null (not JSON, missing, fractional, out of range): the reader
+ * of the call manager's one-number state files (boot sequence, version lease).
+ */
+export function slotInteger(payload: Buffer, field: string, min: number): number | null {
+  try {
+    const v = (JSON.parse(payload.toString('utf8')) as Record<string, unknown>)[field];
+    return typeof v === 'number' && Number.isSafeInteger(v) && v >= min ? v : null;
+  } catch {
+    return null;
+  }
+}
