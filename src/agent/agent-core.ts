@@ -216,6 +216,13 @@ export class AgentCore {
     this.publishAll(topic, payload, 0, false);
   }
 
+  /** Publish the last status again on `broker` (our own will overwrote it there). */
+  protected restoreStatus(broker: string, topic: string): void {
+    if (this.lastStatus === '' || !this.transport.isUp(broker) || !this.managementBrokers().has(broker)) return;
+    this.log.info({ broker }, 'own will seen on a live run: status published again');
+    this.transport.publish(broker, topic, this.lastStatus, { qos: 1, retain: true });
+  }
+
   protected publishAll(topic: string, payload: string, qos: 0 | 1, retain: boolean): void {
     for (const key of this.managementBrokers()) {
       if (this.transport.isUp(key)) this.transport.publish(key, topic, payload, { qos, retain });

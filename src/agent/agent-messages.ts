@@ -41,6 +41,7 @@ export abstract class AgentMessages extends AgentCore {
       if (topic === this.t.phoneConfig(me)) return this.#onConfig(topic, payload);
       if (topic === this.t.phoneStatus(me)) {
         if (this.dup.overwritten(broker, payload)) this.input({ type: 'session-taken', broker });
+        else if (this.dup.ownWill(payload)) this.restoreStatus(broker, topic);
         return;
       }
       const cm = this.t.idOf(topic, 'cm');

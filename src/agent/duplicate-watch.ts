@@ -15,6 +15,22 @@ export class DuplicateWatch {
   /** Brokers on which this run's own status has come back at least once. */
   readonly #echoed = new Set<string>();
 
+  /**
+   * This run's own will (`online: false` with our instance) while the run is
+   * alive: a connection of ours that died unclean (a probe of the primary
+   * dropped after its CONNACK, a lost backup) made its broker publish it —
+   * over the status our home connection published, when both brokers are one
+   * (or bridged). The caller puts the live status back.
+   */
+  ownWill(payload: Buffer): boolean {
+    try {
+      const p = JSON.parse(payload.toString('utf8')) as { instance?: unknown; online?: unknown } | null;
+      return p?.instance === this.instance && p.online === false;
+    } catch {
+      return false;
+    }
+  }
+
   /** A message on the phone's own status topic from `broker`: true when it is another run's, written over ours. */
   overwritten(broker: string, payload: Buffer): boolean {
     let instance: unknown;
