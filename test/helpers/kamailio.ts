@@ -1,0 +1,115 @@
+/**
+ * A real Kamailio SIP registrar for integration tests: deploy/kamailio/kamailio.cfg
+ * with its listen line rewritten to 127.0.0.1 and a free port. Kamailio forks
+ * (a main process and its workers, the TCP listener among them): it runs in a
+ * process group of its own, and kill/stop signal the whole group, so a
+ * `kill('SIGKILL')` leaves nothing answering on the port — a dead PBX.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort, waitForPort } from './net.js';
+
+export interface Kamailio {
+  readonly port: number;
+  /** `sip:127.0.0.1:PORT;transport=tcp` — a member's `sip`, a call manager's `sip.registrar`. */
+  readonly uri: string;
+  /** Pid of the main process of the current run. */
+  readonly pid: number | undefined;
+  /** Signal the whole process group (SIGKILL: a crash) and wait for the main process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Start again on the same port (registrations are gone: usrloc is in memory). */
+  restart(): Promise<void>;
+  /** SIGTERM to the group and wait. Idempotent. */
+  stop(): Promise<void>;
+  /** The last lines Kamailio logged. */
+  logTail(): string;
+}
+
+const CFG = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'deploy', 'kamailio', 'kamailio.cfg');
+const BIN = '/usr/sbin/kamailio';
+const live = new Set<ChildProcess>();
+let hook = false;
+
+function killGroup(c: ChildProcess, signal: NodeJS.Signals): void {
+  if (c.pid === undefined) return;
+  try {
+    process.kill(-c.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** Start Kamailio on `opts.port` (default: a free one) and wait until it accepts TCP. */
+export async function startKamailio(opts: { port?: number } = {}): Promise<Kamailio> {
+  if (!hook) {
+    hook = true;
+    process.on('exit', () => {
+      for (const c of live) killGroup(c, 'SIGKILL');
+    });
+  }
+  const port = opts.port ?? (await freePort());
+  const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-kamailio-'));
+  const cfg = path.join(dir, 'kamailio.cfg');
+  const text = readFileSync(CFG, 'utf8')
+    .replace(/^listen=.*$/m, `listen=tcp:127.0.0.1:${port}`)
+    .replace(/^alias=.*$/m, `alias="127.0.0.1:${port}"`);
+  if (!text.includes(`listen=tcp:127.0.0.1:${port}`)) throw new Error(`${CFG}: no listen= line to rewrite`);
+  writeFileSync(cfg, text);
+  const tail: string[] = [];
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const spawnOnce = async (): Promise<void> => {
+    // -DD: no daemon, workers still forked; -E: log to stderr; -Y/-P: runtime files in our dir.
+    const c = spawn(BIN, ['-DD', '-E', '-Y', dir, '-P', path.join(dir, 'kamailio.pid'), '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    child = c;
+    live.add(c);
+    c.stderr?.setEncoding('utf8');
+    c.stderr?.on('data', (t: string) => {
+      tail.push(...t.split('\n').filter(Boolean));
+      if (tail.length > 200) tail.splice(0, tail.length - 200);
+    });
+    exited = new Promise<void>((resolve) =>
+      c.once('exit', () => {
+        live.delete(c);
+        resolve();
+      }),
+    );
+    try {
+      await waitForPort(port, 10_000);
+    } catch (err) {
+      killGroup(c, 'SIGKILL');
+      throw new Error(`kamailio did not listen on ${port}: ${(err as Error).message}\n${tail.slice(-30).join('\n')}`);
+    }
+  };
+  await spawnOnce();
+
+  const signalAndWait = async (signal: NodeJS.Signals): Promise<void> => {
+    const c = child;
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+    killGroup(c, signal);
+    await exited;
+    // The workers are in the group too; the listener is gone once the port refuses.
+    if (signal === 'SIGKILL') killGroup(c, 'SIGKILL');
+  };
+
+  return {
+    port,
+    uri: `sip:127.0.0.1:${port};transport=tcp`,
+    get pid() {
+      return child?.pid;
+    },
+    kill: (signal = 'SIGKILL') => signalAndWait(signal),
+    restart: async () => {
+      await signalAndWait('SIGKILL');
+      await spawnOnce();
+    },
+    stop: async () => {
+      await signalAndWait('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+    logTail: () => tail.slice(-40).join('\n'),
+  };
+}
