@@ -5,7 +5,7 @@
  * status and event.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
@@ -271,6 +271,20 @@ export class Cluster {
 
   startAgent(phoneId: string, configPath = this.agentConfig(phoneId), env?: NodeJS.ProcessEnv): Proc {
     const p = spawnNode([...programArgs('ipphone-agent'), '--config', configPath], phoneId, env);
+    this.agents.set(phoneId, p);
+    return p;
+  }
+
+  /**
+   * Start the agent of `phoneId` with its stdin on the pty `tty` (a {@link startPtyPair}
+   * `near` end): with the simulator board it reads keys and the hook key from it, as a
+   * phone on a terminal does; the test types into the pair's far end.
+   */
+  startAgentOnTty(phoneId: string, configPath: string, tty: string, extraArgs: string[] = []): Proc {
+    const fd = openSync(tty, 'r+');
+    const child = spawn(process.execPath, [...programArgs('ipphone-agent'), '--config', configPath, ...extraArgs], { cwd: ROOT, stdio: [fd, 'pipe', 'pipe'] });
+    closeSync(fd);
+    const p = procOf(child, phoneId);
     this.agents.set(phoneId, p);
     return p;
   }
