@@ -24,7 +24,8 @@ export type ErrorCode =
   | 'TRANSPORT'
   | 'TIMEOUT'
   | 'HW_UNAVAILABLE'
-  | 'NOTIFY_FAILED';
+  | 'NOTIFY_FAILED'
+  | 'SIP_REFUSED';
 
 export class IpphoneError extends Error {
   readonly code: ErrorCode;
