@@ -90,9 +90,16 @@ export class BaresipUserAgent implements SipUserAgent {
     // A UA of the same AOR left from before (the agent re-adds after `up`, but baresip may not have restarted)
     // would register twice and survive one uadel: delete it first. ENOENT (none) is the usual answer.
     await this.#command('uadel', name);
-    const r = await this.#command('uanew', params);
-    if (!r.ok) throw new IpphoneError('baresip refused the account', 'SIP_REFUSED', { aor, data: r.data });
+    // Named before uanew: its REGISTER_OK/FAIL may arrive in the same chunk as the response.
     this.#aors.set(name, aor);
+    const r = await this.#command('uanew', params).catch((err: unknown) => {
+      this.#aors.delete(name);
+      throw err;
+    });
+    if (!r.ok) {
+      this.#aors.delete(name);
+      throw new IpphoneError('baresip refused the account', 'SIP_REFUSED', { aor, data: r.data });
+    }
   }
 
   async removeAccount(aor: string): Promise<void> {
@@ -168,7 +175,7 @@ export class BaresipUserAgent implements SipUserAgent {
     const socket = net.connect({ host: this.#o.host ?? '127.0.0.1', port: this.#o.port });
     socket.setNoDelay(true);
     this.#socket = socket;
-    let reason = 'connection closed';
+    let reason = 'baresip closed the connection';
     socket.once('connect', () => {
       if (gen !== this.#gen) return;
       this.#state = 'up';

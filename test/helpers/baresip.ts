@@ -6,15 +6,16 @@
  *
  * Traps this helper works around: `sip_listen P` also binds P+1 (TLS), so two
  * adjacent free ports are picked; ctrl_tcp serves one client and a new
- * connection replaces the old, so readiness is probed once and the probe
- * closed before the adapter connects.
+ * connection replaces the old, so readiness is read from baresip's output
+ * ("baresip is ready.") and never probed by connecting: a probe after a
+ * restart would steal the connection an adapter has just made.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, waitForPort } from './net.js';
+import { freePort, waitFor } from './net.js';
 
 export interface Baresip {
   /** SIP listen port (TCP/UDP on 127.0.0.1; P+1 is TLS). */
@@ -87,7 +88,7 @@ export function baresipConfig(sipPort: number, ctrlPort: number, extra: readonly
 
 /**
  * Start baresip with a temp config dir (`-f DIR`: config + empty accounts) and
- * wait until ctrl_tcp accepts. `opts.ctrlPort` reuses a port (a "restarted"
+ * wait until it says it is ready. `opts.ctrlPort` reuses a port (a "restarted"
  * baresip seen by a connected adapter); `opts.conf` adds config lines.
  */
 export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; conf?: readonly string[] } = {}): Promise<Baresip> {
@@ -103,12 +104,19 @@ export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; 
   const tail: string[] = [];
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  let ready = false;
+  let last = '';
   const onText = (text: string): void => {
+    // Printed after every module (ctrl_tcp among them) is loaded and listening; a chunk may split it.
+    if ((last + text).includes('baresip is ready.')) ready = true;
+    last = text.slice(-32);
     tail.push(...text.split('\n').filter(Boolean));
     tail.splice(0, Math.max(0, tail.length - 80));
   };
 
   const spawnOnce = async (): Promise<void> => {
+    ready = false;
+    last = '';
     // stdin stays an open pipe: baresip's stdio UI is not loaded, but a closed stdin must not end it.
     const c = spawn('baresip', ['-f', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
     child = c;
@@ -136,7 +144,7 @@ export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; 
       throw new Error(`baresip exited before ctrl_tcp accepted on ${ctrlPort}:\n${tail.join('\n')}`);
     });
     try {
-      await Promise.race([waitForPort(ctrlPort, 10_000), died]);
+      await Promise.race([waitFor(() => ready, { timeoutMs: 10_000, what: `baresip ready (ctrl ${ctrlPort})` }), died]);
     } catch (err) {
       if (!hasExited) c.kill('SIGKILL');
       throw err;
