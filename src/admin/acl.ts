@@ -126,6 +126,10 @@ export function aclRules(g: AclGroup): AclRules {
         // Its peers' (and its own) retained state and load, for failover and rebalancing.
         r(`${p}/cm/+/state`),
         r(`${p}/cm/+/load`),
+        // Phones' status and events, for the read-only operator console (console.ts: the
+        // rehomes it shows, the phone lookup). Reading them lets it speak for no one.
+        r(`${p}/phone/+/status`),
+        r(`${p}/phone/+/event`),
       ],
     })),
     operators: g.operators.map((id) => ({

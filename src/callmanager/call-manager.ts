@@ -7,6 +7,7 @@ import type { Pointer } from '../protocol/types.js';
 import { connect } from 'mqtt';
 import { CmHttp } from './cm-http.js';
 import { CmPeers } from './cm-peers.js';
+import { CmConsole } from './console.js';
 import { CmSession, type MqttConnect } from './cm-session.js';
 import { ListBook, type PointersSigner, type SignedList } from './list-book.js';
 import { LoadPolicy, RateMeter } from './load.js';
@@ -68,6 +69,8 @@ export class CallManager {
   /** This run's signed state (run-state.ts). */
   #run: CmRun | undefined;
   #http: CmHttp | undefined;
+  /** The operator console (`GET /`), unless `console.enabled` is false. */
+  #console: CmConsole | undefined;
   #book: ListBook | undefined;
   #lease: VersionLease | undefined;
   #table: PhoneTable | undefined;
@@ -140,6 +143,24 @@ export class CallManager {
     const responder = (this.#responder = new Responder({ cmId: c.cmId, book, table, clock: this.#clock }));
     this.#kaRate = new RateMeter(this.#clock.elapsed(), 10);
     this.#loadPolicy = new LoadPolicy({ periodMs: c.rebalance.periodMs });
+    const cons = (this.#console = (c.console?.enabled ?? true)
+      ? new CmConsole({
+          cmId: c.cmId,
+          group: c.group,
+          prefix: c.topicPrefix.replace(/\/+$/, ''),
+          clock: this.#clock,
+          log: this.#root.child({ mod: 'console' }),
+          host: {
+            measure: () => ({ connected: this.connected, phones: this.phonesHomed(), servicesRps: this.#http?.rps(this.#clock.elapsed()) ?? 0 }),
+            moves: () => ({ moves: this.#peers?.rebalancer.inflightMoves(this.#clock.elapsed()) ?? [], queued: this.#peers?.rebalancer.queued ?? 0 }),
+            pointers: (phone) => {
+              const l = book.forPhone(phone);
+              return { version: l.version, reason: l.reason, list: l.list.map((p) => p.id) };
+            },
+            homedHere: (phone) => table.isHomed(phone, this.#clock.elapsed()),
+          },
+        })
+      : undefined);
     this.#peers = new CmPeers({
       config: c,
       log: this.#root,
@@ -153,11 +174,12 @@ export class CallManager {
       trust: cmTrustedKeys(c.trust.keys, c.keyId, loaded?.publicKey),
       pushList: (topic, json) => this.#session?.pushList(topic, json),
       connected: () => this.connected,
+      ...(cons !== undefined ? { observe: { load: (id, load) => cons.peerLoad(id, load), offline: (set) => cons.setOffline(set) } } : {}),
     });
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
     book.groupList();
 
-    const host = { connected: () => this.connected, phonesHomed: () => this.phonesHomed(), homedPhones: () => this.homedPhones(), metricsText: () => this.metricsText() };
+    const host = { connected: () => this.connected, phonesHomed: () => this.phonesHomed(), homedPhones: () => this.homedPhones(), metricsText: () => this.metricsText(), ...(cons !== undefined ? { raw: cons.handle.bind(cons) } : {}) };
     this.#http = new CmHttp(c, this.#clock, this.#clock.elapsed(), host, this.#root.child({ mod: 'http' }));
     await this.#http.start();
     this.#session = new CmSession({
@@ -168,9 +190,11 @@ export class CallManager {
       topics: this.#t,
       run,
       onKeepalive: (payload, topicPhone) => this.#onKeepalive(payload, topicPhone),
-      onPeerMessage: (topic, payload) => this.#peers?.onMessage(topic, payload),
+      onPeerMessage: (topic, payload) => (cons?.wants(topic) === true ? cons.onMessage(topic, payload) : this.#peers?.onMessage(topic, payload)),
       onConnect: () => this.#publishLoad(true),
+      ...(cons !== undefined ? { watch: cons.filters } : {}),
     });
+    cons?.start();
     this.#peers.start();
     this.#scheduleTick();
     this.#log.info({ cmId: c.cmId, broker: c.broker, version: book.version }, 'call manager started');
@@ -295,6 +319,8 @@ export class CallManager {
     if (this.#tick !== undefined) this.#clock.clearTimeout(this.#tick);
     this.#tick = undefined;
     this.#peers?.halt();
+    // Streams end cleanly before the HTTP server drops its connections.
+    this.#console?.stop();
     await this.#session?.stop();
     await this.#peers?.stop();
     await this.#http?.stop();

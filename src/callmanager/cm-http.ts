@@ -6,7 +6,7 @@
 import type { CmConfig } from '../config/cm-config.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
-import { HttpServer } from './http-server.js';
+import { HttpServer, type HttpDeps } from './http-server.js';
 import { RateMeter } from './load.js';
 import type { HomedPhone } from './phone-table.js';
 
@@ -16,6 +16,8 @@ export interface CmHttpHost {
   phonesHomed(): number;
   homedPhones(): Iterable<HomedPhone>;
   metricsText(): string;
+  /** The operator console's handler (console.ts), when enabled. */
+  raw?: HttpDeps['raw'];
 }
 
 /** The bound HTTP server and its services-request counters. */
@@ -47,6 +49,7 @@ export class CmHttp {
             .slice(0, 32)
             .map((p) => ({ name: p, telephone: p })),
         metricsText: () => host.metricsText(),
+        ...(host.raw !== undefined ? { raw: host.raw } : {}),
         onServicesRequest: () => {
           this.requests++;
           this.#rate.add(this.#clock.elapsed());

@@ -41,6 +41,8 @@ export interface CmPeersOptions {
   pushList(topic: string, envelopeJson: string): void;
   /** True while connected to this call manager's broker (moves are sent only then). */
   connected(): boolean;
+  /** Told each peer load and offline-set change (the operator console, console.ts). */
+  observe?: { load(id: string, load: { phones: number; servicesRps: number }): void; offline(offline: ReadonlySet<string>): void };
 }
 
 /** Peers, their links and the rebalancer of one call manager. */
@@ -141,6 +143,7 @@ export class CmPeers {
       // A peer's versions, observed: ours are issued above them whatever the two clocks say.
       if (load.version !== undefined && !this.#o.book.observe(load.version)) this.#log.warn({ peer: id, version: load.version }, 'peer list version implausibly far ahead; ignored');
       this.rebalancer.onLoad(id, load, this.#o.clock.elapsed());
+      this.#o.observe?.load(id, load);
     } catch (err) {
       this.#log.warn({ peer: id, err: errorMessage(err) }, 'peer load not understood');
     }
@@ -181,6 +184,7 @@ export class CmPeers {
     const peers = this.#peers;
     const before = book.offline.size;
     book.setOffline(peers.offline);
+    this.#o.observe?.offline(peers.offline);
     // A peer came back. With rebalancing on, lists change lazily (ListBook.lazyRestore): hand
     // the restored list to the phones that arrived from failed peers, a few at a time, so they
     // return to their primary at the rebalance rate instead of all at once.

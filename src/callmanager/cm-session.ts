@@ -43,6 +43,8 @@ export interface CmSessionOptions {
   onPeerMessage(topic: string, payload: Buffer): void;
   /** Connected (again), state and subscriptions sent. */
   onConnect(): void;
+  /** More filters to subscribe to (QoS 0) on each connect — the console's phone topics; their messages go to onPeerMessage. */
+  watch?: readonly string[];
 }
 
 /** Credentials read once per config (the session and the peer links share them). */
@@ -123,6 +125,7 @@ export class CmSession {
       // Our own state too: anything there that is not our online is answered with it (run-state.ts).
       client.subscribe(stateTopic, { qos: 1 });
       if (peerStateTopics.length > 0) client.subscribe([...peerStateTopics, ...peerLoadTopics], { qos: 1 });
+      if (opts.watch !== undefined && opts.watch.length > 0) client.subscribe([...opts.watch], { qos: 0 });
       opts.onConnect();
     });
     client.on('close', () => {

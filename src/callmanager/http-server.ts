@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { IpphoneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -26,6 +26,8 @@ export interface HttpDeps {
   metricsText(): string;
   /** Called once per services page served (for servicesRps and the counter). */
   onServicesRequest(): void;
+  /** Serves the paths it knows (the operator console, console.ts) and returns true; else {@link route} answers. */
+  raw?(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
 export interface HttpAnswer {
@@ -84,6 +86,7 @@ export class HttpServer {
   /** Bind and listen. Throws TRANSPORT when the address cannot be bound. */
   async start(): Promise<void> {
     const server = createServer((req, res) => {
+      if (this.#deps.raw?.(req, res) === true) return;
       let answer: HttpAnswer;
       try {
         answer = route(req.method ?? 'GET', req.url ?? '/', this.#deps);

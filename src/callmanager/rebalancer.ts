@@ -102,6 +102,16 @@ export class Rebalancer {
     return n;
   }
 
+  /** The moves in flight (still homed here), oldest first, at most `max`, for the console. */
+  inflightMoves(now: number, max = 50): { phone: string; to: string; ageMs: number }[] {
+    const out: { phone: string; to: string; ageMs: number }[] = [];
+    for (const [phone, m] of this.#inflight) {
+      if (out.length >= max) break;
+      if (m.leftAt === null) out.push({ phone, to: m.to, ageMs: Math.max(0, now - m.at) });
+    }
+    return out;
+  }
+
   get queued(): number {
     return this.#queue.length;
   }

@@ -48,6 +48,14 @@ export const CmConfigSchema = Type.Object(
       },
       'services, health and metrics HTTP server',
     ),
+    console: section(
+      {
+        enabled: Type.Optional(
+          Type.Boolean({ default: true, description: 'serve the read-only operator console (GET /, /console/events, /console/phone) on the http server; false = 404, and no subscription to phones’ status and event topics' }),
+        ),
+      },
+      'operator console',
+    ),
     group: Type.Array(GroupMemberSchema, {
       minItems: 1,
       maxItems: MAX_GROUP,

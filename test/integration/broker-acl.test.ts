@@ -293,8 +293,10 @@ test('a call manager does its role: state, load, keep-alives, acks, pushes, peer
   const pGot: Msg[] = [];
   cmA.on('message', (topic, payload) => aGot.push({ topic, payload: payload.toString(), retain: false }));
   phone.on('message', (topic, payload) => pGot.push({ topic, payload: payload.toString(), retain: false }));
-  // The call manager's own subscriptions (src/callmanager/): its keep-alives, its peers' state and load.
+  // The call manager's own subscriptions (src/callmanager/): its keep-alives, its peers' state and load,
+  // and (for the operator console, console.ts) phones' status and events.
   await cmA.subscribeAsync([`${P}/cm/cm-a/keepalive`, `${P}/cm/cm-a/keepalive/+`, `${P}/cm/cm-b/state`, `${P}/cm/cm-b/load`], { qos: 1 });
+  await cmA.subscribeAsync([`${P}/phone/+/event`, `${P}/phone/+/status`], { qos: 0 });
   await phone.subscribeAsync([`${P}/phone/p-homed/ack`, `${P}/phone/p-homed/pointers`, `${P}/phone/p-homed/config`, `${P}/cm/cm-a/state`], { qos: 1 });
 
   await pub(cmB, `${P}/cm/cm-b/state`, '{"online":true}', true);
@@ -310,6 +312,10 @@ test('a call manager does its role: state, load, keep-alives, acks, pushes, peer
   t.true(aGot.some((m) => m.topic === `${P}/cm/cm-b/state`));
   t.true(pGot.some((m) => m.topic === `${P}/phone/p-homed/ack`));
   t.true(pGot.some((m) => m.topic === `${P}/cm/cm-a/state`));
+  // The console reads the phone's status and rehomed events.
+  await pub(phone, `${P}/phone/p-homed/status`, '{"online":true,"home":"cm-a"}', true);
+  await phone.publishAsync(`${P}/phone/p-homed/event`, '{"type":"rehomed","to":"cm-a"}', { qos: 0 });
+  await waitFor(() => aGot.some((m) => m.topic === `${P}/phone/p-homed/event`) && aGot.some((m) => m.topic === `${P}/phone/p-homed/status`), { ...WAIT, what: 'phone status and event at cm-a' });
 
   // What it may not do: speak for its peer, configure a phone, speak for a phone.
   for (const topic of [`${P}/cm/cm-b/state`, `${P}/cm/cm-b/load`, `${P}/phone/p-homed/config`, `${P}/phone/p-homed/status`, `${P}/phone/p-homed/event`]) {
@@ -319,6 +325,7 @@ test('a call manager does its role: state, load, keep-alives, acks, pushes, peer
   await w.until(`${P}/cm/cm-a/load`, '{"phones":1,"marker":true}');
   t.deepEqual(w.got.filter((m) => m.payload.includes('forged')), []);
   t.deepEqual(pGot.filter((m) => m.payload.includes('forged')), []);
+  t.deepEqual(aGot.filter((m) => m.payload.includes('forged')), []);
   for (const c of [cmA, cmB, phone]) c.end(true);
   w.c.end(true);
 });

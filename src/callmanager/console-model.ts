@@ -1,0 +1,252 @@
+/**
+ * What the operator console (issue 12, shared/CONTRACT.md `GET /`) shows: the
+ * group as this call manager sees it, the most recent rehomes, and what it
+ * heard of each phone. Pure state from inputs: messages arrive already read
+ * off the network (untrusted: strings are cut to a length, numbers checked),
+ * time comes from the injected clock, and memory is bounded whatever the
+ * fleet does (a ring of rehomes, at most {@link PHONES_MAX} phones).
+ */
+import type { Clock } from '../lib/clock.js';
+
+/** Rehomes kept for the page (newest first). */
+export const REHOMES_MAX = 50;
+/** Phones whose status and events are kept; the least recently heard is dropped first. */
+export const PHONES_MAX = 4096;
+/** Events kept per phone. */
+export const EVENTS_PER_PHONE = 5;
+/** Longest string kept from the network (phone ids, reasons, member ids). */
+export const TEXT_MAX = 128;
+
+/** One group member as shown. */
+export interface MemberView {
+  id: string;
+  online: boolean;
+  /** True for the call manager serving the page. */
+  self: boolean;
+  /** From its last load (or measured, for this one); null before any load was seen. */
+  phones: number | null;
+  capacity: number;
+  servicesRps: number | null;
+  /** phones ÷ capacity, 0…(more than 1 when overloaded); null while unknown. */
+  load: number | null;
+  /** Wall time (ms since the epoch) its load was last seen or measured; null before. */
+  loadAt: number | null;
+}
+
+/** A rebalance move this call manager sent and the phone has not yet completed. */
+export interface MoveView {
+  phone: string;
+  to: string;
+  ageMs: number;
+}
+
+/** One completed rehome, from a phone's `rehomed` event. */
+export interface RehomeView {
+  /** Wall time it was heard (ms since the epoch). */
+  at: number;
+  phone: string;
+  from: string | null;
+  to: string;
+  reason: string;
+  detectMs: number | null;
+  rehomeMs: number | null;
+}
+
+export interface PhoneEventView {
+  at: number;
+  type: string;
+  /** The event as received (strings cut to {@link TEXT_MAX}), for the lookup box. */
+  detail: Record<string, string | number | boolean | null>;
+}
+
+/** What the console knows of one phone (its retained status, its recent events). */
+export interface PhoneView {
+  id: string;
+  status: Record<string, string | number | boolean | null> | null;
+  statusAt: number | null;
+  events: PhoneEventView[];
+}
+
+/** The group part of the page: members and moves (sent as one `members` change). */
+export interface GroupView {
+  cmId: string;
+  members: MemberView[];
+  moves: MoveView[];
+  movesQueued: number;
+}
+
+/** Everything the page starts from (the `snapshot`). */
+export interface ConsoleSnapshot extends GroupView {
+  at: number;
+  rehomes: RehomeView[];
+}
+
+/** A peer's member input: its state and its last load. */
+interface PeerRow {
+  online: boolean;
+  phones: number | null;
+  servicesRps: number | null;
+  loadAt: number | null;
+}
+
+/** Measured by the running call manager itself, at each refresh. */
+export interface SelfMeasure {
+  connected: boolean;
+  phones: number;
+  servicesRps: number;
+}
+
+type Flat = Record<string, string | number | boolean | null>;
+
+/** A string from the network: cut to {@link TEXT_MAX}, control characters replaced. */
+export function cleanText(v: unknown): string | null {
+  if (typeof v !== 'string') return null;
+  // eslint-disable-next-line no-control-regex
+  return v.slice(0, TEXT_MAX).replace(/[\u0000-\u001f\u007f]/g, '\uFFFD');
+}
+
+function finite(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** The scalar fields of an untrusted JSON object, strings cleaned; at most 32 of them. */
+function flat(o: Record<string, unknown>): Flat {
+  const out: Flat = {};
+  let n = 0;
+  for (const [k, v] of Object.entries(o)) {
+    if (n++ >= 32) break;
+    const key = cleanText(k)!;
+    if (typeof v === 'string') out[key] = cleanText(v);
+    else if (typeof v === 'number') out[key] = finite(v);
+    else if (typeof v === 'boolean' || v === null) out[key] = v;
+    else if (Array.isArray(v)) out[key] = `[${v.length} items]`;
+    else out[key] = '{…}';
+  }
+  return out;
+}
+
+export interface ConsoleModelOptions {
+  cmId: string;
+  /** Every member in group order, with its configured capacity. */
+  group: readonly { id: string; capacity: number }[];
+  /** Wall time for `at` fields. */
+  clock: Pick<Clock, 'now'>;
+}
+
+export class ConsoleModel {
+  readonly #o: ConsoleModelOptions;
+  readonly #peers = new Map<string, PeerRow>();
+  #self: SelfMeasure = { connected: false, phones: 0, servicesRps: 0 };
+  #selfAt: number | null = null;
+  #moves: MoveView[] = [];
+  #queued = 0;
+  readonly #rehomes: RehomeView[] = [];
+  /** Insertion order = least recently heard first (re-inserted on each message). */
+  readonly #phones = new Map<string, PhoneView>();
+
+  constructor(opts: ConsoleModelOptions) {
+    this.#o = opts;
+    for (const g of opts.group) if (g.id !== opts.cmId) this.#peers.set(g.id, { online: true, phones: null, servicesRps: null, loadAt: null });
+  }
+
+  /** This call manager's own figures, measured now. */
+  measureSelf(m: SelfMeasure): void {
+    this.#self = { ...m };
+    this.#selfAt = this.#o.clock.now();
+  }
+
+  /** The peers the call manager counts offline now (verified states, unreachable brokers). */
+  setOffline(offline: ReadonlySet<string>): void {
+    for (const [id, row] of this.#peers) row.online = !offline.has(id);
+  }
+
+  /** A peer's load (already decoded). Unknown ids are ignored. */
+  peerLoad(id: string, load: { phones: number; servicesRps: number }): void {
+    const row = this.#peers.get(id);
+    if (row === undefined) return;
+    row.phones = load.phones;
+    row.servicesRps = load.servicesRps;
+    row.loadAt = this.#o.clock.now();
+  }
+
+  /** The rebalancer's moves in flight and queue length. */
+  setMoves(moves: readonly MoveView[], queued: number): void {
+    this.#moves = moves.slice(0, 50).map((m) => ({ ...m }));
+    this.#queued = queued;
+  }
+
+  /**
+   * A phone's event (`P/phone/{id}/event`, untrusted JSON). Returns the rehome
+   * it records, if it was a `rehomed` event, for the live feed.
+   */
+  phoneEvent(phoneId: string, payload: unknown): RehomeView | undefined {
+    const id = cleanText(phoneId);
+    if (id === null || id === '' || typeof payload !== 'object' || payload === null || Array.isArray(payload)) return undefined;
+    const o = payload as Record<string, unknown>;
+    const at = this.#o.clock.now();
+    const type = cleanText(o.type) ?? '(none)';
+    const phone = this.#phone(id);
+    phone.events.unshift({ at, type, detail: flat(o) });
+    if (phone.events.length > EVENTS_PER_PHONE) phone.events.length = EVENTS_PER_PHONE;
+    if (type !== 'rehomed') return undefined;
+    const r: RehomeView = { at, phone: id, from: cleanText(o.from), to: cleanText(o.to) ?? '?', reason: cleanText(o.reason) ?? '?', detectMs: finite(o.detectMs), rehomeMs: finite(o.rehomeMs) };
+    this.#rehomes.unshift(r);
+    if (this.#rehomes.length > REHOMES_MAX) this.#rehomes.length = REHOMES_MAX;
+    return r;
+  }
+
+  /** A phone's retained status (untrusted JSON); an empty retained message clears it. */
+  phoneStatus(phoneId: string, payload: unknown): void {
+    const id = cleanText(phoneId);
+    if (id === null || id === '') return;
+    if (payload === null) {
+      const p = this.#phones.get(id);
+      if (p !== undefined) p.status = null;
+      return;
+    }
+    if (typeof payload !== 'object' || Array.isArray(payload)) return;
+    const phone = this.#phone(id);
+    phone.status = flat(payload as Record<string, unknown>);
+    phone.statusAt = this.#o.clock.now();
+  }
+
+  /** What is known of one phone, or undefined. */
+  phone(id: string): PhoneView | undefined {
+    const p = this.#phones.get(id);
+    return p === undefined ? undefined : structuredClone(p);
+  }
+
+  /** Phones held (for bounded-memory checks). */
+  get phonesKnown(): number {
+    return this.#phones.size;
+  }
+
+  /** Members in group order, and the moves. */
+  group(): GroupView {
+    const o = this.#o;
+    const members = o.group.map((g): MemberView => {
+      if (g.id === o.cmId) {
+        const s = this.#self;
+        return { id: g.id, online: s.connected, self: true, phones: s.phones, capacity: g.capacity, servicesRps: s.servicesRps, load: s.phones / g.capacity, loadAt: this.#selfAt };
+      }
+      const r = this.#peers.get(g.id)!;
+      return { id: g.id, online: r.online, self: false, phones: r.phones, capacity: g.capacity, servicesRps: r.servicesRps, load: r.phones === null ? null : r.phones / g.capacity, loadAt: r.loadAt };
+    });
+    return { cmId: o.cmId, members, moves: this.#moves.map((m) => ({ ...m })), movesQueued: this.#queued };
+  }
+
+  /** The whole page state. */
+  snapshot(): ConsoleSnapshot {
+    return { ...this.group(), at: this.#o.clock.now(), rehomes: this.#rehomes.map((r) => ({ ...r })) };
+  }
+
+  /** The row of `id`, made the most recently heard (the oldest dropped beyond {@link PHONES_MAX}). */
+  #phone(id: string): PhoneView {
+    let p = this.#phones.get(id);
+    if (p !== undefined) this.#phones.delete(id);
+    else p = { id, status: null, statusAt: null, events: [] };
+    this.#phones.set(id, p);
+    if (this.#phones.size > PHONES_MAX) this.#phones.delete(this.#phones.keys().next().value!);
+    return p;
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The operator console's one HTML page (`GET /`). Everything it needs is in
+ * it — no fonts, scripts or styles from anywhere (phone networks are often
+ * cut off from the internet) — and a strict Content-Security-Policy allows
+ * exactly its own inline style and script by hash, and connections to this
+ * origin only. The script builds the page with DOM calls and `textContent`,
+ * never `innerHTML`: phone ids and reasons come from the network.
+ */
+import { createHash } from 'node:crypto';
+
+const STYLE = `
+body{font:14px/1.4 system-ui,sans-serif;margin:1em;color:#222;background:#fafafa}
+h1{font-size:1.3em;margin:0 0 .5em}h2{font-size:1.05em;margin:1.2em 0 .3em}
+table{border-collapse:collapse;min-width:40em}td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left}
+th{background:#eee}.on{color:#070;font-weight:600}.off{color:#b00;font-weight:600}
+meter{width:8em}#live{font-size:.85em;color:#666}#live.down{color:#b00}
+pre{background:#fff;border:1px solid #ddd;padding:.5em;max-width:60em;overflow:auto;white-space:pre-wrap}
+input{font:inherit;width:16em}
+`;
+
+const SCRIPT = `
+'use strict';
+(function () {
+  var state = { cmId: '', members: [], moves: [], movesQueued: 0, rehomes: [] };
+  var $ = function (id) { return document.getElementById(id); };
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  function row(cells) {
+    var tr = document.createElement('tr');
+    cells.forEach(function (c) { tr.appendChild(c instanceof Node ? wrap(c) : el('td', c)); });
+    return tr;
+  }
+  function wrap(node) { var td = document.createElement('td'); td.appendChild(node); return td; }
+  function fill(id, rows) { var b = $(id); b.replaceChildren.apply(b, rows); }
+  function time(ms) { return ms ? new Date(ms).toLocaleTimeString() : ''; }
+  function num(v) { return v === null || v === undefined ? '?' : String(v); }
+  function render() {
+    $('cm').textContent = state.cmId;
+    fill('members', state.members.map(function (m) {
+      var bar = document.createElement('meter');
+      bar.min = 0; bar.max = 1; bar.high = 0.9; bar.value = m.load === null ? 0 : Math.min(1, m.load);
+      var load = document.createElement('span');
+      load.appendChild(bar);
+      load.appendChild(el('span', m.load === null ? ' ?' : ' ' + Math.round(m.load * 100) + ' %'));
+      var tr = row([m.id + (m.self ? ' (this one)' : ''), el('span', m.online ? 'online' : 'offline', m.online ? 'on' : 'off'), num(m.phones), String(m.capacity), load, num(m.servicesRps)]);
+      tr.dataset.member = m.id;
+      tr.dataset.online = String(m.online);
+      return tr;
+    }));
+    fill('moves', state.moves.map(function (m) { return row([m.phone, m.to, Math.round(m.ageMs / 1000) + ' s']); }));
+    $('queued').textContent = String(state.movesQueued);
+    fill('rehomes', state.rehomes.map(function (r) {
+      var tr = row([time(r.at), r.phone, r.from === null ? '-' : r.from, r.to, r.reason, num(r.detectMs), num(r.rehomeMs)]);
+      tr.dataset.reason = r.reason;
+      return tr;
+    }));
+  }
+  function live(ok) { var l = $('live'); l.textContent = ok ? 'live' : 'reconnecting…'; l.className = ok ? '' : 'down'; }
+  var es = new EventSource('/console/events');
+  es.addEventListener('snapshot', function (e) { state = JSON.parse(e.data); live(true); render(); });
+  es.addEventListener('members', function (e) { var g = JSON.parse(e.data); state.members = g.members; state.moves = g.moves; state.movesQueued = g.movesQueued; render(); });
+  es.addEventListener('rehome', function (e) { state.rehomes.unshift(JSON.parse(e.data)); state.rehomes.length = Math.min(state.rehomes.length, 50); render(); });
+  es.onerror = function () { live(false); };
+  function lookup() {
+    var id = $('phone').value.trim();
+    var out = $('phoneout');
+    if (id === '') return;
+    out.textContent = 'looking up…';
+    fetch('/console/phone?id=' + encodeURIComponent(id), { headers: { accept: 'application/json' } })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+      .then(function (x) { out.textContent = x.ok ? JSON.stringify(x.j, null, 2) : (x.j.error || 'not found'); })
+      .catch(function (err) { out.textContent = 'lookup failed: ' + err; });
+  }
+  $('go').addEventListener('click', lookup);
+  $('phone').addEventListener('keydown', function (e) { if (e.key === 'Enter') lookup(); });
+})();
+`;
+
+const sha256 = (s: string): string => `'sha256-${createHash('sha256').update(s, 'utf8').digest('base64')}'`;
+
+/** The page's Content-Security-Policy: its own inline style and script only, fetches to this origin only. */
+export const CONSOLE_CSP = [
+  "default-src 'none'",
+  `style-src ${sha256(STYLE)}`,
+  `script-src ${sha256(SCRIPT)}`,
+  "connect-src 'self'",
+  "img-src 'none'",
+  "font-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** Headers on every console answer (page, JSON, stream). */
+export const CONSOLE_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': CONSOLE_CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+};
+
+/** The page. `cmId` is a validated id (config), escaped anyway. */
+export function consolePage(cmId: string): string {
+  const title = escapeHtml(`ipphone console — ${cmId}`);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${title}</title><style>${STYLE}</style></head>
+<body>
+<h1>Call-manager group as <span id="cm"></span> sees it <span id="live">connecting…</span></h1>
+<h2>Members</h2>
+<table><thead><tr><th>member</th><th>state</th><th>phones</th><th>capacity</th><th>load</th><th>services req/s</th></tr></thead><tbody id="members"></tbody></table>
+<h2>Rebalance moves in flight (queued: <span id="queued">0</span>)</h2>
+<table><thead><tr><th>phone</th><th>to</th><th>since</th></tr></thead><tbody id="moves"></tbody></table>
+<h2>Recent rehomes</h2>
+<table><thead><tr><th>heard</th><th>phone</th><th>from</th><th>to</th><th>reason</th><th>detect ms</th><th>rehome ms</th></tr></thead><tbody id="rehomes"></tbody></table>
+<h2>Look up a phone</h2>
+<p><input id="phone" placeholder="phone id" autocomplete="off"> <button id="go" type="button">look up</button></p>
+<pre id="phoneout"></pre>
+<script>${SCRIPT}</script>
+</body></html>
+`;
+}
+
+/** HTML text escaping (the server-side parts of the page). */
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+}
