@@ -1,0 +1,110 @@
+import test from 'ava';
+import { FakeClock } from '../../../src/lib/clock.js';
+import { cleanText, ConsoleModel, EVENTS_PER_PHONE, PHONES_MAX, REHOMES_MAX, TEXT_MAX } from '../../../src/callmanager/console-model.js';
+
+const GROUP = [
+  { id: 'cm-a', capacity: 100 },
+  { id: 'cm-b', capacity: 200 },
+  { id: 'cm-c', capacity: 50 },
+];
+
+function model(): { m: ConsoleModel; clock: FakeClock } {
+  const clock = new FakeClock(1_700_000_000_000);
+  return { m: new ConsoleModel({ cmId: 'cm-b', group: GROUP, clock }), clock };
+}
+
+test('members in group order: self measured, peers from their loads and the offline set', (t) => {
+  const { m, clock } = model();
+  t.deepEqual(
+    m.group().members.map((x) => [x.id, x.online, x.self, x.phones, x.load]),
+    [
+      ['cm-a', true, false, null, null],
+      ['cm-b', false, true, 0, 0],
+      ['cm-c', true, false, null, null],
+    ],
+    'before anything: peers count online (as PeerTracker does), loads unknown, self not yet connected',
+  );
+  m.measureSelf({ connected: true, phones: 50, servicesRps: 1.5 });
+  clock.advance(1000);
+  m.peerLoad('cm-a', { phones: 25, servicesRps: 0.25 });
+  m.peerLoad('cm-x', { phones: 9, servicesRps: 0 });
+  m.setOffline(new Set(['cm-c']));
+  const g = m.group();
+  t.deepEqual(g.members, [
+    { id: 'cm-a', online: true, self: false, phones: 25, capacity: 100, servicesRps: 0.25, load: 0.25, loadAt: 1_700_000_001_000 },
+    { id: 'cm-b', online: true, self: true, phones: 50, capacity: 200, servicesRps: 1.5, load: 0.25, loadAt: 1_700_000_000_000 },
+    { id: 'cm-c', online: false, self: false, phones: null, capacity: 50, servicesRps: null, load: null, loadAt: null },
+  ]);
+  t.is(g.cmId, 'cm-b');
+  m.setOffline(new Set());
+  t.true(m.group().members[2]!.online, 'back online when it leaves the offline set');
+});
+
+test('a rehomed event becomes a rehome (newest first) and a phone event; other events only the latter', (t) => {
+  const { m, clock } = model();
+  const r = m.phoneEvent('p-1', { type: 'rehomed', from: 'cm-a', to: 'cm-b', reason: 'cm-offline', detectMs: 120, rehomeMs: 35 });
+  t.deepEqual(r, { at: 1_700_000_000_000, phone: 'p-1', from: 'cm-a', to: 'cm-b', reason: 'cm-offline', detectMs: 120, rehomeMs: 35 });
+  clock.advance(5);
+  t.is(m.phoneEvent('p-1', { type: 'rejected', topic: 'x', error: 'bad' }), undefined);
+  clock.advance(5);
+  m.phoneEvent('p-2', { type: 'rehomed', from: null, to: 'cm-a', reason: 'fallback', detectMs: 'fast', rehomeMs: Number.NaN });
+  const snap = m.snapshot();
+  t.deepEqual(snap.rehomes.map((x) => [x.phone, x.from, x.reason, x.detectMs, x.rehomeMs]), [
+    ['p-2', null, 'fallback', null, null],
+    ['p-1', 'cm-a', 'cm-offline', 120, 35],
+  ]);
+  t.deepEqual(m.phone('p-1')!.events.map((e) => e.type), ['rejected', 'rehomed']);
+  t.deepEqual(m.phone('p-1')!.events[0]!.detail, { type: 'rejected', topic: 'x', error: 'bad' });
+});
+
+test('untrusted payloads: non-objects ignored, nested values summarised, strings cut and cleaned', (t) => {
+  const { m } = model();
+  t.is(m.phoneEvent('p-1', ['rehomed']), undefined);
+  t.is(m.phoneEvent('p-1', null), undefined);
+  t.is(m.phoneEvent('', { type: 'rehomed' }), undefined);
+  t.is(m.phone('p-1'), undefined, 'nothing recorded for rejected payloads');
+  const long = 'x'.repeat(1000);
+  const r = m.phoneEvent('p-<script>', { type: 'rehomed', to: long, reason: 'a\nb\u0000c', list: [1, 2], o: { a: 1 } })!;
+  t.is(r.to.length, TEXT_MAX);
+  t.is(r.reason, 'a\uFFFDb\uFFFDc');
+  t.is(r.phone, 'p-<script>', 'kept as text: the page escapes it');
+  t.like(m.phone('p-<script>')!.events[0]!.detail, { list: '[2 items]', o: '{…}' });
+  t.is(cleanText(42), null);
+});
+
+test('bounded: rehomes ring, events per phone, phones least recently heard dropped first', (t) => {
+  const { m } = model();
+  for (let i = 0; i < REHOMES_MAX + 10; i++) m.phoneEvent('p-r', { type: 'rehomed', to: `cm-${i}`, reason: 'pushed' });
+  t.is(m.snapshot().rehomes.length, REHOMES_MAX);
+  t.is(m.snapshot().rehomes[0]!.to, `cm-${REHOMES_MAX + 9}`);
+  t.is(m.phone('p-r')!.events.length, EVENTS_PER_PHONE);
+  m.phoneStatus('p-old', { online: true });
+  for (let i = 0; i < PHONES_MAX; i++) m.phoneStatus(`p-${i}`, { online: true });
+  t.is(m.phonesKnown, PHONES_MAX);
+  t.is(m.phone('p-old'), undefined, 'the least recently heard went first');
+  t.truthy(m.phone(`p-${PHONES_MAX - 1}`));
+});
+
+test('status: kept with the time heard; an empty retained message clears it; copies handed out', (t) => {
+  const { m, clock } = model();
+  m.phoneStatus('p-1', { online: true, home: 'cm-a', pointersVersion: 7, sip: { registrar: 'cm-a' } });
+  t.deepEqual(m.phone('p-1')!.status, { online: true, home: 'cm-a', pointersVersion: 7, sip: '{…}' });
+  t.is(m.phone('p-1')!.statusAt, clock.now());
+  m.phone('p-1')!.events.push({ at: 0, type: 'forged', detail: {} });
+  t.is(m.phone('p-1')!.events.length, 0, 'a caller cannot change the model through what it was given');
+  m.phoneStatus('p-1', null);
+  t.is(m.phone('p-1')!.status, null);
+  m.phoneStatus('p-1', 'online');
+  t.is(m.phone('p-1')!.status, null, 'a string status is ignored');
+});
+
+test('moves: copied, at most 50', (t) => {
+  const { m } = model();
+  const moves = Array.from({ length: 60 }, (_, i) => ({ phone: `p-${i}`, to: 'cm-a', ageMs: i }));
+  m.setMoves(moves, 7);
+  moves[0]!.to = 'changed';
+  const g = m.group();
+  t.is(g.moves.length, 50);
+  t.is(g.moves[0]!.to, 'cm-a');
+  t.is(g.movesQueued, 7);
+});
