@@ -38,6 +38,7 @@ const SCRIPT = `
   function fill(id, rows) { var b = $(id); b.replaceChildren.apply(b, rows); }
   function time(ms) { return ms ? new Date(ms).toLocaleTimeString() : ''; }
   function num(v) { return v === null || v === undefined ? '?' : String(v); }
+  function ms(v) { return v === null || v === undefined ? '?' : String(Math.round(v)); }
   function render() {
     $('cm').textContent = state.cmId;
     fill('members', state.members.map(function (m) {
@@ -54,7 +55,7 @@ const SCRIPT = `
     fill('moves', state.moves.map(function (m) { return row([m.phone, m.to, Math.round(m.ageMs / 1000) + ' s']); }));
     $('queued').textContent = String(state.movesQueued);
     fill('rehomes', state.rehomes.map(function (r) {
-      var tr = row([time(r.at), r.phone, r.from === null ? '-' : r.from, r.to, r.reason, num(r.detectMs), num(r.rehomeMs)]);
+      var tr = row([time(r.at), r.phone, r.from === null ? '-' : r.from, r.to, r.reason, ms(r.detectMs), ms(r.rehomeMs)]);
       tr.dataset.reason = r.reason;
       return tr;
     }));

@@ -1,0 +1,155 @@
+/**
+ * The operator console (issue 12) in a real headless Chromium: a group of two
+ * call managers and two phones on a real mosquitto, cm-b's `GET /` opened in
+ * the browser, then a kill -9 of cm-a — the page, live and without a reload,
+ * shows cm-a offline and the phones' rehomes with reason `cm-offline`.
+ * Screenshots go to test-results/console/ (named in any failure).
+ */
+import test, { type ExecutionContext } from 'ava';
+import { join } from 'node:path';
+import { connect } from 'mqtt';
+import { Chromium, type CdpPage } from '../helpers/chromium.js';
+import { Cluster } from '../helpers/cluster.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { waitFor } from '../helpers/net.js';
+import { ROOT } from '../helpers/programs.js';
+
+const SHOTS = join(ROOT, 'test-results', 'console');
+
+let mosq: Mosquitto;
+let chromium: Chromium;
+test.before(async () => {
+  mosq = await startMosquitto();
+  chromium = await Chromium.start();
+});
+test.after.always(async () => {
+  await chromium?.close();
+  await mosq?.stop();
+});
+
+/** cm's HTTP base URL (its services URL without `/services`). */
+const base = (c: Cluster, id: string): string => c.group.find((g) => g.id === id)!.services.replace(/\/services$/, '');
+
+/**
+ * Run `step`, then write a screenshot of the page (named in the test's log); when the step
+ * throws, the error names the screenshot and carries the page's log and the programs' output.
+ */
+async function shot(t: ExecutionContext, c: Cluster, page: CdpPage, name: string, step: () => Promise<void>): Promise<void> {
+  let failure: Error | undefined;
+  try {
+    await step();
+  } catch (err) {
+    failure = err as Error;
+  }
+  const path = await page.screenshot(SHOTS, name).catch((e: Error) => `(no screenshot: ${e.message})`);
+  t.log(`screenshot: ${path}`);
+  if (failure !== undefined) {
+    const procs = [...c.cms.values(), ...c.agents.values()].map((p) => p.output().slice(-3000)).join('\n');
+    throw new Error(`${failure.message}\nscreenshot: ${path}\npage log:\n${page.logs.join('\n')}\n${procs}`);
+  }
+}
+
+const row = (member: string): string => `document.querySelector('#members tr[data-member="${member}"]')`;
+const cell = (member: string, i: number): string => `${row(member)}?.children[${i}]?.textContent`;
+
+test.serial('the page of cm-b shows the group live; after kill -9 of cm-a, cm-a offline and the rehomes (cm-offline)', async (t) => {
+  const c = await Cluster.group(t, mosq.url);
+  c.startAgent('p-1');
+  c.startAgent('p-2');
+  await c.waitHome('p-1', 'cm-a', 30_000);
+  await c.waitHome('p-2', 'cm-a', 30_000);
+  const page = await chromium.newPage();
+  t.teardown(() => page.close());
+
+  await page.goto(`${base(c, 'cm-b')}/`);
+  await shot(t, c, page, '1-group', async () => {
+    await page.until(`${row('cm-a')}?.dataset.online === 'true' && ${row('cm-b')}?.dataset.online === 'true'`, 'both members online');
+    await page.until(`${cell('cm-a', 2)} === '2'`, 'cm-a with its 2 phones (from its load)');
+    t.is(await page.eval(cell('cm-b', 2)), '0');
+    t.is(await page.eval(cell('cm-a', 3)), '1000');
+    t.is(await page.eval(`document.getElementById('live').textContent`), 'live');
+    // The lookup box: what cm-b heard of p-1 (its retained status says it is homed on cm-a).
+    await page.eval(`(document.getElementById('phone').value = 'p-1', document.getElementById('go').click(), true)`);
+    await page.until(`document.getElementById('phoneout').textContent.includes('"home": "cm-a"')`, 'p-1 looked up');
+    const found = JSON.parse(await page.eval<string>(`document.getElementById('phoneout').textContent`)) as Record<string, any>;
+    t.like(found, { id: 'p-1', homedHere: false, status: { online: true, home: 'cm-a', state: 'homed' } });
+    t.deepEqual(found.pointers.list, ['cm-a', 'cm-b']);
+    t.true(found.pointers.version >= 1);
+  });
+  // Marks this document: a reload would lose it.
+  await page.eval('window.__sameDocument = 42');
+
+  c.cms.get('cm-a')!.signal('SIGKILL');
+  await c.waitHome('p-1', 'cm-b', 30_000);
+  await c.waitHome('p-2', 'cm-b', 30_000);
+  await shot(t, c, page, '2-after-kill', async () => {
+    await page.until(`${row('cm-a')}?.dataset.online === 'false'`, 'cm-a shown offline');
+    t.is(await page.eval(cell('cm-a', 1)), 'offline');
+    await page.until(
+      `[...document.querySelectorAll('#rehomes tr')].filter((r) => r.dataset.reason === 'cm-offline').map((r) => r.children[1].textContent).sort().join() === 'p-1,p-2'`,
+      'the rehomes of p-1 and p-2 with reason cm-offline',
+    );
+    const r = await page.eval<string[]>(`[...document.querySelector('#rehomes tr[data-reason="cm-offline"]').children].map((td) => td.textContent)`);
+    t.is(r[2], 'cm-a');
+    t.is(r[3], 'cm-b');
+    t.regex(r[5]!, /^\d+$/, 'detect ms');
+    t.regex(r[6]!, /^\d+$/, 'rehome ms');
+    await page.until(`${cell('cm-b', 2)} === '2'`, 'cm-b with the 2 phones');
+    t.is(await page.eval('window.__sameDocument'), 42, 'live: no reload');
+  });
+  t.deepEqual(page.logs.filter((l) => /Content Security Policy|exception/i.test(l)), [], 'no CSP violation, no exception');
+});
+
+test.serial('what phones send is shown as text: a phone id and a reason with markup run nothing; the stream ends cleanly on stop', async (t) => {
+  const c = await Cluster.group(t, mosq.url, ['cm-a']);
+  const page = await chromium.newPage();
+  t.teardown(() => page.close());
+  await page.goto(`${base(c, 'cm-a')}/`);
+  await page.until(`${row('cm-a')}?.dataset.online === 'true'`, 'cm-a online');
+
+  const evilId = 'x<script>window.__pwned=1<img src=x onerror=window.__pwned=2>';
+  const evilReason = '</script><script>window.__pwned=3</script><b>bold</b>';
+  const pub = connect(mosq.url, { reconnectPeriod: 0 });
+  t.teardown(() => pub.end(true));
+  await new Promise<void>((done, fail) => {
+    pub.once('connect', () => done());
+    pub.once('error', fail);
+  });
+  await pub.publishAsync(`${c.prefix}/phone/${evilId}/event`, JSON.stringify({ type: 'rehomed', from: '<i>a</i>', to: 'cm-a', reason: evilReason, detectMs: 1, rehomeMs: 2 }), { qos: 1 });
+  await shot(t, c, page, '3-markup-as-text', async () => {
+    await page.until(`document.querySelector('#rehomes tr')?.children[1]?.textContent === ${JSON.stringify(evilId)}`, 'the phone id shown as text');
+    t.is(await page.eval(`document.querySelector('#rehomes tr').children[4].textContent`), evilReason);
+    t.is(await page.eval(`document.querySelector('#rehomes tr').children[2].textContent`), '<i>a</i>');
+    t.is(await page.eval('document.querySelectorAll("#rehomes script, #rehomes img, #rehomes b, #rehomes i").length'), 0, 'no element made from the data');
+    // The lookup shows it as text too.
+    await page.eval(`(document.getElementById('phone').value = ${JSON.stringify(evilId)}, document.getElementById('go').click(), true)`);
+    await page.until(`document.getElementById('phoneout').textContent.includes('"type": "rehomed"')`, 'the evil phone looked up');
+    t.is(await page.eval('document.querySelectorAll("#phoneout *").length'), 0);
+    t.is(await page.eval('typeof window.__pwned'), 'undefined', 'nothing ran');
+  });
+
+  // The stream from Node: a snapshot, then it ends cleanly (no reset) when the call manager stops.
+  const res = await fetch(`${base(c, 'cm-a')}/console/events`);
+  t.is(res.status, 200);
+  t.regex(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+  t.regex(res.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+  const reader = res.body!.getReader();
+  let text = '';
+  await waitFor(async () => {
+    const { value } = await reader.read();
+    text += Buffer.from(value ?? new Uint8Array()).toString();
+    return text.includes('event: snapshot');
+  }, { timeoutMs: 20_000, what: 'the snapshot' });
+  const cm = c.cms.get('cm-a')!;
+  cm.signal('SIGTERM');
+  let ended = false;
+  for (let i = 0; i < 1000 && !ended; i++) ended = (await reader.read()).done;
+  t.true(ended, 'the stream ended');
+  t.is(await cm.exited, 0);
+});
+
+test.serial('console.enabled false: no page, no stream; the services still answer', async (t) => {
+  const c = await Cluster.group(t, mosq.url, ['cm-a'], { console: { enabled: false } });
+  for (const path of ['/', '/console/events', '/console/phone?id=p-1']) t.is((await fetch(`${base(c, 'cm-a')}${path}`)).status, 404, path);
+  t.is((await fetch(`${base(c, 'cm-a')}/services?phone=p-1`)).status, 200);
+});
