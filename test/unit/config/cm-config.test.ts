@@ -41,6 +41,7 @@ test('defaults fill in', (t) => {
   t.deepEqual(valid(minimal), {
     ...minimal,
     http: { host: '127.0.0.1', port: 8080 },
+    console: { enabled: true },
     rebalance: { enabled: true, periodMs: 5000, threshold: 0.1, maxMovesPerSec: 100, cooldownMs: 10000 },
     topicPrefix: 'ipphone/v1',
     mqtt: { username: null, password: null, passwordFile: null, ca: null, cert: null, key: null, protocolVersion: 5 },
@@ -52,6 +53,12 @@ test('defaults fill in', (t) => {
   });
   t.is(valid({ ...minimal, rebalance: { periodMs: 1000 } }).rebalance.cooldownMs, 2000);
   t.is(valid({ ...minimal, rebalance: { cooldownMs: 0 } }).rebalance.cooldownMs, 0);
+});
+
+test('console: enabled by default, a boolean, nothing else in the section', (t) => {
+  t.false(valid({ ...minimal, console: { enabled: false } }).console.enabled);
+  t.true(problems({ ...minimal, console: { enabled: 'no' } }).some((p) => p.startsWith('console/enabled')), problems({ ...minimal, console: { enabled: 'no' } }).join('; '));
+  t.true(problems({ ...minimal, console: { port: 1 } }).some((p) => p.startsWith('console')), problems({ ...minimal, console: { port: 1 } }).join('; '));
 });
 
 test('required fields are all reported', (t) => {
