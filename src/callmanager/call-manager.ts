@@ -247,6 +247,7 @@ export class CallManager {
       acksDroppedTotal: this.#session?.acksDropped ?? 0,
       peerStatesRefusedTotal: this.#peers?.statesRefused ?? 0,
       stateRepublishedTotal: this.#run?.republished ?? 0,
+      ...(this.#console !== undefined ? { rehomesHere: this.#console.rehomesHere } : {}),
     });
   }
 

@@ -15,6 +15,9 @@ import type { Logger } from '../lib/log.js';
 import { cleanText, ConsoleModel, type MoveView, type SelfMeasure } from './console-model.js';
 import { CONSOLE_HEADERS, consolePage } from './console-page.js';
 import { SseHub } from './console-sse.js';
+import { REHOME_REASONS } from '../protocol/types.js';
+
+const KNOWN_REASONS: ReadonlySet<string> = new Set(REHOME_REASONS);
 
 /** How often this call manager's own figures and the moves are refreshed and, when changed, sent (ms). */
 const REFRESH_MS = 1000;
@@ -50,6 +53,13 @@ export class CmConsole {
   #timer: TimerHandle | undefined;
   #lastGroupKey = '';
   #stopped = false;
+  /**
+   * Completed rehomes *to this call manager*, by reason, as the phones report
+   * them (`/metrics` `ipphone_cm_rehomes_total`). A reason outside the
+   * contract's list counts as `other`: label values must not come unbounded
+   * from the network.
+   */
+  readonly rehomesHere = new Map<string, number>(REHOME_REASONS.map((r) => [r, 0]));
 
   constructor(opts: CmConsoleOptions) {
     this.#o = opts;
@@ -94,7 +104,12 @@ export class CmConsole {
       return;
     }
     const rehome = this.#model.phoneEvent(phone, body);
-    if (rehome !== undefined) this.#hub.broadcast('rehome', rehome);
+    if (rehome === undefined) return;
+    this.#hub.broadcast('rehome', rehome);
+    if (rehome.to === this.#o.cmId) {
+      const reason = KNOWN_REASONS.has(rehome.reason) ? rehome.reason : 'other';
+      this.rehomesHere.set(reason, (this.rehomesHere.get(reason) ?? 0) + 1);
+    }
   }
 
   /** A peer's decoded load. */

@@ -22,6 +22,8 @@ export interface MetricsSnapshot {
   peerStatesRefusedTotal?: number;
   /** Times this call manager published its online again over another state on its own topic (run-state.ts). */
   stateRepublishedTotal?: number;
+  /** Completed rehomes to this call manager by reason, from phones' events (only with the console on: it is what subscribes to them). */
+  rehomesHere?: ReadonlyMap<string, number>;
 }
 
 /** Reasons always listed (at 0) so dashboards see the series before the first push. */
@@ -60,6 +62,9 @@ export function renderMetrics(s: MetricsSnapshot): string {
     family('ipphone_cm_broker_connected', 'gauge', '1 while connected to the broker, else 0.', [['', s.brokerConnected ? 1 : 0]]) +
     family('ipphone_cm_acks_dropped_total', 'counter', 'Keep-alive acks not sent: broker disconnected or its socket backlog full.', [['', s.acksDroppedTotal]]) +
     (s.peerStatesRefusedTotal === undefined ? '' : family('ipphone_cm_peer_states_refused_total', 'counter', 'Peer state messages refused (unsigned, forged, empty, replayed or stale).', [['', s.peerStatesRefusedTotal]])) +
-    (s.stateRepublishedTotal === undefined ? '' : family('ipphone_cm_state_republished_total', 'counter', 'Own online published again over another state on its own topic.', [['', s.stateRepublishedTotal]]))
+    (s.stateRepublishedTotal === undefined ? '' : family('ipphone_cm_state_republished_total', 'counter', 'Own online published again over another state on its own topic.', [['', s.stateRepublishedTotal]])) +
+    (s.rehomesHere === undefined
+      ? ''
+      : family('ipphone_cm_rehomes_total', 'counter', 'Phones that completed a rehome to this call manager, by reason (from their rehomed events).', [...s.rehomesHere].map(([r, n]) => [`{reason="${escapeLabel(r)}"}`, n])))
   );
 }
