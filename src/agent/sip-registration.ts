@@ -117,8 +117,8 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
       s.lingering = [];
       break;
     case 'registered':
-      if (s.pending?.aor === input.aor) {
-        const p = s.pending;
+      if (sameAor(s.pending?.aor, input.aor)) {
+        const p = s.pending!;
         s.pending = null;
         const old = s.registered;
         s.registered = { cm: p.cm, aor: p.aor, registrar: p.registrar };
@@ -128,10 +128,10 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
       }
       break; // a refresh, or a late answer for an account given up
     case 'register-failed':
-      if (s.pending?.aor === input.aor) fail(input.reason);
-      else if (s.registered?.aor === input.aor) {
+      if (sameAor(s.pending?.aor, input.aor)) fail(input.reason);
+      else if (sameAor(s.registered?.aor, input.aor)) {
         // The home's registrar stopped answering refreshes: the phone cannot take calls there.
-        const r = s.registered;
+        const r = s.registered!;
         s.registered = null;
         s.gaveUp = r.aor;
         drop(r.aor);
@@ -140,7 +140,7 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
       }
       break;
     case 'add-failed':
-      if (s.pending?.aor === input.aor) fail(`user agent refused the account: ${input.reason}`);
+      if (sameAor(s.pending?.aor, input.aor)) fail(`user agent refused the account: ${input.reason}`);
       break;
     case 'call-idle':
       s.callIdle = input.idle;
@@ -209,4 +209,15 @@ function reconcile(s: RegState, fx: RegEffect[], now: number): void {
 
 function wantKey(w: Account | null | 'keep'): string {
   return w === null ? '' : w === 'keep' ? 'keep' : `${w.cm} ${w.aor}`;
+}
+
+/**
+ * The same account: equal up to URI parameters and angle brackets. An adapter may report an
+ * account by the user agent's own name for it (baresip drops `;transport=…`), e.g. for an
+ * answer that arrives before the adapter has learnt the mapping.
+ */
+export function sameAor(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  const bare = (x: string): string => x.replace(/^<|>$/g, '').split(';')[0]!.toLowerCase();
+  return a === b || bare(a) === bare(b);
 }
