@@ -8,7 +8,7 @@
 import test from 'ava';
 import { validateAgentConfig } from '../../../src/config/agent-config.js';
 import { Agent } from '../../../src/agent/agent.js';
-import { HeadlessDisplay, NoKeypad, SoftHook } from '../../../src/hw/headless.js';
+import { HeadlessDisplay, SoftHook } from '../../../src/hw/headless.js';
 import type { Keypad, Led } from '../../../src/hw/types.js';
 import { FakeClock, seededRandom } from '../../../src/lib/clock.js';
 import { silentLogger } from '../../../src/lib/log.js';
@@ -20,9 +20,11 @@ const SIP_B = 'sip:127.0.0.1:5072;transport=tcp';
 const AOR_A = 'sip:1001@127.0.0.1:5071;transport=tcp';
 const AOR_B = 'sip:1001@127.0.0.1:5072;transport=tcp';
 
-class TestKeypad extends NoKeypad implements Keypad {
+class TestKeypad implements Keypad {
   #h: ((k: string) => void)[] = [];
-  override onKey(h: (k: string) => void): void {
+  async start(): Promise<void> {}
+  async close(): Promise<void> {}
+  onKey(h: (k: string) => void): void {
     this.#h.push(h);
   }
   type(text: string): void {

@@ -6,7 +6,7 @@ const base = { phoneId: 'p1', pointers: [{ id: 'cm-a', broker: 'mqtt://127.0.0.1
 test('sip is optional; absent means no SIP', (t) => {
   const r = validateAgentConfig(base);
   t.true(r.ok);
-  if (r.ok) t.is(r.config.sip, undefined);
+  if (r.ok) t.true(r.config.sip === undefined);
 });
 
 test('sip with driver, ctrl and user gets its defaults; a pointer keeps its sip', (t) => {
