@@ -17,19 +17,13 @@ import { fetchServices } from './http-services.js';
 import { MqttTransport, type MqttTransportOptions } from './mqtt-transport.js';
 import type { ServicesFetcher, StateStore } from './ports.js';
 import type { SipUserAgent } from '../sip/user-agent.js';
-import { IpphoneError } from '../lib/errors.js';
+import { BaresipUserAgent } from '../sip/baresip.js';
 
 /** Builds the phone's SIP user agent from `config.sip` (issue 11). */
 export type SipUserAgentFactory = (sip: NonNullable<AgentConfig['sip']>, deps: { host: string; port: number; clock: Clock; random: Random; log: Logger }) => SipUserAgent;
 
-/**
- * The built-in SIP drivers. baresip's adapter (src/sip/baresip.ts, `new BaresipUserAgent({ host, port,
- * clock, random, log })`) is plugged in here once it is on the branch; until then a config with `sip`
- * is refused at start with a clear error rather than run without calls.
- */
-export const defaultSipUserAgent: SipUserAgentFactory = (sip) => {
-  throw new IpphoneError(`sip.driver ${JSON.stringify(sip.driver)}: no such SIP user agent adapter in this build`, 'HW_UNAVAILABLE', { driver: sip.driver });
-};
+/** The built-in SIP driver: baresip over its `ctrl_tcp` socket (src/sip/baresip.ts). */
+export const defaultSipUserAgent: SipUserAgentFactory = (_sip, deps) => new BaresipUserAgent(deps);
 
 /** `127.0.0.1:4444` / `[::1]:4444` → host and port (the config schema checked the shape). */
 export function ctrlAddress(ctrl: string): { host: string; port: number } {
