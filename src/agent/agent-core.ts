@@ -21,6 +21,8 @@ import type { Reconfigurator } from './reconfig.js';
 import type { KeepaliveTopics } from './keepalive-topic.js';
 import { MoveTimer, statusWaitsForAck } from './critical-path.js';
 import { DuplicateWatch } from './duplicate-watch.js';
+import type { SipUserAgent } from '../sip/user-agent.js';
+import type { SipPhone } from './sip-phone.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -37,6 +39,10 @@ export interface AgentDeps {
   hook: HookSwitch | null;
   /** Lit while the phone has no home call manager. */
   noServiceLed?: Led | null;
+  /** The phone's SIP user agent, when `config.sip` is set (issue 11); absent: no SIP, as before. */
+  sip?: SipUserAgent | null;
+  /** The message lamp: blinks while a call rings in. */
+  messageLed?: Led | null;
   /** Monotonic ms with sub-ms resolution, for the `rehomed` event's timing fields only ({@link MoveTimer}). Default `clock.elapsed`. */
   hrNow?: () => number;
 }
@@ -69,6 +75,8 @@ export class AgentCore {
   protected services!: ServicesController;
   protected ui!: PhoneUi;
   protected reconfig!: Reconfigurator;
+  /** Registration and calls, with a SIP user agent (sip-phone.ts); null without. */
+  protected sip: SipPhone | null = null;
   /** The effective config: the file's with remote changes applied. */
   protected cfg!: AgentConfig;
   protected keys!: TrustedKeys;
@@ -249,6 +257,7 @@ export class AgentCore {
       // Another phone uses this id (a cloned image): brokers keep handing our session to it.
       duplicateId: duplicateId(s),
       instance: this.dup.instance,
+      ...(this.sip !== null ? { sip: this.sip.status() } : {}),
     };
   }
 
@@ -259,6 +268,7 @@ export class AgentCore {
   protected afterStep(): void {
     if (!this.running) return;
     this.services.update(this.s.list, this.s.home);
+    this.sip?.update(this.s.list, this.s.home, this.s.move !== null);
     const status = JSON.stringify(this.status());
     // A failover's QoS 1 status waits for the new home's first ack (critical-path.ts).
     if (status !== this.lastStatus && !statusWaitsForAck(this.s, this.d.clock.elapsed())) {

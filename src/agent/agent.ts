@@ -21,8 +21,10 @@ import { changedPaths, Reconfigurator, type HeldList } from './reconfig.js';
 import { machineConfig } from './agent-core.js';
 import { AgentMessages } from './agent-messages.js';
 import { KeepaliveTopics, keepaliveTopicKind } from './keepalive-topic.js';
+import { SipPhone } from './sip-phone.js';
 
 export { machineConfig, type AgentDeps } from './agent-core.js';
+import type { AgentDeps } from './agent-core.js';
 
 /** The wake-up timer overdue this long means the agent's loop is wedged (ms). */
 const WEDGED_AFTER_MS = 10_000;
@@ -105,15 +107,38 @@ export class Agent extends AgentMessages {
       },
       onPage: (page, from) => this.ui.page(page, from),
     });
-    this.ui = new PhoneUi({ display: d.display, keypad: d.keypad ?? null, clock: d.clock, log: d.log.child({ mod: 'ui' }), phoneId: d.config.phoneId, fetch: d.fetchServices, timeoutMs: cfg.services.timeoutMs });
+    if (d.sip && cfg.sip) this.sip = this.#sipPhone(d.sip, cfg.sip);
+    this.ui = new PhoneUi({ display: this.sip?.display ?? d.display, keypad: this.sip?.keypad ?? d.keypad ?? null, clock: d.clock, log: d.log.child({ mod: 'ui' }), phoneId: d.config.phoneId, fetch: d.fetchServices, timeoutMs: cfg.services.timeoutMs });
     this.ui.start();
-    d.hook?.onChange((offHook) => this.input({ type: 'busy', busy: offHook }));
+    // With SIP, busy is off hook or a call not idle (sip-phone.ts), and the hook drives calls.
+    if (this.sip === null) d.hook?.onChange((offHook) => this.input({ type: 'busy', busy: offHook }));
     this.running = true;
     // The file won over the saved list (boot-config.ts): put that on flash with the new hash.
     if (boot.fileWon) this.persist();
     this.syncSubscriptions();
     this.input({ type: 'start' });
-    if (d.hook?.isOffHook()) this.input({ type: 'busy', busy: true });
+    if (this.sip !== null) this.sip.start();
+    else if (d.hook?.isOffHook()) this.input({ type: 'busy', busy: true });
+  }
+
+  #sipPhone(ua: NonNullable<AgentDeps['sip']>, sip: NonNullable<AgentConfig['sip']>): SipPhone {
+    const d = this.d;
+    return new SipPhone({
+      ua,
+      cfg: { user: sip.user, regintS: sip.regintS, timeoutMs: sip.registerTimeoutMs },
+      clock: d.clock,
+      log: d.log.child({ mod: 'sip' }),
+      display: d.display,
+      keypad: d.keypad ?? null,
+      hook: d.hook,
+      lamp: d.messageLed ?? null,
+      host: {
+        sipFailed: (cm, reason) => this.input({ type: 'sip-failed', cm, reason }),
+        busy: (busy) => this.input({ type: 'busy', busy }),
+        event: (e) => this.event(e),
+        changed: () => this.afterStep(),
+      },
+    });
   }
 
   /**
@@ -134,6 +159,7 @@ export class Agent extends AgentMessages {
     this.clearWake();
     this.services?.close();
     this.ui?.close();
+    await this.sip?.close();
     this.reconfig?.close();
     await this.persisting;
     this.d.store.close?.();

@@ -16,6 +16,20 @@ import { Agent } from './agent.js';
 import { fetchServices } from './http-services.js';
 import { MqttTransport, type MqttTransportOptions } from './mqtt-transport.js';
 import type { ServicesFetcher, StateStore } from './ports.js';
+import type { SipUserAgent } from '../sip/user-agent.js';
+import { BaresipUserAgent } from '../sip/baresip.js';
+
+/** Builds the phone's SIP user agent from `config.sip` (issue 11). */
+export type SipUserAgentFactory = (sip: NonNullable<AgentConfig['sip']>, deps: { host: string; port: number; clock: Clock; random: Random; log: Logger }) => SipUserAgent;
+
+/** The built-in SIP driver: baresip over its `ctrl_tcp` socket (src/sip/baresip.ts). */
+export const defaultSipUserAgent: SipUserAgentFactory = (_sip, deps) => new BaresipUserAgent(deps);
+
+/** `127.0.0.1:4444` / `[::1]:4444` → host and port (the config schema checked the shape). */
+export function ctrlAddress(ctrl: string): { host: string; port: number } {
+  const i = ctrl.lastIndexOf(':');
+  return { host: ctrl.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(ctrl.slice(i + 1)) };
+}
 
 export interface ComposeOptions {
   config: AgentConfig;
@@ -30,6 +44,8 @@ export interface ComposeOptions {
   store?: StateStore;
   /** Fail the start on an unusable `stateDir` instead of running without flash (the fleet). */
   stateDirRequired?: boolean;
+  /** Builds the SIP user agent when `config.sip` is set; default {@link defaultSipUserAgent}. */
+  sipUserAgent?: SipUserAgentFactory;
 }
 
 /** The agent's flash state: A/B slots in `stateDir`, saves retried, an unusable directory survived. */
@@ -40,11 +56,13 @@ export function agentStore(config: AgentConfig, log: Logger, clock: Clock = syst
 export function composeAgent(o: ComposeOptions): Agent {
   const c = o.config;
   const clock = o.clock ?? systemClock;
+  const random = o.random ?? Math.random;
+  const sip = c.sip === undefined ? null : (o.sipUserAgent ?? defaultSipUserAgent)(c.sip, { ...ctrlAddress(c.sip.ctrl), clock, random, log: o.log });
   return new Agent({
     config: c,
     log: o.log,
     clock,
-    random: o.random ?? Math.random,
+    random,
     keys: trustedKeys(c.trust.keys),
     store: o.store ?? agentStore(c, o.log, clock, o.stateDirRequired ?? false),
     fetchServices: o.fetch ?? fetchServices,
@@ -52,6 +70,8 @@ export function composeAgent(o: ComposeOptions): Agent {
     keypad: o.hardware.keypad,
     noServiceLed: o.hardware.leds?.noService ?? null,
     hook: o.hardware.hook,
+    sip,
+    messageLed: o.hardware.leds?.message ?? null,
     hrNow: () => performance.now(),
     // Built from the effective config (file + saved overlay), so a remote credential change takes effect at the restart it asked for.
     transport: (events, will, eff) =>

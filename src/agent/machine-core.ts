@@ -4,9 +4,9 @@
  * searching a round of pointers, moving to a target, losing a home,
  * completing a move. Mutates only the copy of the state `next` gave it.
  */
-import type { Pointer, RehomeReason } from '../protocol/types.js';
+import type { Pointer } from '../protocol/types.js';
 import { brokerKey } from '../protocol/pointers.js';
-import { backoffMs, type BrokerState, type Effect, type Env, type Health, type MachineState, type Move } from './machine-state.js';
+import { backoffMs, type BrokerState, type Effect, type Env, type Health, type MachineState, type Move, type MoveReason } from './machine-state.js';
 
 export class MachineCore {
   /** Brokers wanted connected, computed by syncBrokers. */
@@ -146,7 +146,7 @@ export class MachineCore {
   }
 
   /** The home failed: leave it and search from the next pointer. */
-  homeFailed(reason: RehomeReason, alsoFailed: string[] = []): void {
+  homeFailed(reason: MoveReason, alsoFailed: string[] = []): void {
     const s = this.s;
     const home = s.home;
     if (home === null) return;

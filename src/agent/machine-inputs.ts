@@ -41,6 +41,8 @@ export class MachineInputs extends MachineCore {
         if (s.busy !== input.busy) this.log('info', input.busy ? 'phone busy' : 'phone idle', {});
         s.busy = input.busy;
         return;
+      case 'sip-failed':
+        return this.sipFailed(input.cm, input.reason);
       case 'config':
         s.cfg = input.cfg;
         return;
@@ -154,6 +156,19 @@ export class MachineInputs extends MachineCore {
     if (was !== false) this.log('info', 'call manager offline', { cm });
     if (s.home === cm) this.homeFailed('cm-offline');
     else if (s.move?.target === cm) this.targetFailed('call manager offline');
+  }
+
+  /**
+   * A call manager whose registrar does not take the phone's REGISTER cannot carry its calls:
+   * as the home it is lost (`sip-failed`), as a target it failed; otherwise nothing changes.
+   */
+  sipFailed(cm: string, reason: string): void {
+    const s = this.s;
+    if (!this.pointer(cm)) return;
+    if (s.home === cm) {
+      this.log('warn', 'sip registration failed at home', { cm, reason });
+      this.homeFailed('sip-failed');
+    } else if (s.move?.target === cm) this.targetFailed(`sip registration failed: ${reason}`);
   }
 
   adoptList(input: Extract<Input, { type: 'list' }>): void {

@@ -80,9 +80,16 @@ export function duplicateId(s: MachineState): boolean {
   return false;
 }
 
+/**
+ * Why the phone moved: the contract's rehome reasons plus `sip-failed` (issue 11): its new home's
+ * SIP registrar refused or did not answer the phone's REGISTER, so that pointer failed. Kept here
+ * until protocol/types.ts's REHOME_REASONS lists it.
+ */
+export type MoveReason = RehomeReason | 'sip-failed';
+
 export interface Move {
   target: string;
-  reason: RehomeReason | 'start';
+  reason: MoveReason | 'start';
   /** When the move was decided. */
   since: number;
   /** Time from the last sign of life of the old home to the decision (failures), else 0. */
@@ -131,6 +138,8 @@ export type Input =
   /** A verified list whose version is newer than ours. */
   | { type: 'list'; version: number; reason: PointerReason; list: Pointer[]; via: 'ack' | 'push'; /** The group's ids (list-merge.ts): other held pointers are kept. */ owns?: readonly string[] | undefined }
   | { type: 'busy'; busy: boolean }
+  /** The phone could not register at call manager `cm`'s SIP registrar (sip-registration.ts): that pointer fails. */
+  | { type: 'sip-failed'; cm: string; reason: string }
   | { type: 'config'; cfg: MachineConfig };
 
 export type Effect =

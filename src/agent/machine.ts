@@ -21,7 +21,7 @@ import { MachineInputs } from './machine-inputs.js';
 import { awaiting, cloneState, type Effect, type Env, type Input, type MachineState, type Step } from './machine-state.js';
 
 export { backoffMs, duplicateId, initialState, phaseOf } from './machine-state.js';
-export type { BrokerState, Effect, Env, Health, Input, MachineConfig, MachineState, Move, Step } from './machine-state.js';
+export type { BrokerState, Effect, Env, Health, Input, MachineConfig, MachineState, Move, MoveReason, Step } from './machine-state.js';
 export { referenceMatches } from './machine-inputs.js';
 
 export function next(state: MachineState, input: Input, env: Env): Step {

@@ -100,7 +100,15 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
     io.stderr(`ipphone-agent: unusable board: ${problemsOf(err).join('; ').replace(/\n/g, '; ')}\n`);
     return 1;
   }
-  const agent = composeAgent({ config, log, hardware, store });
+  let agent: ReturnType<typeof composeAgent>;
+  try {
+    agent = composeAgent({ config, log, hardware, store });
+  } catch (err) {
+    // E.g. a `sip.driver` this build has no adapter for.
+    io.stderr(`ipphone-agent: ${errorMessage(err).replace(/\n/g, '; ')}\n`);
+    await hardware.display.close().catch(() => {});
+    return 1;
+  }
   const sd = new SdNotify({ log });
   try {
     await agent.start();

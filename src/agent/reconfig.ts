@@ -38,7 +38,7 @@ import { effectiveConfig } from './boot-config.js';
 /** Fields a remote change may not touch: the phone's identity and the channel it is managed over. */
 export const FIXED_FIELDS = ['phoneId', 'topicPrefix', 'stateDir'] as const;
 /** Fields that take effect at the next start (the connections or hardware they shape are open). */
-export const RESTART_FIELDS = ['board', 'mqtt.username', 'mqtt.password', 'mqtt.passwordFile', 'mqtt.ca', 'mqtt.cert', 'mqtt.key', 'mqtt.protocolVersion', 'mqtt.connectTimeoutMs', 'mqtt.keepaliveSec', 'mqtt.maxQueue'] as const;
+export const RESTART_FIELDS = ['board', 'mqtt.username', 'mqtt.password', 'mqtt.passwordFile', 'mqtt.ca', 'mqtt.cert', 'mqtt.key', 'mqtt.protocolVersion', 'mqtt.connectTimeoutMs', 'mqtt.keepaliveSec', 'mqtt.maxQueue', 'sip'] as const;
 
 export interface HeldList {
   pointers: Pointer[];

@@ -49,6 +49,23 @@ export const PointerSchema = Type.Object(
   { description: 'one call manager; extra fields are tolerated' },
 );
 
+/**
+ * The phone's SIP user agent (issue 11): absent, the phone has none and behaves as without SIP.
+ * `ctrl` is baresip's `ctrl_tcp_listen` address; `user` the phone's SIP user part (its number).
+ */
+export const SipSchema = Type.Object(
+  {
+    driver: Type.Literal('baresip', { description: 'the SIP user agent: "baresip" (its ctrl_tcp socket)' }),
+    ctrl: Type.String({ pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'HOST:PORT of the user agent’s control socket, e.g. 127.0.0.1:4444' }),
+    user: Type.String({ pattern: '^[A-Za-z0-9._~+-]{1,64}$', description: 'the phone’s SIP user part (its number), e.g. 1001' }),
+    regintS: Type.Optional(Type.Integer({ default: 120, minimum: 60, maximum: 600, description: 'seconds between REGISTER refreshes' })),
+    registerTimeoutMs: Type.Optional(
+      Type.Integer({ default: 4000, minimum: 100, maximum: 60000, description: 'ms a new registration may take before that pointer counts as failed' }),
+    ),
+  },
+  { additionalProperties: false, description: 'the phone’s SIP user agent; absent = no SIP' },
+);
+
 export const AgentConfigSchema = Type.Object(
   {
     phoneId: Type.String({ pattern: ID_PATTERN, description: 'this phone’s id (a topic level)' }),
@@ -124,6 +141,7 @@ export const AgentConfigSchema = Type.Object(
       'MQTT connection',
     ),
     log: section({ level: Type.Optional(LogLevelSchema) }, 'logging'),
+    sip: Type.Optional(SipSchema),
   },
   { additionalProperties: false },
 );
@@ -155,6 +173,8 @@ function crossProblems(c: Record<string, any>): string[] {
     problems.push(`keepalive/ackTimeoutMs: must be less than keepalive/intervalMs (${ka.intervalMs}) (got ${ka.ackTimeoutMs})`);
   }
   problems.push(...credentialShapeProblems(c.mqtt));
+  const ctrl = typeof c.sip?.ctrl === 'string' ? /:([0-9]+)$/.exec(c.sip.ctrl) : null;
+  if (ctrl !== null && (Number(ctrl[1]) < 1 || Number(ctrl[1]) > 65535)) problems.push(`sip/ctrl: port must be 1 to 65535 (got ${show(c.sip.ctrl)})`);
   const bo = c.mqtt?.backoff;
   if (isInt(bo?.baseMs) && isInt(bo?.maxMs) && bo.maxMs < bo.baseMs) {
     problems.push(`mqtt/backoff/maxMs: must be ≥ mqtt/backoff/baseMs (${bo.baseMs}) (got ${bo.maxMs})`);

@@ -58,7 +58,9 @@ function checkPointers(pointers: unknown, at: string, problems: string[]): Point
     if (!isPlainObject(p)) return void problems.push(`${at}[${i}] is not an object`);
     const bad = (['id', 'broker', 'services'] as const).filter((k) => typeof p[k] !== 'string' || p[k] === '');
     if (bad.length > 0) return void problems.push(`${at}[${i}] needs non-empty string ${bad.join(', ')}`);
-    list.push({ id: p['id'] as string, broker: p['broker'] as string, services: p['services'] as string });
+    // A pointer's SIP registrar (issue 11) survives a reboot with the list.
+    const sip = typeof p['sip'] === 'string' && p['sip'] !== '' ? { sip: p['sip'] } : {};
+    list.push({ id: p['id'] as string, broker: p['broker'] as string, services: p['services'] as string, ...sip });
   });
   return list;
 }
