@@ -80,12 +80,8 @@ export function duplicateId(s: MachineState): boolean {
   return false;
 }
 
-/**
- * Why the phone moved: the contract's rehome reasons plus `sip-failed` (issue 11): its new home's
- * SIP registrar refused or did not answer the phone's REGISTER, so that pointer failed. Kept here
- * until protocol/types.ts's REHOME_REASONS lists it.
- */
-export type MoveReason = RehomeReason | 'sip-failed';
+/** Why the phone moved: the contract's rehome reasons (`sip-failed`: the home's SIP registrar refused or did not answer the phone's REGISTER). */
+export type MoveReason = RehomeReason;
 
 export interface Move {
   target: string;

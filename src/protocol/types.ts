@@ -25,6 +25,8 @@ export const REHOME_REASONS = [
   'rebalance',
   'fallback',
   'redirect',
+  // The home's SIP registrar refused or did not answer this phone's REGISTER (issue 11).
+  'sip-failed',
 ] as const;
 export type RehomeReason = (typeof REHOME_REASONS)[number];
 
