@@ -19,6 +19,8 @@ export interface CmSpec {
   /** Services URL other members and phones see; default this CM's own HTTP server. */
   services?: string;
   capacity?: number;
+  /** The member's SIP registrar (`sip:HOST:PORT;transport=tcp`), carried in every pointer list. */
+  sip?: string;
 }
 
 export interface Proc {
@@ -125,7 +127,7 @@ export class Cluster {
   readonly keyPath: string;
   readonly publicPem: string;
   readonly privatePem: string;
-  readonly group: Required<CmSpec>[] = [];
+  readonly group: (Required<Omit<CmSpec, 'sip'>> & Pick<CmSpec, 'sip'>)[] = [];
   readonly cms = new Map<string, Proc>();
   readonly agents = new Map<string, Proc>();
   readonly seen: { events: Observed[]; statuses: Observed[] } = { events: [], statuses: [] };
@@ -159,7 +161,7 @@ export class Cluster {
     for (const s of specs) {
       const port = await freePort();
       this.#httpPorts.set(s.id, port);
-      this.group.push({ id: s.id, broker: s.broker, services: s.services ?? `http://127.0.0.1:${port}/services`, capacity: s.capacity ?? 1000 });
+      this.group.push({ id: s.id, broker: s.broker, services: s.services ?? `http://127.0.0.1:${port}/services`, capacity: s.capacity ?? 1000, ...(s.sip !== undefined ? { sip: s.sip } : {}) });
     }
   }
 
@@ -253,7 +255,7 @@ export class Cluster {
     const cfg = {
       phoneId,
       topicPrefix: this.prefix,
-      pointers: this.group.map(({ id, broker, services }) => ({ id, broker, services })),
+      pointers: this.group.map(({ id, broker, services, sip }) => ({ id, broker, services, ...(sip !== undefined ? { sip } : {}) })),
       keepalive: { intervalMs: 1000, missLimit: 3 },
       fallback: { holdMs: 4000 },
       services: { timeoutMs: 2000 },
