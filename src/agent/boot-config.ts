@@ -17,14 +17,16 @@
 import { createHash } from 'node:crypto';
 import { validateAgentConfig, type AgentConfig } from '../config/agent-config.js';
 import { mergeConfig } from '../config/merge.js';
+import { cleanPointer } from '../protocol/pointers.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { canonicalJson } from '../store/agent-state-store.js';
 import type { AgentState } from './ports.js';
 
-/** Hash of the file's provisioning fields: its pointers as the phone keeps them (id, broker, services). */
+/** Hash of the file's provisioning fields: its pointers as the phone keeps them (id, broker, services, sip). */
 export function provisioningHash(file: AgentConfig): string {
-  const pointers = file.pointers.map((p) => ({ id: p.id, broker: p.broker, services: p.services }));
+  // cleanPointer: `sip` only when present, so a file without SIP keeps the hash it had.
+  const pointers = file.pointers.map(cleanPointer);
   return createHash('sha256').update(canonicalJson({ pointers })).digest('hex').slice(0, 32);
 }
 
@@ -42,7 +44,7 @@ export function reconcileWithFile(file: AgentConfig, saved: AgentState | null, l
   if (saved === null) return { state: null, fileWon: false };
   const hash = provisioningHash(file);
   if (saved.fileHash === undefined || saved.fileHash === hash) return { state: saved, fileWon: false };
-  const list = file.pointers.map((p) => ({ id: p.id, broker: p.broker, services: p.services }));
+  const list = file.pointers.map(cleanPointer);
   log.warn(
     { saved: saved.pointers.map((p) => p.id), savedVersion: saved.pointersVersion, file: list.map((p) => p.id) },
     "the config file's pointers changed since the state was saved: the file's list replaces the saved one",

@@ -4,6 +4,7 @@ import type { Logger } from '../lib/log.js';
 import { withNoDelay } from '../lib/mqtt-nodelay.js';
 import { topics, type Topics } from '../protocol/topics.js';
 import type { Pointer } from '../protocol/types.js';
+import { cleanPointer } from '../protocol/pointers.js';
 import { connect } from 'mqtt';
 import { CmHttp } from './cm-http.js';
 import { CmPeers } from './cm-peers.js';
@@ -127,7 +128,7 @@ export class CallManager {
       ...(this.#randomBytes ? { randomBytes: this.#randomBytes } : {}),
       log: this.#log,
     }));
-    const group: Pointer[] = c.group.map((g) => ({ id: g.id, broker: g.broker, services: g.services }));
+    const group: Pointer[] = c.group.map(cleanPointer);
     // A group changed since the last start reaches every phone (group-floor.ts).
     const baseVersion = await groupFloorFor({ dir: c.stateDir ?? DEFAULT_CM_STATE_DIR, cmId: c.cmId, group, pointersVersion: c.pointersVersion, now }, this.#log);
     const lease = (this.#lease = await versionLeaseFor(c, now, this.#log));

@@ -35,7 +35,8 @@ export interface GroupFloorOptions {
 
 /** What identifies the group for the phones: members, order, brokers, services. */
 export function groupFingerprint(group: readonly Pointer[]): string {
-  return JSON.stringify(group.map((p) => [p.id, p.broker, p.services]));
+  // `sip` only when present: a group without SIP keeps the fingerprint it had before members could carry one.
+  return JSON.stringify(group.map((p) => (p.sip === undefined ? [p.id, p.broker, p.services] : [p.id, p.broker, p.services, p.sip])));
 }
 
 /** The new floor after a group change. */

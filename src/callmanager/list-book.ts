@@ -1,5 +1,5 @@
 import type { Clock } from '../lib/clock.js';
-import { MAX_POINTERS } from '../protocol/pointers.js';
+import { cleanPointer, MAX_POINTERS } from '../protocol/pointers.js';
 import type { Envelope, Pointer, PointerReason, PointersBody } from '../protocol/types.js';
 import { VersionClock } from './version-clock.js';
 
@@ -324,6 +324,5 @@ class BoundList implements SignedList {
   }
 }
 
-function copyPointer(p: Pointer): Pointer {
-  return { id: p.id, broker: p.broker, services: p.services };
-}
+/** A pointer's own fields (its `sip` too), so a list never shares objects with the config. */
+const copyPointer = cleanPointer;

@@ -45,6 +45,7 @@ export const PointerSchema = Type.Object(
     id: Type.String({ pattern: ID_PATTERN, description: 'call manager id' }),
     broker: Type.String({ pattern: '^(mqtt|mqtts|ws|wss)://', description: 'broker URL: mqtt:, mqtts:, ws: or wss:' }),
     services: Type.String({ pattern: '^https?://', description: 'services page URL: http: or https:' }),
+    sip: Type.Optional(Type.String({ pattern: '^[Ss][Ii][Pp]:', description: 'SIP registrar of this call manager, e.g. sip:127.0.0.1:5061;transport=tcp' })),
   },
   { description: 'one call manager; extra fields are tolerated' },
 );

@@ -5,6 +5,7 @@ import { errorMessage } from '../lib/errors.js';
 import { createPublicKey } from 'node:crypto';
 import { parsePrivateKey, parsePublicKey } from '../protocol/envelope.js';
 import { BROKER_SCHEMES, show, urlProblems, validatePointerList } from '../protocol/pointers.js';
+import { parseSipUri } from '../protocol/sip-uri.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
 import { LogLevelSchema } from './agent-config.js';
 import { credentialFileProblems, credentialSchema, credentialShapeProblems } from './mqtt-credentials.js';
@@ -33,6 +34,9 @@ export const GroupMemberSchema = Type.Object(
     broker: Type.String({ pattern: '^(mqtt|mqtts|ws|wss)://', description: 'broker URL the phones use for this CM' }),
     services: Type.String({ pattern: '^https?://', description: 'services page URL: http: or https:' }),
     capacity: Type.Integer({ minimum: 1, description: 'phones this call manager is sized for' }),
+    sip: Type.Optional(
+      Type.String({ pattern: '^[Ss][Ii][Pp]:', description: 'SIP registrar of this call manager (sip:HOST:PORT;transport=tcp), carried in the pointer lists' }),
+    ),
   },
   { description: 'one call manager of the group; extra fields are tolerated' },
 );
@@ -108,6 +112,16 @@ export const CmConfigSchema = Type.Object(
     ),
     pointersVersion: Type.Optional(Type.Integer({ default: 1, minimum: 1, description: 'version of the all-healthy group pointer list' })),
     log: section({ level: Type.Optional(LogLevelSchema) }, 'logging'),
+    sip: Type.Optional(
+      Type.Object(
+        {
+          registrar: Type.String({ pattern: '^[Ss][Ii][Pp]:', description: 'this call manager’s SIP server, probed with OPTIONS over TCP: sip:HOST:PORT;transport=tcp' }),
+          probeMs: Type.Optional(Type.Integer({ default: 1000, minimum: 50, maximum: 600000, description: 'ms between OPTIONS probes; a probe unanswered within probeMs is a miss' })),
+          missLimit: Type.Optional(Type.Integer({ default: 3, minimum: 1, maximum: 100, description: 'misses in a row after which this call manager reports itself offline' })),
+        },
+        { additionalProperties: false, description: 'the SIP server paired with this call manager: while it does not answer, the call manager reports itself offline' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -118,7 +132,22 @@ export type CmConfigInput = Static<typeof CmConfigSchema>;
 export type CmConfig = Defaulted<CmConfigInput>;
 
 /** Group entry errors the shared pointer-list checker reports itself. */
-const GROUP_POINTER = /^\/group(\/\d+(\/(id|broker|services))?)?$/;
+const GROUP_POINTER = /^\/group(\/\d+(\/(id|broker|services|sip))?)?$/;
+
+/**
+ * Problems of the `sip` section beyond its schema: `registrar` must be a SIP
+ * URI with `transport=tcp` (the OPTIONS probe speaks TCP only: a dead UDP
+ * server is silence, not an error, and takes far longer to notice).
+ */
+function sipSectionProblems(sip: unknown): string[] {
+  if (typeof sip !== 'object' || sip === null) return [];
+  const registrar = (sip as { registrar?: unknown }).registrar;
+  if (registrar === undefined) return ['sip/registrar: is required (the SIP server to probe, e.g. "sip:127.0.0.1:5061;transport=tcp")'];
+  const r = parseSipUri(registrar, 'sip/registrar');
+  if (!r.ok) return [r.problem];
+  if (r.uri.transport !== 'tcp') return [`sip/registrar: must say ;transport=tcp — the OPTIONS probe speaks TCP only (got ${show(registrar)})`];
+  return [];
+}
 
 /**
  * Validate an untrusted call manager config and fill its defaults. Reports
@@ -132,7 +161,7 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
   const structure = structureProblems(raw);
   if (structure.length > 0) return { ok: false, problems: structure };
   const c = Value.Default(CmConfigSchema, Value.Clone(raw)) as Record<string, any>;
-  const problems = schemaProblems(CmConfigSchema, c, (p) => p === '/broker' || GROUP_POINTER.test(p));
+  const problems = schemaProblems(CmConfigSchema, c, (p) => p === '/broker' || p === '/sip/registrar' || GROUP_POINTER.test(p));
   if (c.broker === undefined) problems.push('broker: is required');
   else problems.push(...urlProblems(c.broker, 'broker', BROKER_SCHEMES));
   if (c.group === undefined) {
@@ -146,6 +175,7 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
   }
   problems.push(...credentialShapeProblems(c.mqtt));
   problems.push(...trustKeyProblems(c.trust?.keys));
+  problems.push(...sipSectionProblems(c.sip));
   if (problems.length > 0) return { ok: false, problems };
   c.rebalance.cooldownMs ??= 2 * (c.rebalance.periodMs as number);
   return { ok: true, config: c as CmConfig };

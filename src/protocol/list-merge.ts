@@ -1,4 +1,4 @@
-import { MAX_POINTERS } from './pointers.js';
+import { cleanPointer, MAX_POINTERS } from './pointers.js';
 import type { Pointer } from './types.js';
 
 /**
@@ -21,7 +21,7 @@ import type { Pointer } from './types.js';
  * repeated ack or push of the list the phone took leaves it as it is.
  */
 export function mergeGroupList(held: readonly Pointer[], incoming: readonly Pointer[], owns: readonly string[] | undefined): Pointer[] {
-  const copy = (p: Pointer): Pointer => ({ id: p.id, broker: p.broker, services: p.services });
+  const copy = cleanPointer;
   if (owns === undefined) return incoming.map(copy);
   const owned = new Set(owns);
   for (const p of incoming) owned.add(p.id);

@@ -1,10 +1,12 @@
 import { IpphoneError } from '../lib/errors.js';
+import { sipUriProblems } from './sip-uri.js';
 import { isValidId } from './topics.js';
 import type { Pointer } from './types.js';
 
 /**
- * Pointer lists (shared/CONTRACT.md): 1–16 `{ id, broker, services }`, unique
- * ids, the first is the primary. Shared by the agent config, signed pointer
+ * Pointer lists (shared/CONTRACT.md): 1–16 `{ id, broker, services, sip? }`,
+ * unique ids, the first is the primary; `sip` (optional) is the SIP registrar
+ * of that call manager (protocol/sip-uri.ts). Shared by the agent config, signed pointer
  * bodies and the call manager's group list, so every side refuses the same
  * things with the same words.
  */
@@ -64,8 +66,9 @@ export interface PointerListOptions {
  * Every problem with an untrusted pointer list, as `path: what is wrong`
  * lines (empty = ok): an array of 1..max objects `{ id, broker, services }`,
  * ids valid as topic levels and unique, `broker` an `mqtt:`/`mqtts:`/`ws:`/`wss:`
- * URL, `services` an `http:`/`https:` URL. Extra fields on an entry are
- * tolerated (a newer sender may add some).
+ * URL, `services` an `http:`/`https:` URL, `sip` absent or a SIP registrar
+ * URI (sip-uri.ts). Extra fields on an entry are tolerated (a newer sender
+ * may add some).
  */
 export function validatePointerList(list: unknown, options: PointerListOptions = {}): string[] {
   const path = options.path ?? 'pointers';
@@ -91,13 +94,19 @@ export function validatePointerList(list: unknown, options: PointerListOptions =
     }
     problems.push(...urlProblems(entry.broker, `${at}/broker`, BROKER_SCHEMES));
     problems.push(...urlProblems(entry.services, `${at}/services`, SERVICES_SCHEMES));
+    if (entry.sip !== undefined) problems.push(...sipUriProblems(entry.sip, `${at}/sip`));
   });
   return problems;
 }
 
-/** The `{ id, broker, services }` of a validated list, without extra fields. */
+/** One pointer's `{ id, broker, services, sip? }`, without extra fields (`sip` only when present). */
+export function cleanPointer(p: Pointer): Pointer {
+  return p.sip === undefined ? { id: p.id, broker: p.broker, services: p.services } : { id: p.id, broker: p.broker, services: p.services, sip: p.sip };
+}
+
+/** The `{ id, broker, services, sip? }` of a validated list, without extra fields. */
 export function cleanPointerList(list: readonly Pointer[]): Pointer[] {
-  return list.map((p) => ({ id: p.id, broker: p.broker, services: p.services }));
+  return list.map(cleanPointer);
 }
 
 /** True when both lists name the same pointers, field for field, in the same order. */
@@ -105,7 +114,7 @@ export function samePointerList(a: readonly Pointer[], b: readonly Pointer[]): b
   if (a.length !== b.length) return false;
   return a.every((p, i) => {
     const q = b[i];
-    return q !== undefined && p.id === q.id && p.broker === q.broker && p.services === q.services;
+    return q !== undefined && p.id === q.id && p.broker === q.broker && p.services === q.services && p.sip === q.sip;
   });
 }
 

@@ -11,6 +11,8 @@ export interface Pointer {
   broker: string;
   /** `http:` or `https:` URL of the call manager's services page. */
   services: string;
+  /** Optional SIP registrar of the call manager, `sip:HOST:PORT;transport=tcp` (protocol/sip-uri.ts). */
+  sip?: string;
 }
 
 export const POINTER_REASONS = ['failover', 'rebalance', 'admin'] as const;

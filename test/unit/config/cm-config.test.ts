@@ -176,3 +176,25 @@ test('loadCmConfigFile: trust.keys under its own keyId must be its own public ke
   t.true(isIpphoneError(err, 'CONFIG_INVALID'));
   t.regex(err!.message, /^trust\/keys\/ops-1: is not the public key of signingKey/);
 });
+
+test('sip: optional; registrar with defaults; members may carry sip', (t) => {
+  t.is(valid(minimal).sip, undefined);
+  const c = valid({ ...minimal, group: [{ ...minimal.group[0], sip: 'sip:127.0.0.1:5061;transport=tcp' }], sip: { registrar: 'sip:127.0.0.1:5061;transport=tcp' } });
+  t.deepEqual(c.sip, { registrar: 'sip:127.0.0.1:5061;transport=tcp', probeMs: 1000, missLimit: 3 });
+  t.is(c.group[0]!.sip, 'sip:127.0.0.1:5061;transport=tcp');
+});
+
+test('bad sip values: every problem, each naming its field', (t) => {
+  const p = problems({
+    ...minimal,
+    group: [{ ...minimal.group[0], sip: 'http://pbx' }],
+    sip: { registrar: 'sip:127.0.0.1:5061;transport=udp', probeMs: 10, missLimit: 0, extra: true },
+  });
+  t.true(p.some((l) => l.startsWith('group/0/sip: scheme must be sip:')), p.join('\n'));
+  t.true(p.some((l) => l.startsWith('sip/registrar: must say ;transport=tcp')), p.join('\n'));
+  t.true(p.some((l) => l.startsWith('sip/probeMs:')), p.join('\n'));
+  t.true(p.some((l) => l.startsWith('sip/missLimit:')), p.join('\n'));
+  t.true(p.some((l) => l.startsWith('sip/extra:')), p.join('\n'));
+  t.deepEqual(problems({ ...minimal, sip: {} }), ['sip/registrar: is required (the SIP server to probe, e.g. "sip:127.0.0.1:5061;transport=tcp")']);
+  t.deepEqual(problems({ ...minimal, sip: { registrar: 'sip:1001@pbx;transport=tcp' } }), ['sip/registrar: must name a server, without a user part (got "sip:1001@pbx;transport=tcp")']);
+});
