@@ -1,0 +1,188 @@
+/**
+ * The call manager's watch on its SIP server (shared/CONTRACT.md, the call
+ * manager's `sip`): an OPTIONS request over TCP to `sip.registrar` every
+ * `probeMs`; a probe not answered by the next one (`probeMs` later) is a
+ * miss, and `missLimit` misses in a row make the call manager report itself
+ * offline (sip-health.ts decides; call-manager.ts acts).
+ *
+ * Any SIP response answers a probe, 2xx or not: a 404 or 483 comes from a
+ * server process that parses and routes requests, so it lives. Only silence
+ * — no connection, a reset, no response in time — is a miss. A response has
+ * to match the outstanding probe (Call-ID and CSeq number, method OPTIONS);
+ * a late answer to an older probe does not count.
+ *
+ * One TCP connection is kept and reused; when it fails it is dropped and the
+ * next probe opens a new one. The clock and random source are injected; the
+ * socket is node:net (tests point it at a real Kamailio or a local server).
+ */
+import { randomBytes as cryptoRandomBytes } from 'node:crypto';
+import { createConnection, type Socket } from 'node:net';
+import type { Clock, TimerHandle } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { SipUri } from '../protocol/sip-uri.js';
+import { buildOptions, SipStreamReader } from '../sip/options.js';
+import { nextSipHealth, SIP_HEALTH_START, type SipHealthState, type SipProbeResult } from './sip-health.js';
+
+export interface SipProbeOptions {
+  target: SipUri;
+  /** ms between probes, and the time one has to be answered. */
+  probeMs: number;
+  missLimit: number;
+  /** From's user part (the call manager id). */
+  user: string;
+  clock: Clock;
+  log: Logger;
+  /** The server's liveness changed (not called for the initial online). */
+  onChange(online: boolean): void;
+  /** Default node:crypto `randomBytes`. */
+  randomBytes?: (n: number) => Buffer;
+}
+
+interface Pending {
+  callId: string;
+  cseq: number;
+}
+
+export class SipProbe {
+  readonly #o: SipProbeOptions;
+  readonly #random: (n: number) => Buffer;
+  #state: SipHealthState = SIP_HEALTH_START;
+  #socket: Socket | undefined;
+  #connected = false;
+  #reader = new SipStreamReader();
+  #pending: Pending | undefined;
+  #cseq = 0;
+  #timer: TimerHandle | undefined;
+  #stopped = false;
+  /** Probes answered / missed, responses that answered no outstanding probe, and the last status code seen. */
+  answered = 0;
+  stray = 0;
+  missed = 0;
+  lastStatus: number | undefined;
+
+  constructor(o: SipProbeOptions) {
+    this.#o = o;
+    this.#random = o.randomBytes ?? cryptoRandomBytes;
+  }
+
+  /** True unless `missLimit` probes in a row went unanswered (and none since). */
+  get online(): boolean {
+    return this.#state.online;
+  }
+
+  /** Send the first probe now and one every `probeMs`. */
+  start(): void {
+    if (this.#timer !== undefined || this.#stopped) return;
+    this.#tick();
+  }
+
+  /** Stop probing and close the connection. Idempotent. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#drop();
+  }
+
+  #tick(): void {
+    if (this.#pending !== undefined) {
+      this.#pending = undefined;
+      this.#record('missed');
+    }
+    if (this.#stopped) return;
+    this.#pending = { callId: `${this.#token(12)}@ipphone-cm`, cseq: ++this.#cseq };
+    if (this.#connected) this.#send();
+    else {
+      // Not connected a probe period after trying (a SYN into the void): try afresh.
+      this.#drop();
+      this.#open();
+    }
+    this.#timer = this.#o.clock.setTimeout(() => this.#tick(), this.#o.probeMs);
+  }
+
+  #open(): void {
+    const { host, port } = this.#o.target;
+    const s = createConnection({ host, port });
+    this.#socket = s;
+    this.#reader = new SipStreamReader();
+    s.setNoDelay(true);
+    s.setEncoding('latin1'); // one char per byte: Content-Length counts bytes
+    s.on('connect', () => {
+      this.#connected = true;
+      this.#send();
+    });
+    s.on('data', (chunk: string) => this.#onData(s, chunk));
+    s.on('error', (err) => this.#o.log.debug({ err: errorMessage(err) }, 'sip registrar connection failed'));
+    s.on('close', () => {
+      if (this.#socket === s) {
+        this.#socket = undefined;
+        this.#connected = false;
+      }
+    });
+  }
+
+  #send(): void {
+    const s = this.#socket;
+    const p = this.#pending;
+    if (s === undefined || p === undefined || s.localAddress === undefined || s.localPort === undefined) return;
+    s.write(
+      buildOptions({
+        target: this.#o.target,
+        local: { host: s.localAddress, port: s.localPort },
+        branch: this.#token(12),
+        tag: this.#token(8),
+        callId: p.callId,
+        cseq: p.cseq,
+        user: this.#o.user,
+      }),
+      'latin1',
+    );
+  }
+
+  #onData(s: Socket, chunk: string): void {
+    if (s !== this.#socket) return;
+    let responses;
+    try {
+      responses = this.#reader.push(chunk);
+    } catch (err) {
+      this.#o.log.warn({ err: errorMessage(err) }, 'sip registrar sent something that is not SIP; reconnecting');
+      this.#drop();
+      return;
+    }
+    for (const r of responses) {
+      const p = this.#pending;
+      if (p === undefined || r.callId !== p.callId || r.cseq?.seq !== p.cseq || r.cseq.method !== 'OPTIONS') {
+        this.stray++;
+        continue;
+      }
+      if (r.status < 200) continue; // provisional: the final answer follows
+      this.#pending = undefined;
+      this.lastStatus = r.status;
+      this.#record('answered');
+    }
+  }
+
+  #record(result: SipProbeResult): void {
+    if (result === 'answered') this.answered++;
+    else this.missed++;
+    const step = nextSipHealth(this.#state, result, this.#o.missLimit);
+    this.#state = step.state;
+    if (result === 'missed') this.#o.log.debug({ misses: step.state.misses }, 'sip probe unanswered');
+    if (step.changed === undefined) return;
+    const { host, port } = this.#o.target;
+    if (step.changed === 'offline') this.#o.log.warn({ registrar: `${host}:${port}`, misses: step.state.misses }, 'sip registrar not answering: offline');
+    else this.#o.log.info({ registrar: `${host}:${port}`, status: this.lastStatus }, 'sip registrar answers again: online');
+    this.#o.onChange(step.state.online);
+  }
+
+  #drop(): void {
+    this.#socket?.destroy();
+    this.#socket = undefined;
+    this.#connected = false;
+  }
+
+  #token(n: number): string {
+    return this.#random(n).toString('hex');
+  }
+}
