@@ -23,6 +23,7 @@ import { DEFAULT_CM_STATE_DIR } from '../config/cm-config.js';
 import { VersionClock } from './version-clock.js';
 import { versionLeaseFor, type VersionLease } from './version-lease.js';
 import { CmRun } from './run-state.js';
+import { sipProbeFor, type SipProbe } from './sip-probe.js';
 import { cmTrustedKeys } from './peer-liveness.js';
 import type { Envelope, PointersBody } from '../protocol/types.js';
 
@@ -77,6 +78,10 @@ export class CallManager {
   #table: PhoneTable | undefined;
   #peers: CmPeers | undefined;
   #responder: Responder | undefined;
+  /** The OPTIONS probe of `sip.registrar` (absent without `sip`). */
+  #sip: SipProbe | undefined;
+  /** Keep-alives left unanswered while the SIP server is silent. */
+  #keepalivesOffline = 0;
   #kaRate: RateMeter | undefined;
   #loadPolicy: LoadPolicy | undefined;
   #tick: TimerHandle | undefined;
@@ -180,7 +185,7 @@ export class CallManager {
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
     book.groupList();
 
-    const host = { connected: () => this.connected, phonesHomed: () => this.phonesHomed(), homedPhones: () => this.homedPhones(), metricsText: () => this.metricsText(), ...(cons !== undefined ? { raw: cons.handle.bind(cons) } : {}) };
+    const host = { connected: () => this.connected, sipOnline: () => this.sipOnline, phonesHomed: () => this.phonesHomed(), homedPhones: () => this.homedPhones(), metricsText: () => this.metricsText(), ...(cons !== undefined ? { raw: cons.handle.bind(cons) } : {}) };
     this.#http = new CmHttp(c, this.#clock, this.#clock.elapsed(), host, this.#root.child({ mod: 'http' }));
     await this.#http.start();
     this.#session = new CmSession({
@@ -197,6 +202,7 @@ export class CallManager {
     });
     cons?.start();
     this.#peers.start();
+    this.#startSipProbe(run);
     this.#scheduleTick();
     this.#log.info({ cmId: c.cmId, broker: c.broker, version: book.version }, 'call manager started');
   }
@@ -205,6 +211,21 @@ export class CallManager {
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
     return this.#stopping;
+  }
+
+  /** False while the paired SIP server does not answer (true without `sip`). */
+  get sipOnline(): boolean {
+    return this.#sip?.online ?? true;
+  }
+
+  /**
+   * While the paired SIP server is silent this call manager is a dead one to
+   * the phones (sip-probe.ts, sipProbeFor): signed state offline, `/healthz`
+   * 503, keep-alives unanswered. The watchdog (healthy()) is not touched.
+   */
+  #startSipProbe(run: CmRun): void {
+    this.#sip = sipProbeFor(this.#config, this.#clock, this.#root, (online) => run.setAvailable(online));
+    this.#sip?.start();
   }
 
   /** True while connected to the broker. */
@@ -257,6 +278,10 @@ export class CallManager {
     const r = this.#responder;
     const session = this.#session;
     if (r === undefined || session === undefined) return;
+    if (this.#sip?.online === false) {
+      this.#keepalivesOffline++;
+      return;
+    }
     const res = r.handle(payload, topicPhone);
     const now = this.#clock.elapsed();
     if (typeof res === 'string') {
@@ -321,6 +346,7 @@ export class CallManager {
     if (this.#tick !== undefined) this.#clock.clearTimeout(this.#tick);
     this.#tick = undefined;
     this.#peers?.halt();
+    this.#sip?.stop();
     // Streams end cleanly before the HTTP server drops its connections.
     this.#console?.stop();
     await this.#session?.stop();

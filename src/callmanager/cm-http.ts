@@ -13,6 +13,8 @@ import type { HomedPhone } from './phone-table.js';
 /** What the HTTP side reads from the running call manager. */
 export interface CmHttpHost {
   connected(): boolean;
+  /** False while the paired SIP server does not answer (always true without `sip`). */
+  sipOnline(): boolean;
   phonesHomed(): number;
   homedPhones(): Iterable<HomedPhone>;
   metricsText(): string;
@@ -41,6 +43,7 @@ export class CmHttp {
         cmId: c.cmId,
         servicesUrl,
         connected: () => host.connected(),
+        sipOnline: () => host.sipOnline(),
         phonesHomed: () => host.phonesHomed(),
         directory: () =>
           [...host.homedPhones()]

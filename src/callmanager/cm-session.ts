@@ -120,9 +120,10 @@ export class CmSession {
     client.on('connect', () => {
       this.#connected = true;
       log.info({ broker: c.broker }, 'broker connected');
-      client.publish(stateTopic, run.online, { qos: 1, retain: true });
+      // Our current state: the online, or the offline while we report ourselves offline (SIP server silent).
+      client.publish(stateTopic, run.current, { qos: 1, retain: true });
       client.subscribe([keepaliveTopic, phoneKeepaliveFilter], { qos: 0 });
-      // Our own state too: anything there that is not our online is answered with it (run-state.ts).
+      // Our own state too: anything there that is not our current state is answered with it (run-state.ts).
       client.subscribe(stateTopic, { qos: 1 });
       if (peerStateTopics.length > 0) client.subscribe([...peerStateTopics, ...peerLoadTopics], { qos: 1 });
       if (opts.watch !== undefined && opts.watch.length > 0) client.subscribe([...opts.watch], { qos: 0 });

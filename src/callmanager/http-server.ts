@@ -21,6 +21,8 @@ export interface HttpDeps {
   /** Absolute URL of this CM's `/services`, used for menu links. */
   servicesUrl: string;
   connected(): boolean;
+  /** False while the paired SIP server does not answer (absent: no SIP server configured). */
+  sipOnline?(): boolean;
   phonesHomed(): number;
   directory(): readonly DirectoryEntry[];
   metricsText(): string;
@@ -54,7 +56,10 @@ export function route(method: string, rawUrl: string, deps: HttpDeps): HttpAnswe
   if (!known) return text(404, 'not found\n');
   if (method !== 'GET' && method !== 'HEAD') return text(405, 'method not allowed\n', { allow: 'GET, HEAD' });
 
-  if (path === '/healthz') return deps.connected() ? text(200, 'ok\n') : text(503, 'broker not connected\n');
+  if (path === '/healthz') {
+    if (!deps.connected()) return text(503, 'broker not connected\n');
+    return deps.sipOnline?.() === false ? text(503, 'sip registrar not answering\n') : text(200, 'ok\n');
+  }
   if (path === '/metrics') return { status: 200, contentType: METRICS_CONTENT_TYPE, body: deps.metricsText() };
 
   const phones = url.searchParams.getAll('phone');

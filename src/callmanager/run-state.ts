@@ -49,6 +49,8 @@ export class CmRun {
   #online = '';
   #offline = '';
   #live = true;
+  /** False while the call manager reports itself offline though it lives (its SIP server is silent). */
+  #available = true;
   #lastRepublishAt = -Infinity;
   #timer: TimerHandle | undefined;
   #republished = 0;
@@ -76,9 +78,28 @@ export class CmRun {
     return this.#offline;
   }
 
-  /** What we mean to have retained: the online while we live, the offline once stopping. */
+  /** What we mean to have retained: the online while we live and are available, else the offline. */
   get current(): string {
-    return this.#live ? this.#online : this.#offline;
+    return this.#live && this.#available ? this.#online : this.#offline;
+  }
+
+  /** False while this call manager reports itself offline though its process lives. */
+  get available(): boolean {
+    return this.#available;
+  }
+
+  /**
+   * Report ourselves offline (`false`: our SIP server is silent) or online
+   * again, while the process lives. Publishes the signed offline/online of the
+   * current connection at once (phones and peers accept an online of the run
+   * they saw again: cm-liveness.ts). Returns true when it changed.
+   */
+  setAvailable(available: boolean): boolean {
+    if (available === this.#available) return false;
+    this.#available = available;
+    this.#cancel();
+    if (this.#live && this.#online !== '') this.#o.publish(this.current);
+    return true;
   }
 
   /** Times our state was published again because the topic said otherwise. */
@@ -106,10 +127,10 @@ export class CmRun {
    * current state (and a republish is sent or scheduled).
    */
   onOwnState(payload: Buffer): boolean {
-    if (!this.#live || this.#online === '' || payload.toString('utf8') === this.#online) return false;
+    if (!this.#live || this.#online === '' || payload.toString('utf8') === this.current) return false;
     const now = this.#o.clock.elapsed();
     if (now - this.#lastLogAt >= OWN_STATE_LOG_GAP_MS) {
-      this.#o.log?.warn({ bytes: payload.length, unlogged: this.#unlogged }, 'own state topic says otherwise: republishing online');
+      this.#o.log?.warn({ bytes: payload.length, unlogged: this.#unlogged, available: this.#available }, 'own state topic says otherwise: republishing our state');
       this.#lastLogAt = now;
       this.#unlogged = 0;
     } else this.#unlogged++;
@@ -131,7 +152,7 @@ export class CmRun {
     if (!this.#live) return;
     this.#lastRepublishAt = this.#o.clock.elapsed();
     this.#republished++;
-    this.#o.publish(this.#online);
+    this.#o.publish(this.current);
   }
 
   #cancel(): void {

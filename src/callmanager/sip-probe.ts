@@ -20,7 +20,8 @@ import { createConnection, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { SipUri } from '../protocol/sip-uri.js';
+import type { CmConfig } from '../config/cm-config.js';
+import { parseSipUri, type SipUri } from '../protocol/sip-uri.js';
 import { buildOptions, SipStreamReader } from '../sip/options.js';
 import { nextSipHealth, SIP_HEALTH_START, type SipHealthState, type SipProbeResult } from './sip-health.js';
 
@@ -185,4 +186,35 @@ export class SipProbe {
   #token(n: number): string {
     return this.#random(n).toString('hex');
   }
+}
+
+/**
+ * The probe of a call manager's `sip.registrar` (undefined without `sip`),
+ * not started. While its server is silent the call manager is a dead one to
+ * the phones: `onChange(false)` makes its signed state offline (phones fail
+ * over with `cm-offline`, peers push backups to its phones, as for a real
+ * offline), `/healthz` says 503, and keep-alives go unanswered — a phone that
+ * never saw this run online ignores the offline (cm-liveness.ts,
+ * STATE_RUN_UNKNOWN) and would otherwise home here, and acked probes would
+ * make it look healthy for a fallback. Restarting the process would not bring
+ * the PBX back, so the watchdog is left alone.
+ */
+export function sipProbeFor(config: CmConfig, clock: Clock, root: Logger, onChange: (online: boolean) => void): SipProbe | undefined {
+  const sip = config.sip;
+  if (sip === undefined) return undefined;
+  const target = parseSipUri(sip.registrar, 'sip/registrar');
+  if (!target.ok) return undefined; // validated with the config
+  const log = root.child({ mod: 'sip' });
+  return new SipProbe({
+    target: target.uri,
+    probeMs: sip.probeMs,
+    missLimit: sip.missLimit,
+    user: config.cmId,
+    clock,
+    log,
+    onChange: (online) => {
+      onChange(online);
+      log.info({ online, registrar: sip.registrar }, online ? 'reporting online: sip registrar answers' : 'reporting offline: sip registrar silent');
+    },
+  });
 }

@@ -54,3 +54,9 @@ test('metrics, 404 and 405', (t) => {
   t.is(p.headers?.allow, 'GET, HEAD');
   t.is(route('DELETE', '/healthz', deps()).status, 405);
 });
+
+test('healthz says 503 while the paired SIP server is silent, 200 when it answers or none is paired', (t) => {
+  t.deepEqual(route('GET', '/healthz', { ...deps(true), sipOnline: () => false }), { status: 503, contentType: 'text/plain; charset=utf-8', body: 'sip registrar not answering\n' });
+  t.is(route('GET', '/healthz', { ...deps(true), sipOnline: () => true }).status, 200);
+  t.is(route('GET', '/healthz', { ...deps(false), sipOnline: () => true }).body, 'broker not connected\n');
+});

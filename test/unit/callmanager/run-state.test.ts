@@ -121,3 +121,24 @@ for (const [name, step] of [
     t.is(lines.length, 2, 'the log gap passed in real time');
   });
 }
+
+test('run-unavailable-publishes-its-signed-offline-and-back: phones and peers accept both while the process lives', (t) => {
+  const { run, published, clock } = setup();
+  run.connect();
+  const v = new LivenessVerifier(keys);
+  t.true(v.check('cm-a', Buffer.from(run.online)).ok);
+  t.true(run.setAvailable(false));
+  t.false(run.setAvailable(false), 'no change, no publish');
+  t.deepEqual(published, [run.offline]);
+  t.is(run.current, run.offline);
+  t.deepEqual(v.check('cm-a', Buffer.from(published[0]!)), { ok: true, online: false, run: { bdSeq: 5, conn: 1, nonce: Buffer.alloc(16, 1).toString('base64url') } });
+  // Our own offline on our topic is what we mean; our online there (a replay) is answered with the offline.
+  t.false(run.onOwnState(Buffer.from(run.offline)));
+  t.true(run.onOwnState(Buffer.from(run.online)));
+  t.is(published.at(-1), run.offline);
+  clock.advance(REPUBLISH_GAP_MS);
+  t.true(run.setAvailable(true));
+  t.is(published.at(-1), run.online);
+  const back = v.check('cm-a', Buffer.from(run.online));
+  t.true(back.ok && back.online);
+});
