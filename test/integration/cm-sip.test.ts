@@ -27,9 +27,8 @@ test('cm-sip: registrar death → cm-a offline (signed), /healthz 503, phones on
 
   const c = new Cluster();
   t.teardown(() => c.close());
-  await c.defineGroup([{ id: 'cm-a', broker: mosq.url }, { id: 'cm-b', broker: mosq.url }]);
   // cm-a's member entry names its registrar: every list the group signs carries it.
-  (c.group[0] as Record<string, unknown>).sip = kam.uri;
+  await c.defineGroup([{ id: 'cm-a', broker: mosq.url, sip: kam.uri }, { id: 'cm-b', broker: mosq.url }]);
   await c.observe(mosq.url);
   await c.startCm('cm-a', { sip: { registrar: kam.uri, probeMs: PROBE_MS, missLimit: MISS_LIMIT } });
   await c.startCm('cm-b');
