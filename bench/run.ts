@@ -13,21 +13,22 @@ import { runRebalance } from './rebalance.js';
 import { runThroughput } from './throughput.js';
 import { runServicesFailover } from './services.js';
 import { runStormCompare } from './storm.js';
+import { runSip } from './sip.js';
 import { spawnNode } from './harness.js';
 import { ensureDist, installCleanup, median, percentile, ROOT } from './harness.js';
 
-const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--tls] [--only failover|services|footprint|throughput|rebalance|fleet|storm]
+const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--tls] [--only failover|services|footprint|throughput|rebalance|fleet|storm|sip]
   --quick          CI-sized: 5 runs per failover series, RSS after 15 s, 30 s steady window
   --steady-ms MS   steady keep-alive window for the flash-write count (full default 600000)
   --runs N         runs per failover series (full default 20)
   --rss-ms MS      how long the agents are homed before RSS is read (full default 60000)
   --hold-ms MS     the bench agent's fallback.holdMs, i.e. how fast it returns home between runs (default 2000)
   --tls            failover: also on TLS-only brokers (mqtts:, client certificates; needs the call manager's mqtt.ca/cert/key)
-  --only WHAT      run only one part: failover, services, footprint, throughput, rebalance, fleet or storm
+  --only WHAT      run only one part: failover, services, footprint, throughput, rebalance, fleet, storm or sip
 Writes bench/results.md (--quick: bench/results-quick.md; --only: bench/results-WHAT.md).
 `;
 
-const PARTS = ['failover', 'services', 'footprint', 'throughput', 'rebalance', 'fleet', 'storm'] as const;
+const PARTS = ['failover', 'services', 'footprint', 'throughput', 'rebalance', 'fleet', 'storm', 'sip'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Options {
@@ -287,6 +288,15 @@ async function main(): Promise<void> {
     const [slow] = await runStormCompare({ count: o.quick ? 300 : 1000, holdMs: 3000, log, transports: ['tls'], connectTimeoutMs: 30_000 });
     rows.push([`… over TLS, phones' connectTimeoutMs 30 s (not 5 s): peak connects/s / all back / broker CPU`, `${slow!.peakConnectsPerSec}/s (${slow!.reconnects} over ${(slow!.spreadMs / 1000).toFixed(1)} s) / ${fmtMs(slow!.allBackMs)} / ${(slow!.brokerCpuMs / 1000).toFixed(2)} s`, 'reported', `broker CPU TLS ÷ plain ${(slow!.brokerCpuMs / r!.brokerCpuMs).toFixed(2)}×`]);
     for (const x of [r!, tls!, slow!]) notes.push(`- storm ${x.transport} (connectTimeoutMs ${x.connectTimeoutMs}): returning broker's log in the window, commonest kinds: ${x.brokerLog.map(([k, n]) => `${n} × "${k.trim()}"`).join('; ')}.`);
+  }
+
+  if (want('sip')) {
+    const r = await runSip({ cycles: o.quick ? 3 : 10, calls: o.quick ? 3 : 10, log });
+    rows.push(...seriesRows('SIP: home change → `REGISTER_OK` at the new home (agent-measured)', { ms: r.registerMs }, 200));
+    rows.push(...seriesRows(`SIP: registrar kill -9 → both phones registered at the backup (probeMs ${r.probe.probeMs} × missLimit ${r.probe.missLimit})`, { ms: r.deathToBackupMs }, r.probe.probeMs * r.probe.missLimit + 300));
+    rows.push([`SIP: \`#\` → far end ringing (through Kamailio), median of ${r.setupMs.length}`, fmtMs(median(r.setupMs)), 'reported', `p95 ${fmtMs(percentile(r.setupMs, 95))}`]);
+    rows.push(['SIP: agent RSS with a baresip attached / without SIP (side by side, sim board on a pty)', `${mib(r.rss.sipAgentKiB)} / ${mib(r.rss.plainAgentKiB)}`, 'reported', `${(r.rss.sipAgentKiB / r.rss.plainAgentKiB).toFixed(2)}×; baresip itself ${mib(r.rss.baresipKiB)}`]);
+    notes.push(`- SIP: ${r.registerMs.length} registrations measured over ${r.deathToBackupMs.length} registrar kill/restart cycles (two phones, fallback hold 1 s), ${r.setupMs.length} calls.`);
   }
 
   const cpus = os.cpus();
