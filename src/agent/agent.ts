@@ -17,6 +17,7 @@ import { provisioningHash, reconcileWithFile } from './boot-config.js';
 import { initialState, type MachineState } from './machine.js';
 import { ServicesController } from './services.js';
 import { PhoneUi } from './phone-ui.js';
+import { parseCiscoXml } from '../ui/cisco-xml.js';
 import { changedPaths, Reconfigurator, type HeldList } from './reconfig.js';
 import { machineConfig } from './agent-core.js';
 import { AgentMessages } from './agent-messages.js';
@@ -105,10 +106,11 @@ export class Agent extends AgentMessages {
         this.log.info({ from: c.from, to: c.to, reason: c.reason }, 'services source changed');
         this.afterStep();
       },
-      onPage: (page, from) => this.ui.page(page, from),
+      validate: (page) => void parseCiscoXml(page),
+      onPage: (page, from, url) => this.ui.page(page, from, url),
     });
     if (d.sip && cfg.sip) this.sip = this.#sipPhone(d.sip, cfg.sip);
-    this.ui = new PhoneUi({ display: this.sip?.display ?? d.display, keypad: this.sip?.keypad ?? d.keypad ?? null, clock: d.clock, log: d.log.child({ mod: 'ui' }), phoneId: d.config.phoneId, fetch: d.fetchServices, timeoutMs: cfg.services.timeoutMs });
+    this.ui = new PhoneUi({ display: this.sip?.display ?? d.display, keypad: this.sip?.keypad ?? d.keypad ?? null, clock: d.clock, log: d.log.child({ mod: 'ui' }), phoneId: d.config.phoneId, fetch: d.fetchServices, timeoutMs: cfg.services.timeoutMs, pointers: () => ({ list: this.s.list, home: this.s.home }) });
     this.ui.start();
     // With SIP, busy is off hook or a call not idle (sip-phone.ts), and the hook drives calls.
     if (this.sip === null) d.hook?.onChange((offHook) => this.input({ type: 'busy', busy: offHook }));
@@ -191,6 +193,7 @@ export class Agent extends AgentMessages {
     if (kind !== this.kaTopics.kind) this.kaTopics = new KeepaliveTopics(this.t, d.config.phoneId, kind);
     if (next.log.level !== prev.log.level) for (const l of [d.log, this.log]) l.level = next.log.level;
     this.services.setTiming(next.services.timeoutMs, next.services.refreshMs);
+    this.ui.setTimeout(next.services.timeoutMs);
     const mc = machineConfig(next);
     if (JSON.stringify(mc) !== JSON.stringify(this.s.cfg)) this.input({ type: 'config', cfg: mc });
     if (restore !== undefined) {

@@ -34,10 +34,16 @@ export interface ServicesFetcherOptions {
   maxBytes?: number;
 }
 
-/** `url` with `phone=ID` appended to its query (before any fragment, which is dropped). */
+/**
+ * `url` with `phone=ID` appended to its query (before any fragment, which is
+ * dropped) — unless the query names a `phone` already: a call manager's menu
+ * links carry it, and the call manager refuses a second one (HTTP 400).
+ */
 export function servicesUrl(url: string, phoneId: string): string {
   const hash = url.indexOf('#');
   const base = hash === -1 ? url : url.slice(0, hash);
+  const q = base.indexOf('?');
+  if (q !== -1 && new URLSearchParams(base.slice(q + 1)).has('phone')) return base;
   return `${base}${base.includes('?') ? '&' : '?'}phone=${encodeURIComponent(phoneId)}`;
 }
 

@@ -33,8 +33,14 @@ export interface ServicesOptions {
   random?: () => number;
   /** Called when the pointer whose page is shown changes. */
   onChange(change: { from: string | null; to: string | null; reason: 'services-timeout' | 'home'; detectMs: number; rehomeMs: number }): void;
-  /** Called with each new page body. */
-  onPage(page: string, from: string): void;
+  /**
+   * Checks a page before it is accepted (e.g. parses it as Cisco XML); a
+   * throw counts as that server failing, so a 200 with a page the phone
+   * cannot show fails over like a time-out. Default: every body is accepted.
+   */
+  validate?(page: string): void;
+  /** Called with each new page body, the pointer that gave it and the URL it came from. */
+  onPage(page: string, from: string, url: string): void;
 }
 
 export class ServicesController {
@@ -125,10 +131,11 @@ export class ServicesController {
           this.fetches++;
           const page = await o.fetch(p.services, o.phoneId, o.timeoutMs);
           if (this.#closed) return;
+          o.validate?.(page);
           const from = this.#shown;
           this.#shown = p.id;
           this.#page = page;
-          o.onPage(page, p.id);
+          o.onPage(page, p.id, p.services);
           if (from !== p.id) {
             const reason = p.id === this.#home ? 'home' : 'services-timeout';
             o.onChange({ from, to: p.id, reason, detectMs, rehomeMs: o.clock.elapsed() - t0 });

@@ -4,8 +4,9 @@ import { IpphoneError } from '../lib/errors.js';
 /**
  * Cisco IP Phone XML objects (the services pages a call manager serves) →
  * a small typed model the screen renders. Only the three objects the
- * project's call managers serve are understood: `CiscoIPPhoneMenu`,
- * `CiscoIPPhoneText` and `CiscoIPPhoneDirectory`; soft keys, icons and
+ * project's call managers serve are understood: `CiscoIPPhoneMenu`
+ * (and `CiscoIPPhoneIconMenu`, read as a menu), `CiscoIPPhoneText` and
+ * `CiscoIPPhoneDirectory`; soft keys, icons and
  * attributes are ignored.
  *
  * Untrusted input: pages are capped at {@link MAX_PAGE_BYTES}, DTDs are
@@ -141,7 +142,8 @@ export function parseCiscoXml(xml: string): CiscoObject {
   const rootName = roots[0]!;
   const root = node(doc[rootName]);
   switch (rootName) {
-    case 'CiscoIPPhoneMenu': {
+    case 'CiscoIPPhoneMenu':
+    case 'CiscoIPPhoneIconMenu': {
       const raw = Array.isArray(root.MenuItem) ? root.MenuItem : [];
       const items = raw.map((it, i): MenuItem => {
         const url = text(node(it).URL);
@@ -160,6 +162,6 @@ export function parseCiscoXml(xml: string): CiscoObject {
       return { kind: 'directory', ...c, entries: list };
     }
     default:
-      throw invalid(`unknown root element <${rootName}> (expected CiscoIPPhoneMenu, CiscoIPPhoneText or CiscoIPPhoneDirectory)`, { root: rootName });
+      throw invalid(`unknown root element <${rootName}> (expected CiscoIPPhoneMenu, CiscoIPPhoneIconMenu, CiscoIPPhoneText or CiscoIPPhoneDirectory)`, { root: rootName });
   }
 }

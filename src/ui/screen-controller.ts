@@ -16,7 +16,7 @@ import { menuNumberWidth, renderScreen, type Charset } from './render.js';
 
 /** A fetch the agent should perform; its answer comes back through `setPage(xml, source)`. */
 export interface NavigationRequest {
-  /** Absolute http(s) URL of the chosen menu item. */
+  /** Absolute http(s) URL of the chosen menu item (a relative one resolved against its page's URL). */
   fetch: string;
   /** `source` of the page the item was chosen on. */
   source: string;
@@ -43,7 +43,18 @@ export interface ScreenControllerOptions {
 interface Shown {
   obj: CiscoObject;
   source: string;
+  /** The URL the page was fetched from (relative links resolve against it), or null when unknown. */
+  url: string | null;
   page: number;
+}
+
+/** `href` as written in a page, resolved against the page's URL (RFC 3986); null when it is no URL. */
+export function resolveHref(href: string, pageUrl: string | null): string | null {
+  try {
+    return (pageUrl === null ? new URL(href) : new URL(href, pageUrl)).href;
+  } catch {
+    return null;
+  }
 }
 
 export class ScreenController {
@@ -58,6 +69,8 @@ export class ScreenController {
   #status = '';
   #shown: Shown | null = null;
   #history: Shown[] = [];
+  /** The top page's text and source, to tell a refresh that changed nothing. */
+  #root: { xml: string; source: string } | null = null;
   #pending: NavigationRequest | null = null;
   #entry = '';
   #entryTimer: TimerHandle | null = null;
@@ -83,14 +96,20 @@ export class ScreenController {
    * Show a services page. `source` names where it came from (the pointer id).
    * While a {@link NavigationRequest} from the same source is outstanding the
    * page is its answer: the current page goes on the back stack. Otherwise it
-   * is a new top page (e.g. after a rehome) and the back stack is cleared.
+   * is a new top page (e.g. after a rehome) and the back stack is cleared —
+   * unless it is the top page shown already, from the same source and
+   * unchanged (a periodic refresh, or a retry that landed on the same
+   * backup): then the user stays where they are. `url` is where the page was
+   * fetched from (relative links in it resolve against it).
    * @throws IpphoneError PAYLOAD_INVALID / PAYLOAD_TOO_LARGE (see parseCiscoXml);
    *   the screen keeps what it showed, and an outstanding navigation is dropped.
    */
-  setPage(xml: string, source: string): void {
+  setPage(xml: string, source: string, url: string | null = null): void {
     const child = this.#pending !== null && this.#pending.source === source;
+    if (!child && this.#root !== null && this.#root.xml === xml && this.#root.source === source && this.#shown !== null) return;
     this.#pending = null;
     const obj = parseCiscoXml(xml);
+    if (!child) this.#root = { xml, source };
     this.#clearEntry();
     if (child && this.#shown !== null) {
       this.#history.push(this.#shown);
@@ -98,7 +117,28 @@ export class ScreenController {
     } else if (!child) {
       this.#history = [];
     }
-    this.#shown = { obj, source, page: 0 };
+    this.#shown = { obj, source, url, page: 0 };
+  }
+
+  /**
+   * Show the answer to the outstanding {@link NavigationRequest}, whichever
+   * server gave it (`source`, e.g. a backup after the home failed; `url`,
+   * the URL it came from). The current page goes on the back stack. Returns
+   * false, showing nothing, when no navigation is outstanding (a new top
+   * page replaced it meanwhile).
+   * @throws IpphoneError as {@link setPage}; the navigation is dropped.
+   */
+  setChildPage(xml: string, source: string, url: string | null): boolean {
+    if (this.#pending === null) return false;
+    this.#pending = null;
+    const obj = parseCiscoXml(xml);
+    this.#clearEntry();
+    if (this.#shown !== null) {
+      this.#history.push(this.#shown);
+      if (this.#history.length > this.#historyLimit) this.#history.shift();
+    }
+    this.#shown = { obj, source, url, page: 0 };
+    return true;
   }
 
   /** Forget an outstanding navigation (its fetch failed); the next page is a new top page. */
@@ -107,7 +147,7 @@ export class ScreenController {
   }
 
   /** The page shown, or null before the first one. */
-  get current(): { obj: CiscoObject; source: string; page: number; depth: number } | null {
+  get current(): { obj: CiscoObject; source: string; url: string | null; page: number; depth: number } | null {
     return this.#shown === null ? null : { ...this.#shown, depth: this.#history.length };
   }
 
@@ -148,11 +188,12 @@ export class ScreenController {
     this.#clearEntry();
     const item = items[n - 1];
     if (n < 1 || item === undefined) return null;
-    if (!/^https?:\/\//i.test(item.url)) {
+    const target = resolveHref(item.url, shown.url);
+    if (target === null || !/^https?:\/\//i.test(target)) {
       this.notice('Not supported', this.#unsupportedMs);
       return null;
     }
-    this.#pending = { fetch: item.url, source: shown.source };
+    this.#pending = { fetch: target, source: shown.source };
     return { ...this.#pending };
   }
 
