@@ -34,6 +34,12 @@ test('servicesUrl appends phone with ? or &', (t) => {
   t.is(servicesUrl('http://h/s#frag', 'p'), 'http://h/s?phone=p');
 });
 
+test('servicesUrl leaves a link that names the phone already alone (a call manager refuses phone= twice)', (t) => {
+  t.is(servicesUrl('http://h/services/status?phone=p1', 'p1'), 'http://h/services/status?phone=p1');
+  t.is(servicesUrl('http://h/s?x=1&phone=p1#f', 'p1'), 'http://h/s?x=1&phone=p1');
+  t.is(servicesUrl('http://h/s?telephone=1', 'p1'), 'http://h/s?telephone=1&phone=p1');
+});
+
 test('200: resolves with the body text, sends the phone parameter, leaves no socket open', async (t) => {
   const srv = await serve(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' });

@@ -134,3 +134,25 @@ for (const [name, step] of [
     t.deepEqual(changes, [{ from: null, to: 'B', reason: 'services-timeout', detectMs: 100, rehomeMs: 30 }]);
   });
 }
+
+test('a top page the phone cannot show (validate throws) counts as that server failing: the next pointer serves, with its URL', async (t) => {
+  const clock = new FakeClock(0);
+  const got: Array<[string, string, string]> = [];
+  const changes: string[] = [];
+  const svc = new ServicesController({
+    phoneId: 'p', clock, log: silentLogger(), timeoutMs: 100, refreshMs: 60_000, retryMs: 10_000,
+    fetch: async (url) => (url.endsWith('/A') ? '<html>502 Bad Gateway</html>' : '<B/>'),
+    validate: (page) => {
+      if (page.startsWith('<html')) throw new IpphoneError('not a Cisco object', 'PAYLOAD_INVALID');
+    },
+    onChange: (c) => changes.push(`${c.to}:${c.reason}`),
+    onPage: (page, from, url) => got.push([page, from, url]),
+  });
+  svc.update(list, 'A');
+  await flush();
+  await flush();
+  t.deepEqual(got, [['<B/>', 'B', 'http://127.0.0.1/B']]);
+  t.deepEqual(changes, ['B:services-timeout']);
+  t.is(svc.failures, 1);
+  svc.close();
+});
