@@ -248,9 +248,9 @@ test('an answer to an older choice does not replace a newer one', async (t) => {
     phoneId: 'p1',
     timeoutMs: 1000,
     pointers: () => ({ list: LIST, home: 'cm-a' }),
-    fetch: async (url, ...rest) => {
+    fetch: async (url) => {
       if (url.endsWith('/sub?phone=p1')) await new Promise<void>((r) => (release = r));
-      return slow(url, ...rest);
+      return slow(url);
     },
   });
   ui.start();
