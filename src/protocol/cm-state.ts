@@ -21,6 +21,7 @@
  */
 import { IpphoneError } from '../lib/errors.js';
 import { parseJsonPayload } from './codec.js';
+import { CmStateBodySchema, CmStateSchema, compile, conform } from './payload-schemas.js';
 import { show } from './pointers.js';
 import { isValidId } from './topics.js';
 import type { Envelope } from './types.js';
@@ -49,6 +50,9 @@ export interface SignedCmState {
 export const MAX_STATE_BYTES = 4096;
 
 const NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/;
+/** The schemas of payload-schemas.ts decide after the hand checks (which give the words). */
+const STATE = compile(CmStateSchema);
+const STATE_BODY = compile(CmStateBodySchema);
 
 /** Serialise a signed state: `online` first (for the humans reading it), then the envelope. */
 export function encodeCmState(body: CmStateBody, sign: (body: unknown) => Envelope): string {
@@ -73,6 +77,7 @@ export function decodeSignedCmState(buf: Buffer): SignedCmState {
       throw new IpphoneError(`cm state is not signed: ${f} must be a non-empty string (got ${show(o[f])})`, 'UNSIGNED', { field: f });
     }
   }
+  conform('cm state', STATE, o);
   return { online: o.online, envelope: { kid: o.kid as string, body: o.body as string, sig: o.sig as string } };
 }
 
@@ -96,5 +101,6 @@ export function parseCmStateBody(bytes: Buffer): CmStateBody {
   if (!positive(o.bdSeq)) field('bdSeq', o.bdSeq, 'a positive integer');
   if (!positive(o.conn)) field('conn', o.conn, 'a positive integer');
   if (typeof o.nonce !== 'string' || !NONCE_RE.test(o.nonce)) field('nonce', o.nonce, '8 to 64 characters of base64url');
+  conform('cm state body', STATE_BODY, o);
   return { cm: o.cm, online: o.online, bdSeq: o.bdSeq, conn: o.conn, nonce: o.nonce };
 }

@@ -1,6 +1,19 @@
 import { isUtf8 } from 'node:buffer';
 import { IpphoneError } from '../lib/errors.js';
 import { openEnvelope, type TrustedKeys } from './envelope.js';
+import {
+  AckSchema,
+  compile,
+  ConfigBodySchema,
+  ConfigResultSchema,
+  conform,
+  EnvelopeSchema,
+  KeepaliveSchema,
+  LoadSchema,
+  MAX_OWNS,
+  PointersBodySchema,
+  StatusSchema,
+} from './payload-schemas.js';
 import { cleanPointerList, show, validatePointerList } from './pointers.js';
 import { isValidId } from './topics.js';
 import {
@@ -97,8 +110,17 @@ export function encode(obj: unknown): Buffer {
   return Buffer.from(JSON.stringify(obj), 'utf8');
 }
 
-// Hand-written field checks: the keep-alive decoder runs tens of thousands of
-// times a second on a call manager, so no schema compile or allocation per field.
+// Hand-written field checks give the words; the schemas of payload-schemas.ts,
+// compiled once at load (the keep-alive decoder runs tens of thousands of times a
+// second on a call manager), then decide: what a schema refuses is refused.
+const KEEPALIVE = compile(KeepaliveSchema);
+const ENVELOPE = compile(EnvelopeSchema);
+const ACK = compile(AckSchema);
+const LOAD = compile(LoadSchema);
+const STATUS = compile(StatusSchema);
+const CONFIG_RESULT = compile(ConfigResultSchema);
+const POINTERS_BODY = compile(PointersBodySchema);
+const CONFIG_BODY = compile(ConfigBodySchema);
 
 function bad(what: string, field: string, value: unknown, expected: string): never {
   throw new IpphoneError(`${what}: ${field} must be ${expected} (got ${show(value)})`, 'PAYLOAD_INVALID', { field });
@@ -141,6 +163,7 @@ export function decodeKeepalive(buf: Buffer): KeepalivePayload & { intervalMs?: 
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) bad('keepalive', 'intervalMs', v, 'a positive integer');
     out.intervalMs = v;
   }
+  conform('keepalive', KEEPALIVE, o);
   return out;
 }
 
@@ -150,6 +173,7 @@ function envelopeFrom(what: string, v: unknown): Envelope {
   for (const f of ['kid', 'body', 'sig'] as const) {
     if (typeof o[f] !== 'string' || o[f] === '') bad(what, f, o[f], 'a non-empty string');
   }
+  conform(what, ENVELOPE, o);
   return { kid: o.kid as string, body: o.body as string, sig: o.sig as string };
 }
 
@@ -167,6 +191,7 @@ export function decodeAck(buf: Buffer): AckPayload {
   if (out.pointers === undefined && out.pointersVersion === undefined) {
     throw new IpphoneError('ack: needs pointers or pointersVersion', 'PAYLOAD_INVALID');
   }
+  conform('ack', ACK, o);
   return out;
 }
 
@@ -185,6 +210,7 @@ export function decodeLoad(buf: Buffer): LoadPayload {
   if (typeof rps !== 'number' || !Number.isFinite(rps) || rps < 0) bad('load', 'servicesRps', rps, 'a number ≥ 0');
   const out: LoadPayload = { phones: count('load', o, 'phones'), capacity: count('load', o, 'capacity'), servicesRps: rps };
   if (o.version !== undefined) out.version = count('load', o, 'version');
+  conform('load', LOAD, o);
   return out;
 }
 
@@ -207,9 +233,12 @@ function optionalId(what: string, o: Record<string, unknown>, field: string): st
 export function decodeStatus(buf: Buffer): StatusPayload | OfflineStatus {
   const o = parseJsonPayload(buf);
   const online = bool('status', o, 'online');
-  if (!online && o.state === undefined) return { online: false };
+  if (!online && o.state === undefined) {
+    conform('status', STATUS, o);
+    return { online: false };
+  }
   if (typeof o.state !== 'string') bad('status', 'state', o.state, 'a string');
-  return {
+  const out: StatusPayload = {
     ...o,
     online,
     home: optionalId('status', o, 'home'),
@@ -219,6 +248,8 @@ export function decodeStatus(buf: Buffer): StatusPayload | OfflineStatus {
     configVersion: count('status', o, 'configVersion'),
     rehomes: count('status', o, 'rehomes'),
   };
+  conform('status', STATUS, o);
+  return out;
 }
 
 /** `P/phone/{phoneId}/config/result`: `{ version, ok, error? }`. Extra fields are kept. */
@@ -226,6 +257,7 @@ export function decodeConfigResult(buf: Buffer): ConfigResultPayload {
   const o = parseJsonPayload(buf);
   const out: ConfigResultPayload = { ...o, version: count('config result', o, 'version'), ok: bool('config result', o, 'ok') };
   if (o.error !== undefined && typeof o.error !== 'string') bad('config result', 'error', o.error, 'a string');
+  conform('config result', CONFIG_RESULT, o);
   return out;
 }
 
@@ -319,12 +351,12 @@ export function parsePointersBody(bytes: Buffer, ctx: OpenContext): PointersBody
     throw new IpphoneError(`pointers: ${problems.join('; ')}`, 'PAYLOAD_INVALID', { problems });
   }
   const owns = o.owns === undefined ? undefined : parseOwns(o.owns);
+  conform('pointers', POINTERS_BODY, o);
   checkFresh('pointers', common, ctx);
   return { ...common, reason: o.reason as PointerReason, list: cleanPointerList(o.list as Pointer[]), ...(owns ? { owns } : {}) };
 }
 
-/** Most ids in a pointer body's `owns` (a call-manager group has at most 64 members). */
-export const MAX_OWNS = 256;
+export { MAX_OWNS };
 
 /** `owns`: an array of up to {@link MAX_OWNS} ids valid as topic levels. */
 function parseOwns(v: unknown): string[] {
@@ -351,6 +383,7 @@ export function parseConfigBody(bytes: Buffer, ctx: OpenContext): ConfigBody {
   const { o, common } = readBody('config', bytes);
   const config = o.config;
   if (typeof config !== 'object' || config === null || Array.isArray(config)) bad('config', 'config', config, 'an object');
+  conform('config', CONFIG_BODY, o);
   checkFresh('config', common, ctx);
   return { ...common, config: config as Record<string, unknown> };
 }
