@@ -37,8 +37,11 @@ export function failoverSpec(series: readonly Samples[]): TopLevelSpec {
   const labels = series.map((s) => s.label);
   const runs = series.flatMap((s) => s.ms.map((ms, run) => ({ series: s.label, run: run + 1, ms })));
   const medians = series.filter((s) => s.ms.length > 0).map((s) => ({ series: s.label, ms: median(s.ms) }));
-  const y = { field: 'series', type: 'nominal', sort: labels, title: null, axis: { labelLimit: 360 } } as const;
-  const x = { field: 'ms', type: 'quantitative', title: 'ms (symlog scale)', scale: { type: 'symlog' }, axis: { values: MS_TICKS } } as const;
+  const y = { field: 'series', type: 'nominal', sort: labels, title: null, axis: { labelLimit: 600 } } as const;
+  // The axis ends at the first tick past the slowest run, so no dot sits on the frame.
+  const slowest = Math.max(0, ...runs.map((r) => r.ms));
+  const end = MS_TICKS.find((t) => t > slowest) ?? slowest * 1.1;
+  const x = { field: 'ms', type: 'quantitative', title: 'ms (symlog scale)', scale: { type: 'symlog', domain: [0, end] as number[] }, axis: { values: MS_TICKS.filter((t) => t <= end) } } as const;
   const color = { field: 'series', type: 'nominal', sort: labels, legend: null } as const;
   return {
     ...base,
