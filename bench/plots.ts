@@ -26,7 +26,7 @@ export interface HomesAt {
 const WIDTH = 640;
 /** Tick values of the symlog ms axis. */
 const MS_TICKS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000];
-const base = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', width: WIDTH, background: 'white', config: { font: 'sans-serif' } } as const;
+const base = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', width: WIDTH, background: 'white', config: { font: 'sans-serif', legend: { labelLimit: 400 } } } as const;
 
 /**
  * Failover times, one row per series: a point per run and a tick at the
