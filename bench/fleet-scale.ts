@@ -5,7 +5,7 @@
  *
  *   node --expose-gc --import tsx bench/fleet-scale.ts [--count 2000]
  *        [--interval-ms 5000] [--settle-ms 10000] [--log-level error]
- *        [--transport plain|tls|both] [--json]
+ *        [--transport plain|tls|both] [--json] [--samples FILE]
  *
  * Each transport runs in a fresh child process of this script (`--json`:
  * one transport, result as one JSON line), so RSS and JIT state of one run
@@ -32,6 +32,7 @@
  * timer can run late.
  */
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -74,6 +75,8 @@ interface Spread {
   medianMs: number;
   p95Ms: number;
   allMs: number;
+  /** Every phone's first-seen time, ms after `t0`, sorted (the raw samples; for the plot). */
+  sortedMs: number[];
 }
 
 export interface FleetRun {
@@ -118,7 +121,7 @@ async function homedSpread(f: Fleet, cm: string, t0: number, what: string): Prom
   );
   const sorted = [...at].sort((a, b) => a - b);
   const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-  return { firstMs: sorted[0]!, medianMs: q(50), p95Ms: q(95), allMs: Date.now() - t0 };
+  return { firstMs: sorted[0]!, medianMs: q(50), p95Ms: q(95), allMs: Date.now() - t0, sortedMs: sorted };
 }
 
 async function runOnce(transport: Transport): Promise<FleetRun> {
@@ -275,6 +278,9 @@ async function main(): Promise<void> {
   const runs: FleetRun[] = [];
   for (const t of transports) runs.push(await runChild(t));
   process.stdout.write(table(runs));
+  // --samples FILE: each transport's per-phone homing times after the kill -9 (bench/run.ts plots them).
+  const samples = textArg('--samples', '');
+  if (samples !== '') writeFileSync(samples, JSON.stringify(runs.map((r) => ({ transport: r.transport, count: r.count, rehomeMs: r.rehome.sortedMs }))));
 }
 
 main().then(

@@ -21,6 +21,8 @@ export interface RebalanceResult {
   periods: number;
   periodMs: number;
   converged: boolean;
+  /** Phones per member, sampled every quarter period from the start of the idle members (for the plot). */
+  timeline: { ms: number; byHome: Record<string, number> }[];
 }
 
 export async function runRebalance(o: { phones: number; capacities: number[]; periodMs: number; log: (s: string) => void }): Promise<RebalanceResult> {
@@ -55,6 +57,10 @@ export async function runRebalance(o: { phones: number; capacities: number[]; pe
     const members = ids.map((id, i) => ({ id, phones: id === 'cm-a' ? o.phones : 0, capacity: o.capacities[i]! }));
     const minimum = planRebalance(members, 0.1).minimumMoves;
     const t0 = Date.now();
+    const timeline: RebalanceResult['timeline'] = [];
+    const sample = (): number => timeline.push({ ms: Date.now() - t0, byHome: { ...fleet!.summary().byHome } });
+    sample();
+    const sampler = setInterval(sample, o.periodMs / 4);
     await Promise.all(ids.slice(1).map((id) => group.startCm(id, observer)));
     const within = (): boolean => {
       const h = fleet!.summary().byHome;
@@ -65,8 +71,10 @@ export async function runRebalance(o: { phones: number; capacities: number[]; pe
     await waitFor(within, { timeoutMs: 60_000, what: 'balanced' }).catch(() => (converged = false));
     const periods = (Date.now() - t0) / o.periodMs;
     await sleep(3 * o.periodMs); // late events, and anything that would still move
+    clearInterval(sampler);
+    sample();
     o.log(`rebalance: ${moves} moves (minimum ${minimum}) in ${periods.toFixed(1)} periods; homes ${JSON.stringify(fleet.summary().byHome)}`);
-    return { phones: o.phones, capacities: o.capacities, moves, minimum, periods, periodMs: o.periodMs, converged };
+    return { phones: o.phones, capacities: o.capacities, moves, minimum, periods, periodMs: o.periodMs, converged, timeline };
   } finally {
     await fleet?.stop();
     await events.endAsync(true);

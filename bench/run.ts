@@ -3,7 +3,7 @@
  * markdown table and writes it to bench/results.md. Nothing is asserted: the
  * goals are printed next to what was measured.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { breakdownTable, runFailover, type BrokerVariant, type Series } from './failover.js';
@@ -14,7 +14,9 @@ import { runThroughput } from './throughput.js';
 import { runServicesFailover } from './services.js';
 import { runStormCompare } from './storm.js';
 import { runSip } from './sip.js';
-import { spawnNode } from './harness.js';
+import { spawnNode, tempDir } from './harness.js';
+import { failoverSpec, homingSpec, rebalanceSpec, renderSvg, stormSpec } from './plots.js';
+import type { TopLevelSpec } from 'vega-lite';
 import { ensureDist, installCleanup, median, percentile, ROOT } from './harness.js';
 
 const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--tls] [--only failover|services|footprint|throughput|rebalance|fleet|storm|sip]
@@ -25,7 +27,8 @@ const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--
   --hold-ms MS     the bench agent's fallback.holdMs, i.e. how fast it returns home between runs (default 2000)
   --tls            failover: also on TLS-only brokers (mqtts:, client certificates; needs the call manager's mqtt.ca/cert/key)
   --only WHAT      run only one part: failover, services, footprint, throughput, rebalance, fleet, storm or sip
-Writes bench/results.md (--quick: bench/results-quick.md; --only: bench/results-WHAT.md).
+Writes bench/results.md (--quick: bench/results-quick.md; --only: bench/results-WHAT.md) and its plots,
+bench/plots/NAME.svg (--quick: NAME-quick.svg; --only: NAME-only.svg), linked from it.
 `;
 
 const PARTS = ['failover', 'services', 'footprint', 'throughput', 'rebalance', 'fleet', 'storm', 'sip'] as const;
@@ -175,6 +178,9 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   /** Further tables, after the main one. */
   const sections: string[] = [];
+  /** Plots of the raw samples, written next to the results and linked from them. */
+  const plots: { name: string; alt: string; caption: string; spec: TopLevelSpec }[] = [];
+  const plain = (label: string): string => label.replace(/`/g, '');
 
   const want = (p: Part): boolean => o.only === null || o.only === p;
   if (want('failover')) {
@@ -193,6 +199,16 @@ async function main(): Promise<void> {
     rows.push(...seriesRows('SIGSTOP home CM → `rehomed` event', f.stop, 3200));
     notes.push(seriesNote('kill -9', f.kill), seriesNote('SIGSTOP', f.stop));
     for (const k of f.kills.slice(1)) notes.push(seriesNote(`kill -9 (${k.variant.label})`, k.series));
+    plots.push({
+      name: 'failover-times',
+      alt: 'failover times per series',
+      caption: `Failover times, one dot per run (${o.runs} runs per series): signal → \`rehomed\` event at the bench subscriber for kill -9 (each broker) and SIGSTOP (${plain(brokers[0]!.label)}); will → \`rehomed\` event sent is the agent's own \`eventMs\`.`,
+      spec: failoverSpec([
+        ...f.kills.map((k) => ({ label: `kill -9 → rehomed, ${plain(k.variant.label)}`, ms: k.series.ms })),
+        { label: `SIGSTOP → rehomed, ${plain(brokers[0]!.label)}`, ms: f.stop.ms },
+        ...f.kills.map((k) => ({ label: `will → rehomed sent (agent), ${plain(k.variant.label)}`, ms: k.series.steps.event })),
+      ]),
+    });
     sections.push(
       `## kill -9 failover, broken down (issue #9 §4)\n\nOne group per broker, all up at once, runs alternating between them. The first column is the series of the table above. "will" is cm-a's will (\`state\` offline); the agent's times are its \`rehomed\` event's fields, on its monotonic clock from the moment it took the will in.${o.tls ? ' TLS columns: one client certificate for every program (openssl, test/helpers/pki.ts).' : ' No TLS columns in this run (`--tls` adds them).'}\n\n${breakdownTable(f)}`,
     );
@@ -242,14 +258,31 @@ async function main(): Promise<void> {
   if (want('rebalance')) {
     const r = await runRebalance({ phones: o.quick ? 90 : 300, capacities: [100, 100, 100], periodMs: 1000, log });
     rows.push([`rebalance moves ÷ minimum (${r.phones} phones on one of 3)`, `${r.moves} / ${r.minimum}`, '1.00', `${(r.moves / r.minimum).toFixed(2)} — ${r.moves <= r.minimum ? 'meets' : 'misses'}`]);
+    const ids = r.capacities.map((_, i) => `cm-${String.fromCharCode(97 + i)}`);
+    plots.push({
+      name: 'rebalance',
+      alt: 'rebalance convergence',
+      caption: `Rebalance: ${r.phones} phones homed on cm-a, then cm-b and cm-c start (capacities ${r.capacities.join(' / ')}); phones per member sampled every quarter period (${r.periodMs} ms).`,
+      spec: rebalanceSpec(r.timeline, ids, r.periodMs),
+    });
     rows.push(['rebalance periods to converge (from the start of the idle members)', r.converged ? r.periods.toFixed(1) : 'did not converge in 60 s', 'reported', '—']);
   }
 
   if (want('fleet')) {
     const count = o.quick ? 300 : 2000;
     log(`fleet: ${count} phones in one process (bench/fleet-scale.ts)`);
-    const child = spawnNode('fleet-scale', ['--expose-gc', '--import', 'tsx', 'bench/fleet-scale.ts', '--count', String(count), '--settle-ms', '3000']);
+    const samplesFile = path.join(tempDir('fleet-samples'), 'samples.json');
+    const child = spawnNode('fleet-scale', ['--expose-gc', '--import', 'tsx', 'bench/fleet-scale.ts', '--count', String(count), '--settle-ms', '3000', '--samples', samplesFile]);
     await child.exited;
+    if (existsSync(samplesFile)) {
+      const curves = JSON.parse(readFileSync(samplesFile, 'utf8')) as { transport: string; rehomeMs: number[] }[];
+      plots.push({
+        name: 'fleet-homing',
+        alt: `${count} phones homed on the backup after a kill -9`,
+        caption: `${count} phones in one fleet process, kill -9 of their call manager: phones seen homed on the backup against ms since the kill (each phone's state polled every 20 ms), plain TCP and TLS.`,
+        spec: homingSpec(curves.map((c) => ({ label: c.transport === 'tls' ? 'TLS' : 'plain TCP', ms: c.rehomeMs })), count),
+      });
+    } else notes.push('- fleet: no per-phone samples (fleet-scale did not finish), so no homing plot.');
     const row = (label: RegExp): string => child.tail().split('\n').find((l) => label.test(l))?.split('|')[2]?.trim() ?? 'n/a';
     const rehome = row(new RegExp(`kill -9 cm-a → all ${count} homed on cm-b`));
     const secs = Number.parseFloat(rehome);
@@ -287,6 +320,16 @@ async function main(): Promise<void> {
     // Under TLS the one-thread fleet can take longer than connectTimeoutMs per handshake: the same storm with a 30 s timeout.
     const [slow] = await runStormCompare({ count: o.quick ? 300 : 1000, holdMs: 3000, log, transports: ['tls'], connectTimeoutMs: 30_000 });
     rows.push([`… over TLS, phones' connectTimeoutMs 30 s (not 5 s): peak connects/s / all back / broker CPU`, `${slow!.peakConnectsPerSec}/s (${slow!.reconnects} over ${(slow!.spreadMs / 1000).toFixed(1)} s) / ${fmtMs(slow!.allBackMs)} / ${(slow!.brokerCpuMs / 1000).toFixed(2)} s`, 'reported', `broker CPU TLS ÷ plain ${(slow!.brokerCpuMs / r!.brokerCpuMs).toFixed(2)}×`]);
+    plots.push({
+      name: 'storm',
+      alt: 'reconnect storm connects per second',
+      caption: `Reconnect storm: ${r!.phones} phones back to a returning broker; connects per second in its log, seconds since its restart (backoff ${r!.backoff.baseMs}–${r!.backoff.maxMs} ms).`,
+      spec: stormSpec([
+        { label: 'plain TCP', ms: r!.connectMs },
+        { label: 'TLS', ms: tls!.connectMs },
+        { label: 'TLS, connectTimeoutMs 30 s', ms: slow!.connectMs },
+      ]),
+    });
     for (const x of [r!, tls!, slow!]) notes.push(`- storm ${x.transport} (connectTimeoutMs ${x.connectTimeoutMs}): returning broker's log in the window, commonest kinds: ${x.brokerLog.map(([k, n]) => `${n} × "${k.trim()}"`).join('; ')}.`);
   }
 
@@ -313,10 +356,22 @@ async function main(): Promise<void> {
     '',
     '',
   ].join('\n');
+  // A partial run must not replace the full table (nor its plots).
+  const out = o.only !== null ? `bench/results-${o.only}.md` : o.quick ? 'bench/results-quick.md' : 'bench/results.md';
+  const suffix = o.only !== null ? '-only' : o.quick ? '-quick' : '';
+  if (plots.length > 0) {
+    mkdirSync(path.join(ROOT, 'bench/plots'), { recursive: true });
+    const links: string[] = ['## Plots', ''];
+    for (const p of plots) {
+      const file = `plots/${p.name}${suffix}.svg`;
+      writeFileSync(path.join(ROOT, 'bench', file), await renderSvg(p.spec));
+      links.push(`![${p.alt}](${file})`, '', p.caption, '');
+      log(`bench: wrote bench/${file}`);
+    }
+    sections.push(links.join('\n'));
+  }
   const text = `${header}${table(rows)}\n${notes.join('\n')}\n${sections.map((x) => `\n${x}`).join('')}`;
   process.stdout.write(`\n${text}`);
-  // A partial run must not replace the full table.
-  const out = o.only !== null ? `bench/results-${o.only}.md` : o.quick ? 'bench/results-quick.md' : 'bench/results.md';
   writeFileSync(path.join(ROOT, out), text);
   log(`bench: wrote ${out}`);
 }

@@ -34,6 +34,8 @@ export interface StormResult {
   peakConnectsPerSec: number;
   reconnects: number;
   spreadMs: number;
+  /** Each connect broker 1 logged, ms after its restart began (the raw samples of the peak; for the plot). */
+  connectMs: number[];
   allBackMs: number;
   backoff: { baseMs: number; maxMs: number };
   /** The phones' mqtt.connectTimeoutMs (TCP + TLS + CONNACK). */
@@ -106,7 +108,7 @@ export async function runStorm(o: { count: number; holdMs: number; log: (s: stri
     const brokerCpu = cpu1.broker - cpu0.broker;
     o.log(`storm (${transport}): broker 1 log in the window: ${JSON.stringify([...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6))}`);
     o.log(`storm (${transport}): ${connects.length} connects to broker 1, peak ${peak}/s over ${spreadMs} ms; all back in ${allBackMs} ms; broker 1 CPU ${brokerCpu} ms`);
-    return { transport, phones: o.count, peakConnectsPerSec: peak, reconnects: connects.length, spreadMs, allBackMs, backoff, connectTimeoutMs, brokerCpuMs: brokerCpu, fleetCpuMs: cpu1.fleet - cpu0.fleet, brokerLog: [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6) };
+    return { transport, phones: o.count, peakConnectsPerSec: peak, reconnects: connects.length, spreadMs, connectMs: connects.map((t) => t - back), allBackMs, backoff, connectTimeoutMs, brokerCpuMs: brokerCpu, fleetCpuMs: cpu1.fleet - cpu0.fleet, brokerLog: [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6) };
   } finally {
     await fleet?.stop();
     await c.close();
