@@ -55,7 +55,8 @@ test.serial('config changes: applied live, refused with a result, rolled back wh
   // Applied live.
   await send(signEnvelope({ version: base + 1, config: { keepalive: { intervalMs: 800 }, fallback: { holdMs: 9000 } } }, key, 'ops-1'));
   t.like(await resultFor(base + 1), { ok: true });
-  t.regex(agent.output(), /remote config applied/);
+  // The result travels over MQTT; the log line through the agent's stdout pipe, which may arrive later.
+  await waitFor(() => /remote config applied/.test(agent.output()), { timeoutMs: 5000, what: 'the "remote config applied" log line' });
 
   // Refused: schema error, wrong key, replay, expired, identity change.
   await send(signEnvelope({ version: base + 2, config: { keepalive: { intervalMs: 5 } } }, key, 'ops-1'));
