@@ -2,8 +2,12 @@
  * The call manager's watch on its SIP server (shared/CONTRACT.md, the call
  * manager's `sip`): an OPTIONS request over TCP to `sip.registrar` every
  * `probeMs`; a probe not answered by the next one (`probeMs` later) is a
- * miss, and `missLimit` misses in a row make the call manager report itself
- * offline (sip-health.ts decides; call-manager.ts acts).
+ * miss, and so at once is a probe whose connection is refused or reset
+ * before it is answered (a killed server's kernel says so with an RST: no
+ * reason to wait out the period). `missLimit` misses in a row make the call
+ * manager report itself offline (sip-health.ts decides; call-manager.ts
+ * acts), so a dead server is offline within `missLimit × probeMs` of its
+ * death rather than up to one period later.
  *
  * Any SIP response answers a probe, 2xx or not: a 404 or 483 comes from a
  * server process that parses and routes requests, so it lives. Only silence
@@ -116,9 +120,13 @@ export class SipProbe {
     s.on('data', (chunk: string) => this.#onData(s, chunk));
     s.on('error', (err) => this.#o.log.debug({ err: errorMessage(err) }, 'sip registrar connection failed'));
     s.on('close', () => {
-      if (this.#socket === s) {
-        this.#socket = undefined;
-        this.#connected = false;
+      if (this.#socket !== s) return; // dropped by us: its probe is accounted for
+      this.#socket = undefined;
+      this.#connected = false;
+      // Refused or reset with a probe outstanding: that probe has failed now.
+      if (this.#pending !== undefined && !this.#stopped) {
+        this.#pending = undefined;
+        this.#record('missed');
       }
     });
   }

@@ -139,3 +139,26 @@ test('a refused connection is a miss; the probe reconnects when the server is ba
   t.is(p.answered, 0);
   t.deepEqual(changes, [false]);
 });
+
+test('a connection reset with a probe outstanding is a miss at once: a killed server is offline within missLimit × probeMs', async (t) => {
+  const srv = await fakeRegistrar();
+  const clock = new FakeClock();
+  const changes: boolean[] = [];
+  const p = probeOf(srv.port, clock, changes);
+  t.teardown(() => p.stop());
+  p.start();
+  await until(() => p.answered === 1);
+  srv.o.mode = 'silent';
+  clock.advance(100);
+  await until(() => srv.requests.length === 2);
+  t.is(p.missed, 0, 'probe 2 is outstanding, within its time');
+  await srv.close(); // the server dies: its connections close under the outstanding probe
+  await until(() => p.missed === 1);
+  t.true(p.online);
+  clock.advance(100); // probe 3: connection refused
+  await until(() => p.missed === 2);
+  clock.advance(100); // probe 4: refused → the third miss in a row
+  await until(() => p.missed === 3);
+  t.false(p.online, 'offline two periods after the death, not three');
+  t.deepEqual(changes, [false]);
+});
