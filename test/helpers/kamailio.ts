@@ -6,6 +6,7 @@
  * `kill('SIGKILL')` leaves nothing answering on the port — a dead PBX.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -39,6 +40,18 @@ function killGroup(c: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     // already gone
   }
+}
+
+/** True when nothing accepts TCP on 127.0.0.1:`port`. */
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
 }
 
 /** Start Kamailio on `opts.port` (default: a free one) and wait until it accepts TCP. */
@@ -91,8 +104,12 @@ export async function startKamailio(opts: { port?: number } = {}): Promise<Kamai
     if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
     killGroup(c, signal);
     await exited;
-    // The workers are in the group too; the listener is gone once the port refuses.
-    if (signal === 'SIGKILL') killGroup(c, 'SIGKILL');
+    // The workers are in the group too and die on their own schedule: the TCP listener is one
+    // of them. Dead means the port refuses (bounded wait).
+    for (let i = 0; i < 250 && !(await refuses(port)); i++) {
+      killGroup(c, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 20));
+    }
   };
 
   return {
