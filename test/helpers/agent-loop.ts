@@ -83,7 +83,19 @@ export class MemoryStore implements StateStore {
   }
 }
 
-export async function agentOn(clock: FakeClock): Promise<{ agent: Agent; net: LoopTransport; run: (ms: number) => Promise<void> }> {
+/** What the Agent constructor takes (for {@link agentOn}'s `deps`). */
+export type AgentDeps = ConstructorParameters<typeof Agent>[0];
+
+/**
+ * An Agent on `clock` over a {@link LoopTransport}: phone `p1`, pointers cm-a
+ * (BA) and cm-b (BB), keep-alive 1 s × 3, headless. `config` fields replace the
+ * defaults (e.g. `pointers`, `sip`); `deps` replace the constructor's parts
+ * (e.g. `sip`, `keypad`, `hook`, `display`).
+ */
+export async function agentOn(
+  clock: FakeClock,
+  o: { config?: Record<string, unknown>; deps?: Partial<AgentDeps> } = {},
+): Promise<{ agent: Agent; net: LoopTransport; run: (ms: number) => Promise<void> }> {
   const r = validateAgentConfig({
     phoneId: 'p1',
     topicPrefix: 'ipphone',
@@ -95,6 +107,7 @@ export async function agentOn(clock: FakeClock): Promise<{ agent: Agent; net: Lo
     keepalive: { intervalMs: 1000, missLimit: 3, ackTimeoutMs: 200 },
     fallback: { holdMs: 30_000 },
     trust: { requireSigned: false },
+    ...o.config,
   });
   if (!r.ok) throw new Error(r.problems.join('\n'));
   let net!: LoopTransport;
@@ -110,6 +123,7 @@ export async function agentOn(clock: FakeClock): Promise<{ agent: Agent; net: Lo
     fetchServices: async () => '<CiscoIPPhoneText><Text>ok</Text></CiscoIPPhoneText>',
     display: hw.display,
     hook: null,
+    ...o.deps,
   });
   await agent.start();
   /** Let `ms` pass in 50 ms steps, settling promise callbacks (saves, status) between them. */

@@ -6,14 +6,11 @@
  * failure move during a call keeps the call.
  */
 import test from 'ava';
-import { validateAgentConfig } from '../../../src/config/agent-config.js';
-import { Agent } from '../../../src/agent/agent.js';
 import { HeadlessDisplay, SoftHook } from '../../../src/hw/headless.js';
 import type { Keypad, Led } from '../../../src/hw/types.js';
-import { FakeClock, seededRandom } from '../../../src/lib/clock.js';
-import { silentLogger } from '../../../src/lib/log.js';
+import { FakeClock } from '../../../src/lib/clock.js';
 import { FakeSipUserAgent } from '../../../src/sip/user-agent-fake.js';
-import { BA, BB, LoopTransport, MemoryStore } from '../../helpers/agent-loop.js';
+import { agentOn, BA, BB } from '../../helpers/agent-loop.js';
 
 const SIP_A = 'sip:127.0.0.1:5071;transport=tcp';
 const SIP_B = 'sip:127.0.0.1:5072;transport=tcp';
@@ -43,49 +40,22 @@ class TestLed implements Led {
 
 async function phone(t: { teardown(fn: () => Promise<void>): void }, opts: { sip?: boolean; registerTimeoutMs?: number } = {}) {
   const clock = new FakeClock();
-  const r = validateAgentConfig({
-    phoneId: 'p1',
-    topicPrefix: 'ipphone',
-    stateDir: '/nonexistent',
-    pointers: [
-      { id: 'cm-a', broker: BA, services: 'http://127.0.0.1:1/a', sip: SIP_A },
-      { id: 'cm-b', broker: BB, services: 'http://127.0.0.1:2/b', sip: SIP_B },
-    ],
-    keepalive: { intervalMs: 1000, missLimit: 3, ackTimeoutMs: 200 },
-    fallback: { holdMs: 30_000 },
-    trust: { requireSigned: false },
-    ...(opts.sip === false ? {} : { sip: { driver: 'baresip', ctrl: '127.0.0.1:4444', user: '1001', registerTimeoutMs: opts.registerTimeoutMs ?? 2000 } }),
-  });
-  if (!r.ok) throw new Error(r.problems.join('\n'));
-  let net!: LoopTransport;
   const ua = new FakeSipUserAgent();
   const display = new HeadlessDisplay(20, 4);
   const keypad = new TestKeypad();
   const hook = new SoftHook();
   const lamp = new TestLed();
-  const agent = new Agent({
-    config: r.config,
-    log: silentLogger(),
-    clock,
-    random: seededRandom(3),
-    keys: new Map(),
-    store: new MemoryStore(),
-    transport: (events) => (net = new LoopTransport(clock, events)),
-    fetchServices: async () => '<CiscoIPPhoneText><Text>ok</Text></CiscoIPPhoneText>',
-    display,
-    keypad,
-    hook,
-    sip: opts.sip === false ? null : ua,
-    messageLed: lamp,
+  const { agent, net, run } = await agentOn(clock, {
+    config: {
+      pointers: [
+        { id: 'cm-a', broker: BA, services: 'http://127.0.0.1:1/a', sip: SIP_A },
+        { id: 'cm-b', broker: BB, services: 'http://127.0.0.1:2/b', sip: SIP_B },
+      ],
+      ...(opts.sip === false ? {} : { sip: { driver: 'baresip', ctrl: '127.0.0.1:4444', user: '1001', registerTimeoutMs: opts.registerTimeoutMs ?? 2000 } }),
+    },
+    deps: { display, keypad, hook, sip: opts.sip === false ? null : ua, messageLed: lamp },
   });
-  await agent.start();
   t.teardown(() => agent.stop());
-  const run = async (ms: number): Promise<void> => {
-    for (let left = ms; left > 0; left -= 50) {
-      clock.advance(Math.min(50, left));
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  };
   const status = (): Record<string, any> => {
     const last = net.published.filter((p) => p.topic.endsWith('/status')).at(-1);
     return last === undefined ? {} : (JSON.parse(last.payload) as Record<string, any>);
