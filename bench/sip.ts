@@ -12,16 +12,12 @@
  * - `#` → far end ringing (dial typed on the pty → callee's status `ringing`).
  * - agent RSS with a SIP user agent attached, beside an agent without one.
  */
-import { appendFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Cluster } from '../test/helpers/cluster.js';
-import { startBaresip } from '../test/helpers/baresip.js';
-import { startKamailio } from '../test/helpers/kamailio.js';
 import { startMosquitto } from '../test/helpers/mosquitto.js';
 import { waitFor } from '../test/helpers/net.js';
 import { rssKiB } from '../test/helpers/proc.js';
-import { startPtyPair } from '../test/helpers/pty.js';
-import { ROOT, sleep } from './harness.js';
+import { startSipGroup, type SipPhone } from '../test/helpers/sip-group.js';
+import { sleep } from './harness.js';
 
 export interface SipResult {
   probe: { probeMs: number; missLimit: number };
@@ -38,30 +34,21 @@ const PROBE = { probeMs: 300, missLimit: 3 };
 
 export async function runSip(o: { cycles: number; calls: number; log: (line: string) => void }): Promise<SipResult> {
   const mosq = await startMosquitto({ conf: ['set_tcp_nodelay true'] });
-  const [ka, kb] = await Promise.all([startKamailio(), startKamailio()]);
   const c = new Cluster();
-  const stops: (() => Promise<unknown>)[] = [() => c.close(), () => ka.stop(), () => kb.stop(), () => mosq.stop()];
+  const stops: (() => Promise<unknown>)[] = [];
   try {
-    await c.defineGroup([
-      { id: 'cm-a', broker: mosq.url, sip: ka.uri },
-      { id: 'cm-b', broker: mosq.url, sip: kb.uri },
-    ]);
-    await c.observe(mosq.url);
-    await c.startCm('cm-a', { sip: { registrar: ka.uri, ...PROBE } });
-    await c.startCm('cm-b', { sip: { registrar: kb.uri, ...PROBE } });
-    const board = ['--board', join(ROOT, 'hw/boards/sim.json')];
-    const phone = async (id: string, user: string | null) => {
-      const pair = await startPtyPair(join(c.dir, `${id}-near`), join(c.dir, `${id}-far`));
-      stops.unshift(() => pair.kill());
-      const ua = user === null ? null : await startBaresip();
-      if (ua !== null) stops.unshift(() => ua.stop());
-      const sip = ua === null ? {} : { sip: { driver: 'baresip', ctrl: `127.0.0.1:${ua.ctrlPort}`, user } };
-      const agent = c.startAgentOnTty(id, c.agentConfig(id, { ...sip, fallback: { holdMs: 1000 } }), pair.near, board);
-      return { id, user: user ?? '', ua, agent, type: (k: string) => appendFileSync(pair.far, k) };
-    };
-    const p1 = await phone('p-1', '1001');
-    const p2 = await phone('p-2', '1002');
-    const p3 = await phone('p-3', null);
+    const g = await startSipGroup(c, mosq.url, {
+      probe: PROBE,
+      fallbackHoldMs: 1000,
+      phones: [
+        { id: 'p-1', user: '1001' },
+        { id: 'p-2', user: '1002' },
+        { id: 'p-3', user: null },
+      ],
+      cleanup: (s) => stops.push(s),
+    });
+    const ka = g.ka;
+    const [p1, p2, p3] = g.phones as [SipPhone, SipPhone, SipPhone];
     const sip = (id: string) => c.status(id)?.sip as { registrar?: string | null; call?: string } | undefined;
     const registered = (cm: string) => waitFor(() => [p1, p2].every((p) => c.status(p.id)?.home === cm && sip(p.id)?.registrar === cm), { timeoutMs: 30_000, what: `both phones registered at ${cm}` });
     await registered('cm-a');
@@ -101,6 +88,8 @@ export async function runSip(o: { cycles: number; calls: number; log: (line: str
     const registerMs = c.seen.events.filter((e) => e.payload.type === 'sip-registered' && typeof e.payload.ms === 'number' && (e.payload.ms as number) > 0).map((e) => e.payload.ms as number);
     return { probe: PROBE, registerMs, deathToBackupMs, setupMs, rss };
   } finally {
-    for (const s of stops) await s().catch(() => undefined);
+    await c.close().catch(() => undefined);
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    await mosq.stop().catch(() => undefined);
   }
 }

@@ -9,15 +9,12 @@
  * change → REGISTER_OK, off-hook-to-ringing) are logged, never asserted on time.
  */
 import test, { type ExecutionContext } from 'ava';
-import { appendFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Cluster, type Proc } from '../helpers/cluster.js';
-import { startBaresip, type Baresip } from '../helpers/baresip.js';
-import { startKamailio, type Kamailio } from '../helpers/kamailio.js';
+import { Cluster } from '../helpers/cluster.js';
+import type { Baresip } from '../helpers/baresip.js';
+import type { Kamailio } from '../helpers/kamailio.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
-import { ROOT } from '../helpers/programs.js';
-import { startPtyPair } from '../helpers/pty.js';
+import { startSipGroup, type SipPhone } from '../helpers/sip-group.js';
 
 let mosq: Mosquitto;
 test.before(async () => {
@@ -29,14 +26,7 @@ test.after.always(async () => {
 
 const PROBE = { probeMs: 300, missLimit: 3 };
 
-interface Phone {
-  id: string;
-  user: string;
-  agent: Proc;
-  ua: Baresip;
-  /** Type keys on the phone's keypad (the sim board's hook key is `h`). */
-  type(keys: string): void;
-}
+type Phone = SipPhone & { ua: Baresip };
 
 interface SipGroup {
   c: Cluster;
@@ -58,32 +48,26 @@ async function until(c: Cluster, p: Phone, cond: () => boolean, what: string, ti
 const registeredAt = async (c: Cluster, p: Phone, cm: string): Promise<void> => until(c, p, () => c.status(p.id)?.home === cm && sipOf(c, p.id)?.registrar === cm, `homed and registered at ${cm}`);
 const callIs = async (c: Cluster, p: Phone, state: string): Promise<void> => until(c, p, () => sipOf(c, p.id)?.call === state, `call ${state}`);
 
-async function sipGroup(t: ExecutionContext, fallbackHoldMs = 4000): Promise<SipGroup> {
+async function sipGroup(t: ExecutionContext, fallbackHoldMs = 4000): Promise<SipGroup & { restartCmA: () => Promise<unknown> }> {
   t.timeout(180_000);
-  const [ka, kb] = await Promise.all([startKamailio(), startKamailio()]);
-  t.teardown(() => ka.stop());
-  t.teardown(() => kb.stop());
   const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: mosq.url, sip: ka.uri },
-    { id: 'cm-b', broker: mosq.url, sip: kb.uri },
-  ]);
-  await c.observe(mosq.url);
-  await c.startCm('cm-a', { sip: { registrar: ka.uri, ...PROBE } });
-  await c.startCm('cm-b', { sip: { registrar: kb.uri, ...PROBE } });
-  const phone = async (id: string, user: string): Promise<Phone> => {
-    const ua = await startBaresip();
-    t.teardown(() => ua.stop());
-    const pair = await startPtyPair(join(c.dir, `${id}-near`), join(c.dir, `${id}-far`));
-    t.teardown(() => pair.kill());
-    const cfg = c.agentConfig(id, { sip: { driver: 'baresip', ctrl: `127.0.0.1:${ua.ctrlPort}`, user }, fallback: { holdMs: fallbackHoldMs } });
-    const agent = c.startAgentOnTty(id, cfg, pair.near, ['--board', join(ROOT, 'hw/boards/sim.json')]);
-    return { id, user, agent, ua, type: (keys) => appendFileSync(pair.far, keys) };
-  };
-  const [p1, p2] = await Promise.all([phone('p-1', '1001'), phone('p-2', '1002')]);
+  const stops: (() => Promise<unknown>)[] = [];
+  t.teardown(async () => {
+    await c.close();
+    for (const s of stops.reverse()) await s();
+  });
+  const g = await startSipGroup(c, mosq.url, {
+    probe: PROBE,
+    fallbackHoldMs,
+    phones: [
+      { id: 'p-1', user: '1001' },
+      { id: 'p-2', user: '1002' },
+    ],
+    cleanup: (s) => stops.push(s),
+  });
+  const [p1, p2] = g.phones as [Phone, Phone];
   for (const p of [p1, p2]) await registeredAt(c, p, 'cm-a');
-  return { c, ka, kb, p1, p2 };
+  return { c, ka: g.ka, kb: g.kb, p1, p2, restartCmA: g.restartCmA };
 }
 
 /** `sip-registered` events of a phone at `cm` (their `ms`: home change → REGISTER_OK). */
@@ -135,14 +119,14 @@ test.serial('registrar A killed (cm-a lives): cm-a reports offline, both phones 
 });
 
 test.serial('cm-a killed (registrar alive): the registrations move to B; a call up through the move survives it; fallback re-registers at A only once idle', async (t) => {
-  const { c, ka, p1, p2 } = await sipGroup(t);
+  const { c, p1, p2, restartCmA } = await sipGroup(t);
   await call(c, p1, p2);
   c.cms.get('cm-a')!.signal('SIGKILL');
   for (const p of [p1, p2]) await registeredAt(c, p, 'cm-b');
   t.is(sipOf(c, p1.id)?.call, 'connected', 'the call survives the failure move (media runs phone to phone)');
   t.is(sipOf(c, p2.id)?.call, 'connected');
   // cm-a comes back; the fallback hold passes, but a phone in a call is busy: it stays.
-  await c.startCm('cm-a', { sip: { registrar: ka.uri, ...PROBE } });
+  await restartCmA();
   await new Promise((r) => setTimeout(r, 6000));
   for (const p of [p1, p2]) {
     t.is(c.status(p.id)?.home, 'cm-b', `${p.id} does not fall back during its call`);

@@ -1,0 +1,60 @@
+/**
+ * A call-manager group with real SIP (issue 11), for the SIP tests and the SIP
+ * bench alike: two Kamailio registrars, cm-a and cm-b each paired with one
+ * (`sip.registrar`, its OPTIONS probe) and carrying it as the member's `sip`,
+ * and phones each with its own baresip and the simulator board on a real pty.
+ * Everything started is registered with `cleanup` (newest first on close).
+ */
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startBaresip, type Baresip } from './baresip.js';
+import type { Cluster, Proc } from './cluster.js';
+import { startKamailio, type Kamailio } from './kamailio.js';
+import { ROOT } from './programs.js';
+import { startPtyPair } from './pty.js';
+
+export interface SipPhone {
+  id: string;
+  /** The phone's number (SIP user part); '' for a phone without SIP. */
+  user: string;
+  agent: Proc;
+  /** Its baresip, or null for a phone without SIP. */
+  ua: Baresip | null;
+  /** Type on the phone's keypad (the sim board's hook key is `h`). */
+  type(keys: string): void;
+}
+
+export interface SipGroupOptions {
+  probe: { probeMs: number; missLimit: number };
+  fallbackHoldMs: number;
+  /** Phones to start: a number (user part) for a SIP phone, null for one without SIP. */
+  phones: { id: string; user: string | null }[];
+  /** Called with each stop function, in start order. */
+  cleanup: (stop: () => Promise<unknown>) => void;
+}
+
+/** Start the registrars and call managers on `broker`, then the phones (not waited for). */
+export async function startSipGroup(c: Cluster, broker: string, o: SipGroupOptions): Promise<{ ka: Kamailio; kb: Kamailio; phones: SipPhone[]; restartCmA: () => Promise<unknown> }> {
+  const [ka, kb] = await Promise.all([startKamailio(), startKamailio()]);
+  o.cleanup(() => ka.stop());
+  o.cleanup(() => kb.stop());
+  await c.defineGroup([
+    { id: 'cm-a', broker, sip: ka.uri },
+    { id: 'cm-b', broker, sip: kb.uri },
+  ]);
+  await c.observe(broker);
+  await c.startCm('cm-a', { sip: { registrar: ka.uri, ...o.probe } });
+  await c.startCm('cm-b', { sip: { registrar: kb.uri, ...o.probe } });
+  const board = ['--board', join(ROOT, 'hw/boards/sim.json')];
+  const phones: SipPhone[] = [];
+  for (const { id, user } of o.phones) {
+    const pair = await startPtyPair(join(c.dir, `${id}-near`), join(c.dir, `${id}-far`));
+    o.cleanup(() => pair.kill());
+    const ua = user === null ? null : await startBaresip();
+    if (ua !== null) o.cleanup(() => ua.stop());
+    const sip = ua === null ? {} : { sip: { driver: 'baresip', ctrl: `127.0.0.1:${ua.ctrlPort}`, user } };
+    const agent = c.startAgentOnTty(id, c.agentConfig(id, { ...sip, fallback: { holdMs: o.fallbackHoldMs } }), pair.near, board);
+    phones.push({ id, user: user ?? '', agent, ua, type: (keys) => appendFileSync(pair.far, keys) });
+  }
+  return { ka, kb, phones, restartCmA: () => c.startCm('cm-a', { sip: { registrar: ka.uri, ...o.probe } }) };
+}
