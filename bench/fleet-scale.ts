@@ -133,7 +133,10 @@ async function runOnce(transport: Transport): Promise<FleetRun> {
       { id: 'cm-a', broker: mosq.url, capacity: count * 2 },
       { id: 'cm-b', broker: mosq.url, capacity: count * 2 },
     ]);
-    const cmExtra = { rebalance: { enabled: false }, keepalive: { phoneIntervalMs: intervalMs } };
+    // IPPHONE_BENCH_CONSOLE=off: the call managers without the operator console (no phone status/event
+    // subscriptions), to measure what the console costs a 2,000-phone failover.
+    const consoleOff = process.env.IPPHONE_BENCH_CONSOLE === 'off';
+    const cmExtra = { rebalance: { enabled: false }, keepalive: { phoneIntervalMs: intervalMs }, ...(consoleOff ? { console: { enabled: false } } : {}) };
     await c.startCm('cm-a', cmExtra);
     // Every simulated phone connects with this one certificate (CN "fleet").
     if (pki) await c.identity('fleet');
