@@ -11,11 +11,12 @@
  * restart would steal the connection an adapter has just made.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { freePort, waitFor } from './net.js';
+import { killAtExit, removeAtExit } from './reaper.js';
 
 export interface Baresip {
   /** SIP listen port (TCP/UDP on 127.0.0.1; P+1 is TLS). */
@@ -32,19 +33,6 @@ export interface Baresip {
   restart(): Promise<void>;
   /** The last lines baresip wrote (stdout and stderr), for failing tests. */
   output(): string;
-}
-
-const live = new Set<ChildProcess>();
-const dirs = new Set<string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
 }
 
 /** True when 127.0.0.1:`port` can be bound right now. */
@@ -92,11 +80,10 @@ export function baresipConfig(sipPort: number, ctrlPort: number, extra: readonly
  * baresip seen by a connected adapter); `opts.conf` adds config lines.
  */
 export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; conf?: readonly string[] } = {}): Promise<Baresip> {
-  installExitHook();
   const sipPort = opts.sipPort ?? (await freePortPair());
   const ctrlPort = opts.ctrlPort ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-baresip-'));
-  dirs.add(dir);
+  removeAtExit(dir);
   writeFileSync(path.join(dir, 'config'), baresipConfig(sipPort, ctrlPort, opts.conf));
   writeFileSync(path.join(dir, 'accounts'), '');
   writeFileSync(path.join(dir, 'contacts'), '');
@@ -120,7 +107,7 @@ export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; 
     // stdin stays an open pipe: baresip's stdio UI is not loaded, but a closed stdin must not end it.
     const c = spawn('baresip', ['-f', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
     child = c;
-    live.add(c);
+    killAtExit(c);
     c.stdout?.setEncoding('utf8');
     c.stderr?.setEncoding('utf8');
     c.stdout?.on('data', onText);
@@ -132,7 +119,6 @@ export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; 
     let hasExited = false;
     const done = (): void => {
       hasExited = true;
-      live.delete(c);
       onExit();
     };
     c.once('exit', done);

@@ -12,6 +12,7 @@ import { connect, type MqttClient } from 'mqtt';
 import { generateKeyPair } from '../../src/protocol/envelope.js';
 import { freePort, waitFor } from './net.js';
 import { programArgs, ROOT } from './programs.js';
+import { killAtExit } from './reaper.js';
 
 export interface CmSpec {
   id: string;
@@ -69,8 +70,11 @@ export function procOf(child: ChildProcess, name: string): Proc {
       done(code);
     }),
   );
-  live.add(child);
-  void exited.then(() => live.delete(child));
+  // A SIGSTOPped child is woken first so that the kill is not left pending.
+  killAtExit(child, (c) => {
+    c.kill('SIGCONT');
+    c.kill('SIGKILL');
+  });
   return {
     child,
     pid: child.pid!,
@@ -85,18 +89,6 @@ export function procOf(child: ChildProcess, name: string): Proc {
     },
   };
 }
-
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of live) {
-    try {
-      c.kill('SIGCONT');
-      c.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-});
 
 let clusters = 0;
 

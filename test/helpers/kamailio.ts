@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, waitForPort } from './net.js';
+import { killAtExit } from './reaper.js';
 
 export interface Kamailio {
   readonly port: number;
@@ -30,9 +31,6 @@ export interface Kamailio {
 
 const CFG = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'deploy', 'kamailio', 'kamailio.cfg');
 const BIN = '/usr/sbin/kamailio';
-const live = new Set<ChildProcess>();
-let hook = false;
-
 function killGroup(c: ChildProcess, signal: NodeJS.Signals): void {
   if (c.pid === undefined) return;
   try {
@@ -56,12 +54,6 @@ function refuses(port: number): Promise<boolean> {
 
 /** Start Kamailio on `opts.port` (default: a free one) and wait until it accepts TCP. */
 export async function startKamailio(opts: { port?: number } = {}): Promise<Kamailio> {
-  if (!hook) {
-    hook = true;
-    process.on('exit', () => {
-      for (const c of live) killGroup(c, 'SIGKILL');
-    });
-  }
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-kamailio-'));
   const cfg = path.join(dir, 'kamailio.cfg');
@@ -78,17 +70,14 @@ export async function startKamailio(opts: { port?: number } = {}): Promise<Kamai
     // -DD: no daemon, workers still forked; -E: log to stderr; -Y/-P: runtime files in our dir.
     const c = spawn(BIN, ['-DD', '-E', '-Y', dir, '-P', path.join(dir, 'kamailio.pid'), '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     child = c;
-    live.add(c);
+    killAtExit(c, (k) => killGroup(k, 'SIGKILL'));
     c.stderr?.setEncoding('utf8');
     c.stderr?.on('data', (t: string) => {
       tail.push(...t.split('\n').filter(Boolean));
       if (tail.length > 200) tail.splice(0, tail.length - 200);
     });
     exited = new Promise<void>((resolve) =>
-      c.once('exit', () => {
-        live.delete(c);
-        resolve();
-      }),
+      c.once('exit', () => resolve()),
     );
     try {
       await waitForPort(port, 10_000);

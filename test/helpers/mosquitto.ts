@@ -3,10 +3,11 @@
  * own. Every child is SIGKILLed when the test process exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, waitForPort } from './net.js';
+import { killAtExit, removeAtExit } from './reaper.js';
 
 export interface Mosquitto {
   readonly port: number;
@@ -22,19 +23,6 @@ export interface Mosquitto {
   restart(): Promise<void>;
   /** The last lines mosquitto wrote to stderr. */
   logTail(): string;
-}
-
-const live = new Set<ChildProcess>();
-const dirs = new Set<string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
 }
 
 function findBinary(): string {
@@ -97,11 +85,10 @@ function listenerLines(port: number, tls: MosquittoTls | undefined): string[] {
 export async function startMosquitto(
   opts: { port?: number; onLog?: (line: string) => void; tls?: MosquittoTls; confText?: (port: number) => string; conf?: readonly string[] } = {},
 ): Promise<Mosquitto> {
-  installExitHook();
   const bin = findBinary();
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-mosquitto-'));
-  dirs.add(dir);
+  removeAtExit(dir);
   const conf = path.join(dir, 'mosquitto.conf');
   const text = opts.confText?.(port) ?? [...listenerLines(port, opts.tls), 'persistence false', 'log_dest stderr', 'max_queued_messages 1000', ...(opts.conf ?? []), ''].join('\n');
   writeFileSync(conf, text);
@@ -114,7 +101,7 @@ export async function startMosquitto(
   const spawnOnce = async (): Promise<void> => {
     const c = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = c;
-    live.add(c);
+    killAtExit(c);
     c.stderr?.setEncoding('utf8');
     c.stderr?.on('data', (text: string) => {
       const lines = text.split('\n').filter(Boolean);
@@ -129,13 +116,11 @@ export async function startMosquitto(
     let hasExited = false;
     c.once('exit', () => {
       hasExited = true;
-      live.delete(c);
       onExit();
     });
     c.once('error', (err) => {
       tail.push(`spawn error: ${err.message}`);
       hasExited = true;
-      live.delete(c);
       onExit();
     });
     const died = exited.then(() => {

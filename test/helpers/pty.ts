@@ -8,24 +8,14 @@
  * removes the links on exit. Every socat is SIGKILLed when the test process
  * exits.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { constants, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { killAtExit } from './reaper.js';
 
 const SOCAT = '/usr/bin/socat';
-const live = new Set<ChildProcess>();
-let hooked = false;
-
-function hook(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', () => {
-    for (const c of live) c.kill('SIGKILL');
-  });
-}
-
 /** Poll `cond` every few ms until it is true; throws after `timeoutMs`. */
 export async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -52,9 +42,8 @@ export interface PtyPair {
  * links exist.
  */
 export async function startPtyPair(near: string, far: string, timeoutMs = 5000): Promise<PtyPair> {
-  hook();
   const child = spawn(SOCAT, ['-d', '-d', `pty,raw,echo=0,link=${near}`, `pty,raw,echo=0,link=${far}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  live.add(child);
+  killAtExit(child);
   let stderr = '';
   let exited = false;
   child.stderr!.setEncoding('utf8');
@@ -62,7 +51,6 @@ export async function startPtyPair(near: string, far: string, timeoutMs = 5000):
   const exit = new Promise<void>((resolve) => {
     child.on('exit', () => {
       exited = true;
-      live.delete(child);
       resolve();
     });
   });
