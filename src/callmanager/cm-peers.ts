@@ -141,7 +141,7 @@ export class CmPeers {
     try {
       const load = decodeLoad(payload);
       // A peer's versions, observed: ours are issued above them whatever the two clocks say.
-      if (load.version !== undefined && !this.#o.book.observe(load.version)) this.#log.warn({ peer: id, version: load.version }, 'peer list version implausibly far ahead; ignored');
+      if (load.version !== undefined && !this.#o.book.observe(load.version, 'peer')) this.#log.warn({ peer: id, version: load.version }, 'peer list version implausibly far ahead; ignored');
       this.rebalancer.onLoad(id, load, this.#o.clock.elapsed());
       this.#o.observe?.load(id, load);
     } catch (err) {

@@ -1,7 +1,7 @@
 import type { Clock } from '../lib/clock.js';
 import { cleanPointer, MAX_POINTERS } from '../protocol/pointers.js';
 import type { Envelope, Pointer, PointerReason, PointersBody } from '../protocol/types.js';
-import { VersionClock } from './version-clock.js';
+import { VersionClock, type VersionSource } from './version-clock.js';
 
 /**
  * The pointer lists this call manager hands out, each signed once.
@@ -186,10 +186,16 @@ export class ListBook {
 
   /**
    * A version seen elsewhere — a phone's keep-alive, a peer's load: every later
-   * list is issued above it. False when ignored as implausibly far ahead.
+   * list is issued above it. False when ignored as too far ahead of the wall
+   * clock for `source` (version-clock.ts).
    */
-  observe(version: number): boolean {
-    return this.#versions.observe(version);
+  observe(version: number, source: VersionSource = 'peer'): boolean {
+    return this.#versions.observe(version, source);
+  }
+
+  /** Would {@link observe} take `version` from `source` now? */
+  plausible(version: number, source: VersionSource = 'peer'): boolean {
+    return this.#versions.plausible(version, source);
   }
 
   /**
@@ -202,7 +208,7 @@ export class ListBook {
     const o = this.#overrides.get(phoneId);
     const entry = o === undefined ? this.#groupEntry : o.entry;
     if (entry.version <= held) {
-      this.#versions.observe(held);
+      this.#versions.observe(held, 'phone');
       const version = this.#versions.issue();
       const fresh: Entry = { version, floor: entry.floor, reason: entry.reason, list: entry.list, signed: undefined };
       if (o === undefined) this.#groupEntry = fresh;
@@ -218,7 +224,9 @@ export class ListBook {
     const hit = cache.get(phone);
     if (hit !== undefined && hit.expires - now > LIST_LIFETIME_MS / 2) return hit;
     const expires = now + LIST_LIFETIME_MS;
-    const envelope = this.#sign({ version: entry.version, reason: entry.reason, list: entry.list, phone, expires });
+    // `owns` as in the unbound body: without it the phone takes the list as its whole list and
+    // drops the pointers it holds outside the group (a remote site; list-merge.ts, issue 15).
+    const envelope = this.#sign({ version: entry.version, reason: entry.reason, list: entry.list, owns: this.#owns, phone, expires });
     const sig: BoundSig = { expires, envelope, envelopeJson: JSON.stringify(envelope) };
     if (hit === undefined && cache.size >= BOUND_CACHE_MAX) cache.delete(cache.keys().next().value!);
     cache.set(phone, sig);

@@ -4,6 +4,7 @@ import { decodeKeepalive } from '../protocol/codec.js';
 import type { KeepalivePayload, PointerReason } from '../protocol/types.js';
 import type { ListBook, SignedList } from './list-book.js';
 import type { PhoneTable } from './phone-table.js';
+import { ReportLimiter } from './report-limiter.js';
 
 /**
  * The keep-alive responder — the hot path (tens of thousands of keep-alives a
@@ -92,6 +93,8 @@ export interface ResponderOptions {
   book: ListBook;
   table: PhoneTable;
   clock: Clock;
+  /** Default: a {@link ReportLimiter} with its defaults. */
+  reports?: ReportLimiter;
 }
 
 /** Turns keep-alives into acks (and pushes). Counts what it sees. */
@@ -107,6 +110,8 @@ export class Responder {
   invalid = 0;
   /** Keep-alives whose version was too far ahead to be observed (version-clock.ts). */
   implausible = 0;
+  /** How often a phone may move the version clock (report-limiter.ts); its `refused` counts the rest. */
+  readonly reports: ReportLimiter;
   /** Pointer pushes decided, by reason. */
   readonly pushes = new Map<PointerReason, number>();
   /** Phones released to take the latest list even though they hold one at or above the floor. */
@@ -127,6 +132,7 @@ export class Responder {
     this.#book = opts.book;
     this.#table = opts.table;
     this.#clock = opts.clock;
+    this.reports = opts.reports ?? new ReportLimiter();
     this.#ackHead = `{"cm":${JSON.stringify(opts.cmId)},"seq":`;
   }
 
@@ -159,9 +165,13 @@ export class Responder {
     this.keepalives++;
     const probe = ka.probe === true;
     const newArrival = probe ? false : this.#table.touch(ka.phone, ka.busy, ka.intervalMs, this.#clock.elapsed());
-    // Hybrid logical clock: every later list is issued above what this phone holds.
-    const observed = this.#book.observe(ka.pointersVersion);
+    // Hybrid logical clock: every later list is issued above what this phone holds — within
+    // bounds (issue 15): a probe feeds nothing (it does not home here; anyone may send one),
+    // a version beyond the wall clock's bound for phones is ignored, and a phone moves the
+    // clock at most once per REPORT_GAP_MS (report-limiter.ts).
+    const observed = probe || this.#book.plausible(ka.pointersVersion, 'phone');
     if (!observed) this.implausible++;
+    else if (!probe && ka.pointersVersion > this.#book.lastVersion && this.reports.allow(ka.phone, this.#clock.elapsed())) this.#book.observe(ka.pointersVersion, 'phone');
     let list = this.#book.forPhone(ka.phone);
     // A phone arriving from a failed peer must take our list (it names that peer first),
     // even when it holds a higher version from a peer whose clock ran ahead of ours.

@@ -12,6 +12,15 @@
  * that outpaces its write keeps issuing (refusing service would be worse) and
  * says so in the log.
  *
+ * A reservation beyond `wall + 24 h + LEASE` at start cannot have come from
+ * versions this call manager may issue (version-clock.ts: never above wall +
+ * 24 h): it was written while versions were dragged ahead (before issue 15's
+ * fix) or while this host's clock ran far ahead. It is discarded, with a
+ * warning: carrying it forward would keep every later version beyond the
+ * contract's bound for as long as the clock takes to catch up. (Phones that
+ * already hold such versions are brought back with `ipphone-admin pointers
+ * --rebase`, docs/operations.md.)
+ *
  * Without a usable default directory (stateDir null, not running as the unit)
  * the lease starts at 0 with a warning: the clock alone then orders restarts,
  * as before — the boot sequence makes the same choice (boot-seq.ts).
@@ -21,6 +30,7 @@ import type { Logger } from '../lib/log.js';
 import { AbSlots, slotInteger } from '../store/ab-slots.js';
 import type { DurableFs } from '../store/durable-file.js';
 import { DEFAULT_CM_STATE_DIR } from '../config/cm-config.js';
+import { MAX_AHEAD_MS } from './version-clock.js';
 
 /** Versions reserved by one write (ms of wall clock, or versions). */
 export const VERSION_LEASE = 60_000;
@@ -36,6 +46,8 @@ export interface VersionLeaseOptions {
   lease?: number;
   /** Wall clock at start, ms: the first reservation covers the clock too. */
   now: number;
+  /** A reservation above `now + maxAheadMs + lease` is discarded; default {@link MAX_AHEAD_MS}. */
+  maxAheadMs?: number;
 }
 
 export class VersionLease {
@@ -48,6 +60,8 @@ export class VersionLease {
   #wanted = 0;
   /** Slot writes done by this run. */
   writes = 0;
+  /** The reservation found at start and discarded as too far ahead (0: none). */
+  discarded = 0;
 
   private constructor(slots: AbSlots | null, log: Logger, lease: number) {
     this.#slots = slots;
@@ -71,7 +85,13 @@ export class VersionLease {
     const lease = new VersionLease(slots, o.log, o.lease ?? VERSION_LEASE);
     try {
       const loaded = await slots.load();
-      lease.#previous = loaded.payload === null ? 0 : (parse(loaded.payload) ?? 0);
+      const stored = loaded.payload === null ? 0 : (parse(loaded.payload) ?? 0);
+      const limit = Math.floor(o.now) + (o.maxAheadMs ?? MAX_AHEAD_MS) + lease.#lease;
+      if (stored > limit) {
+        o.log.warn({ reserved: stored, now: Math.floor(o.now), aheadMs: stored - Math.floor(o.now) }, 'persisted list version reservation is beyond the wall clock + 24 h: discarded');
+        lease.discarded = stored;
+      }
+      lease.#previous = stored > limit ? 0 : stored;
       const first = Math.max(lease.#previous, Math.floor(o.now)) + lease.#lease;
       await slots.write(Buffer.from(JSON.stringify({ reserved: first })));
       lease.#reserved = lease.#wanted = first;

@@ -9,6 +9,7 @@ import { openPointers } from '../../../src/protocol/codec.js';
 import { generateKeyPair, openEnvelope, parsePrivateKey, parsePublicKey, signEnvelope } from '../../../src/protocol/envelope.js';
 import type { Pointer, PointersBody } from '../../../src/protocol/types.js';
 import { LIST_LIFETIME_MS, ListBook } from '../../../src/callmanager/list-book.js';
+import { mergeGroupList } from '../../../src/protocol/list-merge.js';
 
 const group: Pointer[] = ['cm-a', 'cm-b'].map((id, i) => ({ id, broker: 'mqtt://127.0.0.1:1883', services: `http://127.0.0.1:${8081 + i}/services` }));
 const keys = generateKeyPair();
@@ -73,4 +74,17 @@ test('binding-costs-no-signature-for-phones-that-hold-the-list: the short ack ta
   book.setOffline(['cm-b']);
   for (let i = 0; i < 1000; i++) void book.forPhone(`p${i}`).ackTailShort;
   t.is(signs(), 0);
+});
+
+test('bound-lists-keep-remote-pointers: every bound body (group list, override, re-issue above) names the group in owns, so an ack keeps a phone\'s remote site', (t) => {
+  const { book } = make();
+  book.setOffline(['cm-b']);
+  const owns = ['cm-a', 'cm-b'];
+  t.deepEqual(body(book.forPhone('p1').envelope).owns, owns, 'the group list bound to p1 (was: no owns, the phone dropped cm-r)');
+  t.deepEqual(body(book.setPhoneList('p2', group, 'rebalance').envelope).owns, owns, 'a rebalance override');
+  t.deepEqual(body(book.above('p3', book.version + 10).envelope).owns, owns, 'a list re-issued above a held version');
+  // What the phone makes of it (protocol/list-merge.ts): cm-r stays.
+  const held = [...group, { id: 'cm-r', broker: 'mqtt://r.example:1883', services: 'http://r.example/services' }];
+  const b = body(book.forPhone('p1').envelope);
+  t.deepEqual(mergeGroupList(held, b.list, b.owns).map((p) => p.id), ['cm-a', 'cm-b', 'cm-r']);
 });
