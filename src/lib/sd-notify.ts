@@ -83,7 +83,11 @@ export interface SdNotifyOptions {
   /** Our PID, compared with WATCHDOG_PID; default `process.pid`. */
   pid?: number;
   clock?: Clock;
-  /** Minimum gap between two WATCHDOG=1 sends (ms); default 1000. Extra pings are dropped. */
+  /**
+   * Minimum gap between two WATCHDOG=1 sends (ms); default 1000. Extra pings are dropped.
+   * With the watchdog on it never exceeds an eighth of WATCHDOG_USEC
+   * ({@link SdNotify.watchdogDropGapMs}), so a tick is never dropped.
+   */
   minWatchdogGapMs?: number;
 }
 
@@ -156,13 +160,13 @@ export class SdNotify {
 
   /**
    * WATCHDOG=1. Call it only when the caller's own loop has proved healthy
-   * (see {@link SdNotify.startWatchdog}); pings closer than `minWatchdogGapMs`
-   * to the previous one are dropped.
+   * (see {@link SdNotify.startWatchdog}); pings closer than
+   * {@link SdNotify.watchdogDropGapMs} to the previous one are dropped.
    */
   watchdog(): Promise<void> {
     if (!this.enabled) return done;
     const now = this.#clock.elapsed();
-    if (now - this.#lastWatchdogAt < this.#minGap) return done;
+    if (now - this.#lastWatchdogAt < this.watchdogDropGapMs()) return done;
     this.#lastWatchdogAt = now;
     return this.#queue(new Map([['WATCHDOG', '1']]));
   }
@@ -176,23 +180,52 @@ export class SdNotify {
   }
 
   /**
-   * How often to send WATCHDOG=1 (ms): half of WATCHDOG_USEC, as sd_watchdog_enabled(3)
-   * advises; undefined when there is no socket, no or a malformed WATCHDOG_USEC,
-   * or WATCHDOG_PID names another process (the watchdog is then a child's, not ours).
+   * The watchdog period, WATCHDOG_USEC in ms (fractional); undefined when there is no
+   * socket, no or a malformed WATCHDOG_USEC, or WATCHDOG_PID names another process
+   * (the watchdog is then a child's, not ours).
    */
-  watchdogIntervalMs(): number | undefined {
+  watchdogPeriodMs(): number | undefined {
     if (!this.enabled) return undefined;
     const usec = this.#env.WATCHDOG_USEC ?? '';
     if (!/^[0-9]{1,15}$/.test(usec) || Number(usec) === 0) return undefined;
     const pid = this.#env.WATCHDOG_PID;
     if (pid !== undefined && pid !== '' && pid !== String(this.#pid)) return undefined;
-    return Math.max(1, Math.floor(Number(usec) / 2000));
+    return Number(usec) / 1000;
   }
 
   /**
-   * Ping every {@link SdNotify.watchdogIntervalMs} while `healthy()` is true;
-   * while it is false no ping goes out, so systemd kills and restarts us after
-   * WatchdogSec. A no-op when the watchdog is off. Returns a stop function.
+   * How often {@link SdNotify.startWatchdog} pings (ms): a quarter of the period.
+   * sd_watchdog_enabled(3) advises half, but at half a single lost tick — a
+   * ping dropped as too close because the timer fired a fraction of a
+   * millisecond "early" by the monotonic clock (libuv's cached loop time), or
+   * a loop stalled for a moment — doubles the gap to exactly WatchdogSec,
+   * systemd's kill line. At a quarter one lost tick still leaves it at half.
+   * Undefined when the watchdog is off ({@link SdNotify.watchdogPeriodMs}).
+   */
+  watchdogIntervalMs(): number | undefined {
+    const period = this.watchdogPeriodMs();
+    return period === undefined ? undefined : Math.max(1, Math.floor(period / 4));
+  }
+
+  /**
+   * Pings closer than this to the last one are dropped (ms): `minWatchdogGapMs`,
+   * but with the watchdog on never more than an eighth of the period — half
+   * the tick, so a tick that fires early by any tolerance short of half its
+   * interval is never dropped, and a dropped extra ping (a direct
+   * {@link SdNotify.watchdog} call between ticks) never delays the next tick's.
+   */
+  watchdogDropGapMs(): number {
+    const period = this.watchdogPeriodMs();
+    return period === undefined ? this.#minGap : Math.min(this.#minGap, period / 8);
+  }
+
+  /**
+   * Ping every {@link SdNotify.watchdogIntervalMs} (a quarter of WatchdogSec)
+   * while `healthy()` is true; while it is false no ping goes out, so systemd
+   * kills and restarts us after WatchdogSec. A healthy process's pings are
+   * at most a tick apart plus the loop's and systemd-notify's delays, half
+   * the period even with one tick lost. A no-op when the watchdog is off.
+   * Returns a stop function.
    */
   startWatchdog(healthy: () => boolean): () => void {
     const every = this.watchdogIntervalMs();

@@ -161,3 +161,73 @@ test('no socket at NOTIFY_SOCKET, or no systemd-notify: one warning, no throw', 
   t.regex(String(noBinary.lines[0]?.err), /cannot run .*ENOENT/);
   t.false(existsSync(path.join(dir, 'absent')));
 });
+
+/** A NOTIFY_SOCKET receiver that stamps each datagram with its monotonic arrival time (s). */
+const TIMED_RECEIVER = `
+use Socket;
+use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC);
+$| = 1;
+socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die "socket: $!";
+bind($s, pack_sockaddr_un($ARGV[0])) or die "bind: $!";
+print "LISTENING\\n";
+while (defined(recv($s, my $buf, 65536, 0))) { printf "%.6f %s\\n", clock_gettime(CLOCK_MONOTONIC), unpack("H*", $buf); }
+`;
+
+test('WatchdogSec=2: a healthy process’s WATCHDOG=1 pings arrive less than 0.75 × the period apart (none dropped)', async (t) => {
+  need('perl', 'perl-base');
+  need('systemd-notify', 'systemd');
+  const dir = mkdtempSync(path.join(tmpdir(), 'sdn-wd-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socket = path.join(dir, 'notify');
+  const rx = spawn('perl', ['-e', TIMED_RECEIVER, socket], { stdio: ['ignore', 'pipe', 'inherit'] });
+  live.add(rx);
+  let out = '';
+  rx.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+  t.teardown(() => {
+    rx.kill('SIGKILL');
+    live.delete(rx);
+  });
+  await until(() => out.startsWith('LISTENING\n'), 10_000, 'the timed receiver');
+  const pingTimes = (): number[] =>
+    out
+      .split('\n')
+      .slice(1)
+      .filter((l) => l !== '')
+      .map((l) => l.split(' ') as [string, string])
+      .filter(([, hex]) => Buffer.from(hex, 'hex').toString('utf8').split('\n').includes('WATCHDOG=1'))
+      .map(([at]) => Number(at) * 1000);
+
+  const script = path.join(dir, 'watchdog.mts');
+  writeFileSync(
+    script,
+    `import { SdNotify } from ${JSON.stringify(path.join(ROOT, 'src/lib/sd-notify.ts'))};
+import { createLogger } from ${JSON.stringify(path.join(ROOT, 'src/lib/log.ts'))};
+const sd = new SdNotify({ log: createLogger('debug') });
+process.stderr.write(JSON.stringify({ everyMs: sd.watchdogIntervalMs() }) + '\\n');
+sd.startWatchdog(() => true);
+setInterval(() => {}, 1000);
+`,
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '2000000', WATCHDOG_PID: undefined },
+  });
+  live.add(child);
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  t.teardown(() => {
+    child.kill('SIGKILL');
+    live.delete(child);
+  });
+  const PINGS = 16;
+  await until(() => pingTimes().length >= PINGS, 60_000, `${PINGS} WATCHDOG=1 pings`);
+  child.kill('SIGKILL');
+  const times = pingTimes().slice(0, PINGS);
+  const gaps = times.slice(1).map((at, i) => Math.round(at - times[i]!));
+  t.log(`gaps between WATCHDOG=1 (ms): ${gaps.join(' ')}; max ${Math.max(...gaps)} against WatchdogSec 2000`);
+  // The design: a ping every quarter period; one lost tick still leaves half. 0.75 × the period leaves
+  // 500 ms for the loop and systemd-notify on a loaded machine; systemd kills at 1 × the period.
+  t.true(Math.max(...gaps) < 1500, `gaps ${JSON.stringify(gaps)}`);
+  t.deepEqual(JSON.parse(stderr.split('\n')[0] ?? ''), { everyMs: 500 });
+});

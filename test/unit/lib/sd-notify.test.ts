@@ -103,10 +103,11 @@ test('watchdog pings closer than the minimum gap are dropped', async (t) => {
 });
 
 const intervalRows: Array<[string, Record<string, string | undefined>, number | undefined]> = [
-  ['half of WATCHDOG_USEC', { WATCHDOG_USEC: '30000000' }, 15_000],
-  ['WATCHDOG_PID is ours', { WATCHDOG_USEC: '30000000', WATCHDOG_PID: '4242' }, 15_000],
+  ['a quarter of WATCHDOG_USEC', { WATCHDOG_USEC: '30000000' }, 7500],
+  ['a quarter of a 2 s WatchdogSec', { WATCHDOG_USEC: '2000000' }, 500],
+  ['WATCHDOG_PID is ours', { WATCHDOG_USEC: '30000000', WATCHDOG_PID: '4242' }, 7500],
   ['WATCHDOG_PID is another process', { WATCHDOG_USEC: '30000000', WATCHDOG_PID: '4243' }, undefined],
-  ['empty WATCHDOG_PID counts as unset', { WATCHDOG_USEC: '8000000', WATCHDOG_PID: '' }, 4000],
+  ['empty WATCHDOG_PID counts as unset', { WATCHDOG_USEC: '8000000', WATCHDOG_PID: '' }, 2000],
   ['sub-millisecond rounds up to 1 ms', { WATCHDOG_USEC: '1' }, 1],
   ['no WATCHDOG_USEC', {}, undefined],
   ['zero', { WATCHDOG_USEC: '0' }, undefined],
@@ -168,24 +169,24 @@ test('a failing send never throws and warns once', async (t) => {
   t.deepEqual(sd.stats, { sent: 1, failed: 4 });
 });
 
-test('startWatchdog pings every half period only while healthy', async (t) => {
+test('startWatchdog pings every quarter period only while healthy', async (t) => {
   const clock = new FakeClock();
   const { sd, calls, lines } = make({ NOTIFY_SOCKET: SOCKET, WATCHDOG_USEC: '30000000' }, undefined, clock);
   let healthy = true;
   const stop = sd.startWatchdog(() => healthy);
   await sd.flush();
   t.is(calls.length, 1, 'first ping at once');
-  clock.advance(15_000);
+  clock.advance(7500);
   await sd.flush();
   t.is(calls.length, 2);
   healthy = false;
-  clock.advance(15_000);
-  clock.advance(15_000);
+  clock.advance(7500);
+  clock.advance(7500);
   await sd.flush();
   t.is(calls.length, 2, 'no pings while unhealthy');
   t.is(lines.filter((l) => l.msg.startsWith('unhealthy')).length, 1, 'warned once');
   healthy = true;
-  clock.advance(15_000);
+  clock.advance(7500);
   await sd.flush();
   t.is(calls.length, 3);
   t.is(lines.filter((l) => l.msg.startsWith('healthy again')).length, 1);
@@ -220,19 +221,86 @@ for (const [name, step] of [
   ['back 1 h', -3_600_000],
   ['forward 1 h', 3_600_000],
 ] as const) {
-  test(`wall ${name}: the watchdog keeps sending every half period (its minimum gap is monotonic)`, async (t) => {
+  test(`wall ${name}: the watchdog keeps sending every quarter period (its minimum gap is monotonic)`, async (t) => {
     const clock = new FakeClock();
     const { sd, calls } = make({ NOTIFY_SOCKET: SOCKET, WATCHDOG_USEC: '30000000' }, undefined, clock);
     const stop = sd.startWatchdog(() => true);
     t.teardown(stop);
-    clock.advance(15_000);
+    clock.advance(7500);
     await sd.flush();
     t.is(calls.length, 2);
     clock.stepWall(step);
     for (let i = 0; i < 4; i++) {
-      clock.advance(15_000);
+      clock.advance(7500);
       await sd.flush();
     }
-    t.is(calls.length, 6, 'one WATCHDOG=1 per 15 s after the step as before it');
+    t.is(calls.length, 6, 'one WATCHDOG=1 per 7.5 s after the step as before it');
   });
 }
+
+/**
+ * A clock whose timers fire a fraction of a millisecond "early" by the
+ * monotonic reading, as Node's do: libuv runs a timer by its cached loop time
+ * while performance.now() reads the clock afresh, so a callback due 500 ms
+ * after a reading may read 499.7 ms.
+ */
+class EarlyTimerClock extends FakeClock {
+  constructor(readonly earlyMs: number) {
+    super();
+  }
+
+  override setTimeout(fn: () => void, ms: number) {
+    return super.setTimeout(fn, Math.max(0, ms - this.earlyMs));
+  }
+}
+
+/** Monotonic times of each WATCHDOG=1 the sender saw. */
+function pingTimes(clock: FakeClock): { times: number[]; send: NotifySend } {
+  const times: number[] = [];
+  return {
+    times,
+    send: async (_s, fields) => {
+      if (fields.includes('WATCHDOG=1')) times.push(clock.elapsed());
+    },
+  };
+}
+
+for (const usec of ['2000000', '1000000', '30000000']) {
+  test(`timers firing early never drop a tick: WATCHDOG_USEC=${usec} is pinged at least every half period`, async (t) => {
+    const clock = new EarlyTimerClock(0.3);
+    const { times, send } = pingTimes(clock);
+    const { sd } = make({ NOTIFY_SOCKET: SOCKET, WATCHDOG_USEC: usec }, send, clock);
+    const period = Number(usec) / 1000;
+    const stop = sd.startWatchdog(() => true);
+    for (let i = 0; i < 40; i++) {
+      clock.advance(period / 10);
+      await sd.flush();
+    }
+    stop();
+    const gaps = times.slice(1).map((at, i) => at - times[i]!);
+    t.true(Math.max(...gaps) <= period / 2, `gaps ${JSON.stringify(gaps)} against a period of ${period} ms`);
+    t.true(gaps.length >= 14, `pings: ${times.length}`);
+  });
+}
+
+test('a direct ping between ticks never makes the next tick be dropped (the gap stays under half the period)', async (t) => {
+  const clock = new EarlyTimerClock(0.3);
+  const { times, send } = pingTimes(clock);
+  const { sd } = make({ NOTIFY_SOCKET: SOCKET, WATCHDOG_USEC: '2000000' }, send, clock);
+  const stop = sd.startWatchdog(() => true);
+  for (let i = 0; i < 20; i++) {
+    clock.advance(370);
+    void sd.watchdog(); // e.g. a caller that pings on its own at odd moments
+    await sd.flush();
+  }
+  stop();
+  const gaps = times.slice(1).map((at, i) => at - times[i]!);
+  t.true(Math.max(...gaps) <= 1000, `gaps ${JSON.stringify(gaps)}`);
+  t.true(Math.min(...gaps) >= 250, 'pings closer than an eighth of the period are still dropped');
+});
+
+test('the drop gap is minWatchdogGapMs, capped at an eighth of the period while the watchdog is on', (t) => {
+  t.is(make({ NOTIFY_SOCKET: SOCKET }).sd.watchdogDropGapMs(), 1000);
+  t.is(make({ NOTIFY_SOCKET: SOCKET, WATCHDOG_USEC: '2000000' }).sd.watchdogDropGapMs(), 250);
+  t.is(make({ NOTIFY_SOCKET: SOCKET, WATCHDOG_USEC: '30000000' }).sd.watchdogDropGapMs(), 1000);
+});
