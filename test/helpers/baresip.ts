@@ -5,7 +5,11 @@
  * process exits.
  *
  * Traps this helper works around: `sip_listen P` also binds P+1 (TLS), so two
- * adjacent free ports are picked; ctrl_tcp serves one client and a new
+ * adjacent ports are claimed (TCP and UDP: SIP listens on both); a ctrl_tcp that
+ * cannot listen still ends in "baresip is ready." (without its socket), so the
+ * output is read for the failure too, and a first start whose port was taken
+ * starts again on new ports; RTP (`rtp_ports`) stays below the test-port pool
+ * (test/helpers/ports.ts) so no call takes a port claimed for a listener; ctrl_tcp serves one client and a new
  * connection replaces the old, so readiness is read from baresip's output
  * ("baresip is ready.") and never probed by connecting: a probe after a
  * restart would steal the connection an adapter has just made.
@@ -13,9 +17,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
 import { freePort, waitFor } from './net.js';
+import { isAddressInUse } from './ports.js';
 import { killAtExit, removeAtExit } from './reaper.js';
 
 export interface Baresip {
@@ -35,24 +39,6 @@ export interface Baresip {
   output(): string;
 }
 
-/** True when 127.0.0.1:`port` can be bound right now. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A free port P whose P+1 is free too (baresip's TLS listener takes P+1). Bounded tries. */
-async function freePortPair(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const p = await freePort();
-    if (p < 65535 && (await portFree(p + 1))) return p;
-  }
-  throw new Error('freePortPair: no two adjacent free ports on 127.0.0.1 in 50 tries');
-}
-
 /** The config file's text (headless, loopback only, ctrl_tcp on `ctrlPort`). */
 export function baresipConfig(sipPort: number, ctrlPort: number, extra: readonly string[] = []): string {
   return [
@@ -62,7 +48,8 @@ export function baresipConfig(sipPort: number, ctrlPort: number, extra: readonly
     'audio_player aubridge,nil',
     'audio_source aubridge,nil',
     'audio_alert aubridge,nil',
-    'rtp_ports 10000-60000',
+    // Below POOL_FLOOR (test/helpers/ports.ts): a call's RTP never takes a port claimed for a listener.
+    'rtp_ports 10000-19999',
     'module_path /usr/lib/baresip/modules',
     'module g711.so',
     'module aubridge.so',
@@ -80,11 +67,14 @@ export function baresipConfig(sipPort: number, ctrlPort: number, extra: readonly
  * baresip seen by a connected adapter); `opts.conf` adds config lines.
  */
 export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; conf?: readonly string[] } = {}): Promise<Baresip> {
-  const sipPort = opts.sipPort ?? (await freePortPair());
-  const ctrlPort = opts.ctrlPort ?? (await freePort());
+  // SIP listens on TCP and UDP at P, TLS at P+1.
+  const newSipPort = (): Promise<number> => freePort({ span: 2, udp: true });
+  let sipPort = opts.sipPort ?? (await newSipPort());
+  let ctrlPort = opts.ctrlPort ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-baresip-'));
   removeAtExit(dir);
-  writeFileSync(path.join(dir, 'config'), baresipConfig(sipPort, ctrlPort, opts.conf));
+  const writeConfig = (): void => writeFileSync(path.join(dir, 'config'), baresipConfig(sipPort, ctrlPort, opts.conf));
+  writeConfig();
   writeFileSync(path.join(dir, 'accounts'), '');
   writeFileSync(path.join(dir, 'contacts'), '');
 
@@ -93,10 +83,13 @@ export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; 
   let exited: Promise<void> = Promise.resolve();
   let ready = false;
   let last = '';
+  /** Everything the current run has written (for "address in use"). */
+  let runText = '';
   const onText = (text: string): void => {
-    // Printed after every module (ctrl_tcp among them) is loaded and listening; a chunk may split it.
+    // Printed after every module is loaded, listening or not (ctrl_tcp's failure is only logged); a chunk may split it.
     if ((last + text).includes('baresip is ready.')) ready = true;
     last = text.slice(-32);
+    if (runText.length < 20_000) runText += text;
     tail.push(...text.split('\n').filter(Boolean));
     tail.splice(0, Math.max(0, tail.length - 80));
   };
@@ -104,6 +97,7 @@ export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; 
   const spawnOnce = async (): Promise<void> => {
     ready = false;
     last = '';
+    runText = '';
     // stdin stays an open pipe: baresip's stdio UI is not loaded, but a closed stdin must not end it.
     const c = spawn('baresip', ['-f', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
     child = c;
@@ -130,7 +124,8 @@ export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; 
       throw new Error(`baresip exited before ctrl_tcp accepted on ${ctrlPort}:\n${tail.join('\n')}`);
     });
     try {
-      await Promise.race([waitFor(() => ready, { timeoutMs: 10_000, what: `baresip ready (ctrl ${ctrlPort})` }), died]);
+      await Promise.race([waitFor(() => ready, { timeoutMs: 30_000, what: `baresip ready (ctrl ${ctrlPort})` }), died]);
+      if (isAddressInUse(runText)) throw new Error(`baresip could not listen (sip ${sipPort}, ctrl ${ctrlPort}):\n${tail.join('\n')}`);
     } catch (err) {
       if (!hasExited) c.kill('SIGKILL');
       throw err;
@@ -152,7 +147,7 @@ export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; 
     }
   };
 
-  // A restart may find the port briefly held by the old socket; retry a few times.
+  // A restart may find the port briefly held by the old socket; retry a few times on the same ports.
   const start = async (): Promise<void> => {
     for (let i = 0; ; i++) {
       try {
@@ -165,7 +160,23 @@ export async function startBaresip(opts: { ctrlPort?: number; sipPort?: number; 
     }
   };
 
-  await start();
+  // The first start: a port taken by something outside the claim scheme is given up for a new one
+  // (a port the caller chose is kept, and retried as on a restart).
+  for (let i = 0; ; i++) {
+    try {
+      await spawnOnce();
+      break;
+    } catch (err) {
+      if (i >= 4) throw err;
+      if (isAddressInUse(runText) && (opts.sipPort === undefined || opts.ctrlPort === undefined)) {
+        if (opts.sipPort === undefined) sipPort = await newSipPort();
+        if (opts.ctrlPort === undefined) ctrlPort = await freePort();
+        writeConfig();
+      } else {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
   return {
     sipPort,
     ctrlPort,

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, waitForPort } from './net.js';
+import { isAddressInUse } from './ports.js';
 import { killAtExit } from './reaper.js';
 
 export interface Kamailio {
@@ -54,25 +55,33 @@ function refuses(port: number): Promise<boolean> {
 
 /** Start Kamailio on `opts.port` (default: a free one) and wait until it accepts TCP. */
 export async function startKamailio(opts: { port?: number } = {}): Promise<Kamailio> {
-  const port = opts.port ?? (await freePort());
+  // SIP: claimed for UDP too, though the shipped config listens on TCP only.
+  let port = opts.port ?? (await freePort({ udp: true }));
   const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-kamailio-'));
   const cfg = path.join(dir, 'kamailio.cfg');
-  const text = readFileSync(CFG, 'utf8')
-    .replace(/^listen=.*$/m, `listen=tcp:127.0.0.1:${port}`)
-    .replace(/^alias=.*$/m, `alias="127.0.0.1:${port}"`);
-  if (!text.includes(`listen=tcp:127.0.0.1:${port}`)) throw new Error(`${CFG}: no listen= line to rewrite`);
-  writeFileSync(cfg, text);
+  const writeCfg = (): void => {
+    const text = readFileSync(CFG, 'utf8')
+      .replace(/^listen=.*$/m, `listen=tcp:127.0.0.1:${port}`)
+      .replace(/^alias=.*$/m, `alias="127.0.0.1:${port}"`);
+    if (!text.includes(`listen=tcp:127.0.0.1:${port}`)) throw new Error(`${CFG}: no listen= line to rewrite`);
+    writeFileSync(cfg, text);
+  };
+  writeCfg();
   const tail: string[] = [];
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  /** What the current run has logged (for "address in use"). */
+  let runText = '';
 
   const spawnOnce = async (): Promise<void> => {
+    runText = '';
     // -DD: no daemon, workers still forked; -E: log to stderr; -Y/-P: runtime files in our dir.
     const c = spawn(BIN, ['-DD', '-E', '-Y', dir, '-P', path.join(dir, 'kamailio.pid'), '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     child = c;
     killAtExit(c, (k) => killGroup(k, 'SIGKILL'));
     c.stderr?.setEncoding('utf8');
     c.stderr?.on('data', (t: string) => {
+      if (c === child && runText.length < 20_000) runText += t;
       tail.push(...t.split('\n').filter(Boolean));
       if (tail.length > 200) tail.splice(0, tail.length - 200);
     });
@@ -80,13 +89,26 @@ export async function startKamailio(opts: { port?: number } = {}): Promise<Kamai
       c.once('exit', () => resolve()),
     );
     try {
-      await waitForPort(port, 10_000);
+      // Generous: a loaded machine may take seconds to start Kamailio and fork its workers.
+      await waitForPort(port, 30_000);
+      if (c.exitCode !== null || c.signalCode !== null || isAddressInUse(runText)) throw new Error('exited, or its port was taken');
     } catch (err) {
       killGroup(c, 'SIGKILL');
       throw new Error(`kamailio did not listen on ${port}: ${(err as Error).message}\n${tail.slice(-30).join('\n')}`);
     }
   };
-  await spawnOnce();
+  // The first start: a port taken by something outside the claim scheme (test/helpers/ports.ts) is
+  // given up for a new one; a port the caller chose is kept.
+  for (let i = 0; ; i++) {
+    try {
+      await spawnOnce();
+      break;
+    } catch (err) {
+      if (i >= 4 || opts.port !== undefined || !isAddressInUse(runText)) throw err;
+      port = await freePort({ udp: true });
+      writeCfg();
+    }
+  }
 
   const signalAndWait = async (signal: NodeJS.Signals): Promise<void> => {
     const c = child;

@@ -2,25 +2,18 @@
  * Small helpers for integration tests on 127.0.0.1.
  */
 import net from 'node:net';
+import { claimPort } from './ports.js';
 import type { EventEmitter } from 'node:events';
 
-/** A TCP port that was free on 127.0.0.1 a moment ago (listen on :0, read, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const addr = server.address();
-      if (addr === null || typeof addr === 'string') {
-        server.close();
-        reject(new Error('freePort: no TCP address'));
-        return;
-      }
-      const { port } = addr;
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * A port on 127.0.0.1 for a child to listen on, held for this test process alone
+ * (test/helpers/ports.ts): outside the kernel's ephemeral range, so no outgoing
+ * connection takes it, and claimed by a lock file, so no other test process does.
+ * `opts.udp`: the child listens on UDP too (SIP); `opts.span`: that many adjacent
+ * ports (returns the first).
+ */
+export function freePort(opts: { udp?: boolean; span?: number } = {}): Promise<number> {
+  return claimPort(opts);
 }
 
 /**
