@@ -19,7 +19,9 @@ import { Responder } from './responder.js';
 import { loadSigningKey } from './signer.js';
 import { bootSeqFor } from './boot-seq.js';
 import { groupFloorFor } from './group-floor.js';
-import { DEFAULT_CM_STATE_DIR } from '../config/cm-config.js';
+import { DEFAULT_CM_STATE_DIR, readConsoleToken } from '../config/cm-config.js';
+import { ConsoleAuth } from './console-auth.js';
+import { IpphoneError } from '../lib/errors.js';
 import { VersionClock } from './version-clock.js';
 import { versionLeaseFor, type VersionLease } from './version-lease.js';
 import { CmRun } from './run-state.js';
@@ -152,6 +154,7 @@ export class CallManager {
     const cons = (this.#console = (c.console?.enabled ?? true)
       ? new CmConsole({
           cmId: c.cmId,
+          ...this.#consoleAuth(c),
           group: c.group,
           prefix: c.topicPrefix.replace(/\/+$/, ''),
           clock: this.#clock,
@@ -253,6 +256,26 @@ export class CallManager {
     return this.#book;
   }
 
+  /**
+   * The console's gate from `console.tokenFile` (read now: a bad file stops
+   * the start with one CONFIG_INVALID line); none without a token file, and
+   * the console then serves no group data.
+   */
+  #consoleAuth(c: CmConfig): { auth?: ConsoleAuth; secureCookie?: boolean } {
+    const file = c.console?.tokenFile ?? null;
+    if (file === null) {
+      this.#log.info('console: no console.tokenFile, so no console is served (404); phones\' events still feed /metrics');
+      return {};
+    }
+    const token = readConsoleToken(file);
+    if (!token.ok) throw new IpphoneError(token.problem, 'CONFIG_INVALID', { path: file });
+    const self = c.group.find((g) => g.id === c.cmId);
+    return {
+      auth: new ConsoleAuth({ token: token.token, clock: this.#clock, ...(this.#randomBytes ? { randomBytes: this.#randomBytes } : {}) }),
+      secureCookie: self?.services.toLowerCase().startsWith('https:') === true,
+    };
+  }
+
   /** Prometheus text of the current counters. */
   metricsText(): string {
     const now = this.#clock.elapsed();
@@ -269,7 +292,7 @@ export class CallManager {
       acksDroppedTotal: this.#session?.acksDropped ?? 0,
       peerStatesRefusedTotal: this.#peers?.statesRefused ?? 0,
       stateRepublishedTotal: this.#run?.republished ?? 0,
-      ...(this.#console !== undefined ? { rehomesHere: this.#console.rehomesHere } : {}),
+      ...(this.#console !== undefined ? { rehomesHere: this.#console.rehomesHere, rehomeEventsLimitedTotal: this.#console.rehomesLimited } : {}),
     });
   }
 

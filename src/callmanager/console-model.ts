@@ -5,6 +5,17 @@
  * off the network (untrusted: strings are cut to a length, numbers checked),
  * time comes from the injected clock, and memory is bounded whatever the
  * fleet does (a ring of rehomes, at most {@link PHONES_MAX} phones).
+ *
+ * A phone's `rehomed` events are its own word (the ACL lets every phone
+ * publish on its own event topic), so no phone may speak for more than its
+ * share (issue 15 §5: one confined phone forged 60 and took the whole recent
+ * list and `ipphone_cm_rehomes_total` from 2 to 62). Per phone, a token
+ * bucket admits {@link REHOME_BURST} rehomes at once and one more every
+ * {@link REHOME_REFILL_MS} — a real phone's failover and its fallback after
+ * the hold-down both pass — and the rest are counted as limited, not shown
+ * and not counted as rehomes. And the recent list holds at most
+ * {@link REHOMES_PER_PHONE} of one phone: its newest push out its own oldest,
+ * never another phone's.
  */
 import type { Clock } from '../lib/clock.js';
 
@@ -14,6 +25,14 @@ export const REHOMES_MAX = 50;
 export const PHONES_MAX = 4096;
 /** Events kept per phone. */
 export const EVENTS_PER_PHONE = 5;
+/** Rehomes of one phone kept in the recent list (its newest replace its oldest). */
+export const REHOMES_PER_PHONE = 2;
+/** Rehomes one phone may report at once before its bucket is empty. */
+export const REHOME_BURST = 2;
+/** One more rehome of a phone is believed every this many ms (monotonic). */
+export const REHOME_REFILL_MS = 30_000;
+/** Phones whose rehome buckets are held; the least recently heard is dropped first (it starts full again). */
+export const REHOME_BUCKETS_MAX = 8192;
 /** Longest string kept from the network (phone ids, reasons, member ids). */
 export const TEXT_MAX = 128;
 
@@ -129,8 +148,8 @@ export interface ConsoleModelOptions {
   cmId: string;
   /** Every member in group order, with its configured capacity. */
   group: readonly { id: string; capacity: number }[];
-  /** Wall time for `at` fields. */
-  clock: Pick<Clock, 'now'>;
+  /** Wall time for `at` fields; monotonic time for the per-phone rehome limit. */
+  clock: Pick<Clock, 'now' | 'elapsed'>;
 }
 
 export class ConsoleModel {
@@ -143,6 +162,10 @@ export class ConsoleModel {
   readonly #rehomes: RehomeView[] = [];
   /** Insertion order = least recently heard first (re-inserted on each message). */
   readonly #phones = new Map<string, PhoneView>();
+  /** Per-phone rehome buckets: tokens left and when last refilled (monotonic); least recently heard first. */
+  readonly #rehomeBuckets = new Map<string, { tokens: number; at: number }>();
+  /** `rehomed` events not believed: over their phone's limit ({@link REHOME_BURST}, {@link REHOME_REFILL_MS}). */
+  rehomesLimited = 0;
 
   constructor(opts: ConsoleModelOptions) {
     this.#o = opts;
@@ -189,8 +212,18 @@ export class ConsoleModel {
     phone.events.unshift({ at, type, detail: flat(o) });
     if (phone.events.length > EVENTS_PER_PHONE) phone.events.length = EVENTS_PER_PHONE;
     if (type !== 'rehomed') return undefined;
+    if (!this.#takeRehome(id)) {
+      this.rehomesLimited++;
+      return undefined;
+    }
     const r: RehomeView = { at, phone: id, from: cleanText(o.from), to: cleanText(o.to) ?? '?', reason: cleanText(o.reason) ?? '?', detectMs: finite(o.detectMs), rehomeMs: finite(o.rehomeMs) };
     this.#rehomes.unshift(r);
+    let own = 0;
+    for (let i = 0; i < this.#rehomes.length; i++) {
+      if (this.#rehomes[i]!.phone !== id || ++own <= REHOMES_PER_PHONE) continue;
+      this.#rehomes.splice(i, 1);
+      break;
+    }
     if (this.#rehomes.length > REHOMES_MAX) this.#rehomes.length = REHOMES_MAX;
     return r;
   }
@@ -238,6 +271,20 @@ export class ConsoleModel {
   /** The whole page state. */
   snapshot(): ConsoleSnapshot {
     return { ...this.group(), at: this.#o.clock.now(), rehomes: this.#rehomes.map((r) => ({ ...r })) };
+  }
+
+  /** True when phone `id` may report one more rehome now (and takes it from its bucket). */
+  #takeRehome(id: string): boolean {
+    const now = this.#o.clock.elapsed();
+    const b = this.#rehomeBuckets.get(id) ?? { tokens: REHOME_BURST, at: now };
+    this.#rehomeBuckets.delete(id);
+    b.tokens = Math.min(REHOME_BURST, b.tokens + Math.max(0, now - b.at) / REHOME_REFILL_MS);
+    b.at = now;
+    const ok = b.tokens >= 1;
+    if (ok) b.tokens -= 1;
+    this.#rehomeBuckets.set(id, b);
+    if (this.#rehomeBuckets.size > REHOME_BUCKETS_MAX) this.#rehomeBuckets.delete(this.#rehomeBuckets.keys().next().value!);
+    return ok;
   }
 
   /** The row of `id`, made the most recently heard (the oldest dropped beyond {@link PHONES_MAX}). */

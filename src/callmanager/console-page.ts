@@ -1,5 +1,6 @@
 /**
- * The operator console's one HTML page (`GET /`). Everything it needs is in
+ * The operator console's HTML: the console page (`GET /`) and, for a request
+ * without credentials, the login form in its place (console-auth.ts). Everything it needs is in
  * it — no fonts, scripts or styles from anywhere (phone networks are often
  * cut off from the internet) — and a strict Content-Security-Policy allows
  * exactly its own inline style and script by hash, and connections to this
@@ -7,6 +8,7 @@
  * never `innerHTML`: phone ids and reasons come from the network.
  */
 import { createHash } from 'node:crypto';
+import { REHOMES_MAX, REHOMES_PER_PHONE } from './console-model.js';
 
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:1em;color:#222;background:#fafafa}
@@ -16,6 +18,7 @@ th{background:#eee}.on{color:#070;font-weight:600}.off{color:#b00;font-weight:60
 meter{width:8em}#live{font-size:.85em;color:#666}#live.down{color:#b00}
 pre{background:#fff;border:1px solid #ddd;padding:.5em;max-width:60em;overflow:auto;white-space:pre-wrap}
 input{font:inherit;width:16em}
+form.out{float:right}.err{color:#b00;font-weight:600}
 `;
 
 const SCRIPT = `
@@ -64,8 +67,24 @@ const SCRIPT = `
   var es = new EventSource('/console/events');
   es.addEventListener('snapshot', function (e) { state = JSON.parse(e.data); live(true); render(); });
   es.addEventListener('members', function (e) { var g = JSON.parse(e.data); state.members = g.members; state.moves = g.moves; state.movesQueued = g.movesQueued; render(); });
-  es.addEventListener('rehome', function (e) { state.rehomes.unshift(JSON.parse(e.data)); state.rehomes.length = Math.min(state.rehomes.length, 50); render(); });
-  es.onerror = function () { live(false); };
+  es.addEventListener('rehome', function (e) {
+    var r = JSON.parse(e.data), own = 0;
+    state.rehomes.unshift(r);
+    // As the server keeps them: at most ${REHOMES_PER_PHONE} of one phone, ${REHOMES_MAX} in all.
+    state.rehomes = state.rehomes.filter(function (x) { return x.phone !== r.phone || ++own <= ${REHOMES_PER_PHONE}; }).slice(0, ${REHOMES_MAX});
+    render();
+  });
+  // The server ended this stream for good: its login expired (reload: the login form), or newer streams took its place.
+  es.addEventListener('ended', function (e) {
+    es.close();
+    if (JSON.parse(e.data).why === 'expired') { location.reload(); return; }
+    var l = $('live'); l.textContent = 'closed: too many console streams, reload to reconnect'; l.className = 'down';
+  });
+  es.onerror = function () {
+    live(false);
+    // Logged out or expired: the page itself answers 401 now, with the login form.
+    fetch('/', { method: 'HEAD', cache: 'no-store' }).then(function (r) { if (r.status === 401) location.reload(); }).catch(function () {});
+  };
   function lookup() {
     var id = $('phone').value.trim();
     var out = $('phoneout');
@@ -92,9 +111,22 @@ export const CONSOLE_CSP = [
   "img-src 'none'",
   "font-src 'none'",
   "base-uri 'none'",
-  "form-action 'none'",
+  // The log-out button posts to this origin.
+  "form-action 'self'",
   "frame-ancestors 'none'",
 ].join('; ');
+
+/** The login form's Content-Security-Policy: its style, no script at all, its form posts to this origin only. */
+export const LOGIN_CSP = ["default-src 'none'", `style-src ${sha256(STYLE)}`, "img-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"].join('; ');
+
+/** Headers on the login form. */
+export const LOGIN_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': LOGIN_CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+};
 
 /** Headers on every console answer (page, JSON, stream). */
 export const CONSOLE_HEADERS: Readonly<Record<string, string>> = {
@@ -112,6 +144,7 @@ export function consolePage(cmId: string): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${title}</title><style>${STYLE}</style></head>
 <body>
+<form method="post" action="/console/logout" class="out"><button id="logout" type="submit">log out</button></form>
 <h1>Call-manager group as <span id="cm"></span> sees it <span id="live">connecting…</span></h1>
 <h2>Members</h2>
 <table><thead><tr><th>member</th><th>state</th><th>phones</th><th>capacity</th><th>load</th><th>services req/s</th></tr></thead><tbody id="members"></tbody></table>
@@ -123,6 +156,27 @@ export function consolePage(cmId: string): string {
 <p><input id="phone" placeholder="phone id" autocomplete="off"> <button id="go" type="button">look up</button></p>
 <pre id="phoneout"></pre>
 <script>${SCRIPT}</script>
+</body></html>
+`;
+}
+
+/**
+ * The login form (`GET /` and `/console/login` without credentials, answered
+ * 401): the token goes in a password field and is posted to this origin; no
+ * group data, no script. `message` (escaped) says why the last try failed.
+ */
+export function loginPage(cmId: string, message = ''): string {
+  const title = escapeHtml(`ipphone console — ${cmId}`);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${title}: log in</title><style>${STYLE}</style></head>
+<body>
+<h1>${title}</h1>
+<form method="post" action="/console/login">
+<p><label for="token">Console token</label> <input id="token" name="token" type="password" autocomplete="current-password" required autofocus> <button id="login" type="submit">log in</button></p>
+</form>
+<p id="msg" class="err">${escapeHtml(message)}</p>
+<p>The token is in the file named by <code>console.tokenFile</code> in this call manager’s config.</p>
 </body></html>
 `;
 }

@@ -7,13 +7,28 @@
  * Read-only: nothing here changes the call manager.
  *
  * HTTP: `GET /` the page, `GET /console/events` the stream, `GET
- * /console/phone?id=ID` what is known of one phone as JSON.
+ * /console/phone?id=ID` what is known of one phone as JSON, `POST
+ * /console/login` (form field `token`) and `POST /console/logout`.
+ *
+ * Only for operators (issue 15 §4): without a token (`console.tokenFile`)
+ * every console path answers 404 — the call manager still follows the
+ * phones' events for `/metrics` — and with one, every answer that holds
+ * group data needs the token as `Authorization: Bearer` or the session
+ * cookie of a login (console-auth.ts); without it `GET /` is the login form
+ * (401) and the rest 401 with no data. The session cookie is HttpOnly,
+ * SameSite=Strict, Path=/, and Secure when the page is served over https
+ * (this call manager's services URL is https:, or the request came over
+ * TLS). The two POSTs are the only state-changing requests, and they refuse
+ * a cross-site request (an `Origin` of another host, `Sec-Fetch-Site`
+ * cross-site) besides SameSite. Streams are limited per client address and
+ * in all (console-sse.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
+import { addressKey, SESSION_COOKIE, type ConsoleAuth } from './console-auth.js';
 import { cleanText, ConsoleModel, type MoveView, type SelfMeasure } from './console-model.js';
-import { CONSOLE_HEADERS, consolePage } from './console-page.js';
+import { CONSOLE_HEADERS, consolePage, LOGIN_HEADERS, loginPage } from './console-page.js';
 import { SseHub } from './console-sse.js';
 import { REHOME_REASONS } from '../protocol/types.js';
 
@@ -40,10 +55,18 @@ export interface CmConsoleOptions {
   clock: Clock;
   host: ConsoleHost;
   log: Logger;
+  /** Who may see the console; absent (no `console.tokenFile`): every console path is 404. */
+  auth?: ConsoleAuth;
+  /** Mark the session cookie Secure (the console is reached over https). */
+  secureCookie?: boolean;
   /** SSE limits (tests use small ones). */
   maxClients?: number;
+  maxPerKey?: number;
   heartbeatMs?: number;
 }
+
+/** Largest login or logout form body read (bytes). */
+const FORM_MAX = 4096;
 
 export class CmConsole {
   readonly #o: CmConsoleOptions;
@@ -68,9 +91,15 @@ export class CmConsole {
       clock: opts.clock,
       headers: CONSOLE_HEADERS,
       ...(opts.maxClients !== undefined ? { maxClients: opts.maxClients } : {}),
+      ...(opts.maxPerKey !== undefined ? { maxPerKey: opts.maxPerKey } : {}),
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     });
     this.#phoneHead = `${opts.prefix}/phone/`;
+  }
+
+  /** Phones' `rehomed` events not believed: over their phone's rate limit (`/metrics`). */
+  get rehomesLimited(): number {
+    return this.#model.rehomesLimited;
   }
 
   /** The phone topics the console subscribes to on the call manager's own broker. */
@@ -146,9 +175,34 @@ export class CmConsole {
       return false;
     }
     const path = url.pathname;
-    if (path !== '/' && path !== '/console/events' && path !== '/console/phone') return false;
+    const post = path === '/console/login' || path === '/console/logout';
+    if (path !== '/' && path !== '/console/events' && path !== '/console/phone' && !post) return false;
+    const auth = this.#o.auth;
+    if (auth === undefined) {
+      send(req, res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      return true;
+    }
+    if (post) {
+      if (req.method !== 'POST') send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'POST' });
+      else this.#post(req, res, path, auth);
+      return true;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
+      return true;
+    }
+    const who = auth.authorize({ authorization: req.headers.authorization, cookie: req.headers.cookie }, req.socket.remoteAddress);
+    if (!who.ok) {
+      const challenge = { 'www-authenticate': 'Bearer realm="ipphone console"' };
+      if (who.status === 429) {
+        const body = `too many wrong tokens from this address; try again in ${who.retryAfterS} s`;
+        if (path === '/') sendPage(req, res, 429, loginPage(this.#o.cmId, body), { 'retry-after': String(who.retryAfterS) });
+        else send(req, res, 429, 'application/json', JSON.stringify({ error: body }), { 'retry-after': String(who.retryAfterS) });
+      } else if (path === '/') {
+        sendPage(req, res, 401, loginPage(this.#o.cmId, who.why === 'expired' ? 'Your session expired: log in again.' : who.why === 'wrong' ? 'Wrong token.' : ''), challenge);
+      } else {
+        send(req, res, 401, 'application/json', JSON.stringify({ error: 'the console needs the operators\' token: Authorization: Bearer TOKEN, or log in at /' }), challenge);
+      }
       return true;
     }
     if (path === '/') {
@@ -157,7 +211,7 @@ export class CmConsole {
       if (req.method === 'HEAD') send(req, res, 200, 'text/event-stream; charset=utf-8', '');
       else {
         this.#measure();
-        this.#hub.accept(req, res, () => this.#model.snapshot());
+        this.#hub.accept(req, res, () => this.#model.snapshot(), { key: addressKey(req.socket.remoteAddress), until: who.until });
       }
     } else {
       const ids = url.searchParams.getAll('id');
@@ -166,11 +220,75 @@ export class CmConsole {
         send(req, res, 400, 'application/json', JSON.stringify({ error: 'query parameter id is required exactly once' }));
       } else {
         const known = this.#model.phone(id);
-        const body = { id, homedHere: this.#o.host.homedHere(id), pointers: this.#o.host.pointers(id), status: known?.status ?? null, statusAt: known?.statusAt ?? null, events: known?.events ?? [] };
-        send(req, res, known === undefined && !body.homedHere ? 404 : 200, 'application/json', JSON.stringify(known === undefined && !body.homedHere ? { ...body, error: `nothing heard of phone ${id}` } : body));
+        const homedHere = this.#o.host.homedHere(id);
+        if (known === undefined && !homedHere) send(req, res, 404, 'application/json', JSON.stringify({ error: `nothing heard of phone ${id}` }));
+        else send(req, res, 200, 'application/json', JSON.stringify({ id, homedHere, pointers: this.#o.host.pointers(id), status: known?.status ?? null, statusAt: known?.statusAt ?? null, events: known?.events ?? [] }));
       }
     }
     return true;
+  }
+
+  /** `POST /console/login` or `/console/logout`: a same-origin form, at most {@link FORM_MAX} bytes. */
+  #post(req: IncomingMessage, res: ServerResponse, path: string, auth: ConsoleAuth): void {
+    const site = req.headers['sec-fetch-site'];
+    const origin = req.headers.origin;
+    let crossSite = site !== undefined && site !== 'same-origin' && site !== 'none';
+    if (origin !== undefined && origin !== 'null') {
+      try {
+        crossSite ||= new URL(origin).host !== req.headers.host;
+      } catch {
+        crossSite = true;
+      }
+    }
+    if (crossSite) {
+      req.resume();
+      send(req, res, 403, 'text/plain; charset=utf-8', 'cross-site request refused\n');
+      return;
+    }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (path === '/console/login' && type !== 'application/x-www-form-urlencoded') {
+      req.resume();
+      send(req, res, 415, 'text/plain; charset=utf-8', 'send the login form (application/x-www-form-urlencoded)\n');
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (b: Buffer) => {
+      if (done) return;
+      size += b.length;
+      if (size > FORM_MAX) {
+        done = true;
+        send(req, res, 413, 'text/plain; charset=utf-8', 'form too large\n', { connection: 'close' });
+        req.destroy();
+        return;
+      }
+      chunks.push(b);
+    });
+    req.on('error', () => undefined);
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      const secure = this.#o.secureCookie === true || (req.socket as { encrypted?: boolean }).encrypted === true;
+      const attrs = `Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+      if (path === '/console/logout') {
+        auth.logout(req.headers.cookie);
+        send(req, res, 303, 'text/plain; charset=utf-8', 'logged out\n', { location: '/', 'set-cookie': `${SESSION_COOKIE}=; ${attrs}; Max-Age=0` });
+        return;
+      }
+      const token = new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('token') ?? '';
+      const address = req.socket.remoteAddress;
+      const r = auth.login(token, address);
+      if (r.ok) {
+        this.#o.log.info({ address }, 'console login');
+        send(req, res, 303, 'text/plain; charset=utf-8', 'logged in\n', { location: '/', 'set-cookie': `${SESSION_COOKIE}=${r.cookie}; ${attrs}; Max-Age=${r.maxAgeS}` });
+      } else if (r.status === 429) {
+        sendPage(req, res, 429, loginPage(this.#o.cmId, `Too many wrong tokens from this address: try again in ${r.retryAfterS} s.`), { 'retry-after': String(r.retryAfterS) });
+      } else {
+        this.#o.log.warn({ address }, 'console login with a wrong token');
+        sendPage(req, res, 401, loginPage(this.#o.cmId, 'Wrong token.'));
+      }
+    });
   }
 
   /** Streams open now (for tests). */
@@ -202,6 +320,13 @@ export class CmConsole {
     this.#lastGroupKey = key;
     this.#hub.broadcast('members', g);
   }
+}
+
+/** The login form, with its own headers (no script allowed). */
+function sendPage(req: IncomingMessage, res: ServerResponse, status: number, html: string, extra: Record<string, string> = {}): void {
+  const buf = Buffer.from(html, 'utf8');
+  res.writeHead(status, { ...LOGIN_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': buf.length, ...extra });
+  res.end(req.method === 'HEAD' ? undefined : buf);
 }
 
 function send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {

@@ -24,6 +24,8 @@ export interface MetricsSnapshot {
   stateRepublishedTotal?: number;
   /** Completed rehomes to this call manager by reason, from phones' events (only with the console on: it is what subscribes to them). */
   rehomesHere?: ReadonlyMap<string, number>;
+  /** Phones' `rehomed` events not believed: over that phone's rate limit (console-model.ts; only with the console on). */
+  rehomeEventsLimitedTotal?: number;
 }
 
 /** Reasons always listed (at 0) so dashboards see the series before the first push. */
@@ -65,6 +67,9 @@ export function renderMetrics(s: MetricsSnapshot): string {
     (s.stateRepublishedTotal === undefined ? '' : family('ipphone_cm_state_republished_total', 'counter', 'Own online published again over another state on its own topic.', [['', s.stateRepublishedTotal]])) +
     (s.rehomesHere === undefined
       ? ''
-      : family('ipphone_cm_rehomes_total', 'counter', 'Phones that completed a rehome to this call manager, by reason (from their rehomed events).', [...s.rehomesHere].map(([r, n]) => [`{reason="${escapeLabel(r)}"}`, n])))
+      : family('ipphone_cm_rehomes_total', 'counter', 'Phones that completed a rehome to this call manager, by reason (from their rehomed events, at most a few per phone per minute).', [...s.rehomesHere].map(([r, n]) => [`{reason="${escapeLabel(r)}"}`, n]))) +
+    (s.rehomeEventsLimitedTotal === undefined
+      ? ''
+      : family('ipphone_cm_rehome_events_limited_total', 'counter', 'Phones\' rehomed events not counted or shown: over that phone\'s rate limit.', [['', s.rehomeEventsLimitedTotal]]))
   );
 }

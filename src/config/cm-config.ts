@@ -21,6 +21,34 @@ import { configInvalid, ID_PATTERN, PREFIX_PATTERN, readJsonFile, schemaProblems
 /** Where a call manager keeps its boot sequence unless `stateDir` says otherwise (systemd `StateDirectory=ipphone-cm`). */
 export const DEFAULT_CM_STATE_DIR = '/var/lib/ipphone-cm';
 
+/** Shortest console token accepted (characters): 16 random characters are beyond guessing at the login's rate limit. */
+export const CONSOLE_TOKEN_MIN = 16;
+/** Longest console token accepted (characters). */
+export const CONSOLE_TOKEN_MAX = 512;
+
+/**
+ * Read the operators' console token from `path` (`console.tokenFile`): the
+ * file's text without surrounding whitespace, which must be
+ * {@link CONSOLE_TOKEN_MIN}–{@link CONSOLE_TOKEN_MAX} printable ASCII
+ * characters without spaces (it travels in an `Authorization` header and a
+ * form). Returns the token or one line saying what is wrong; never the token
+ * in that line.
+ */
+export function readConsoleToken(path: string): { ok: true; token: string } | { ok: false; problem: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return { ok: false, problem: `console/tokenFile: cannot read ${show(path)}: ${errorMessage(err)}` };
+  }
+  const token = text.trim();
+  if (token === '') return { ok: false, problem: `console/tokenFile: ${show(path)} is empty (put a random token in it, e.g. openssl rand -hex 32)` };
+  if (!/^[\x21-\x7e]+$/.test(token)) return { ok: false, problem: `console/tokenFile: ${show(path)} must hold one token of printable ASCII characters without spaces` };
+  if (token.length < CONSOLE_TOKEN_MIN) return { ok: false, problem: `console/tokenFile: the token in ${show(path)} is too short (${token.length} characters; at least ${CONSOLE_TOKEN_MIN}, e.g. openssl rand -hex 32)` };
+  if (token.length > CONSOLE_TOKEN_MAX) return { ok: false, problem: `console/tokenFile: the token in ${show(path)} is too long (at most ${CONSOLE_TOKEN_MAX} characters)` };
+  return { ok: true, token };
+}
+
 /** Most call managers in one group. */
 export const MAX_GROUP = 64;
 
@@ -55,7 +83,13 @@ export const CmConfigSchema = Type.Object(
     console: section(
       {
         enabled: Type.Optional(
-          Type.Boolean({ default: true, description: 'serve the read-only operator console (GET /, /console/events, /console/phone) on the http server; false = 404, and no subscription to phones’ status and event topics' }),
+          Type.Boolean({ default: true, description: 'follow phones’ status and event topics for the read-only operator console (GET /, /console/events, /console/phone) and ipphone_cm_rehomes_total; false = no subscription, and the console paths answer 404' }),
+        ),
+        tokenFile: Type.Optional(
+          Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+            default: null,
+            description: `file holding the operators’ console token (read at start; surrounding whitespace ignored; ${CONSOLE_TOKEN_MIN}-${CONSOLE_TOKEN_MAX} printable ASCII characters, no spaces); null = the console serves no group data (404). Requests need Authorization: Bearer TOKEN or the session cookie of POST /console/login`,
+          }),
         ),
       },
       'operator console',
@@ -184,8 +218,9 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
 /**
  * Read, validate and default a call manager config file, and check that
  * `signingKey` (resolved against the working directory) is a readable
- * Ed25519 PKCS#8 PEM key and that the files `mqtt` names are usable
- * (`credentialFileProblems`). Throws CONFIG_INVALID whose message is every
+ * Ed25519 PKCS#8 PEM key, that the files `mqtt` names are usable
+ * (`credentialFileProblems`) and that `console.tokenFile` holds a usable
+ * token ({@link readConsoleToken}). Throws CONFIG_INVALID whose message is every
  * problem, one per line (context `{ problems, path }`).
  */
 export function loadCmConfigFile(path: string): CmConfig {
@@ -207,6 +242,10 @@ export function loadCmConfigFile(path: string): CmConfig {
     }
   }
   problems.push(...credentialFileProblems((read.value as { mqtt?: unknown } | null)?.mqtt));
+  if (result.ok && result.config.console.enabled && result.config.console.tokenFile !== null) {
+    const token = readConsoleToken(result.config.console.tokenFile);
+    if (!token.ok) problems.push(token.problem);
+  }
   if (!result.ok || problems.length > 0) throw configInvalid(path, problems);
   return result.config;
 }

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { FakeClock } from '../../../src/lib/clock.js';
-import { cleanText, ConsoleModel, EVENTS_PER_PHONE, PHONES_MAX, REHOMES_MAX, TEXT_MAX } from '../../../src/callmanager/console-model.js';
+import { cleanText, ConsoleModel, EVENTS_PER_PHONE, PHONES_MAX, REHOME_BUCKETS_MAX, REHOME_BURST, REHOME_REFILL_MS, REHOMES_MAX, REHOMES_PER_PHONE, TEXT_MAX } from '../../../src/callmanager/console-model.js';
 
 const GROUP = [
   { id: 'cm-a', capacity: 100 },
@@ -74,10 +74,11 @@ test('untrusted payloads: non-objects ignored, nested values summarised, strings
 
 test('bounded: rehomes ring, events per phone, phones least recently heard dropped first', (t) => {
   const { m } = model();
-  for (let i = 0; i < REHOMES_MAX + 10; i++) m.phoneEvent('p-r', { type: 'rehomed', to: `cm-${i}`, reason: 'pushed' });
+  for (let i = 0; i < REHOMES_MAX + 10; i++) m.phoneEvent(`p-r${i}`, { type: 'rehomed', to: `cm-${i}`, reason: 'pushed' });
   t.is(m.snapshot().rehomes.length, REHOMES_MAX);
   t.is(m.snapshot().rehomes[0]!.to, `cm-${REHOMES_MAX + 9}`);
-  t.is(m.phone('p-r')!.events.length, EVENTS_PER_PHONE);
+  for (let i = 0; i < EVENTS_PER_PHONE + 3; i++) m.phoneEvent('p-e', { type: 'rejected', n: i });
+  t.is(m.phone('p-e')!.events.length, EVENTS_PER_PHONE);
   m.phoneStatus('p-old', { online: true });
   for (let i = 0; i < PHONES_MAX; i++) m.phoneStatus(`p-${i}`, { online: true });
   t.is(m.phonesKnown, PHONES_MAX);
@@ -107,4 +108,49 @@ test('moves: copied, at most 50', (t) => {
   t.is(g.moves.length, 50);
   t.is(g.moves[0]!.to, 'cm-a');
   t.is(g.movesQueued, 7);
+});
+
+test('rehome-rate-limited-per-phone: 60 forged rehomed events of one phone are REHOME_BURST rehomes; one more each REHOME_REFILL_MS; the rest counted as limited', (t) => {
+  const { m, clock } = model();
+  const believed = Array.from({ length: 60 }, (_, i) => m.phoneEvent('p-forger', { type: 'rehomed', from: 'cm-a', to: 'cm-b', reason: 'cm-offline', n: i })).filter((r) => r !== undefined);
+  t.is(believed.length, REHOME_BURST);
+  t.is(m.rehomesLimited, 60 - REHOME_BURST);
+  t.is(m.phone('p-forger')!.events[0]!.type, 'rehomed', 'still shown in the phone\'s own events (bounded per phone)');
+  t.truthy(m.phoneEvent('p-honest', { type: 'rehomed', to: 'cm-b', reason: 'cm-offline' }), 'another phone is not limited by it');
+  clock.advance(REHOME_REFILL_MS - 1);
+  t.is(m.phoneEvent('p-forger', { type: 'rehomed', to: 'cm-b', reason: 'x' }), undefined);
+  clock.advance(1);
+  t.truthy(m.phoneEvent('p-forger', { type: 'rehomed', to: 'cm-b', reason: 'x' }), 'a refused try does not spend the refill');
+  t.is(m.phoneEvent('p-forger', { type: 'rehomed', to: 'cm-b', reason: 'x' }), undefined);
+});
+
+test('rehome-rate-limited-per-phone: a real failover and its fallback a hold-down later both count', (t) => {
+  const { m, clock } = model();
+  t.truthy(m.phoneEvent('p-1', { type: 'rehomed', from: 'cm-a', to: 'cm-b', reason: 'cm-offline' }));
+  clock.advance(10_000);
+  t.truthy(m.phoneEvent('p-1', { type: 'rehomed', from: 'cm-b', to: 'cm-a', reason: 'fallback' }));
+  t.is(m.rehomesLimited, 0);
+});
+
+test('recent-rehomes-fair: at most REHOMES_PER_PHONE of one phone in the recent list; its newest replace its own oldest, never another phone\'s', (t) => {
+  const { m, clock } = model();
+  for (let i = 0; i < REHOMES_MAX; i++) m.phoneEvent(`p-${i}`, { type: 'rehomed', to: 'cm-b', reason: 'cm-offline' });
+  const before = m.snapshot().rehomes.map((r) => r.phone);
+  for (let i = 0; i < 20; i++) {
+    clock.advance(REHOME_REFILL_MS);
+    m.phoneEvent('p-forger', { type: 'rehomed', to: 'cm-b', reason: `forged-${i}` });
+  }
+  const after = m.snapshot().rehomes;
+  t.is(after.length, REHOMES_MAX);
+  t.deepEqual(after.slice(0, REHOMES_PER_PHONE).map((r) => [r.phone, r.reason]), [['p-forger', 'forged-19'], ['p-forger', 'forged-18']]);
+  t.is(after.filter((r) => r.phone === 'p-forger').length, REHOMES_PER_PHONE);
+  t.deepEqual(after.slice(REHOMES_PER_PHONE).map((r) => r.phone), before.slice(0, REHOMES_MAX - REHOMES_PER_PHONE), 'the others keep their places, only the oldest two aged out');
+});
+
+test('rehome-rate-limited-per-phone: bounded memory; a phone dropped from the buckets starts full again', (t) => {
+  const { m } = model();
+  for (let i = 0; i < REHOME_BURST; i++) m.phoneEvent('p-first', { type: 'rehomed', to: 'cm-b' });
+  t.is(m.phoneEvent('p-first', { type: 'rehomed', to: 'cm-b' }), undefined);
+  for (let i = 0; i < REHOME_BUCKETS_MAX; i++) m.phoneEvent(`p-${i}`, { type: 'rehomed', to: 'cm-b' });
+  t.truthy(m.phoneEvent('p-first', { type: 'rehomed', to: 'cm-b' }), 'its bucket was the least recently heard, dropped');
 });

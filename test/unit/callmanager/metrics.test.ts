@@ -47,3 +47,10 @@ test('broker down renders 0; label values are escaped', (t) => {
   t.true(text.includes('ipphone_cm_pointer_pushes_total{reason="we\\"ird\\\\"} 1\n'));
   t.is(escapeLabel('a\nb'), 'a\\nb');
 });
+
+test('with the console on: rehomes by reason and the rehomed events over their phone\'s limit', (t) => {
+  const text = renderMetrics({ ...snap, rehomesHere: new Map([['cm-offline', 2]]), rehomeEventsLimitedTotal: 58 });
+  t.true(text.includes('# TYPE ipphone_cm_rehomes_total counter\nipphone_cm_rehomes_total{reason="cm-offline"} 2\n'));
+  t.true(text.includes('# TYPE ipphone_cm_rehome_events_limited_total counter\nipphone_cm_rehome_events_limited_total 58\n'));
+  t.false(renderMetrics(snap).includes('ipphone_cm_rehome_events_limited_total'), 'absent with the console off');
+});

@@ -41,7 +41,7 @@ test('defaults fill in', (t) => {
   t.deepEqual(valid(minimal), {
     ...minimal,
     http: { host: '127.0.0.1', port: 8080 },
-    console: { enabled: true },
+    console: { enabled: true, tokenFile: null },
     rebalance: { enabled: true, periodMs: 5000, threshold: 0.1, maxMovesPerSec: 100, cooldownMs: 10000 },
     topicPrefix: 'ipphone/v1',
     mqtt: { username: null, password: null, passwordFile: null, ca: null, cert: null, key: null, protocolVersion: 5 },
