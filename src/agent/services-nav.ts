@@ -1,8 +1,9 @@
 /**
  * Fetching a page the user chose (a menu item's URL) with the same failover
- * as the top services page: a link under one of the pointers' services bases
- * is tried there first, then at the same relative path under the other
- * pointers' bases — the home, then the pointers after it, wrapping, as
+ * as the top services page: a link on one of the pointers' services servers —
+ * under its services URL or beside it in its directory (services-url.ts) — is
+ * tried there first, then at the same place relative to the other pointers'
+ * services URLs — the home, then the pointers after it, wrapping, as
  * ServicesController orders the top page — until one answers with a page the
  * phone can show. An external link is fetched once, as before.
  *
@@ -23,7 +24,7 @@ import type { Logger } from '../lib/log.js';
 import type { Pointer } from '../protocol/types.js';
 import { parseCiscoXml } from '../ui/cisco-xml.js';
 import type { ServicesFetcher } from './ports.js';
-import { onBase, ownerOf } from './services-url.js';
+import { ownerOf, placeOn } from './services-url.js';
 
 /** A page fetched for a navigation. */
 export interface FetchedPage {
@@ -86,7 +87,7 @@ export class ServicesNavigator {
     this.#o.timeoutMs = timeoutMs;
   }
 
-  /** The pointers to try for `url` in order, and what follows their base; null for an external link. */
+  /** The pointers to try for `url` in order, and the same page on each; null for an external link. */
   plan(url: string): Array<{ pointer: Pointer; url: string }> | null {
     const { list, home } = this.#o.pointers();
     const owner = ownerOf(url, list);
@@ -100,7 +101,7 @@ export class ServicesNavigator {
     const order = candidateOrder(list, home, owner.pointer.id);
     return [...order.filter((p) => !isDown(p)), ...order.filter(isDown)].map((p) => ({
       pointer: p,
-      url: p.id === owner.pointer.id ? url : onBase(owner.rest, p.services),
+      url: p.id === owner.pointer.id ? url : placeOn(owner, p.services),
     }));
   }
 

@@ -11,7 +11,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { closeSync, constants, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { Cluster, procOf } from '../helpers/cluster.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { freePort, waitFor } from '../helpers/net.js';
@@ -20,21 +20,54 @@ import { PtyLcd, startPtyPair, tempDir } from '../helpers/pty.js';
 
 type Mode = 'ok' | 'hang';
 
-/** A services server for call manager `name` at `/svc`: top menu → submenu (relative link) → text, each naming `name`. */
-async function servicesServer(t: { teardown(fn: () => unknown): void }, name: string, port: number) {
-  const state = { mode: 'ok' as Mode, served: [] as string[] };
-  const held = new Set<Socket>();
+const menu = (title: string, items: Array<[string, string]>) =>
+  `<?xml version="1.0"?><CiscoIPPhoneMenu><Title>${title}</Title>${items.map(([n, u]) => `<MenuItem><Name>${n}</Name><URL>${u.replace(/&/g, '&amp;')}</URL></MenuItem>`).join('')}</CiscoIPPhoneMenu>`;
+
+/** The `/svc` layout: top menu → submenu (relative link) → text, each naming `name`. */
+function svcLayout(name: string, port: number): { base: string; pages: Record<string, string> } {
   const base = `http://127.0.0.1:${port}/svc`;
-  const menu = (title: string, items: Array<[string, string]>) =>
-    `<?xml version="1.0"?><CiscoIPPhoneMenu><Title>${title}</Title>${items.map(([n, u]) => `<MenuItem><Name>${n}</Name><URL>${u}</URL></MenuItem>`).join('')}</CiscoIPPhoneMenu>`;
-  const pages: Record<string, string> = {
-    '/svc': menu(`Top ${name}`, [['Sub', `${base}/sub`]]),
-    '/svc/sub': menu(`Sub ${name}`, [['Leaf', 'sub/leaf?x=1']]),
-    '/svc/sub/leaf': `<CiscoIPPhoneText><Title>Leaf ${name}</Title><Text>text of ${name}</Text></CiscoIPPhoneText>`,
+  return {
+    base,
+    pages: {
+      '/svc': menu(`Top ${name}`, [['Sub', `${base}/sub`]]),
+      '/svc/sub': menu(`Sub ${name}`, [['Leaf', 'sub/leaf?x=1']]),
+      '/svc/sub/leaf': `<CiscoIPPhoneText><Title>Leaf ${name}</Title><Text>text of ${name}</Text></CiscoIPPhoneText>`,
+    },
   };
+}
+
+/**
+ * The CUCM layout: the services URL is a page, `/ccmcip/getservicesmenu.jsp`, and its menu
+ * links are its siblings, absolute as CUCM writes them (`/ccmcip/xmldirectory.jsp`), one
+ * of them relative (`xmldirectorylist.jsp?l=a`).
+ */
+function cucmLayout(name: string, port: number): { base: string; pages: Record<string, string> } {
+  const dir = `http://127.0.0.1:${port}/ccmcip/`;
+  return {
+    base: `${dir}getservicesmenu.jsp`,
+    pages: {
+      '/ccmcip/getservicesmenu.jsp': menu(`Services ${name}`, [
+        ['Directory', `${dir}xmldirectory.jsp`],
+        ['Smith', 'xmldirectorylist.jsp?l=smith&start=1'],
+      ]),
+      '/ccmcip/xmldirectory.jsp': `<CiscoIPPhoneText><Title>Directory ${name}</Title><Text>directory of ${name}</Text></CiscoIPPhoneText>`,
+      '/ccmcip/xmldirectorylist.jsp': `<CiscoIPPhoneText><Title>Smith ${name}</Title><Text>smith at ${name}</Text></CiscoIPPhoneText>`,
+    },
+  };
+}
+
+/**
+ * A services server for call manager `name` (the `/svc` layout unless `layout` says
+ * otherwise). `state.mode` hang: every request is accepted and never answered;
+ * `state.hangOn`: only requests for these paths are.
+ */
+async function servicesServer(t: { teardown(fn: () => unknown): void }, name: string, port: number, layout = svcLayout) {
+  const state = { mode: 'ok' as Mode, hangOn: new Set<string>(), served: [] as string[] };
+  const held = new Set<Socket>();
+  const { base, pages } = layout(name, port);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', base);
-    if (state.mode === 'hang') {
+    if (state.mode === 'hang' || state.hangOn.has(url.pathname)) {
       held.add(req.socket);
       return; // accepted, never answered
     }
@@ -61,23 +94,11 @@ async function servicesServer(t: { teardown(fn: () => unknown): void }, name: st
   };
 }
 
-test.serial('menu → submenu → text: the home services server hangs, then closes, mid-navigation; each page comes from cm-b and the LCD says so', async (t) => {
-  t.timeout(120_000);
-  const mosq = await startMosquitto();
-  t.teardown(() => mosq.stop());
-  const [portA, portB] = [await freePort(), await freePort()];
-  const svcA = await servicesServer(t, 'cm-a', portA);
-  const svcB = await servicesServer(t, 'cm-b', portB);
-
-  const c = new Cluster();
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: mosq.url, services: svcA.base },
-    { id: 'cm-b', broker: mosq.url, services: svcB.base },
-  ]);
-  await c.observe(mosq.url);
-  await Promise.all(['cm-a', 'cm-b'].map((id) => c.startCm(id)));
-
+/**
+ * Agent `phone` of cluster `c` on ptys: its display a serial LCD on one, its keypad the sim
+ * keyboard on its stdin on another.
+ */
+async function phoneOnPtys(t: ExecutionContext, c: Cluster, phone: string) {
   // The display: a serial LCD on a pty. The keypad: the sim keyboard, the agent's stdin on another pty.
   const lcd = await PtyLcd.forTest(t);
   const tmp = tempDir();
@@ -95,10 +116,10 @@ test.serial('menu → submenu → text: the home services server hangs, then clo
     }),
   );
   const stdin = openSync(keys.near, constants.O_RDWR | constants.O_NOCTTY);
-  const cfg = c.agentConfig('p-nav', { board, services: { timeoutMs: 1500 } });
-  const agent = procOf(spawn(process.execPath, [...programArgs('ipphone-agent'), '--config', cfg], { cwd: ROOT, stdio: [stdin, 'pipe', 'pipe'] }), 'p-nav');
+  const cfg = c.agentConfig(phone, { board, services: { timeoutMs: 1500 } });
+  const agent = procOf(spawn(process.execPath, [...programArgs('ipphone-agent'), '--config', cfg], { cwd: ROOT, stdio: [stdin, 'pipe', 'pipe'] }), phone);
   closeSync(stdin);
-  c.agents.set('p-nav', agent);
+  c.agents.set(phone, agent);
   const keyFd = openSync(keys.far, constants.O_WRONLY | constants.O_NOCTTY);
   t.teardown(() => closeSync(keyFd));
   const press = (k: string) => writeSync(keyFd, k);
@@ -109,6 +130,28 @@ test.serial('menu → submenu → text: the home services server hangs, then clo
       throw new Error(`${err.message}\n${agent.output().slice(-4000)}`);
     });
   };
+
+  return { press, screen, shows, agent };
+}
+
+test.serial('menu → submenu → text: the home services server hangs, then closes, mid-navigation; each page comes from cm-b and the LCD says so', async (t) => {
+  t.timeout(120_000);
+  const mosq = await startMosquitto();
+  t.teardown(() => mosq.stop());
+  const [portA, portB] = [await freePort(), await freePort()];
+  const svcA = await servicesServer(t, 'cm-a', portA);
+  const svcB = await servicesServer(t, 'cm-b', portB);
+
+  const c = new Cluster();
+  t.teardown(() => c.close());
+  await c.defineGroup([
+    { id: 'cm-a', broker: mosq.url, services: svcA.base },
+    { id: 'cm-b', broker: mosq.url, services: svcB.base },
+  ]);
+  await c.observe(mosq.url);
+  await Promise.all(['cm-a', 'cm-b'].map((id) => c.startCm(id)));
+
+  const { press, screen, shows } = await phoneOnPtys(t, c, 'p-nav');
 
   await c.waitHome('p-nav', 'cm-a');
   await shows(/Top cm-a/, 'the home top page');
@@ -141,4 +184,51 @@ test.serial('menu → submenu → text: the home services server hangs, then clo
   await shows(/text of cm-b/, "the text from cm-b via the cm-b page's relative link");
   t.deepEqual(svcB.state.served.slice(before), ['/svc/sub/leaf?x=1&phone=p-nav']);
   t.is(c.status('p-nav')?.home, 'cm-a');
+});
+
+test.serial('CUCM layout: the services URL is a page; its sibling pages fail over to the same siblings beside the backup’s services page, and the LCD says so', async (t) => {
+  t.timeout(120_000);
+  const mosq = await startMosquitto();
+  t.teardown(() => mosq.stop());
+  const [portA, portB] = [await freePort(), await freePort()];
+  const svcA = await servicesServer(t, 'cm-a', portA, cucmLayout);
+  const svcB = await servicesServer(t, 'cm-b', portB, cucmLayout);
+  t.regex(svcA.base, /\/ccmcip\/getservicesmenu\.jsp$/);
+
+  const c = new Cluster();
+  t.teardown(() => c.close());
+  await c.defineGroup([
+    { id: 'cm-a', broker: mosq.url, services: svcA.base },
+    { id: 'cm-b', broker: mosq.url, services: svcB.base },
+  ]);
+  await c.observe(mosq.url);
+  await Promise.all(['cm-a', 'cm-b'].map((id) => c.startCm(id)));
+  const { press, screen, shows } = await phoneOnPtys(t, c, 'p-cucm');
+
+  await c.waitHome('p-cucm', 'cm-a');
+  await shows(/Services cm-a/, 'the home services page');
+
+  // The home's server hangs on the sibling page only: the directory (an absolute sibling link) comes from cm-b.
+  svcA.state.hangOn.add('/ccmcip/xmldirectory.jsp');
+  press('1');
+  await shows(/From cm-b/, 'a notice naming the backup');
+  await shows(/directory of cm-b/, 'the directory page from cm-b');
+  t.true(
+    svcB.state.served.some((u) => u.startsWith('/ccmcip/xmldirectory.jsp')),
+    `cm-b served the sibling beside its own services page: ${JSON.stringify(svcB.state.served)}`,
+  );
+  t.is(screen()[0], 'CM cm-a', 'homed to cm-a still: only the services page moved');
+
+  // Back to the home's page; then the home's server closes: a relative sibling link on it comes from cm-b.
+  press('*');
+  await shows(/Services cm-a/, 'back to the home services page');
+  await svcA.close();
+  const before = svcB.state.served.length;
+  press('2');
+  await shows(/smith at cm-b/, 'the relative sibling from cm-b');
+  t.true(
+    svcB.state.served.slice(before).some((u) => u.startsWith('/ccmcip/xmldirectorylist.jsp?l=smith&start=1')),
+    JSON.stringify(svcB.state.served.slice(before)),
+  );
+  t.is(c.status('p-cucm')?.home, 'cm-a');
 });

@@ -116,7 +116,12 @@ test('the navigator maps a link to the same path and query under each next base;
     nav.plan(`${A}/leaf?phone=p1&x=1`)!.map((c) => c.url),
     [`${A}/leaf?phone=p1&x=1`, `${B}/leaf?phone=p1&x=1`, `${C}/leaf?phone=p1&x=1`],
   );
-  t.is(nav.plan('http://127.0.0.1:8081/servicesX/leaf'), null);
+  // Beside /services (its directory is /): on cm-a's server, the same place beside the others'.
+  t.deepEqual(
+    nav.plan('http://127.0.0.1:8081/servicesX/leaf')!.map((c) => c.url),
+    ['http://127.0.0.1:8081/servicesX/leaf', 'http://127.0.0.1:8082/servicesX/leaf', 'http://127.0.0.1:8083/servicesX/leaf'],
+  );
+  t.is(nav.plan('http://127.0.0.1:9999/services/leaf'), null);
   s.faults.set(A, 'refused');
   s.faults.set(B, 503);
   const got = await nav.fetch(`${A}/leaf?phone=p1&x=1`);
@@ -176,6 +181,25 @@ test('a home that dies between depths: top and submenu from the home, the text f
     t.regex(p.screen(), /From cm-b/, String(fault));
     t.regex(p.settled(), /Leaf cm-b/, String(fault));
   }
+});
+
+test('CUCM layout: a sibling of the services page fails over to the sibling beside the backup services page', async (t) => {
+  const home = 'http://127.0.0.1:8081/ccmcip/getservicesmenu.jsp';
+  const backup = 'http://127.0.0.1:8082/ccmcip/getservicesmenu.jsp';
+  const list = [
+    { id: 'cm-a', broker: 'mqtt://127.0.0.1:1883', services: home },
+    { id: 'cm-b', broker: 'mqtt://127.0.0.1:1883', services: backup },
+  ];
+  const asked: string[] = [];
+  const fetch = async (url: string): Promise<string> => {
+    asked.push(url);
+    if (url.startsWith('http://127.0.0.1:8081/')) throw new IpphoneError('services request got no complete answer within 1000 ms', 'TIMEOUT', { url });
+    return text('Directory', `from ${url}`);
+  };
+  const nav = new ServicesNavigator({ phoneId: 'p1', fetch, clock: new FakeClock(0), log: silentLogger(), timeoutMs: 1000, pointers: () => ({ list, home: 'cm-a' }) });
+  const got = await nav.fetch('http://127.0.0.1:8081/ccmcip/xmldirectory.jsp?name=p1');
+  t.deepEqual({ source: got.source, url: got.url, failed: got.failed }, { source: 'cm-b', url: 'http://127.0.0.1:8082/ccmcip/xmldirectory.jsp?name=p1', failed: ['cm-a'] });
+  t.deepEqual(asked, ['http://127.0.0.1:8081/ccmcip/xmldirectory.jsp?name=p1', 'http://127.0.0.1:8082/ccmcip/xmldirectory.jsp?name=p1']);
 });
 
 test('a home answering 404 is believed: no failover, "Not available", the page stays', async (t) => {
