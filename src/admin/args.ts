@@ -2,6 +2,7 @@
  * `ipphone-admin` command lines → a typed request, or a usage error naming
  * what is wrong. Pure: reads no files, never throws.
  */
+import { REBASE_MAX_LIFETIME_MS } from '../protocol/codec.js';
 import { BROKER_SCHEMES, urlProblems } from '../protocol/pointers.js';
 import { DEFAULT_PREFIX, isValidId } from '../protocol/topics.js';
 import { POINTER_REASONS, type PointerReason } from '../protocol/types.js';
@@ -45,7 +46,7 @@ export type AdminArgs =
   | { kind: 'usage'; sub?: Subcommand; error: string }
   | { kind: 'keygen'; out: string; force: boolean }
   | ({ kind: 'config'; conn: ConnArgs; file: string; timeoutMs: number } & SignArgs)
-  | ({ kind: 'pointers'; conn: ConnArgs; list: string; reason: PointerReason; wait: boolean; timeoutMs: number } & SignArgs)
+  | ({ kind: 'pointers'; conn: ConnArgs; list: string; reason: PointerReason; wait: boolean; timeoutMs: number; /** A rebase: see {@link REBASE_DEFAULT_EXPIRES_MS}, protocol/codec.ts checkRebase. */ rebase: boolean } & SignArgs)
   | { kind: 'status'; conn: ConnArgs; phone?: string; once: boolean; timeoutMs?: number; quietMs: number }
   | { kind: 'acl'; config: string; operators: string[] };
 
@@ -53,6 +54,8 @@ export type AdminArgs =
 export const DEFAULT_TIMEOUT_MS = 15_000;
 /** Default connect timeout, ms. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** Default lifetime of a rebase (`pointers --rebase` without `--expires-in`), ms: 10 minutes. */
+export const REBASE_DEFAULT_EXPIRES_MS = 10 * 60_000;
 /** Default quiet time that ends `status --once`, ms. */
 export const DEFAULT_QUIET_MS = 1000;
 
@@ -83,7 +86,7 @@ const SIGN: Record<string, FlagKind> = {
 const FLAGS: Record<Subcommand, Record<string, FlagKind>> = {
   keygen: { '--out': 'string', '--force': 'bool' },
   config: { ...CONN, ...SIGN, '--file': 'string' },
-  pointers: { ...CONN, ...SIGN, '--list': 'string', '--reason': 'string', '--wait': 'bool' },
+  pointers: { ...CONN, ...SIGN, '--list': 'string', '--reason': 'string', '--wait': 'bool', '--rebase': 'bool' },
   status: { ...CONN, '--phone': 'string', '--once': 'bool', '--timeout': 'int', '--quiet': 'int' },
   acl: { '--config': 'string', '--operator': 'list' },
 };
@@ -176,6 +179,8 @@ function problems(sub: Subcommand, v: Values): string[] {
   for (const flag of ['--version', '--expires-in', '--timeout', '--connect-timeout', '--quiet']) {
     if (num(v, flag) === 0) out.push(`${flag} must be at least 1`);
   }
+  const expiresIn = num(v, '--expires-in');
+  if (v.has('--rebase') && expiresIn !== undefined && expiresIn > REBASE_MAX_LIFETIME_MS) out.push(`--expires-in must be at most ${REBASE_MAX_LIFETIME_MS} with --rebase (the phone refuses a longer-lived rebase)`);
   const timeout = num(v, '--timeout');
   if (timeout !== undefined && timeout > 86_400_000) out.push(`--timeout must be at most 86400000 (a day)`);
   return out;
@@ -238,6 +243,7 @@ export function parseAdminArgs(argv: readonly string[]): AdminArgs {
         reason: (str(read, '--reason') ?? 'admin') as PointerReason,
         wait: read.has('--wait'),
         timeoutMs: num(read, '--timeout') ?? DEFAULT_TIMEOUT_MS,
+        rebase: read.has('--rebase'),
       };
     case 'status': {
       const out: AdminArgs = { kind: 'status', conn: conn(read), once: read.has('--once'), quietMs: num(read, '--quiet') ?? DEFAULT_QUIET_MS };

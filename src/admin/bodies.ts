@@ -100,3 +100,20 @@ export function pointersBody(list: Pointer[], reason: PointerReason, o: BodyOpti
   const { version, expires } = common(o);
   return { version, reason, list, ...(expires !== undefined ? { expires } : {}), phone: o.phone };
 }
+
+/**
+ * A rebase (`pointers --rebase`, protocol/codec.ts checkRebase): `{ version,
+ * reason, list, expires, phone, rebase: held }` — the list at `version` (default:
+ * now, this host's clock) replacing the version `held` the phone shows, which
+ * must be above it. Throws CONFIG_INVALID when there is nothing to rebase.
+ */
+export function rebaseBody(list: Pointer[], reason: PointerReason, o: BodyOptions & { held: number | undefined; expiresInMs: number }): PointersBody {
+  if (o.held === undefined) {
+    throw new IpphoneError(`--rebase: phone ${o.phone} has no retained status with a pointersVersion: nothing to rebase from`, 'CONFIG_INVALID', { phone: o.phone });
+  }
+  const version = o.version ?? Math.floor(o.now);
+  if (version >= o.held) {
+    throw new IpphoneError(`--rebase: phone ${o.phone} holds version ${o.held}, not above ${version}: a plain pointers push (without --rebase) reaches it`, 'CONFIG_INVALID', { phone: o.phone, held: o.held });
+  }
+  return { version, reason, list, expires: Math.floor(o.now) + o.expiresInMs, phone: o.phone, rebase: o.held };
+}

@@ -13,7 +13,8 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { signEnvelope } from '../protocol/envelope.js';
 import { topics } from '../protocol/topics.js';
 import type { AdminArgs } from './args.js';
-import { configBody, loadConfigPatch, loadPointerList, loadSigningKey, pointersBody } from './bodies.js';
+import { configBody, loadConfigPatch, loadPointerList, loadSigningKey, pointersBody, rebaseBody } from './bodies.js';
+import { REBASE_DEFAULT_EXPIRES_MS } from './args.js';
 import { connectBroker, safeUrl, subscribe } from './connect.js';
 import { configOutcome, PointersWaiter, type Outcome } from './outcome.js';
 
@@ -84,7 +85,8 @@ const RETAINED_GRACE_MS = 300;
  * before anything is sent.
  */
 async function heldVersion(client: MqttClient, statusTopic: string, field: 'pointersVersion' | 'configVersion', a: ConfigArgs | PointersArgs, clock: Clock): Promise<number | undefined> {
-  if (a.version !== undefined) return undefined;
+  // A rebase names the version it replaces: always read.
+  if (a.version !== undefined && !(a.kind === 'pointers' && a.rebase)) return undefined;
   let held: number | undefined;
   let seen!: () => void;
   const got = new Promise<void>((resolve) => (seen = resolve));
@@ -149,7 +151,8 @@ export async function sendPointers(a: PointersArgs, io: AdminIo, clock: Clock = 
   const client = await connectBroker(a.conn);
   try {
     const held = await heldVersion(client, t.phoneStatus(a.phone), 'pointersVersion', a, clock);
-    const body = pointersBody(list, a.reason, bodyOptions(a, clock, held));
+    // A rebase replaces the version the phone shows (its retained status) with a lower one: bound, short-lived, one-time.
+    const body = a.rebase ? rebaseBody(list, a.reason, { ...bodyOptions(a, clock, held), held, expiresInMs: a.expiresInMs ?? REBASE_DEFAULT_EXPIRES_MS }) : pointersBody(list, a.reason, bodyOptions(a, clock, held));
     const pointersTopic = t.phonePointers(a.phone);
     let wait: { ready: Promise<Outcome> } | undefined;
     if (a.wait) {
@@ -171,7 +174,7 @@ export async function sendPointers(a: PointersArgs, io: AdminIo, clock: Clock = 
       await subscribe(client, [statusTopic, eventTopic]);
     }
     await client.publishAsync(pointersTopic, JSON.stringify(signEnvelope(body, key, a.kid)), { qos: 1 });
-    io.stderr(`ipphone-admin: sent pointers version ${body.version} (${body.list.map((p) => p.id).join(', ')}) to phone ${a.phone}\n`);
+    io.stderr(`ipphone-admin: sent pointers version ${body.version} (${body.list.map((p) => p.id).join(', ')}) to phone ${a.phone}${body.rebase !== undefined ? `, a rebase of version ${body.rebase}` : ''}\n`);
     if (wait === undefined) {
       io.stdout(`${JSON.stringify({ phone: a.phone, version: body.version, reason: body.reason, list: body.list.map((p) => p.id), sent: true })}\n`);
       return 0;

@@ -48,7 +48,7 @@ ${COMMON}
 `,
   pointers: `Usage: ipphone-admin pointers --broker URL --phone ID --key FILE --kid ID --list LIST.json
                               [--reason admin] [--version N] [--expires-in MS]
-                              [--wait] [--timeout MS]
+                              [--wait] [--timeout MS] [--rebase]
 
 Check the pointer list in LIST.json (a JSON array of { id, broker, services },
 1 to 16, the first is the primary), sign it and push it to phone ID on
@@ -63,6 +63,14 @@ A list with problems is refused before anything is sent, every problem named.
   --wait                  wait until the phone's status shows this version (exit 0)
                           or the phone reports it rejected the push (exit 1)
   --timeout MS            how long --wait waits (default 15000)
+  --rebase                recovery for a phone holding a version too far ahead (no
+                          call manager may issue above its clock + 24 h, so the phone
+                          refuses every list): the list at --version (default: now)
+                          REPLACES the pointersVersion of the phone's retained status,
+                          though lower. The body names that version (rebase), the
+                          phone and expires (default in 10 min, at most 1 h): the
+                          phone takes it once, only while it holds exactly that
+                          version, so a recorded rebase never rolls it back later
 Without --wait, exit 0 once the broker has the message.
 
 ${COMMON}

@@ -121,7 +121,9 @@ export abstract class AgentMessages extends AgentCore {
       }
     }
     try {
-      const body = openPointers(env, this.keys, this.#openContext());
+      // A rebase (a lower version replacing one held too far ahead) only when pushed (codec.ts checkRebase).
+      const body = openPointers(env, this.keys, { ...this.#openContext(), rebase: via === 'push' });
+      if (body.rebase !== undefined) this.log.warn({ topic, held: body.rebase, version: body.version }, 'pointer list rebased below the version held');
       this.#ackAdopted = via === 'ack' ? body.version : null;
       this.#adopt(topic, body, via);
       this.#heldEnvelope = { env: { kid: env.kid, sig: env.sig, body: env.body }, version: body.version };

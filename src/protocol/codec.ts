@@ -269,7 +269,16 @@ export interface OpenContext {
   heldVersion: number;
   /** Current time, ms since the epoch; a body with `expires` ≤ this is refused (EXPIRED). */
   now: number;
+  /**
+   * A pointers body with `rebase` may be taken (see {@link checkRebase}): only a
+   * verified signature pushed on the phone's own `pointers` topic. Default false:
+   * a rebase in an ack or unsigned is refused.
+   */
+  rebase?: boolean;
 }
+
+/** Longest a rebase body may live (`expires` − the phone's now), ms: a recorded one is soon worthless. */
+export const REBASE_MAX_LIFETIME_MS = 3600_000;
 
 type Common = { version: number; expires?: number; phone?: string };
 
@@ -351,9 +360,44 @@ export function parsePointersBody(bytes: Buffer, ctx: OpenContext): PointersBody
     throw new IpphoneError(`pointers: ${problems.join('; ')}`, 'PAYLOAD_INVALID', { problems });
   }
   const owns = o.owns === undefined ? undefined : parseOwns(o.owns);
+  if (o.rebase !== undefined && (typeof o.rebase !== 'number' || !Number.isSafeInteger(o.rebase) || o.rebase < 1)) bad('pointers', 'rebase', o.rebase, 'a positive integer');
   conform('pointers', POINTERS_BODY, o);
-  checkFresh('pointers', common, ctx);
-  return { ...common, reason: o.reason as PointerReason, list: cleanPointerList(o.list as Pointer[]), ...(owns ? { owns } : {}) };
+  const rebase = o.rebase as number | undefined;
+  if (rebase === undefined) checkFresh('pointers', common, ctx);
+  else checkRebase(common, rebase, ctx);
+  return { ...common, reason: o.reason as PointerReason, list: cleanPointerList(o.list as Pointer[]), ...(owns ? { owns } : {}), ...(rebase !== undefined ? { rebase } : {}) };
+}
+
+/**
+ * A rebase (issue 15): a signed list that REPLACES a version held too far ahead
+ * with a lower one — the recovery for phones that took versions from a call
+ * manager dragged ahead (or with a wrong clock); no call manager may issue such
+ * versions any more (version-clock.ts), so without it they refuse every list
+ * for as long as the gap lasts. Made by `ipphone-admin pointers --rebase`.
+ *
+ * Replay-safe by three rules, each enough to stop the obvious attack:
+ * - bound: `phone` is required and must be this phone (WRONG_PHONE);
+ * - short-lived: `expires` is required, in the future, and at most
+ *   {@link REBASE_MAX_LIFETIME_MS} from this phone's now (EXPIRED / PAYLOAD_INVALID);
+ * - one-time: `rebase` must be exactly the version held, and `version` below it.
+ *   Once taken the phone holds `version`, so the same body again — or any other
+ *   rebase recorded for that held version — is refused (VERSION_REPLAYED): a
+ *   recorded rebase can never roll a phone back later.
+ */
+function checkRebase(common: Common, rebase: number, ctx: OpenContext): void {
+  if (ctx.rebase !== true) throw new IpphoneError('pointers: a rebase is taken only signed, pushed on the phone\'s own pointers topic', 'PAYLOAD_INVALID', { field: 'rebase' });
+  if (common.phone !== ctx.phoneId) {
+    throw new IpphoneError(`pointers: a rebase must name this phone (${show(ctx.phoneId)}; got ${show(common.phone)})`, 'WRONG_PHONE');
+  }
+  if (common.expires === undefined) bad('pointers', 'expires', undefined, 'set on a rebase');
+  if (common.expires <= ctx.now) throw new IpphoneError(`pointers rebase expired at ${common.expires} (now ${ctx.now})`, 'EXPIRED', { expires: common.expires });
+  if (common.expires - ctx.now > REBASE_MAX_LIFETIME_MS) {
+    throw new IpphoneError(`pointers: a rebase must expire within ${REBASE_MAX_LIFETIME_MS} ms (expires ${common.expires}, now ${ctx.now})`, 'PAYLOAD_INVALID', { field: 'expires' });
+  }
+  if (rebase !== ctx.heldVersion) {
+    throw new IpphoneError(`pointers rebase replaces version ${rebase}, but version ${ctx.heldVersion} is held`, 'VERSION_REPLAYED', { version: common.version, rebase, held: ctx.heldVersion });
+  }
+  if (common.version >= rebase) bad('pointers', 'version', common.version, `below the version the rebase replaces (${rebase})`);
 }
 
 export { MAX_OWNS };

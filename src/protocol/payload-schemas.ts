@@ -88,6 +88,7 @@ export const PointersBodySchema = Type.Object(
     reason: Type.Union(POINTER_REASONS.map((r) => Type.Literal(r))),
     list: Type.Array(Type.Ref(PointerSchema), { minItems: 1, maxItems: MAX_POINTERS, description: 'the first is the primary; ids unique' }),
     owns: Type.Optional(Type.Array(IdSchema, { maxItems: MAX_OWNS, description: 'extension: ids of the call-manager group the list orders' })),
+    rebase: Type.Optional(Type.Integer({ minimum: 1, description: 'extension: the held version this lower-versioned list replaces (a signed, phone-bound, short-lived rebase; ipphone-admin pointers --rebase)' })),
   },
   { $id: 'PointersBody', title: 'Pointer list body' },
 );

@@ -49,6 +49,12 @@ export interface PointersBody {
    * (protocol/list-merge.ts); absent, the list replaces the held one.
    */
   owns?: string[];
+  /**
+   * Extension (issue 15): the version this body replaces although its own
+   * `version` is lower — a rebase, taken only signed, pushed, bound and short-lived
+   * (protocol/codec.ts `checkRebase`).
+   */
+  rebase?: number;
 }
 
 /** Body of a signed config change. */

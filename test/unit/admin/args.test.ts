@@ -41,7 +41,7 @@ test('config: every option', (t) => {
   });
 });
 
-test('pointers: defaults reason admin, no wait', (t) => {
+test('pointers: defaults reason admin, no wait, no rebase', (t) => {
   t.deepEqual(parseAdminArgs(['pointers', ...B, ...SIGN, '--list', 'l.json']), {
     kind: 'pointers',
     conn: CONN,
@@ -52,6 +52,7 @@ test('pointers: defaults reason admin, no wait', (t) => {
     reason: 'admin',
     wait: false,
     timeoutMs: DEFAULT_TIMEOUT_MS,
+    rebase: false,
   });
   const w = parseAdminArgs(['pointers', ...B, ...SIGN, '--list', 'l.json', '--reason', 'rebalance', '--wait', '--password', 'pw']);
   t.like(w, { kind: 'pointers', reason: 'rebalance', wait: true, conn: { password: 'pw' } });
@@ -153,4 +154,12 @@ for (const [name, argv, error] of usage) {
 test('a usage error names the subcommand, so its own usage is printed', (t) => {
   t.like(parseAdminArgs(['pointers', '--bogus']), { kind: 'usage', sub: 'pointers' });
   t.false('sub' in parseAdminArgs(['bogus']));
+});
+
+test('pointers --rebase: parsed; an --expires-in beyond what a phone takes for a rebase (1 h) is refused before sending', (t) => {
+  const r = parseAdminArgs(['pointers', ...B, ...SIGN, '--list', 'l.json', '--rebase']);
+  t.is(r.kind === 'pointers' && r.rebase, true);
+  const bad = parseAdminArgs(['pointers', ...B, ...SIGN, '--list', 'l.json', '--rebase', '--expires-in', '3600001']);
+  t.is(bad.kind, 'usage');
+  t.regex(bad.kind === 'usage' ? bad.error : '', /--expires-in must be at most 3600000 with --rebase/);
 });
