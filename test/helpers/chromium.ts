@@ -83,6 +83,24 @@ export class CdpPage {
     await waitFor(async () => Boolean(await this.eval(expression).catch(() => false)), { timeoutMs, intervalMs: 100, what });
   }
 
+  /**
+   * Type `text` into the element `selector` as a user would: focus it, then
+   * the characters through the DevTools input domain (key events the page
+   * sees as typing, not a value set by script).
+   */
+  async type(selector: string, text: string): Promise<void> {
+    const focused = await this.eval<boolean>(`(() => { const e = document.querySelector(${JSON.stringify(selector)}); if (!e) return false; e.focus(); return document.activeElement === e; })()`);
+    if (!focused) throw new Error(`type: no focusable ${selector}`);
+    await this.send('Input.insertText', { text });
+  }
+
+  /** Press a key (e.g. `Enter`) on the focused element, down and up. */
+  async press(key: 'Enter' | 'Tab'): Promise<void> {
+    const code = key === 'Enter' ? 13 : 9;
+    await this.send('Input.dispatchKeyEvent', { type: 'keyDown', key, code: key, windowsVirtualKeyCode: code, ...(key === 'Enter' ? { text: '\r' } : {}) });
+    await this.send('Input.dispatchKeyEvent', { type: 'keyUp', key, code: key, windowsVirtualKeyCode: code });
+  }
+
   /** Write a PNG of the viewport to `dir/name.png`; returns its path. */
   async screenshot(dir: string, name: string): Promise<string> {
     const r = await this.send<{ data: string }>('Page.captureScreenshot', { format: 'png' });

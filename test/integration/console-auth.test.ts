@@ -118,7 +118,7 @@ test('wrong-or-missing-token-401: every console path answers 401 and no data wit
   const c = await Cluster.group(t, mosq.url, ['cm-a'], { console: { enabled: true, tokenFile } });
   await phoneData(c, 'p-1');
   for (const path of CONSOLE_PATHS) {
-    for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` }, { cookie: `ipphone_console=${TOKEN}` }]) {
+    for (const headers of <Record<string, string>[]>[{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` }, { cookie: `ipphone_console=${TOKEN}` }]) {
       const r = await http(`${base(c)}${path}`, { headers, from: '127.0.0.11' });
       t.is(r.status, 401, `${path} ${JSON.stringify(headers)}`);
       t.notRegex(r.body, /p-1|"members"|event: snapshot|cm-b/, `${path}: no data`);

@@ -1,11 +1,15 @@
 /**
  * The operator console (issue 12) in a real headless Chromium: a group of two
  * call managers and two phones on a real mosquitto, cm-b's `GET /` opened in
- * the browser, then a kill -9 of cm-a — the page, live and without a reload,
- * shows cm-a offline and the phones' rehomes with reason `cm-offline`.
- * Screenshots go to test-results/console/ (named in any failure).
+ * the browser — its login form first (issue 15 §4): the operator types the
+ * token from `console.tokenFile` and submits — then a kill -9 of cm-a: the
+ * page, live and without a reload, shows cm-a offline and the phones'
+ * rehomes with reason `cm-offline`. Screenshots go to test-results/console/
+ * (named in any failure).
  */
 import test, { type ExecutionContext } from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'mqtt';
 import { Chromium, type CdpPage } from '../helpers/chromium.js';
@@ -16,16 +20,45 @@ import { ROOT } from '../helpers/programs.js';
 
 const SHOTS = join(ROOT, 'test-results', 'console');
 
+const TOKEN = 'operators-console-token-0123456789';
+
 let mosq: Mosquitto;
 let chromium: Chromium;
+let tokenDir: string;
+/** The console block every call manager here runs with. */
+let withToken: { console: { enabled: true; tokenFile: string } };
 test.before(async () => {
   mosq = await startMosquitto();
   chromium = await Chromium.start();
+  tokenDir = mkdtempSync(join(tmpdir(), 'ipphone-console-'));
+  const tokenFile = join(tokenDir, 'console.token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  withToken = { console: { enabled: true, tokenFile } };
 });
 test.after.always(async () => {
   await chromium?.close();
   await mosq?.stop();
+  if (tokenDir !== undefined) rmSync(tokenDir, { recursive: true, force: true });
 });
+
+/** Open the console as an operator does: the login form (no group data), the token typed in. */
+async function loginForm(page: CdpPage, url: string): Promise<void> {
+  await page.goto(url);
+  await page.until(`document.querySelector('form[action="/console/login"] input[name="token"]') !== null`, 'the login form');
+  await page.until(`document.getElementById('members') === null`, 'no group data before login');
+  await page.type('#token', TOKEN);
+}
+
+/** Submit the login form (Enter in the token field); then the live page. */
+async function submitLogin(page: CdpPage): Promise<void> {
+  await page.press('Enter');
+  await page.until(`document.getElementById('members') !== null && document.getElementById('live')?.textContent === 'live'`, 'the console after login');
+}
+
+async function logIn(page: CdpPage, url: string): Promise<void> {
+  await loginForm(page, url);
+  await submitLogin(page);
+}
 
 /** cm's HTTP base URL (its services URL without `/services`). */
 const base = (c: Cluster, id: string): string => c.group.find((g) => g.id === id)!.services.replace(/\/services$/, '');
@@ -53,7 +86,7 @@ const row = (member: string): string => `document.querySelector('#members tr[dat
 const cell = (member: string, i: number): string => `${row(member)}?.children[${i}]?.textContent`;
 
 test.serial('the page of cm-b shows the group live; after kill -9 of cm-a, cm-a offline and the rehomes (cm-offline)', async (t) => {
-  const c = await Cluster.group(t, mosq.url);
+  const c = await Cluster.group(t, mosq.url, ['cm-a', 'cm-b'], withToken);
   c.startAgent('p-1');
   c.startAgent('p-2');
   await c.waitHome('p-1', 'cm-a', 30_000);
@@ -61,8 +94,11 @@ test.serial('the page of cm-b shows the group live; after kill -9 of cm-a, cm-a 
   const page = await chromium.newPage();
   t.teardown(() => page.close());
 
-  await page.goto(`${base(c, 'cm-b')}/`);
+  await shot(t, c, page, '0-login', async () => {
+    await loginForm(page, `${base(c, 'cm-b')}/`);
+  });
   await shot(t, c, page, '1-group', async () => {
+    await submitLogin(page);
     await page.until(`${row('cm-a')}?.dataset.online === 'true' && ${row('cm-b')}?.dataset.online === 'true'`, 'both members online');
     await page.until(`${cell('cm-a', 2)} === '2'`, 'cm-a with its 2 phones (from its load)');
     t.is(await page.eval(cell('cm-b', 2)), '0');
@@ -101,10 +137,10 @@ test.serial('the page of cm-b shows the group live; after kill -9 of cm-a, cm-a 
 });
 
 test.serial('what phones send is shown as text: a phone id and a reason with markup run nothing; the stream ends cleanly on stop', async (t) => {
-  const c = await Cluster.group(t, mosq.url, ['cm-a']);
+  const c = await Cluster.group(t, mosq.url, ['cm-a'], withToken);
   const page = await chromium.newPage();
   t.teardown(() => page.close());
-  await page.goto(`${base(c, 'cm-a')}/`);
+  await logIn(page, `${base(c, 'cm-a')}/`);
   await page.until(`${row('cm-a')}?.dataset.online === 'true'`, 'cm-a online');
 
   const evilId = 'x<script>window.__pwned=1<img src=x onerror=window.__pwned=2>';
@@ -129,7 +165,8 @@ test.serial('what phones send is shown as text: a phone id and a reason with mar
   });
 
   // The stream from Node: a snapshot, then it ends cleanly (no reset) when the call manager stops.
-  const res = await fetch(`${base(c, 'cm-a')}/console/events`);
+  t.is((await fetch(`${base(c, 'cm-a')}/console/events`)).status, 401, 'not without the token');
+  const res = await fetch(`${base(c, 'cm-a')}/console/events`, { headers: { authorization: `Bearer ${TOKEN}` } });
   t.is(res.status, 200);
   t.regex(res.headers.get('content-type') ?? '', /^text\/event-stream/);
   t.regex(res.headers.get('content-security-policy') ?? '', /default-src 'none'/);
