@@ -7,10 +7,15 @@
  * peers count as offline — the phones could not reach them either.
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
+import { systemClock, type Clock, type TimerHandle } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { brokerKey } from '../protocol/pointers.js';
 import type { Topics } from '../protocol/topics.js';
+import { planLinks, systemLookup, type HostLookup, type PeerBroker } from './broker-endpoints.js';
+
+/** Ms between attempts to resolve brokers that could not be told apart from the own broker. */
+export const RESOLVE_RETRY_MS = 5000;
 
 export interface PeerLinksOptions {
   ownBroker: string;
@@ -23,14 +28,26 @@ export interface PeerLinksOptions {
   log: Logger;
   onMessage(topic: string, payload: Buffer): void;
   onReachable(ids: string[], reachable: boolean): void;
+  /** Resolves broker host names (default the system resolver, every address). */
+  lookup?: HostLookup;
+  clock?: Clock;
 }
 
 export class PeerLinks {
   readonly #o: PeerLinksOptions;
   readonly #clients: MqttClient[] = [];
 
+
+  /** Peers on this call manager's own broker (by spelling now, by address once resolved). */
+  readonly #onOwn = new Set<string>();
+  #n = 0;
+  #retry: TimerHandle | undefined;
+  #stopped = false;
+
   constructor(opts: PeerLinksOptions) {
     this.#o = opts;
+    const own = brokerKey(opts.ownBroker);
+    for (const p of opts.peers) if (brokerKey(p.broker) === own) this.#onOwn.add(p.id);
   }
 
   /** Brokers linked (for tests and logs). */
@@ -38,20 +55,47 @@ export class PeerLinks {
     return this.#clients.length;
   }
 
+  /**
+   * Resolve the brokers' names (broker-endpoints.ts), then link each other
+   * broker once. A peer whose broker cannot be told apart from the own broker
+   * yet counts as unreachable and is tried again every {@link RESOLVE_RETRY_MS}.
+   */
   start(): void {
+    this.#stopped = false;
+    void this.#plan(this.#o.peers);
+  }
+
+  async #plan(peers: readonly PeerBroker[]): Promise<void> {
     const o = this.#o;
-    const own = brokerKey(o.ownBroker);
-    const byBroker = new Map<string, { url: string; ids: string[] }>();
-    for (const p of o.peers) {
-      const key = brokerKey(p.broker);
-      if (key === own) continue;
-      const entry = byBroker.get(key) ?? { url: p.broker, ids: [] };
-      entry.ids.push(p.id);
-      byBroker.set(key, entry);
+    const plan = await planLinks(o.ownBroker, peers, o.lookup ?? systemLookup);
+    if (this.#stopped) return;
+    for (const id of plan.own) this.#onOwn.add(id);
+    if (plan.own.length > 0) o.log.info({ broker: o.ownBroker, peers: plan.own }, 'peers on this call manager\'s own broker: no link to it');
+    for (const [a, b] of plan.aliases) {
+      o.log.error(
+        { peers: [a.id, b.id], brokers: [a.broker, b.broker] },
+        'group: one broker written two ways; phones open one session per spelling, and with one certificate they take each other over: write it one way',
+      );
     }
-    let n = 0;
-    for (const { url, ids } of byBroker.values()) {
-      const client = o.connect(url, { ...o.base, clientId: `${o.clientId}-link${++n}`, reconnectPeriod: 1000, clean: true, resubscribe: false });
+    for (const u of plan.undecided) {
+      o.log.warn({ broker: u.broker, peers: u.ids, err: u.err, retryMs: RESOLVE_RETRY_MS }, 'peer broker not linked: it cannot be told apart from our own yet');
+      o.onReachable(u.ids, false);
+    }
+    const waiting = new Set(plan.undecided.flatMap((u) => u.ids));
+    if (waiting.size > 0) {
+      const clock = o.clock ?? systemClock;
+      this.#retry = clock.setTimeout(() => {
+        this.#retry = undefined;
+        void this.#plan(peers.filter((p) => waiting.has(p.id)));
+      }, RESOLVE_RETRY_MS);
+    }
+    this.#link(plan.links);
+  }
+
+  #link(links: ReadonlyArray<{ url: string; ids: string[] }>): void {
+    const o = this.#o;
+    for (const { url, ids } of links) {
+      const client = o.connect(url, { ...o.base, clientId: `${o.clientId}-link${++this.#n}`, reconnectPeriod: 1000, clean: true, resubscribe: false });
       const subs = ids.flatMap((id) => [o.topics.cmState(id), o.topics.cmLoad(id)]);
       let up = false;
       client.on('connect', () => {
@@ -72,6 +116,9 @@ export class PeerLinks {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry !== undefined) (this.#o.clock ?? systemClock).clearTimeout(this.#retry);
+    this.#retry = undefined;
     await Promise.all(this.#clients.map((c) => new Promise<void>((done) => c.end(true, {}, () => done()))));
     this.#clients.length = 0;
   }

@@ -128,11 +128,41 @@ const brokerKeys = new Map<string, string>();
 const BROKER_KEYS_MAX = 256;
 
 /**
+ * A host as the URL parser of `http:` spells it, which the opaque host of an
+ * `mqtt:` URL is not: lower case, percent-escapes decoded, IDN to punycode,
+ * IPv4 in dotted decimal (`127.1` and `0x7f.0.0.1` are `127.0.0.1`), IPv6
+ * compressed in brackets, an IPv4-mapped IPv6 address (`[::ffff:7f00:1]`) as
+ * its IPv4, and one trailing dot (a fully qualified `broker.example.`) left
+ * out. A host that parser refuses is only lower-cased.
+ */
+export function canonicalHost(hostname: string): string {
+  let host: string;
+  try {
+    host = new URL(`http://${hostname}`).hostname;
+  } catch {
+    host = hostname.toLowerCase();
+  }
+  const mapped = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(host);
+  if (mapped !== null) {
+    const hi = parseInt(mapped[1]!, 16);
+    const lo = parseInt(mapped[2]!, 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return host.endsWith('.') && !host.endsWith('..') ? host.slice(0, -1) : host;
+}
+
+/**
  * A normalised broker URL, so pointers naming the same broker share one
- * connection: lower-case scheme and host, the scheme's default port made
+ * connection: lower-case scheme, the host as {@link canonicalHost} spells it
+ * (case, trailing dot, IPv4 and IPv6 forms), the scheme's default port made
  * explicit (mqtt 1883, mqtts 8883, ws 80, wss 443), no trailing slash.
  * Credentials are left out (the key may be logged). Throws CONFIG_INVALID
  * for a string that is not a broker URL.
+ *
+ * Names are not resolved here: `localhost` and `127.0.0.1` stay two keys. A
+ * call manager resolves its brokers' names at start before it links to the
+ * group's other brokers (callmanager/broker-endpoints.ts), so it never opens a
+ * second session to its own broker under another spelling.
  */
 export function brokerKey(url: string): string {
   const known = brokerKeys.get(url);
@@ -143,7 +173,7 @@ export function brokerKey(url: string): string {
   const scheme = u.protocol.toLowerCase();
   const port = u.port === '' ? (DEFAULT_PORTS[scheme] ?? '') : u.port;
   const pathname = u.pathname.replace(/\/+$/, '');
-  const key = `${scheme}//${u.hostname.toLowerCase()}:${port}${pathname}${u.search}`;
+  const key = `${scheme}//${canonicalHost(u.hostname)}:${port}${pathname}${u.search}`;
   if (brokerKeys.size >= BROKER_KEYS_MAX) brokerKeys.delete(brokerKeys.keys().next().value!);
   brokerKeys.set(url, key);
   return key;

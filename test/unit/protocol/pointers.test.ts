@@ -73,6 +73,41 @@ test('brokerKey normalises scheme, host, default port and trailing slash', (t) =
   t.not(brokerKey('mqtt://b:1883'), brokerKey('mqtt://b:1884'));
 });
 
+// [rule, two spellings of one broker that must share one key]
+const SAME_KEY: Array<[string, string, string]> = [
+  ['host case (mqtt hosts are opaque to the URL parser)', 'mqtts://Broker.Example:8883', 'mqtts://broker.example:8883'],
+  ['a trailing dot (a fully qualified name)', 'mqtts://broker.example.:8883', 'mqtts://broker.example:8883'],
+  ['the default port omitted or written', 'mqtts://broker.example', 'mqtts://broker.example:8883'],
+  ['the default port of ws', 'ws://b/mqtt', 'ws://b:80/mqtt'],
+  ['a trailing slash', 'mqtt://b:1884/', 'mqtt://b:1884'],
+  ['IPv4 in short form', 'mqtt://127.1', 'mqtt://127.0.0.1'],
+  ['IPv4 in hex', 'mqtt://0x7f.0.0.1', 'mqtt://127.0.0.1'],
+  ['IPv6 uncompressed', 'mqtt://[0:0:0:0:0:0:0:1]', 'mqtt://[::1]'],
+  ['an IPv4-mapped IPv6 address', 'mqtt://[::ffff:127.0.0.1]', 'mqtt://127.0.0.1'],
+  ['percent-escapes in the host', 'mqtt://%6c%6fcalhost', 'mqtt://localhost'],
+  ['an IDN and its punycode', 'mqtt://Bücher.example', 'mqtt://xn--bcher-kva.example'],
+  ['credentials', 'mqtt://u:p@b', 'mqtt://b'],
+];
+for (const [rule, a, b] of SAME_KEY) {
+  test(`brokerKey: one key across ${rule}: ${a} = ${b}`, (t) => {
+    t.is(brokerKey(a), brokerKey(b));
+  });
+}
+
+// [rule, two brokers that must keep two keys]
+const OTHER_KEY: Array<[string, string, string]> = [
+  ['a name and an address are told apart only by resolving (callmanager/broker-endpoints.ts)', 'mqtts://localhost:8883', 'mqtts://127.0.0.1:8883'],
+  ['IPv4 and IPv6 loopback', 'mqtt://127.0.0.1', 'mqtt://[::1]'],
+  ['another port', 'mqtt://b:1883', 'mqtt://b:1884'],
+  ['another scheme', 'mqtt://b', 'mqtts://b'],
+  ['two trailing dots are not a name', 'mqtt://b..', 'mqtt://b'],
+];
+for (const [rule, a, b] of OTHER_KEY) {
+  test(`brokerKey: two keys for ${rule}: ${a} ≠ ${b}`, (t) => {
+    t.not(brokerKey(a), brokerKey(b));
+  });
+}
+
 test('brokerKey refuses what is not a broker URL', (t) => {
   const err = t.throws(() => brokerKey('http://b'));
   t.true(isIpphoneError(err, 'CONFIG_INVALID'));
