@@ -91,6 +91,9 @@ export class CallManager {
   #stopping: Promise<void> | undefined;
   #lastInvalidLog = -Infinity;
   #invalidSinceLog = 0;
+  /** Keep-alives ignored for a version too far ahead (Responder.implausible) when last logged, and when. */
+  #implausibleLogged = 0;
+  #lastImplausibleLog = -Infinity;
   #lastTickAt = 0;
 
   /** Rebalance moves sent. */
@@ -315,6 +318,12 @@ export class CallManager {
         this.#invalidSinceLog = 0;
       }
       return;
+    }
+    if (r.implausible !== this.#implausibleLogged && now - this.#lastImplausibleLog >= INVALID_LOG_GAP_MS) {
+      // Such a phone refuses every list we may issue (version-clock.ts): the operator's cue to rebase it.
+      this.#log.warn({ phone: res.phone, count: r.implausible - this.#implausibleLogged }, 'keep-alive list version too far ahead of this clock: ignored (the phone takes no list until rebased: ipphone-admin pointers --rebase)');
+      this.#implausibleLogged = r.implausible;
+      this.#lastImplausibleLog = now;
     }
     this.#kaRate?.add(now);
     // res.phone passed the id check in parseKeepalive: safe as one topic level.

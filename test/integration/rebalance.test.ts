@@ -34,7 +34,7 @@ async function setup(t: { teardown: (fn: () => Promise<void> | void) => void }, 
   const fleet = new Fleet({ config: v.config, count, prefix: 'ph-', stateDir: join(c.dir, 'fleet'), log: silentLogger(), busy });
   t.teardown(() => fleet.stop());
   await fleet.start();
-  await waitFor(() => fleet.summary().byHome['cm-a'] === count, { timeoutMs: 20_000, what: `all ${count} on cm-a` });
+  await waitFor(() => fleet.summary().byHome['cm-a'] === count, { timeoutMs: 60_000, what: `all ${count} on cm-a` });
   return { c, fleet };
 }
 
@@ -43,6 +43,28 @@ function rebalanceMoves(c: Cluster): Map<string, number> {
   const moves = new Map<string, number>();
   for (const e of c.seen.events) if (e.payload.type === 'rehomed' && e.payload.reason === 'rebalance') moves.set(e.phone, (moves.get(e.phone) ?? 0) + 1);
   return moves;
+}
+
+/** Rehomes by `from>to:reason`, for the log. */
+function rehomePaths(c: Cluster): Record<string, number> {
+  const paths: Record<string, number> = {};
+  for (const e of c.seen.events) {
+    if (e.payload.type !== 'rehomed') continue;
+    const k = `${String(e.payload.from)}>${String(e.payload.to)}:${String(e.payload.reason)}`;
+    paths[k] = (paths[k] ?? 0) + 1;
+  }
+  return paths;
+}
+
+/** No phone's `rehomed` event arrived in the last `ms`. */
+function quietFor(c: Cluster, ms: number): boolean {
+  return !c.seen.events.some((e) => e.payload.type === 'rehomed' && e.at > Date.now() - ms);
+}
+
+/** The observer has every move the fleet made (one `rehomed` event each) and every phone's current home. */
+function observerCaughtUp(c: Cluster, fleet: Fleet): boolean {
+  const moves = c.seen.events.filter((e) => e.payload.type === 'rehomed' && e.payload.reason !== 'services-timeout').length;
+  return moves === fleet.summary().rehomes && fleet.phones().every((p) => c.status(p.id)?.home === p.agent.home);
 }
 
 function spread(byHome: Record<string, number>, caps: Record<string, number>): number {
@@ -54,20 +76,21 @@ test.serial('3 equal call managers, 60 phones on one: balanced within the thresh
   const { c, fleet } = await setup(t, [30, 30, 30], 60, 6);
   await Promise.all([c.startCm('cm-b', { rebalance: REBALANCE }), c.startCm('cm-c', { rebalance: REBALANCE })]);
   const caps = { 'cm-a': 30, 'cm-b': 30, 'cm-c': 30 };
-  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1, { timeoutMs: 30_000, what: `balanced (${JSON.stringify(fleet.summary().byHome)})` }).catch((e: Error) => {
-    throw new Error(`${e.message}\n${c.cms.get('cm-a')!.output().slice(-3000)}`);
+  // Balanced, then a few more periods in which nothing moved (any later move would show in the
+  // counts below), and the observer has every move.
+  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1 && quietFor(c, 4000) && observerCaughtUp(c, fleet), {
+    timeoutMs: 60_000,
+    what: `balanced and settled (${JSON.stringify(fleet.summary().byHome)})`,
+  }).catch((e: Error) => {
+    throw new Error(`${e.message}\nrehomes ${JSON.stringify(rehomePaths(c))}\n${c.cms.get('cm-a')!.output().slice(-3000)}`);
   });
-  // Let a few more periods pass: nothing more may move once balanced.
-  await new Promise((r) => setTimeout(r, 4000));
   const s = fleet.summary();
   t.log('homes', s.byHome);
   t.true(spread(s.byHome, caps) <= 0.1);
   t.is(s.homed, 60);
   const moves = rebalanceMoves(c);
   const total = [...moves.values()].reduce((a, b) => a + b, 0);
-  const paths: Record<string, number> = {};
-  for (const e of c.seen.events) if (e.payload.type === 'rehomed') paths[`${String(e.payload.from)}>${String(e.payload.to)}:${String(e.payload.reason)}`] = (paths[`${String(e.payload.from)}>${String(e.payload.to)}:${String(e.payload.reason)}`] ?? 0) + 1;
-  t.log(`moves ${total}, minimum 40`, paths);
+  t.log(`moves ${total}, minimum 40`, rehomePaths(c));
   t.true(total <= 40, `moves ${total} ≤ what the imbalance needs (40)`);
   t.true([...moves.values()].every((n) => n === 1), 'no phone moved twice');
   for (let i = 1; i <= 6; i++) t.false(moves.has(`ph-${i}`), `busy ph-${i} not moved`);
@@ -77,21 +100,20 @@ test.serial('3 equal call managers, 60 phones on one: balanced within the thresh
 test.serial('capacities 100/200/300: loads end proportional to capacity', async (t) => {
   const { c, fleet } = await setup(t, [100, 200, 300], 60);
   await Promise.all([c.startCm('cm-b', { rebalance: { ...REBALANCE, threshold: 0.05 } }), c.startCm('cm-c', { rebalance: { ...REBALANCE, threshold: 0.05 } })]);
-  await waitFor(() => {
+  const target = { 'cm-a': 10, 'cm-b': 20, 'cm-c': 30 };
+  const atTarget = (): boolean => {
     const h = fleet.summary().byHome;
     return h['cm-a'] === 10 && h['cm-b'] === 20 && h['cm-c'] === 30;
-  }, { timeoutMs: 30_000, what: `10/20/30 (${JSON.stringify(fleet.summary().byHome)})` }).catch((e: Error) => {
+  };
+  // Settled: at the target, nothing moved for 5 s (several rebalance periods), and the observer has
+  // every phone's current home (events travel over MQTT after a phone's own state changed).
+  await waitFor(() => atTarget() && quietFor(c, 5000) && observerCaughtUp(c, fleet), { timeoutMs: 60_000, what: `10/20/30 and settled (${JSON.stringify(fleet.summary().byHome)})` }).catch((e: Error) => {
     const rounds = (id: string) => c.cms.get(id)!.output().split('\n').filter((l) => /rebalance round|peer|started/.test(l)).join('\n');
-    throw new Error(`${e.message}\n${rounds('cm-a')}\n${rounds('cm-b')}\n${rounds('cm-c')}`);
+    throw new Error(`${e.message}\nrehomes ${JSON.stringify(rehomePaths(c))}\n${rounds('cm-a')}\n${rounds('cm-b')}\n${rounds('cm-c')}`);
   });
-  // Events travel over MQTT after the phones' own state changed: let them arrive, and let more
-  // periods pass in which nothing may move.
-  await new Promise((r) => setTimeout(r, 4000));
-  t.deepEqual(fleet.summary().byHome, { 'cm-a': 10, 'cm-b': 20, 'cm-c': 30 });
+  t.deepEqual(fleet.summary().byHome, target);
   const total = [...rebalanceMoves(c).values()].reduce((a, b) => a + b, 0);
-  const reasons: Record<string, number> = {};
-  for (const e of c.seen.events) if (e.payload.type === 'rehomed') reasons[String(e.payload.reason)] = (reasons[String(e.payload.reason)] ?? 0) + 1;
-  t.log(`moves ${total}, minimum 50; rehomes by reason`, reasons, `events ${c.seen.events.length}, statuses ${c.seen.statuses.length}`);
+  t.log(`moves ${total}, minimum 50; rehomes by path`, rehomePaths(c), `events ${c.seen.events.length}, statuses ${c.seen.statuses.length}`);
   t.true(total <= 50);
   t.is(total, 50, 'every move observed');
 });
@@ -101,21 +123,20 @@ test.serial('a call manager killed while rebalancing strands no phone; when it r
   const slow = { ...REBALANCE, maxMovesPerSec: 5 };
   await Promise.all([c.startCm('cm-b', { rebalance: slow }), c.startCm('cm-c', { rebalance: slow })]);
   // Kill cm-b as soon as phones start arriving there.
-  await waitFor(() => (fleet.summary().byHome['cm-b'] ?? 0) >= 3, { timeoutMs: 20_000, what: 'rebalancing under way' });
+  await waitFor(() => (fleet.summary().byHome['cm-b'] ?? 0) >= 3, { timeoutMs: 60_000, what: 'rebalancing under way' });
   c.cms.get('cm-b')!.signal('SIGKILL');
   const killedAt = Date.now();
-  await waitFor(() => fleet.summary().homed === 60 && (fleet.summary().byHome['cm-b'] ?? 0) === 0, { timeoutMs: 15_000, what: `all homed off cm-b (${JSON.stringify(fleet.summary())})` });
+  await waitFor(() => fleet.summary().homed === 60 && (fleet.summary().byHome['cm-b'] ?? 0) === 0, { timeoutMs: 30_000, what: `all homed off cm-b (${JSON.stringify(fleet.summary())})` });
   t.log(`every phone homed off the dead call manager ${Date.now() - killedAt} ms after the kill`);
   const two = { 'cm-a': 30, 'cm-c': 30 };
-  await waitFor(() => spread(fleet.summary().byHome, two) <= 0.1, { timeoutMs: 30_000, what: `a/c balanced (${JSON.stringify(fleet.summary().byHome)})` });
+  await waitFor(() => spread(fleet.summary().byHome, two) <= 0.1, { timeoutMs: 60_000, what: `a/c balanced (${JSON.stringify(fleet.summary().byHome)})` });
 
   const returnedAt = Date.now();
   await c.startCm('cm-b', { rebalance: slow });
   const caps = { 'cm-a': 30, 'cm-b': 30, 'cm-c': 30 };
   // Converged = within the threshold with nothing moving for 5 s (the returning member is
   // refilled by released fallbacks and by rebalancing; both may still be in motion at first).
-  const quietFor = (ms: number): boolean => !c.seen.events.some((e) => e.payload.type === 'rehomed' && e.at > Date.now() - ms);
-  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1 && quietFor(5000), {
+  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1 && quietFor(c, 5000), {
     timeoutMs: 90_000,
     what: `refilled and settled (${JSON.stringify(fleet.summary().byHome)})`,
   });
@@ -151,17 +172,17 @@ test.serial('a group whose call managers sit on two different brokers balances a
   const fleet = new Fleet({ config: v.config, count: 20, prefix: 'xb-', stateDir: join(c.dir, 'fleet'), log: silentLogger() });
   t.teardown(() => fleet.stop());
   await fleet.start();
-  await waitFor(() => fleet.summary().byHome['cm-a'] === 20, { timeoutMs: 20_000, what: 'all on cm-a' });
+  await waitFor(() => fleet.summary().byHome['cm-a'] === 20, { timeoutMs: 60_000, what: 'all on cm-a' });
   const b = await c.startCm('cm-b', { rebalance: REBALANCE });
   await waitFor(() => fleet.summary().byHome['cm-a'] === 10 && fleet.summary().byHome['cm-b'] === 10, {
-    timeoutMs: 30_000,
+    timeoutMs: 60_000,
     what: `10/10 across brokers (${JSON.stringify(fleet.summary().byHome)})`,
   });
   t.regex(c.cms.get('cm-a')!.output(), /peer broker linked/, 'cm-a follows cm-b through a link to the other broker');
   // cm-b crashes: its phones come back across brokers, and cm-a sees it through the link.
   b.signal('SIGKILL');
-  await waitFor(() => fleet.summary().byHome['cm-a'] === 20, { timeoutMs: 15_000, what: `all back on cm-a (${JSON.stringify(fleet.summary().byHome)})` });
+  await waitFor(() => fleet.summary().byHome['cm-a'] === 20, { timeoutMs: 30_000, what: `all back on cm-a (${JSON.stringify(fleet.summary().byHome)})` });
   const sawOffline = (): boolean => c.cms.get('cm-a')!.output().split('\n').some((l) => l.includes('"offline":["cm-b"]') && l.includes('peer state changed'));
-  await waitFor(sawOffline, { timeoutMs: 10_000, what: 'cm-a saw cm-b offline' });
+  await waitFor(sawOffline, { timeoutMs: 30_000, what: 'cm-a saw cm-b offline' });
   t.pass();
 });
