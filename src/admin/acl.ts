@@ -9,7 +9,8 @@
  * only ever reach that phone's own topics. Topics are exactly those the code
  * uses: src/protocol/topics.ts, the call manager's subscriptions in
  * src/callmanager/ (its keep-alives, each peer's `state` and `load`), the
- * agent's (its own `ack`, `pointers`, `config`; every pointer's `state`).
+ * agent's (its own `ack`, `pointers`, `config`; every pointer's `state`; its
+ * own liveness challenges and their answers).
  */
 import { IpphoneError } from '../lib/errors.js';
 
@@ -102,6 +103,10 @@ export function aclRules(g: AclGroup): AclRules {
       // so a phone can only ever keep itself alive. The id-less P/cm/{cmId}/keepalive is not
       // writable by phones: its payload's phone id could name anyone.
       w(`${p}/cm/+/keepalive/%u`),
+      // Liveness challenges (cm-liveness.ts) on the topic that names the phone: its own only, so
+      // the call manager's per-challenger limit is a per-certificate limit. It reads only the
+      // answers to its own; answers are written by the call managers alone.
+      w(`${p}/cm/+/challenge/%u`),
       // Exactly the agent's subscriptions: its own ack, pointers, config; its own status (a
       // retained status of another run overwriting ours is how a cloned phone id shows: mosquitto
       // 2.0 sends no MQTT 5 "session taken over"); every pointer's state.
@@ -110,6 +115,7 @@ export function aclRules(g: AclGroup): AclRules {
       r(`${p}/phone/%u/config`),
       r(`${p}/phone/%u/status`),
       r(`${p}/cm/+/state`),
+      r(`${p}/cm/+/challenge/%u/answer`),
     ],
     callManagers: g.callManagers.map((id) => ({
       id,
@@ -126,6 +132,12 @@ export function aclRules(g: AclGroup): AclRules {
         // Its peers' (and its own) retained state and load, for failover and rebalancing.
         r(`${p}/cm/+/state`),
         r(`${p}/cm/+/load`),
+        // Liveness challenges: those of it (from phones and peers), answered with its signed state;
+        // its own of its peers (the phones' pattern lines give it these two as well, spelled out here).
+        r(`${p}/cm/${id}/challenge/+`),
+        w(`${p}/cm/${id}/challenge/+/answer`),
+        w(`${p}/cm/+/challenge/${id}`),
+        r(`${p}/cm/+/challenge/${id}/answer`),
         // Phones' status and events, for the read-only operator console (console.ts: the
         // rehomes it shows, the phone lookup). Reading them lets it speak for no one.
         r(`${p}/phone/+/status`),

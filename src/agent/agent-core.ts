@@ -193,7 +193,7 @@ export class AgentCore {
     return keys;
   }
 
-  /** Per management broker: my ack/pointers/config/status topics, and the state of every pointer's call manager on it. */
+  /** Per management broker: my ack/pointers/config/status topics, and the state (and challenge answers) of every pointer's call manager on it. */
   protected syncSubscriptions(): void {
     const want = new Map<string, Set<string>>();
     const me = this.d.config.phoneId;
@@ -201,7 +201,12 @@ export class AgentCore {
       // Our own status too: another run's status written over ours means a clone (duplicate-watch.ts).
       want.set(key, new Set([this.t.phoneAck(me), this.t.phonePointers(me), this.t.phoneConfig(me), this.t.phoneStatus(me)]));
     }
-    for (const p of this.s.list) want.get(brokerKey(p.broker))!.add(this.t.cmState(p.id));
+    for (const p of this.s.list) {
+      const set = want.get(brokerKey(p.broker))!;
+      set.add(this.t.cmState(p.id));
+      // The call manager's answers to our liveness challenges (cm-liveness.ts), subscribed before any is sent.
+      set.add(this.t.cmChallengeAnswer(p.id, me));
+    }
     for (const [broker, topicsNow] of this.#subs) {
       const keep = want.get(broker);
       for (const topic of topicsNow) if (!keep?.has(topic)) this.transport.unsubscribe(broker, topic);

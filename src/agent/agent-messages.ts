@@ -5,7 +5,8 @@
  * every refusal into a (rate-limited) `rejected` event. Valid content becomes
  * machine inputs; config bodies go to the Reconfigurator.
  */
-import { errorMessage, isIpphoneError } from '../lib/errors.js';
+import { errorMessage, isIpphoneError, type ErrorCode } from '../lib/errors.js';
+import { encodeCmChallenge } from '../protocol/cm-state.js';
 import { decodeAck, decodeEnvelope, openConfig, openPointers, parseConfigBody, parseJsonPayload, parsePointersBody, type OpenContext } from '../protocol/codec.js';
 import { samePointerList } from '../protocol/pointers.js';
 import { mergeGroupList } from '../protocol/list-merge.js';
@@ -20,8 +21,12 @@ const REJECT_EVENT_GAP_MS = 10_000;
 /** Message handling on top of the effect runner; the agent adds lifecycle and the reconfiguration host. */
 export abstract class AgentMessages extends AgentCore {
   #lastRejectAt = new Map<string, number>();
-  /** Judges call managers' signed states: only a verified offline of the run seen online fails a home over. */
-  readonly #liveness = new LivenessVerifier(new Map());
+  /**
+   * Judges call managers' signed states: only a verified, strictly newer state
+   * counts (cm-liveness.ts). An online it cannot order is challenged, and only
+   * the call manager's signed answer is believed.
+   */
+  readonly #liveness = new LivenessVerifier(new Map(), { clock: this.d.clock });
   /** The trusted keys the verifier was last given (they change with a remote config). */
   #livenessKeys: TrustedKeys | undefined;
   /** Version of a list adopted from an ack whose pushed twin has not arrived yet. */
@@ -45,20 +50,56 @@ export abstract class AgentMessages extends AgentCore {
         return;
       }
       const cm = this.t.idOf(topic, 'cm');
-      if (cm !== undefined && topic === this.t.cmState(cm)) return this.#onCmState(topic, cm, payload);
+      if (cm !== undefined && topic === this.t.cmState(cm)) return this.#onCmState(broker, topic, cm, payload);
+      if (cm !== undefined && topic === this.t.cmChallengeAnswer(cm, me)) return this.#onCmAnswer(topic, cm, payload);
     } catch (err) {
       this.#reject(topic, errorMessage(err), isIpphoneError(err) ? err.code : undefined);
     }
-    void broker;
   }
 
-  /** Signed, of this call manager, of the run seen online (cm-liveness.ts) — whatever `trust.requireSigned` says. */
-  #onCmState(topic: string, cm: string, payload: Buffer): void {
+  /**
+   * Signed, of this call manager, strictly newer than the state held
+   * (cm-liveness.ts) — whatever `trust.requireSigned` says. An online that
+   * cannot be ordered is challenged on the broker it came from.
+   */
+  #onCmState(broker: string, topic: string, cm: string, payload: Buffer): void {
     if (this.#livenessKeys !== this.keys) this.#liveness.setKeys((this.#livenessKeys = this.keys));
     const v = this.#liveness.check(cm, payload);
     if (v.ok) return this.input({ type: 'cm-state', cm, online: v.online });
-    if (v.quiet) return this.log.info({ topic, code: v.code, err: v.reason }, 'call manager state ignored');
-    this.#reject(topic, v.reason, v.code);
+    if (v.challenge !== undefined && this.transport.isUp(broker)) {
+      this.transport.publish(broker, this.t.cmChallenge(cm, this.d.config.phoneId), encodeCmChallenge(v.challenge), { qos: 1 });
+      this.log.info({ cm, err: v.reason }, 'call manager state cannot be ordered: challenged');
+      return;
+    }
+    this.#verdictRefused(topic, v);
+  }
+
+  /** The answer to our challenge: the run it names is believed (cm-liveness.ts). */
+  #onCmAnswer(topic: string, cm: string, payload: Buffer): void {
+    if (this.#livenessKeys !== this.keys) this.#liveness.setKeys((this.#livenessKeys = this.keys));
+    const v = this.#liveness.answer(cm, payload);
+    if (v.ok) {
+      this.log.info({ cm, bdSeq: v.run.bdSeq, seq: v.run.seq, online: v.online }, 'call manager answered our challenge: its run is believed');
+      return this.input({ type: 'cm-state', cm, online: v.online });
+    }
+    this.#verdictRefused(topic, v);
+  }
+
+  #verdictRefused(topic: string, v: { code: ErrorCode; reason: string; quiet: boolean }): void {
+    if (!v.quiet) return this.#reject(topic, v.reason, v.code);
+    // Normal to see (a retained state again, an offline of a run never seen online): a log line, rate-limited.
+    if (this.#limited(`quiet|${topic}|${v.code}`)) return;
+    this.log.info({ topic, code: v.code, err: v.reason }, 'call manager state ignored');
+  }
+
+  /** True when `key` had its one line (or event) within the last {@link REJECT_EVENT_GAP_MS}; else records now. */
+  #limited(key: string): boolean {
+    const now = this.d.clock.elapsed();
+    const last = this.#lastRejectAt.get(key);
+    if (last !== undefined && now - last < REJECT_EVENT_GAP_MS) return true;
+    if (this.#lastRejectAt.size >= 256) this.#lastRejectAt.clear();
+    this.#lastRejectAt.set(key, now);
+    return false;
   }
 
   #onAck(topic: string, payload: Buffer): void {
@@ -155,16 +196,12 @@ export abstract class AgentMessages extends AgentCore {
 
   #reject(topic: string, error: string, code: string | undefined): void {
     // Acks repeat every keep-alive: one event per gap there. Anyone may flood a call manager's
-    // state topic: one event per gap and reason code there. Every other refusal is reported.
+    // state topic (or, on an open broker, our answer topic): one event per gap and reason code
+    // there. Every other refusal is reported.
     const cm = this.t.idOf(topic, 'cm');
-    const limitKey = topic === this.t.phoneAck(this.d.config.phoneId) ? topic : cm !== undefined && topic === this.t.cmState(cm) ? `${topic}|${code ?? ''}` : undefined;
-    if (limitKey !== undefined) {
-      const now = this.d.clock.elapsed();
-      const last = this.#lastRejectAt.get(limitKey);
-      if (last !== undefined && now - last < REJECT_EVENT_GAP_MS) return;
-      if (this.#lastRejectAt.size >= 256) this.#lastRejectAt.clear();
-      this.#lastRejectAt.set(limitKey, now);
-    }
+    const cmTopic = cm !== undefined && (topic === this.t.cmState(cm) || topic === this.t.cmChallengeAnswer(cm, this.d.config.phoneId));
+    const limitKey = topic === this.t.phoneAck(this.d.config.phoneId) ? topic : cmTopic ? `${topic}|${code ?? ''}` : undefined;
+    if (limitKey !== undefined && this.#limited(limitKey)) return;
     this.log.warn({ topic, err: error, code }, 'message rejected');
     this.event({ type: 'rejected', topic, error, ...(code ? { code } : {}) });
   }

@@ -27,6 +27,10 @@ import { versionLeaseFor, type VersionLease } from './version-lease.js';
 import { CmRun } from './run-state.js';
 import { sipProbeFor, type SipProbe } from './sip-probe.js';
 import { cmTrustedKeys } from './peer-liveness.js';
+import { ChallengeQueue } from './challenge-queue.js';
+import { decodeCmChallenge } from '../protocol/cm-state.js';
+import { isValidId } from '../protocol/topics.js';
+import { errorMessage } from '../lib/errors.js';
 import type { Envelope, PointersBody } from '../protocol/types.js';
 
 export type { MqttConnect } from './cm-session.js';
@@ -82,6 +86,10 @@ export class CallManager {
   #responder: Responder | undefined;
   /** The OPTIONS probe of `sip.registrar` (absent without `sip`). */
   #sip: SipProbe | undefined;
+  /** Liveness challenges waiting for our signed answer (challenge-queue.ts bounds the signing). */
+  readonly #challenges = new ChallengeQueue();
+  #challengeTimer: TimerHandle | undefined;
+  #lastChallengeLog = -Infinity;
   /** Keep-alives left unanswered while the SIP server is silent. */
   #keepalivesOffline = 0;
   #kaRate: RateMeter | undefined;
@@ -185,6 +193,7 @@ export class CallManager {
       responder,
       trust: cmTrustedKeys(c.trust.keys, c.keyId, loaded?.publicKey),
       pushList: (topic, json) => this.#session?.pushList(topic, json),
+      publish: (topic, payload) => this.#session?.publish(topic, payload),
       connected: () => this.connected,
       ...(cons !== undefined ? { observe: { load: (id, load) => cons.peerLoad(id, load), offline: (set) => cons.setOffline(set) } } : {}),
     });
@@ -203,6 +212,7 @@ export class CallManager {
       run,
       onKeepalive: (payload, topicPhone) => this.#onKeepalive(payload, topicPhone),
       onPeerMessage: (topic, payload) => (cons?.wants(topic) === true ? cons.onMessage(topic, payload) : this.#peers?.onMessage(topic, payload)),
+      onChallenge: (from, payload) => this.#onChallenge(from, payload),
       onConnect: () => this.#publishLoad(true),
       ...(cons !== undefined ? { watch: cons.filters } : {}),
     });
@@ -299,6 +309,45 @@ export class CallManager {
     });
   }
 
+  /**
+   * A receiver that could not order our state asks us to sign it with its
+   * challenge (cm-liveness.ts): queued, one per challenger, answered at a
+   * bounded rate (challenge-queue.ts) — never on the keep-alive path.
+   */
+  #onChallenge(from: string, payload: Buffer): void {
+    const now = this.#clock.elapsed();
+    let challenge: string;
+    try {
+      if (!isValidId(from)) throw new Error(`challenger ${JSON.stringify(from)} is not an id`);
+      challenge = decodeCmChallenge(payload).challenge;
+    } catch (err) {
+      if (now - this.#lastChallengeLog >= INVALID_LOG_GAP_MS) {
+        this.#log.debug({ from, err: errorMessage(err) }, 'invalid liveness challenge');
+        this.#lastChallengeLog = now;
+      }
+      return;
+    }
+    this.#challenges.offer(from, challenge, now);
+    this.#answerChallenges();
+  }
+
+  #answerChallenges(): void {
+    const run = this.#run;
+    const session = this.#session;
+    if (run === undefined || session === undefined || this.#stopping !== undefined) return;
+    const now = this.#clock.elapsed();
+    for (const { from, challenge } of this.#challenges.take(now)) {
+      const answer = run.answer(challenge);
+      if (answer !== undefined) session.publish(this.#t.cmChallengeAnswer(this.#config.cmId, from), answer);
+    }
+    const next = this.#challenges.nextIn(now);
+    if (next === undefined || this.#challengeTimer !== undefined) return;
+    this.#challengeTimer = this.#clock.setTimeout(() => {
+      this.#challengeTimer = undefined;
+      this.#answerChallenges();
+    }, Math.max(1, next));
+  }
+
   /** One keep-alive; `topicPhone` is the id of a per-phone topic (Responder.handle trusts it). */
   #onKeepalive(payload: Buffer, topicPhone: string | undefined): void {
     const r = this.#responder;
@@ -377,6 +426,8 @@ export class CallManager {
   async #stop(): Promise<void> {
     if (this.#tick !== undefined) this.#clock.clearTimeout(this.#tick);
     this.#tick = undefined;
+    if (this.#challengeTimer !== undefined) this.#clock.clearTimeout(this.#challengeTimer);
+    this.#challengeTimer = undefined;
     this.#peers?.halt();
     this.#sip?.stop();
     // Streams end cleanly before the HTTP server drops its connections.

@@ -9,6 +9,7 @@ import type { Clock, TimerHandle } from '../lib/clock.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { decodeLoad } from '../protocol/codec.js';
+import { encodeCmChallenge } from '../protocol/cm-state.js';
 import type { Topics } from '../protocol/topics.js';
 import { baseMqttOptions, type MqttConnect } from './cm-session.js';
 import type { ListBook } from './list-book.js';
@@ -37,6 +38,8 @@ export interface CmPeersOptions {
   responder: Responder;
   /** Keys trusted for peers' signed states (peer-liveness.ts cmTrustedKeys). */
   trust: TrustedKeys;
+  /** Publish a QoS 1 message on this call manager's own broker (a challenge of a peer there). */
+  publish(topic: string, payload: string): void;
   /** Publish a signed list to a phone's pointers topic (after its queued ack). */
   pushList(topic: string, envelopeJson: string): void;
   /** True while connected to this call manager's broker (moves are sent only then). */
@@ -64,7 +67,17 @@ export class CmPeers {
     const root = opts.log;
     this.#log = root.child({ mod: 'cm' });
     const peers = (this.#peers = new PeerTracker(c.cmId, c.group.map((g) => g.id)));
-    this.#liveness = new PeerLiveness({ keys: opts.trust, clock: opts.clock, log: root.child({ mod: 'liveness' }) });
+    this.#liveness = new PeerLiveness({
+      keys: opts.trust,
+      clock: opts.clock,
+      log: root.child({ mod: 'liveness' }),
+      // On the broker the peer's state came from: its own, or a linked one.
+      challenge: (peer, value) => {
+        const topic = opts.topics.cmChallenge(peer, c.cmId);
+        const payload = encodeCmChallenge(value);
+        if (!this.#links.publish(peer, topic, payload)) opts.publish(topic, payload);
+      },
+    });
     const table = opts.table;
     this.rebalancer = new Rebalancer({
       self: c.cmId,
@@ -89,6 +102,7 @@ export class CmPeers {
       peers: c.group.filter((g) => g.id !== c.cmId),
       topics: opts.topics,
       clientId: `ipphone-cm-${c.cmId}`,
+      selfId: c.cmId,
       base: baseMqttOptions(c),
       connect: opts.mqttConnect,
       log: root.child({ mod: 'links' }),
@@ -109,9 +123,10 @@ export class CmPeers {
     this.#links.start();
   }
 
-  /** A peer's retained state or load. */
+  /** A peer's retained state or load, or its answer to our challenge. */
   onMessage(topic: string, payload: Buffer): void {
     if (topic.endsWith('/load')) this.#onPeerLoad(topic, payload);
+    else if (topic.endsWith('/answer')) this.#onPeerAnswer(topic, payload);
     else this.#onPeerState(topic, payload);
   }
 
@@ -175,6 +190,16 @@ export class CmPeers {
     const id = this.#o.topics.idOf(topic, 'cm');
     if (id === undefined || !this.#peers.has(id)) return;
     const online = this.#liveness.judge(id, payload);
+    if (online === undefined || this.#peers.update(id, online) !== 'changed') return;
+    this.#peersChanged(id);
+  }
+
+  /** A peer's signed answer to our challenge: its run is believed whatever its boot sequence (cm-liveness.ts). */
+  #onPeerAnswer(topic: string, payload: Buffer): void {
+    const t = this.#o.topics;
+    const id = t.idOf(topic, 'cm');
+    if (id === undefined || !this.#peers.has(id) || topic !== t.cmChallengeAnswer(id, this.#o.config.cmId)) return;
+    const online = this.#liveness.answer(id, payload);
     if (online === undefined || this.#peers.update(id, online) !== 'changed') return;
     this.#peersChanged(id);
   }

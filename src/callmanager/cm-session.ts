@@ -39,8 +39,10 @@ export interface CmSessionOptions {
    * (`topicPhone` undefined) or on a per-phone one, `P/cm/{cmId}/keepalive/{topicPhone}`.
    */
   onKeepalive(payload: Buffer, topicPhone: string | undefined): void;
-  /** Any other message: a peer's state or load. */
+  /** Any other message: a peer's state or load, the answer to our challenge of a peer. */
   onPeerMessage(topic: string, payload: Buffer): void;
+  /** A liveness challenge of this call manager from receiver `from` (`P/cm/{cmId}/challenge/{from}`). */
+  onChallenge(from: string, payload: Buffer): void;
   /** Connected (again), state and subscriptions sent. */
   onConnect(): void;
   /** More filters to subscribe to (QoS 0) on each connect — the console's phone topics; their messages go to onPeerMessage. */
@@ -84,6 +86,10 @@ export class CmSession {
     const phoneKeepaliveHead = `${keepaliveTopic}/`;
     const peerStateTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => t.cmState(g.id));
     const peerLoadTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => t.cmLoad(g.id));
+    // The answers to the challenges we send our peers (cm-liveness.ts).
+    const peerAnswerTopics = c.group.filter((g) => g.id !== c.cmId).map((g) => t.cmChallengeAnswer(g.id, c.cmId));
+    const challengeFilter = t.cmChallengeFilter(c.cmId);
+    const challengeHead = challengeFilter.slice(0, -1);
     const log = opts.log.child({ mod: 'mqtt' });
     const run = opts.run;
     const client = opts.connect(c.broker, {
@@ -120,12 +126,16 @@ export class CmSession {
     client.on('connect', () => {
       this.#connected = true;
       log.info({ broker: c.broker }, 'broker connected');
+      // Challenges first: a receiver that cannot order our online challenges it at once,
+      // and a broker handles one connection's packets in order (the subscription is in
+      // place when the online goes out).
+      client.subscribe(challengeFilter, { qos: 1 });
       // Our current state: the online, or the offline while we report ourselves offline (SIP server silent).
       client.publish(stateTopic, run.current, { qos: 1, retain: true });
       client.subscribe([keepaliveTopic, phoneKeepaliveFilter], { qos: 0 });
       // Our own state too: anything there that is not our current state is answered with it (run-state.ts).
       client.subscribe(stateTopic, { qos: 1 });
-      if (peerStateTopics.length > 0) client.subscribe([...peerStateTopics, ...peerLoadTopics], { qos: 1 });
+      if (peerStateTopics.length > 0) client.subscribe([...peerStateTopics, ...peerLoadTopics, ...peerAnswerTopics], { qos: 1 });
       if (opts.watch !== undefined && opts.watch.length > 0) client.subscribe([...opts.watch], { qos: 0 });
       opts.onConnect();
     });
@@ -139,6 +149,7 @@ export class CmSession {
       if (topic === keepaliveTopic) opts.onKeepalive(payload, undefined);
       else if (topic === stateTopic) run.onOwnState(payload);
       else if (topic.startsWith(phoneKeepaliveHead)) opts.onKeepalive(payload, topic.slice(phoneKeepaliveHead.length));
+      else if (topic.startsWith(challengeHead) && !topic.includes('/', challengeHead.length)) opts.onChallenge(topic.slice(challengeHead.length), payload);
       else opts.onPeerMessage(topic, payload);
     });
   }
@@ -162,6 +173,11 @@ export class CmSession {
   pushList(topic: string, envelopeJson: string): void {
     this.#acks.flush();
     this.#client.publish(topic, envelopeJson, { qos: 1 });
+  }
+
+  /** Publish a QoS 1 message, not retained (an answer to a challenge, a challenge of a peer); dropped while disconnected. */
+  publish(topic: string, payload: string): void {
+    if (this.#connected) this.#client.publish(topic, payload, { qos: 1 });
   }
 
   /** Publish a retained QoS 1 message (the load). */

@@ -3,8 +3,10 @@
  * own broker. A group may span brokers (one per site, say); each call manager
  * still needs every peer's retained `state` and `load` to fail phones over and
  * to rebalance, so it opens one read-only connection per other broker and
- * subscribes to those peers' topics there. A broker it cannot reach makes its
- * peers count as offline — the phones could not reach them either.
+ * subscribes to those peers' topics there (and to their answers to its
+ * liveness challenges, which it publishes there: protocol/cm-liveness.ts). A
+ * broker it cannot reach makes its peers count as offline — the phones could
+ * not reach them either.
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { systemClock, type Clock, type TimerHandle } from '../lib/clock.js';
@@ -22,6 +24,8 @@ export interface PeerLinksOptions {
   peers: readonly { id: string; broker: string }[];
   topics: Topics;
   clientId: string;
+  /** This call manager's id: the challenger in `P/cm/{peer}/challenge/{selfId}`. */
+  selfId: string;
   base: IClientOptions;
   /** The call manager's connect, which sets TCP_NODELAY on every link (lib/mqtt-nodelay.ts). */
   connect: (url: string, opts: IClientOptions) => MqttClient;
@@ -36,7 +40,8 @@ export interface PeerLinksOptions {
 export class PeerLinks {
   readonly #o: PeerLinksOptions;
   readonly #clients: MqttClient[] = [];
-
+  /** The link of each peer on another broker. */
+  readonly #byPeer = new Map<string, MqttClient>();
 
   /** Peers on this call manager's own broker (by spelling now, by address once resolved). */
   readonly #onOwn = new Set<string>();
@@ -96,7 +101,7 @@ export class PeerLinks {
     const o = this.#o;
     for (const { url, ids } of links) {
       const client = o.connect(url, { ...o.base, clientId: `${o.clientId}-link${++this.#n}`, reconnectPeriod: 1000, clean: true, resubscribe: false });
-      const subs = ids.flatMap((id) => [o.topics.cmState(id), o.topics.cmLoad(id)]);
+      const subs = ids.flatMap((id) => [o.topics.cmState(id), o.topics.cmLoad(id), o.topics.cmChallengeAnswer(id, o.selfId)]);
       let up = false;
       client.on('connect', () => {
         up = true;
@@ -112,7 +117,20 @@ export class PeerLinks {
       client.on('error', (err) => o.log.debug({ broker: url, err: errorMessage(err) }, 'peer broker error'));
       client.on('message', (topic, payload) => o.onMessage(topic, payload));
       this.#clients.push(client);
+      for (const id of ids) this.#byPeer.set(id, client);
     }
+  }
+
+  /**
+   * Publish (QoS 1) on the broker of `peer` when it is linked (a challenge of
+   * it). False when the peer is on this call manager's own broker.
+   */
+  publish(peer: string, topic: string, payload: string): boolean {
+    const client = this.#byPeer.get(peer);
+    // Not linked (yet): dropped, never sent on the own broker, unless the peer is there.
+    if (client === undefined) return !this.#onOwn.has(peer);
+    if (client.connected) client.publish(topic, payload, { qos: 1 });
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -121,5 +139,6 @@ export class PeerLinks {
     this.#retry = undefined;
     await Promise.all(this.#clients.map((c) => new Promise<void>((done) => c.end(true, {}, () => done()))));
     this.#clients.length = 0;
+    this.#byPeer.clear();
   }
 }

@@ -4,12 +4,15 @@
  * shared {@link LivenessVerifier}, with a refusal logged at most once per
  * peer per {@link REFUSAL_LOG_GAP_MS} (with how many were not logged) — a
  * flood of forged states must not flood the journal either. A refused state
- * changes nothing; only a verified one returns a value.
+ * changes nothing; only a verified one returns a value. An online it cannot
+ * order (a reinstalled peer with a lower boot sequence, or a replay) is
+ * challenged: `challenge(peer, value)` publishes it, and only the peer's
+ * signed answer ({@link PeerLiveness.answer}) is believed.
  */
 import type { KeyObject } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
-import { LivenessVerifier } from '../protocol/cm-liveness.js';
+import { LivenessVerifier, type LivenessVerdict } from '../protocol/cm-liveness.js';
 import { trustedKeys, type TrustedKeys } from '../protocol/envelope.js';
 
 /** At most one log line about refused states per peer per this many ms. */
@@ -33,10 +36,13 @@ export class PeerLiveness {
   readonly #lastLog = new Map<string, { at: number; unlogged: number }>();
   #refused = 0;
 
-  constructor(o: { keys: TrustedKeys; clock: Clock; log: Logger }) {
-    this.#verifier = new LivenessVerifier(o.keys);
+  readonly #challenge: (peer: string, value: string) => void;
+
+  constructor(o: { keys: TrustedKeys; clock: Clock; log: Logger; challenge?: (peer: string, value: string) => void; randomBytes?: (n: number) => Buffer }) {
+    this.#verifier = new LivenessVerifier(o.keys, { clock: o.clock, ...(o.randomBytes ? { randomBytes: o.randomBytes } : {}) });
     this.#clock = o.clock;
     this.#log = o.log;
+    this.#challenge = o.challenge ?? (() => {});
   }
 
   /** States refused so far. */
@@ -46,8 +52,19 @@ export class PeerLiveness {
 
   /** The verified `online` of peer `id`'s state, or undefined when it was refused (logged, rate-limited). */
   judge(id: string, payload: Buffer): boolean | undefined {
-    const v = this.#verifier.check(id, payload);
+    return this.#verdict(id, this.#verifier.check(id, payload));
+  }
+
+  /** The verified `online` of peer `id`'s answer to our challenge, or undefined when refused (logged, rate-limited). */
+  answer(id: string, payload: Buffer): boolean | undefined {
+    const v = this.#verifier.answer(id, payload);
+    if (v.ok) this.#log.info({ peer: id, bdSeq: v.run.bdSeq, seq: v.run.seq, online: v.online }, 'peer answered our challenge: its run is believed');
+    return this.#verdict(id, v);
+  }
+
+  #verdict(id: string, v: LivenessVerdict): boolean | undefined {
     if (v.ok) return v.online;
+    if (v.challenge !== undefined) this.#challenge(id, v.challenge);
     this.#refused++;
     const now = this.#clock.elapsed();
     const last = this.#lastLog.get(id);

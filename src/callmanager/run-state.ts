@@ -4,8 +4,17 @@
  *
  * - Each MQTT connection attempt gets a fresh nonce and the next connection
  *   number; {@link CmRun.connect} returns the pre-signed offline of that
- *   connection to set as its will, so the will, the offline published on a
- *   clean stop and the online are all of one run.
+ *   connection (`will: true`) to set as its will, so the will, the offline
+ *   published on a clean stop and the online are all of one run.
+ * - Every state the run signs carries the next `seq` (the connection's will
+ *   and online, an offline reported while the process lives — its SIP server
+ *   silent — and the online after it): receivers take only what is strictly
+ *   newer (cm-liveness.ts), so no state of the run can be replayed to them.
+ *   The will's bytes are published by no one while the process lives: an
+ *   offline it reports is its own, newer, signed message, and only a clean
+ *   stop publishes the will (the process ends with it).
+ * - {@link CmRun.answer} signs the current state again with a receiver's
+ *   challenge (challenge-queue.ts bounds how often).
  * - The call manager subscribes to its own state topic. Anything there that
  *   is not what it means to have retained — a forged or replayed offline, an
  *   empty message clearing it, a will of its own earlier connection arriving
@@ -46,8 +55,16 @@ export class CmRun {
   readonly #o: CmRunOptions;
   readonly #random: (n: number) => Buffer;
   #conn = 0;
+  /** The last `seq` signed in this run. */
+  #seq = 0;
+  #nonce = '';
+  /** The latest signed online of the current connection, or '' when it has had none (it began offline). */
   #online = '';
-  #offline = '';
+  /** The current connection's will. */
+  #will = '';
+  /** The signed state of now while the process lives: the online, or an offline it reports. */
+  #state = '';
+  #stateSeq = 0;
   #live = true;
   /** False while the call manager reports itself offline though it lives (its SIP server is silent). */
   #available = true;
@@ -68,19 +85,27 @@ export class CmRun {
     return this.#conn;
   }
 
-  /** The signed online of the current connection. */
+  /** The latest signed online of the current connection ('' while it has had none). */
   get online(): string {
     return this.#online;
   }
 
-  /** The signed offline of the current connection: its will. */
+  /** The signed offline of the current connection: its will (final for the connection). */
   get offline(): string {
-    return this.#offline;
+    return this.#will;
   }
 
-  /** What we mean to have retained: the online while we live and are available, else the offline. */
+  /** The last `seq` signed. */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /**
+   * What we mean to have retained: while we live, our state (the online, or
+   * the offline we report while the SIP server is silent); once stopping, the will.
+   */
   get current(): string {
-    return this.#live && this.#available ? this.#online : this.#offline;
+    return this.#live ? this.#state : this.#will;
   }
 
   /** False while this call manager reports itself offline though its process lives. */
@@ -90,16 +115,29 @@ export class CmRun {
 
   /**
    * Report ourselves offline (`false`: our SIP server is silent) or online
-   * again, while the process lives. Publishes the signed offline/online of the
-   * current connection at once (phones and peers accept an online of the run
-   * they saw again: cm-liveness.ts). Returns true when it changed.
+   * again, while the process lives: a new state, signed with the next `seq`,
+   * published at once (never the will: that one stays final). Returns true
+   * when it changed.
    */
   setAvailable(available: boolean): boolean {
     if (available === this.#available) return false;
     this.#available = available;
     this.#cancel();
-    if (this.#live && this.#online !== '') this.#o.publish(this.current);
+    if (this.#conn > 0) {
+      this.#sign();
+      if (this.#live) this.#o.publish(this.#state);
+    }
     return true;
+  }
+
+  /**
+   * Our current state signed again with `challenge` (its `seq` unchanged: it
+   * says the same), for `P/cm/{cmId}/challenge/{from}/answer`; undefined before
+   * the first connection and once stopping (a stopping process is not live).
+   */
+  answer(challenge: string): string | undefined {
+    if (!this.#live || this.#conn === 0) return undefined;
+    return encodeCmState({ ...this.#body(), online: this.#available, seq: this.#stateSeq, challenge }, this.#o.sign);
   }
 
   /** Times our state was published again because the topic said otherwise. */
@@ -107,13 +145,29 @@ export class CmRun {
     return this.#republished;
   }
 
-  /** A new connection attempt: fresh nonce, next conn. Returns the will (its signed offline). */
+  /**
+   * A new connection attempt: fresh nonce, next conn; its will and its state
+   * (online, or offline while we report ourselves so) signed with the next
+   * `seq`s. Returns the will.
+   */
   connect(): string {
-    const nonce = this.#random(NONCE_BYTES).toString('base64url');
-    const body = { cm: this.#o.cmId, bdSeq: this.bdSeq, conn: ++this.#conn, nonce };
-    this.#online = encodeCmState({ ...body, online: true }, this.#o.sign);
-    this.#offline = encodeCmState({ ...body, online: false }, this.#o.sign);
-    return this.#offline;
+    this.#nonce = this.#random(NONCE_BYTES).toString('base64url');
+    this.#conn++;
+    this.#will = encodeCmState({ ...this.#body(), online: false, seq: ++this.#seq, will: true }, this.#o.sign);
+    this.#online = '';
+    this.#sign();
+    return this.#will;
+  }
+
+  #body(): { cm: string; bdSeq: number; conn: number; nonce: string } {
+    return { cm: this.#o.cmId, bdSeq: this.bdSeq, conn: this.#conn, nonce: this.#nonce };
+  }
+
+  /** Sign our state of now with the next `seq`. */
+  #sign(): void {
+    this.#stateSeq = ++this.#seq;
+    this.#state = encodeCmState({ ...this.#body(), online: this.#available, seq: this.#stateSeq }, this.#o.sign);
+    if (this.#available) this.#online = this.#state;
   }
 
   /** Stopping: from now on our state is the offline; pending republishes are dropped. */
@@ -127,7 +181,7 @@ export class CmRun {
    * current state (and a republish is sent or scheduled).
    */
   onOwnState(payload: Buffer): boolean {
-    if (!this.#live || this.#online === '' || payload.toString('utf8') === this.current) return false;
+    if (!this.#live || this.#conn === 0 || payload.toString('utf8') === this.current) return false;
     const now = this.#o.clock.elapsed();
     if (now - this.#lastLogAt >= OWN_STATE_LOG_GAP_MS) {
       this.#o.log?.warn({ bytes: payload.length, unlogged: this.#unlogged, available: this.#available }, 'own state topic says otherwise: republishing our state');

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'STATE_STALE'
   | 'STATE_RUN_UNKNOWN'
   | 'STATE_RUN_MISMATCH'
+  | 'CHALLENGE_UNKNOWN'
   | 'TRANSPORT'
   | 'TIMEOUT'
   | 'HW_UNAVAILABLE'

@@ -73,7 +73,7 @@ const CHANNELS: Record<string, ChannelSpec> = {
   cmState: {
     address: (t) => t.cmState(CM),
     description:
-      'Signed liveness of a call manager, retained. Phones and peers act on an offline only when signed by a trusted key and of the run they saw online (bdSeq, conn, nonce); unsigned, forged, empty or replayed states change nothing. The will is the pre-signed offline of the connection.',
+      'Signed liveness of a call manager, retained. Phones and peers take a state only when signed by a trusted key and strictly newer than the one they hold (bdSeq, then seq within the run); the will (will: true) is the pre-signed offline of its connection, final for it, and published by no one while the process lives. An online they cannot order (an older run, or one not above every run they believed) is challenged (P/cm/{cmId}/challenge/{phoneId}). Unsigned, forged, empty or replayed states change nothing.',
     messages: {
       state: { title: 'Signed state', schema: P.CmStateSchema, signedBody: P.CmStateBodySchema },
       will: { title: 'Will: pre-signed offline', schema: P.CmStateSchema, signedBody: P.CmStateBodySchema, description: 'Set at CONNECT; online is false.' },
@@ -84,6 +84,28 @@ const CHANNELS: Record<string, ChannelSpec> = {
       { role: 'cm', action: 'receive', qos: 1, retain: true, summary: 'Peers of the group watch each other.' },
     ],
     filters: ['allCmState'],
+  },
+  cmChallenge: {
+    address: (t) => t.cmChallenge(CM, PHONE),
+    description:
+      'Extension: a liveness challenge of the call manager by a receiver that cannot order its online (a reinstalled call manager with a lower boot sequence, or a replay). The last level is the challenger (a phone id, or a peer call manager\'s id), so an ACL lets each identity write only its own. The call manager answers at a bounded rate, one pending challenge per challenger.',
+    messages: { challenge: { title: 'Challenge', schema: P.CmChallengeSchema } },
+    ops: [
+      { role: 'phone', action: 'send', qos: 1, retain: false, summary: 'A phone asks the live call manager to sign its state with a random challenge.' },
+      { role: 'cm', action: 'send', qos: 1, retain: false, summary: 'A peer call manager does the same.' },
+      { role: 'cm', action: 'receive', qos: 1, retain: false, summary: 'The call manager subscribes with P/cm/{cmId}/challenge/+.' },
+    ],
+    filters: ['cmChallengeFilter'],
+  },
+  cmChallengeAnswer: {
+    address: (t) => t.cmChallengeAnswer(CM, PHONE),
+    description: 'Extension: the answer to a challenge: the call manager\'s current state signed again with the challenge in its body. Only the challenger\'s answer to its own unexpired challenge is believed, once; the run it names is then believed whatever its boot sequence.',
+    messages: { answer: { title: 'Signed state with the challenge', schema: P.CmStateSchema, signedBody: P.CmStateBodySchema } },
+    ops: [
+      { role: 'cm', action: 'send', qos: 1, retain: false, summary: 'The live call manager answers.' },
+      { role: 'phone', action: 'receive', qos: 1, retain: false, summary: 'The challenging phone.' },
+      { role: 'cm', action: 'receive', qos: 1, retain: false, summary: 'The challenging peer.' },
+    ],
   },
   cmLoad: {
     address: (t) => t.cmLoad(CM),

@@ -6,22 +6,29 @@
  * { "online": true, "kid": "ops-1", "body": "<base64>", "sig": "<base64 Ed25519>" }
  * ```
  *
- * The body is the UTF-8 JSON `{ cm, online, bdSeq, conn, nonce }`: which call
- * manager, the state, and the run it belongs to (after Sparkplug B 3.0's
- * bdSeq): `bdSeq` the call manager's boot sequence (greater at every start),
- * `conn` the number of the MQTT connection within that run (1, 2, … — a
- * reconnect after a broker loss is a newer connection of the same run),
- * `nonce` random per connection, so that a run id reused after a lost state
- * directory still never matches an old will. The will a call manager sets at
- * CONNECT is the pre-signed offline of that connection, byte for byte what it
- * publishes itself on a clean stop.
+ * The body is the UTF-8 JSON `{ cm, online, bdSeq, conn, nonce, seq }`, plus
+ * `will: true` in a will and `challenge` in an answer: which call manager, the
+ * state, and the run it belongs to (after Sparkplug B 3.0's bdSeq): `bdSeq`
+ * the call manager's boot sequence (greater at every start), `conn` the number
+ * of the MQTT connection within that run (1, 2, … — a reconnect after a broker
+ * loss is a newer connection of the same run), `nonce` random per connection,
+ * so that a run id reused after a lost state directory still never matches an
+ * old will, and `seq` the order of the message within the run: it rises on
+ * every state the run signs (each connection's will and online, an offline it
+ * reports while it lives, the online after it), so a receiver takes only what
+ * is strictly newer than what it holds. The will a call manager sets at
+ * CONNECT is the pre-signed offline of that connection, marked `will: true`
+ * (final for its connection), byte for byte what it publishes itself on a
+ * clean stop and never before. An answer to a liveness challenge
+ * (`P/cm/{cmId}/challenge/{from}/answer`) is the current state signed again
+ * with the challenger's random `challenge` in it.
  *
  * What the fields mean to a receiver is cm-liveness.ts; this file is the
  * format only.
  */
 import { IpphoneError } from '../lib/errors.js';
 import { parseJsonPayload } from './codec.js';
-import { CmStateBodySchema, CmStateSchema, compile, conform } from './payload-schemas.js';
+import { CmChallengeSchema, CmStateBodySchema, CmStateSchema, compile, conform } from './payload-schemas.js';
 import { show } from './pointers.js';
 import { isValidId } from './topics.js';
 import type { Envelope } from './types.js';
@@ -37,6 +44,12 @@ export interface CmStateBody {
   conn: number;
   /** Random per connection: 8 to 64 characters of base64url. */
   nonce: string;
+  /** Order within the run: rises on every state the run signs, from 1. */
+  seq: number;
+  /** True only in a connection's will (its pre-signed offline): final for that connection. */
+  will?: true;
+  /** In an answer only: the challenger's random challenge (cm-liveness.ts). */
+  challenge?: string;
 }
 
 /** A state message whose shape is right; its signature is not checked yet. */
@@ -50,13 +63,24 @@ export interface SignedCmState {
 export const MAX_STATE_BYTES = 4096;
 
 const NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/;
+/** A challenge: 16 to 64 characters of base64url (the verifier sends 22: 16 random bytes). */
+const CHALLENGE_RE = /^[A-Za-z0-9_-]{16,64}$/;
 /** The schemas of payload-schemas.ts decide after the hand checks (which give the words). */
 const STATE = compile(CmStateSchema);
 const STATE_BODY = compile(CmStateBodySchema);
 
 /** Serialise a signed state: `online` first (for the humans reading it), then the envelope. */
 export function encodeCmState(body: CmStateBody, sign: (body: unknown) => Envelope): string {
-  const env = sign({ cm: body.cm, online: body.online, bdSeq: body.bdSeq, conn: body.conn, nonce: body.nonce });
+  const env = sign({
+    cm: body.cm,
+    online: body.online,
+    bdSeq: body.bdSeq,
+    conn: body.conn,
+    nonce: body.nonce,
+    seq: body.seq,
+    ...(body.will === true ? { will: true } : {}),
+    ...(body.challenge !== undefined ? { challenge: body.challenge } : {}),
+  });
   return JSON.stringify({ online: body.online, kid: env.kid, body: env.body, sig: env.sig });
 }
 
@@ -87,7 +111,12 @@ function field(name: string, value: unknown, expected: string): never {
 
 const positive = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
 
-/** Check verified body bytes: `{ cm, online, bdSeq, conn, nonce }`; extra fields are ignored. Throws PAYLOAD_INVALID. */
+/**
+ * Check verified body bytes: `{ cm, online, bdSeq, conn, nonce, seq }`, `will`
+ * and `challenge` when present; extra fields are ignored. A body without `seq`
+ * (a call manager from before it) is refused: its states cannot be ordered
+ * within a run, so any of them could be replayed. Throws PAYLOAD_INVALID.
+ */
 export function parseCmStateBody(bytes: Buffer): CmStateBody {
   let o: Record<string, unknown>;
   try {
@@ -101,6 +130,42 @@ export function parseCmStateBody(bytes: Buffer): CmStateBody {
   if (!positive(o.bdSeq)) field('bdSeq', o.bdSeq, 'a positive integer');
   if (!positive(o.conn)) field('conn', o.conn, 'a positive integer');
   if (typeof o.nonce !== 'string' || !NONCE_RE.test(o.nonce)) field('nonce', o.nonce, '8 to 64 characters of base64url');
+  if (!positive(o.seq)) field('seq', o.seq, 'a positive integer (the order of the state within its run)');
+  if (o.will !== undefined && !(o.will === true && o.online === false)) field('will', o.will, 'true in an offline, or absent');
+  if (o.challenge !== undefined && (typeof o.challenge !== 'string' || !CHALLENGE_RE.test(o.challenge))) field('challenge', o.challenge, '16 to 64 characters of base64url');
+  if (o.will === true && o.challenge !== undefined) field('challenge', o.challenge, 'absent in a will');
   conform('cm state body', STATE_BODY, o);
-  return { cm: o.cm, online: o.online, bdSeq: o.bdSeq, conn: o.conn, nonce: o.nonce };
+  return {
+    cm: o.cm,
+    online: o.online,
+    bdSeq: o.bdSeq,
+    conn: o.conn,
+    nonce: o.nonce,
+    seq: o.seq,
+    ...(o.will === true ? { will: true as const } : {}),
+    ...(typeof o.challenge === 'string' ? { challenge: o.challenge } : {}),
+  };
+}
+
+/** The `P/cm/{cmId}/challenge/{from}` payload: `{ challenge }`, random per challenge. */
+export interface CmChallenge {
+  challenge: string;
+}
+
+/** A challenge is a few dozen bytes. */
+const MAX_CHALLENGE_BYTES = 256;
+const CHALLENGE = compile(CmChallengeSchema);
+
+export function encodeCmChallenge(challenge: string): string {
+  return JSON.stringify({ challenge });
+}
+
+/** Check a challenge message. Throws PAYLOAD_TOO_LARGE / PAYLOAD_INVALID. */
+export function decodeCmChallenge(buf: Buffer): CmChallenge {
+  const o = parseJsonPayload(buf, MAX_CHALLENGE_BYTES);
+  if (typeof o.challenge !== 'string' || !CHALLENGE_RE.test(o.challenge)) {
+    throw new IpphoneError(`cm challenge: challenge must be 16 to 64 characters of base64url (got ${show(o.challenge)})`, 'PAYLOAD_INVALID', { field: 'challenge' });
+  }
+  conform('cm challenge', CHALLENGE, o);
+  return { challenge: o.challenge };
 }

@@ -190,6 +190,9 @@ export const CmStateSchema = Type.Object(
 /** Nonce of a state body: random per connection. */
 export const NONCE_PATTERN = '^[A-Za-z0-9_-]{8,64}$';
 
+/** A liveness challenge: random, base64url. */
+export const CHALLENGE_PATTERN = '^[A-Za-z0-9_-]{16,64}$';
+
 /** The signed body of a call manager state. */
 export const CmStateBodySchema = Type.Object(
   {
@@ -198,8 +201,19 @@ export const CmStateBodySchema = Type.Object(
     bdSeq: Positive('boot sequence of the call manager\'s run, greater at every start'),
     conn: Positive('MQTT connection number within the run, from 1'),
     nonce: Type.String({ pattern: NONCE_PATTERN, description: 'random per connection, base64url' }),
+    seq: Positive('order of the state within its run: rises on every state the run signs; receivers take only what is strictly newer'),
+    will: Type.Optional(Type.Literal(true, { description: 'only in a connection\'s will (its pre-signed offline): final for that connection' })),
+    challenge: Type.Optional(Type.String({ pattern: CHALLENGE_PATTERN, description: 'only in an answer: the challenger\'s random challenge' })),
   },
   { $id: 'CmStateBody', title: 'Call manager state body' },
+);
+
+/** `P/cm/{cmId}/challenge/{from}`: a receiver asks the live call manager to sign its state with this random challenge. */
+export const CmChallengeSchema = Type.Object(
+  {
+    challenge: Type.String({ pattern: CHALLENGE_PATTERN, description: 'random per challenge, base64url; the answer (P/cm/{cmId}/challenge/{from}/answer) is a signed state carrying it' }),
+  },
+  { $id: 'CmChallenge', title: 'Call manager liveness challenge' },
 );
 
 /** `P/cm/{cmId}/load`. */
@@ -230,6 +244,7 @@ export const PAYLOAD_SCHEMAS: readonly TSchema[] = [
   EventSchema,
   CmStateSchema,
   CmStateBodySchema,
+  CmChallengeSchema,
   LoadSchema,
 ];
 

@@ -13,6 +13,17 @@ export interface Topics {
   /** `P/cm/{cmId}/keepalive/+`: what a call manager subscribes to for the per-phone topics. */
   cmPhoneKeepaliveFilter(cmId: string): string;
   cmState(cmId: string): string;
+  /**
+   * `P/cm/{cmId}/challenge/{from}`: receiver `from` (a phone or a peer call
+   * manager) asks the live `cmId` to sign its state with a random challenge
+   * (cm-liveness.ts). The topic names the challenger, so an ACL lets each
+   * identity write only its own.
+   */
+  cmChallenge(cmId: string, from: string): string;
+  /** `P/cm/{cmId}/challenge/+`: what a call manager subscribes to for its challenges. */
+  cmChallengeFilter(cmId: string): string;
+  /** `P/cm/{cmId}/challenge/{from}/answer`: the signed state answering `from`'s challenge. */
+  cmChallengeAnswer(cmId: string, from: string): string;
   cmLoad(cmId: string): string;
   phoneAck(phoneId: string): string;
   phonePointers(phoneId: string): string;
@@ -46,6 +57,9 @@ export function topics(prefix: string = DEFAULT_PREFIX): Topics {
     cmPhoneKeepalive: (id, phone) => `${p}/cm/${level(id)}/keepalive/${level(phone)}`,
     cmPhoneKeepaliveFilter: (id) => `${p}/cm/${level(id)}/keepalive/+`,
     cmState: (id) => `${p}/cm/${level(id)}/state`,
+    cmChallenge: (id, from) => `${p}/cm/${level(id)}/challenge/${level(from)}`,
+    cmChallengeFilter: (id) => `${p}/cm/${level(id)}/challenge/+`,
+    cmChallengeAnswer: (id, from) => `${p}/cm/${level(id)}/challenge/${level(from)}/answer`,
     cmLoad: (id) => `${p}/cm/${level(id)}/load`,
     phoneAck: (id) => `${p}/phone/${level(id)}/ack`,
     phonePointers: (id) => `${p}/phone/${level(id)}/pointers`,

@@ -13,11 +13,13 @@ test('the whole rule set of a two-member group with one operator', (t) => {
     'pattern write ipphone/v1/phone/%u/event',
     'pattern write ipphone/v1/phone/%u/config/result',
     'pattern write ipphone/v1/cm/+/keepalive/%u',
+    'pattern write ipphone/v1/cm/+/challenge/%u',
     'pattern read ipphone/v1/phone/%u/ack',
     'pattern read ipphone/v1/phone/%u/pointers',
     'pattern read ipphone/v1/phone/%u/config',
     'pattern read ipphone/v1/phone/%u/status',
     'pattern read ipphone/v1/cm/+/state',
+    'pattern read ipphone/v1/cm/+/challenge/%u/answer',
     'user cm-a',
     'topic write ipphone/v1/cm/cm-a/state',
     'topic write ipphone/v1/cm/cm-a/load',
@@ -27,6 +29,10 @@ test('the whole rule set of a two-member group with one operator', (t) => {
     'topic read ipphone/v1/cm/cm-a/keepalive/+',
     'topic read ipphone/v1/cm/+/state',
     'topic read ipphone/v1/cm/+/load',
+    'topic read ipphone/v1/cm/cm-a/challenge/+',
+    'topic write ipphone/v1/cm/cm-a/challenge/+/answer',
+    'topic write ipphone/v1/cm/+/challenge/cm-a',
+    'topic read ipphone/v1/cm/+/challenge/cm-a/answer',
     'topic read ipphone/v1/phone/+/status',
     'topic read ipphone/v1/phone/+/event',
     'user cm-b',
@@ -38,6 +44,10 @@ test('the whole rule set of a two-member group with one operator', (t) => {
     'topic read ipphone/v1/cm/cm-b/keepalive/+',
     'topic read ipphone/v1/cm/+/state',
     'topic read ipphone/v1/cm/+/load',
+    'topic read ipphone/v1/cm/cm-b/challenge/+',
+    'topic write ipphone/v1/cm/cm-b/challenge/+/answer',
+    'topic write ipphone/v1/cm/+/challenge/cm-b',
+    'topic read ipphone/v1/cm/+/challenge/cm-b/answer',
     'topic read ipphone/v1/phone/+/status',
     'topic read ipphone/v1/phone/+/event',
     'user ops-1',
@@ -62,6 +72,19 @@ test('a phone may never write a call manager\'s state/load, an ack, a push or a 
   const reads = phone.filter((r) => r.access === 'read').map((r) => r.topic);
   t.false(reads.some((r) => r.includes('#')), 'no multi-level read for phones');
   t.deepEqual(reads.filter((r) => !r.includes('%u')), ['ipphone/v1/cm/+/state']);
+});
+
+test('acl-challenge-own-topic-only: a phone writes only its own challenge topic and reads only the answers to it; only the call manager writes its answers', (t) => {
+  const rules = aclRules(G);
+  const phone = rules.phone.map((r) => `${r.access} ${r.topic}`);
+  t.true(phone.includes('write ipphone/v1/cm/+/challenge/%u'));
+  t.true(phone.includes('read ipphone/v1/cm/+/challenge/%u/answer'));
+  t.false(phone.some((r) => r.startsWith('write') && r.endsWith('/answer')), 'no phone writes an answer');
+  for (const cm of rules.callManagers) {
+    const writes = cm.rules.filter((r) => r.access === 'write').map((r) => r.topic);
+    t.true(writes.includes(`ipphone/v1/cm/${cm.id}/challenge/+/answer`));
+    t.false(writes.some((w) => w.endsWith('/answer') && !w.startsWith(`ipphone/v1/cm/${cm.id}/`)), 'answers only for itself');
+  }
 });
 
 test('the header carries the known mosquitto caveats', (t) => {

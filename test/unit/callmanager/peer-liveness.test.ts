@@ -2,6 +2,7 @@ import test from 'ava';
 import { cmTrustedKeys, PeerLiveness, REFUSAL_LOG_GAP_MS } from '../../../src/callmanager/peer-liveness.js';
 import { FakeClock } from '../../../src/lib/clock.js';
 import { encodeCmState } from '../../../src/protocol/cm-state.js';
+import { CHALLENGE_TTL_MS } from '../../../src/protocol/cm-liveness.js';
 import { generateKeyPair, parsePrivateKey, parsePublicKey, signEnvelope } from '../../../src/protocol/envelope.js';
 import { capturingLogger } from '../../helpers/log-capture.js';
 
@@ -10,7 +11,9 @@ const other = generateKeyPair();
 const ownKey = parsePrivateKey(own.privatePem);
 const otherKey = parsePrivateKey(other.privatePem);
 const run = { bdSeq: 3, conn: 1, nonce: 'nonce-of-cm-b-1' };
-const st = (online: boolean, k = ownKey, kid = 'ops-1') => Buffer.from(encodeCmState({ cm: 'cm-b', online, ...run }, (b) => signEnvelope(b, k, kid)));
+/** cm-b's online (seq 2), or the will of that connection (seq 1, signed at CONNECT). */
+const st = (online: boolean, k = ownKey, kid = 'ops-1') =>
+  Buffer.from(encodeCmState(online ? { cm: 'cm-b', online, ...run, seq: 2 } : { cm: 'cm-b', online, ...run, seq: 1, will: true }, (b) => signEnvelope(b, k, kid)));
 
 test('peer-trust-own-key: a group sharing one key needs no trust section', (t) => {
   const keys = cmTrustedKeys({}, 'ops-1', parsePublicKey(own.publicPem));
@@ -66,3 +69,27 @@ for (const [name, step] of [
     t.is(lines.length, 2, 'real time does');
   });
 }
+
+test('peer-unordered-online-challenged: a peer\'s online of an older run is challenged on its topic; only its answer is believed', (t) => {
+  const clock = new FakeClock();
+  const sent: { peer: string; value: string }[] = [];
+  let n = 0;
+  const p = new PeerLiveness({
+    keys: cmTrustedKeys({}, 'ops-1', parsePublicKey(own.publicPem)),
+    clock,
+    log: capturingLogger().log,
+    challenge: (peer, value) => sent.push({ peer, value }),
+    randomBytes: (len) => Buffer.alloc(len, ++n),
+  });
+  t.true(p.judge('cm-b', st(true)));
+  t.false(p.judge('cm-b', st(false)), 'the will: cm-b is dead');
+  // Reinstalled with a lower boot sequence: its online cannot be ordered.
+  const low = { cm: 'cm-b', bdSeq: 2, conn: 1, nonce: 'nonce-of-cm-b-low', seq: 2 };
+  t.is(p.judge('cm-b', Buffer.from(encodeCmState({ ...low, online: true }, (b) => signEnvelope(b, ownKey, 'ops-1')))), undefined);
+  t.deepEqual(sent, [{ peer: 'cm-b', value: Buffer.alloc(16, 1).toString('base64url') }]);
+  const answer = (challenge: string) => Buffer.from(encodeCmState({ ...low, online: true, challenge }, (b) => signEnvelope(b, ownKey, 'ops-1')));
+  t.is(p.answer('cm-b', answer(Buffer.alloc(16, 9).toString('base64url'))), undefined, 'an answer to a challenge we did not send');
+  clock.advance(CHALLENGE_TTL_MS / 2);
+  t.true(p.answer('cm-b', answer(sent[0]!.value)));
+  t.is(p.answer('cm-b', answer(sent[0]!.value)), undefined, 'each challenge answers once');
+});

@@ -33,8 +33,9 @@ test('run-will-is-the-signed-offline-of-its-connection', (t) => {
   const { run } = setup();
   const will = run.connect();
   t.is(will, run.offline);
-  t.deepEqual(body(will), { cm: 'cm-a', online: false, bdSeq: 5, conn: 1, nonce: Buffer.alloc(16, 1).toString('base64url') });
-  t.deepEqual(body(run.online), { ...body(will), online: true });
+  t.deepEqual(body(will), { cm: 'cm-a', online: false, bdSeq: 5, conn: 1, nonce: Buffer.alloc(16, 1).toString('base64url'), seq: 1, will: true });
+  const { will: _, ...rest } = body(will);
+  t.deepEqual(body(run.online), { ...rest, online: true, seq: 2 });
   const v = new LivenessVerifier(keys);
   t.true(v.check('cm-a', Buffer.from(run.online)).ok);
   const off = v.check('cm-a', Buffer.from(will));
@@ -122,23 +123,58 @@ for (const [name, step] of [
   });
 }
 
-test('run-unavailable-publishes-its-signed-offline-and-back: phones and peers accept both while the process lives', (t) => {
+test('run-unavailable-publishes-its-own-newer-offline-and-back: phones and peers accept both while the process lives; the will is never published', (t) => {
   const { run, published, clock } = setup();
-  run.connect();
+  const will = run.connect();
   const v = new LivenessVerifier(keys);
   t.true(v.check('cm-a', Buffer.from(run.online)).ok);
   t.true(run.setAvailable(false));
   t.false(run.setAvailable(false), 'no change, no publish');
-  t.deepEqual(published, [run.offline]);
-  t.is(run.current, run.offline);
-  t.deepEqual(v.check('cm-a', Buffer.from(published[0]!)), { ok: true, online: false, run: { bdSeq: 5, conn: 1, nonce: Buffer.alloc(16, 1).toString('base64url') } });
+  t.is(published.length, 1);
+  const offline = published[0]!;
+  t.not(offline, will, 'not the will');
+  t.like(body(offline), { online: false, seq: 3 });
+  t.false('will' in body(offline));
+  t.is(run.current, offline);
+  t.like(v.check('cm-a', Buffer.from(offline)), { ok: true, online: false, run: { bdSeq: 5, conn: 1, seq: 3 } });
   // Our own offline on our topic is what we mean; our online there (a replay) is answered with the offline.
-  t.false(run.onOwnState(Buffer.from(run.offline)));
+  t.false(run.onOwnState(Buffer.from(offline)));
   t.true(run.onOwnState(Buffer.from(run.online)));
-  t.is(published.at(-1), run.offline);
+  t.is(published.at(-1), offline);
   clock.advance(REPUBLISH_GAP_MS);
   t.true(run.setAvailable(true));
-  t.is(published.at(-1), run.online);
-  const back = v.check('cm-a', Buffer.from(run.online));
-  t.true(back.ok && back.online);
+  const back = published.at(-1)!;
+  t.like(body(back), { online: true, seq: 4 });
+  t.is(run.online, back);
+  t.like(v.check('cm-a', Buffer.from(back)), { ok: true, online: true });
+  t.false(published.includes(will), 'the will\'s bytes were never published while the process lives');
+  // The recorded offline replayed now: refused (strictly newer only).
+  t.like(v.check('cm-a', Buffer.from(offline)), { ok: false, code: 'STATE_STALE', quiet: false });
+});
+
+test('run-seq-rises-on-every-state-it-signs: wills, onlines, its own offlines, across connections', (t) => {
+  const { run } = setup();
+  const seqs: number[] = [];
+  seqs.push(body(run.connect()).seq as number, body(run.current).seq as number);
+  run.setAvailable(false);
+  seqs.push(body(run.current).seq as number);
+  seqs.push(body(run.connect()).seq as number, body(run.current).seq as number);
+  t.like(body(run.current), { online: false, conn: 2 }, 'a reconnect while unavailable starts offline');
+  run.setAvailable(true);
+  seqs.push(body(run.current).seq as number);
+  t.deepEqual(seqs, [1, 2, 3, 4, 5, 6]);
+  t.is(run.seq, 6);
+});
+
+test('run-answer-signs-the-current-state-with-the-challenge: same seq, fresh signature; none once stopping', (t) => {
+  const { run } = setup();
+  t.is(run.answer('C'.repeat(22)), undefined, 'not connected yet');
+  run.connect();
+  const a = run.answer('C'.repeat(22))!;
+  t.deepEqual(body(a), { ...body(run.current), challenge: 'C'.repeat(22) });
+  run.setAvailable(false);
+  t.like(body(run.answer('D'.repeat(22))!), { online: false, seq: 3, challenge: 'D'.repeat(22) });
+  run.stopping();
+  t.is(run.answer('E'.repeat(22)), undefined);
+  t.is(run.current, run.offline, 'stopping: the will is ours to publish');
 });

@@ -1,14 +1,14 @@
 import test from 'ava';
 import { isIpphoneError, type ErrorCode } from '../../../src/lib/errors.js';
 import { decodeCmState } from '../../../src/protocol/codec.js';
-import { decodeSignedCmState, encodeCmState, MAX_STATE_BYTES, parseCmStateBody, type CmStateBody } from '../../../src/protocol/cm-state.js';
+import { decodeCmChallenge, decodeSignedCmState, encodeCmChallenge, encodeCmState, MAX_STATE_BYTES, parseCmStateBody, type CmStateBody } from '../../../src/protocol/cm-state.js';
 import { generateKeyPair, openEnvelope, parsePrivateKey, signEnvelope, trustedKeys } from '../../../src/protocol/envelope.js';
 
 const pair = generateKeyPair();
 const key = parsePrivateKey(pair.privatePem);
 const keys = trustedKeys({ 'ops-1': pair.publicPem });
 const sign = (b: unknown) => signEnvelope(b, key, 'ops-1');
-const body: CmStateBody = { cm: 'cm-a', online: false, bdSeq: 7, conn: 2, nonce: 'AAECAwQFBgcICQoLDA0ODw' };
+const body: CmStateBody = { cm: 'cm-a', online: false, bdSeq: 7, conn: 2, nonce: 'AAECAwQFBgcICQoLDA0ODw', seq: 4 };
 
 function refused(t: import('ava').ExecutionContext, fn: () => unknown, code: ErrorCode, words?: RegExp): void {
   const err = t.throws(fn);
@@ -22,7 +22,7 @@ test('encodeCmState: top-level online first, then the envelope; the body is exac
   const st = decodeSignedCmState(Buffer.from(text));
   t.false(st.online);
   const opened = openEnvelope(st.envelope, keys);
-  t.is(opened.toString('utf8'), '{"cm":"cm-a","online":false,"bdSeq":7,"conn":2,"nonce":"AAECAwQFBgcICQoLDA0ODw"}');
+  t.is(opened.toString('utf8'), '{"cm":"cm-a","online":false,"bdSeq":7,"conn":2,"nonce":"AAECAwQFBgcICQoLDA0ODw","seq":4}');
   t.deepEqual(parseCmStateBody(opened), body);
 });
 
@@ -54,4 +54,29 @@ test('parseCmStateBody: every field checked', (t) => {
   refused(t, () => parseCmStateBody(b({ nonce: 'short' })), 'PAYLOAD_INVALID', /nonce/);
   refused(t, () => parseCmStateBody(b({ nonce: 'has spaces in it' })), 'PAYLOAD_INVALID', /nonce/);
   refused(t, () => parseCmStateBody(Buffer.from('nope')), 'PAYLOAD_INVALID', /body/);
+});
+
+test('cm-state-seq-required: a body without seq (a call manager from before it) is refused: its states cannot be ordered within a run', (t) => {
+  const { seq: _, ...old } = body;
+  refused(t, () => parseCmStateBody(Buffer.from(JSON.stringify(old))), 'PAYLOAD_INVALID', /seq/);
+  refused(t, () => parseCmStateBody(Buffer.from(JSON.stringify({ ...body, seq: 0 }))), 'PAYLOAD_INVALID', /seq/);
+});
+
+test('cm-state-will-and-challenge: will only true in an offline; a challenge is base64url and never in a will', (t) => {
+  const b = (o: Record<string, unknown>) => Buffer.from(JSON.stringify({ ...body, ...o }));
+  t.deepEqual(parseCmStateBody(b({ will: true })), { ...body, will: true });
+  t.deepEqual(parseCmStateBody(b({ online: true, challenge: 'A'.repeat(22) })), { ...body, online: true, challenge: 'A'.repeat(22) });
+  refused(t, () => parseCmStateBody(b({ online: true, will: true })), 'PAYLOAD_INVALID', /will/);
+  refused(t, () => parseCmStateBody(b({ will: false })), 'PAYLOAD_INVALID', /will/);
+  refused(t, () => parseCmStateBody(b({ challenge: 'short' })), 'PAYLOAD_INVALID', /challenge/);
+  refused(t, () => parseCmStateBody(b({ will: true, challenge: 'A'.repeat(22) })), 'PAYLOAD_INVALID', /challenge/);
+  const text = encodeCmState({ ...body, will: true }, sign);
+  t.deepEqual(parseCmStateBody(openEnvelope(decodeSignedCmState(Buffer.from(text)).envelope, keys)), { ...body, will: true });
+});
+
+test('cm-challenge codec: { challenge } of 16 to 64 base64url characters', (t) => {
+  t.deepEqual(decodeCmChallenge(Buffer.from(encodeCmChallenge('A'.repeat(22)))), { challenge: 'A'.repeat(22) });
+  refused(t, () => decodeCmChallenge(Buffer.from('{"challenge":"short"}')), 'PAYLOAD_INVALID', /challenge/);
+  refused(t, () => decodeCmChallenge(Buffer.from('{}')), 'PAYLOAD_INVALID', /challenge/);
+  refused(t, () => decodeCmChallenge(Buffer.from(JSON.stringify({ challenge: 'A'.repeat(22), pad: 'x'.repeat(300) }))), 'PAYLOAD_TOO_LARGE');
 });
