@@ -25,7 +25,8 @@ processes) and four phones, then kills cm-a with kill -9, shows every phone
 failing over to cm-b, restarts cm-a and shows the phones falling back to it
 after the hold-down, prints a summary and exits 0.
 
-  --keep    stay running after the story until Ctrl-C
+  --keep    stay running after the story until Ctrl-C (the operator console,
+            printed at the start with its token file, stays open)
   --help    print this text
 
 Ctrl-C at any time stops everything and removes the demo's temp dir.
@@ -90,7 +91,8 @@ async function run(keep: boolean, say: Narrator): Promise<number> {
   say.say(`embedded MQTT broker (aedes, MQTT 3.1.1) on ${broker.url}`);
   const ws = await createWorkspace({ brokerUrl: broker.url, cmIds: CM_IDS, keep: process.env.IPPHONE_DEMO_KEEP_TMP === '1' });
   running.workspace = ws;
-  say.say(`temp dir ${ws.dir} (Ed25519 signing key, configs, logs, phone state)`);
+  say.say(`temp dir ${ws.dir} (Ed25519 signing key, console token, configs, logs, phone state)`);
+  say.say(`operator console: ${ws.cms.map((c) => `http://127.0.0.1:${c.httpPort}/ (${c.id})`).join(', ')}; log in with the token in ${ws.consoleTokenFile}, or curl -H "Authorization: Bearer $(cat ${ws.consoleTokenFile})"`);
   running.cms = ws.cms.map((spec) => new CmProcess(spec));
   running.watcher = await RehomeWatcher.connect(broker.url);
   running.phones = buildPhones({ workspace: ws, count: PHONES, lcd: running.lcd!, holdMs: HOLD_MS, logLevel: process.env.IPPHONE_DEMO_LOG_LEVEL ?? 'warn' });

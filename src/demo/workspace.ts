@@ -1,8 +1,10 @@
 /**
  * The demo's scratch space: one temp dir holding the signing key pair, the
- * call managers' configs and logs, and each phone's state dir; free loopback
- * ports for the call managers' HTTP servers. Removed on exit.
+ * operators' console token, the call managers' configs and logs, and each
+ * phone's state dir; free loopback ports for the call managers' HTTP
+ * servers. Removed on exit.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,6 +26,8 @@ export interface Workspace {
   readonly dir: string;
   readonly publicPem: string;
   readonly privateKeyFile: string;
+  /** The operators' console token file every call manager's `console.tokenFile` names (a fresh random token). */
+  readonly consoleTokenFile: string;
   /** Every call manager of the group, in priority order. */
   readonly cms: readonly CmSpec[];
   /** Pointers (`{ id, broker, services }`) for the phones, in priority order. */
@@ -73,6 +77,9 @@ export async function createWorkspace(o: WorkspaceOptions): Promise<Workspace> {
     const privateKeyFile = join(dir, `${KEY_ID}.pem`);
     writeFileSync(privateKeyFile, privatePem, { mode: 0o600 });
     writeFileSync(`${privateKeyFile}.pub`, publicPem);
+    // The console is for operators only (issue 15 §4): a fresh token per run, readable by this user alone.
+    const consoleTokenFile = join(dir, 'console.token');
+    writeFileSync(consoleTokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
     const cms: CmSpec[] = [];
     for (const id of o.cmIds) {
       const httpPort = await freePort();
@@ -92,6 +99,7 @@ export async function createWorkspace(o: WorkspaceOptions): Promise<Workspace> {
         // The boot sequence of the signed state, inside the workspace.
         stateDir: join(dir, 'cms', c.id),
         mqtt: { protocolVersion: 4 },
+        console: { enabled: true, tokenFile: consoleTokenFile },
         log: { level: 'info' },
       };
       writeFileSync(c.configFile, `${JSON.stringify(config, null, 2)}\n`);
@@ -100,6 +108,7 @@ export async function createWorkspace(o: WorkspaceOptions): Promise<Workspace> {
       dir,
       publicPem,
       privateKeyFile,
+      consoleTokenFile,
       cms,
       kept: o.keep === true,
       pointers: () => cms.map((c) => ({ id: c.id, broker: o.brokerUrl, services: c.services })),
