@@ -79,7 +79,7 @@ test('every HTTP path the call manager serves is in docs/http.md', (t) => {
   const sources = ['http-server.ts', 'console.ts'].map((f) => readFileSync(join(ROOT, 'src/callmanager', f), 'utf8')).join('\n');
   const paths = new Set([...sources.matchAll(/path [!=]== '(\/[^']*)'/g)].map((m) => m[1]!));
   for (const p of ['/', '/healthz', '/metrics', '/services', '/console/events', '/console/phone']) t.true(paths.has(p), `found ${p} in the code`);
-  for (const p of paths) t.true(new RegExp(`\`GET ${p.replace(/[/]/g, '\\/')}[?\`]`).test(http), `docs/http.md has GET ${p}`);
+  for (const p of paths) t.true(new RegExp(`\`(GET|POST) ${p.replace(/[/]/g, '\\/')}[?\`]`).test(http), `docs/http.md has GET or POST ${p}`);
 });
 
 test('every /metrics family is in docs/http.md', (t) => {
