@@ -84,7 +84,7 @@ process.stderr.write(JSON.stringify(sd.stats) + '\\n');
   });
   t.is(run.status, 0, run.stderr);
   const [info, stats] = run.stderr.trim().split('\n');
-  t.deepEqual(JSON.parse(info ?? ''), { enabled: true, everyMs: 15_000 });
+  t.deepEqual(JSON.parse(info ?? ''), { enabled: true, everyMs: 7500 }, 'a quarter of WATCHDOG_USEC');
   t.deepEqual(JSON.parse(stats ?? ''), { sent: 4, failed: 0 }, 'every barrier completed');
   t.notRegex(run.stdout, /sd_notify failed/);
   await until(() => rx.datagrams().filter((d) => d[0] === 'BARRIER=1').length === 4, 10_000, 'four barriers');
