@@ -66,9 +66,7 @@ interface Stream {
 /** `curl -N …/console/events`: the stream left open, read as it comes. */
 function stream(url: string, o: { headers?: Record<string, string>; from?: string } = {}): Promise<Stream> {
   return new Promise((done, fail) => {
-    let req: ClientRequest;
-    // eslint-disable-next-line prefer-const
-    req = request(url, { headers: o.headers ?? {}, ...(o.from !== undefined ? { localAddress: o.from } : {}), agent: false }, (res) => {
+    const req: ClientRequest = request(url, { headers: o.headers ?? {}, ...(o.from !== undefined ? { localAddress: o.from } : {}), agent: false }, (res) => {
       let text = '';
       let ended = false;
       res.setEncoding('utf8');
