@@ -14,6 +14,12 @@
  * connects, so every phone homed here gets the new group in its next ack.
  * Without a usable state directory the floor is `pointersVersion` (as before).
  *
+ * A stored floor beyond the wall clock + 24 h (stored while this host's clock
+ * ran far ahead) is not carried forward: the group list would be issued beyond
+ * the contract's bound (version-clock.ts) for as long as the clock takes to
+ * catch up. It is replaced by `max(pointersVersion, now)` and stored, with a
+ * warning (phones that took the far list are rebased: docs/operations.md).
+ *
  * Version arithmetic lives in {@link nextFloor} alone (issue #10 "versions"
  * may replace its rule).
  */
@@ -22,6 +28,7 @@ import type { Logger } from '../lib/log.js';
 import type { Pointer } from '../protocol/types.js';
 import { AbSlots } from '../store/ab-slots.js';
 import type { DurableFs } from '../store/durable-file.js';
+import { MAX_AHEAD_MS } from './version-clock.js';
 
 export interface GroupFloorOptions {
   dir: string;
@@ -54,7 +61,7 @@ function parse(p: Buffer): { group: string; floor: number } | null {
 }
 
 /** The group list's floor for this start; stores it when the group changed. Throws on a store error. */
-export async function groupFloor(o: GroupFloorOptions): Promise<{ floor: number; changed: boolean }> {
+export async function groupFloor(o: GroupFloorOptions): Promise<{ floor: number; changed: boolean; discarded?: number }> {
   const slots = new AbSlots({
     dir: o.dir,
     name: `group-${o.cmId}`,
@@ -65,6 +72,11 @@ export async function groupFloor(o: GroupFloorOptions): Promise<{ floor: number;
   const loaded = await slots.load();
   const prev = loaded.payload === null ? null : parse(loaded.payload);
   const group = groupFingerprint(o.group);
+  if (prev !== null && prev.floor > Math.floor(o.now) + MAX_AHEAD_MS) {
+    const floor = Math.max(o.pointersVersion, Math.floor(o.now));
+    await slots.write(Buffer.from(JSON.stringify({ group, floor })));
+    return { floor, changed: prev.group !== group, discarded: prev.floor };
+  }
   if (prev !== null && prev.group === group && prev.floor >= o.pointersVersion) return { floor: prev.floor, changed: false };
   // First start with a state directory: the configured version is what phones were given.
   const floor = prev === null ? o.pointersVersion : nextFloor(prev.floor, o.pointersVersion, o.now);
@@ -76,6 +88,7 @@ export async function groupFloor(o: GroupFloorOptions): Promise<{ floor: number;
 export async function groupFloorFor(o: GroupFloorOptions, log: Logger): Promise<number> {
   try {
     const r = await groupFloor(o);
+    if (r.discarded !== undefined) log.warn({ stored: r.discarded, floor: r.floor }, 'stored group list version is beyond the wall clock + 24 h: discarded');
     if (r.changed) log.info({ floor: r.floor }, 'group changed since the last start: every phone gets the new group list');
     return r.floor;
   } catch (err) {

@@ -57,3 +57,19 @@ test('an unusable state directory: the configured version, no throw', async (t) 
   (await import('node:fs')).writeFileSync(dir, 'x');
   t.is(await groupFloorFor({ dir, cmId: 'cm-a', group: [ptr('cm-a')], pointersVersion: 3, now: 1 }, silentLogger()), 3);
 });
+
+test('versions-bounded-by-wall-clock: a group floor stored while the clock ran 30 days ahead is not carried forward', async (t) => {
+  const dir = tempDir(t);
+  const group = [ptr('cm-a'), ptr('cm-b')];
+  const day = 24 * 3600_000;
+  const now = 1_764_000_000_000;
+  await groupFloor({ dir, cmId: 'cm-a', group, pointersVersion: 1, now: now + 30 * day });
+  // The group changed at a start whose clock was 30 days ahead: that floor was stored.
+  const far = await groupFloor({ dir, cmId: 'cm-a', group: [...group, ptr('cm-c')], pointersVersion: 1, now: now + 30 * day });
+  t.true(far.floor >= now + 30 * day);
+  const back = await groupFloor({ dir, cmId: 'cm-a', group: [...group, ptr('cm-c')], pointersVersion: 1, now });
+  t.is(back.discarded, far.floor, 'discarded (was: kept, the group list issued 30 days ahead)');
+  t.is(back.floor, now);
+  const again = await groupFloor({ dir, cmId: 'cm-a', group: [...group, ptr('cm-c')], pointersVersion: 1, now: now + 1000 });
+  t.deepEqual(again, { floor: now, changed: false }, 'stored: the next start keeps it');
+});
