@@ -111,6 +111,10 @@ test.serial('versions-bounded-by-wall-clock: a phone certificate sending 30 keep
     await evil.publishAsync(`${P}/cm/cm-a/keepalive/p-evil`, JSON.stringify(ka), { qos: 0 });
   }
   await waitFor(() => acks >= 30, { ...WAIT, what: 'cm-a answered the 30 keep-alives' });
+  // Then the most a phone can still do: one report just inside the phones' bound (wall + 12 h).
+  const edge = Date.now() + 12 * 3600_000 - 5 * 60_000;
+  await evil.publishAsync(`${P}/cm/cm-a/keepalive/p-evil`, JSON.stringify({ phone: 'p-evil', seq: 31, pointersVersion: edge, busy: false }), { qos: 0 });
+  await waitFor(() => acks >= 31, { ...WAIT, what: 'cm-a answered it' });
 
   // cm-b dies: cm-a issues its next list (the failover list), which the genuine phone takes in its ack.
   c.cms.get('cm-b')!.signal('SIGKILL');
@@ -121,9 +125,10 @@ test.serial('versions-bounded-by-wall-clock: a phone certificate sending 30 keep
   const advertised = Number(loads.get(`${P}/cm/cm-a/load`)?.version);
   t.log(`cm-a's next list is ${hours(next)} ahead of the wall clock; its load advertises ${hours(advertised)}`);
   t.true(next <= Date.now() + DAY, `cm-a's next list ${hours(next)} ahead (was ~720 h: 30 days)`);
+  t.true(next > edge, 'the report within the bound was observed: the next list is above it');
   t.true(advertised <= Date.now() + DAY, `cm-a's load ${hours(advertised)} ahead`);
 
-  // No split: cm-b restarted takes cm-a's versions, and once cm-a dies its list reaches the phone above them.
+  // No split: cm-b restarted takes cm-a's versions (12 h ahead: within a peer's 23 h), and once cm-a dies its list reaches the phone above them.
   await c.startCm('cm-b', { rebalance: { enabled: false, periodMs: 1000 } });
   await waitFor(() => loads.get(`${P}/cm/cm-b/load`) !== undefined && Number(c.status('p-genuine')?.pointersVersion) > next, { ...WAIT, what: "cm-a's restored list (cm-b back) in the phone's status" });
   const held = Number(c.status('p-genuine')?.pointersVersion);
