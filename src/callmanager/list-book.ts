@@ -26,7 +26,8 @@ import { VersionClock, type VersionSource } from './version-clock.js';
  * {@link VersionClock.issue} — a hybrid logical clock: above the wall clock,
  * everything issued and everything observed (phones' keep-alive versions and
  * peers' through {@link ListBook.observe}), so versions are ordered between CMs
- * of the group whatever their clocks say.
+ * of the group whatever their clocks say — and never more than 24 h ahead of this
+ * host's wall clock, whatever anyone reports (version-clock.ts, issue 15).
  *
  * Binding (`bind`): each phone gets its list signed for it — the body carries
  * `phone` and `expires` (now + {@link LIST_LIFETIME_MS}) — so a captured list is
