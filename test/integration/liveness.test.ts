@@ -21,7 +21,7 @@ test.after.always(async () => {
   await mosq?.stop();
 });
 
-type StateBody = { cm: string; online: boolean; bdSeq: number; conn: number; nonce: string };
+type StateBody = { cm: string; online: boolean; bdSeq: number; conn: number; nonce: string; seq: number; will?: true };
 
 /** An MQTT client that keeps every message (raw text, retain flag) of its subscriptions. */
 async function watch(t: { teardown(fn: () => Promise<void>): void }, topics: string[]) {
@@ -84,7 +84,7 @@ test.serial('liveness-forged-states-change-nothing: unsigned, shaped, badly sign
   const forged = [
     { name: 'bare', payload: '{"online":false}', code: 'UNSIGNED' },
     { name: 'shaped', payload: JSON.stringify({ online: false, kid: 'ops-1', body: Buffer.from(JSON.stringify({ ...body, online: false })).toString('base64') }), code: 'UNSIGNED' },
-    { name: 'badly signed', payload: encodeCmState({ ...body, online: false }, (b) => signEnvelope(b, otherKey, 'ops-1')), code: 'SIGNATURE_INVALID' },
+    { name: 'badly signed', payload: encodeCmState({ ...body, online: false, seq: body.seq + 1 }, (b) => signEnvelope(b, otherKey, 'ops-1')), code: 'SIGNATURE_INVALID' },
     { name: 'replayed will', payload: oldWill, code: 'STATE_STALE' },
     { name: 'empty', payload: '', code: 'STATE_EMPTY' },
   ];
