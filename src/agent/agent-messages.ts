@@ -6,6 +6,7 @@
  * machine inputs; config bodies go to the Reconfigurator.
  */
 import { errorMessage, isIpphoneError, type ErrorCode } from '../lib/errors.js';
+import type { TimerHandle } from '../lib/clock.js';
 import { encodeCmChallenge } from '../protocol/cm-state.js';
 import { decodeAck, decodeEnvelope, openConfig, openPointers, parseConfigBody, parseJsonPayload, parsePointersBody, type OpenContext } from '../protocol/codec.js';
 import { samePointerList } from '../protocol/pointers.js';
@@ -27,6 +28,8 @@ export abstract class AgentMessages extends AgentCore {
    * the call manager's signed answer is believed.
    */
   readonly #liveness = new LivenessVerifier(new Map(), { clock: this.d.clock });
+  /** One retry timer per call manager whose online we could not order (#retryChallenge). */
+  readonly #challengeTimers = new Map<string, TimerHandle>();
   /** The trusted keys the verifier was last given (they change with a remote config). */
   #livenessKeys: TrustedKeys | undefined;
   /** Version of a list adopted from an ack whose pushed twin has not arrived yet. */
@@ -66,12 +69,34 @@ export abstract class AgentMessages extends AgentCore {
     if (this.#livenessKeys !== this.keys) this.#liveness.setKeys((this.#livenessKeys = this.keys));
     const v = this.#liveness.check(cm, payload);
     if (v.ok) return this.input({ type: 'cm-state', cm, online: v.online });
-    if (v.challenge !== undefined && this.transport.isUp(broker)) {
-      this.transport.publish(broker, this.t.cmChallenge(cm, this.d.config.phoneId), encodeCmChallenge(v.challenge), { qos: 1 });
-      this.log.info({ cm, err: v.reason }, 'call manager state cannot be ordered: challenged');
-      return;
+    if (v.challenge !== undefined || v.retryInMs !== undefined) {
+      if (v.challenge !== undefined) this.#challenge(broker, cm, v.challenge);
+      if (v.retryInMs !== undefined) this.#retryChallenge(broker, cm, v.retryInMs);
+      return this.log.info({ cm, err: v.reason }, v.challenge !== undefined ? 'call manager state cannot be ordered: challenged' : 'call manager state cannot be ordered');
     }
     this.#verdictRefused(topic, v);
+  }
+
+  #challenge(broker: string, cm: string, challenge: string): void {
+    if (this.transport.isUp(broker)) this.transport.publish(broker, this.t.cmChallenge(cm, this.d.config.phoneId), encodeCmChallenge(challenge), { qos: 1 });
+  }
+
+  /** Ask `cm` again in `ms` unless it answered or another state of it was taken (LivenessVerifier.retry); one timer per call manager. */
+  #retryChallenge(broker: string, cm: string, ms: number): void {
+    if (this.#challengeTimers.has(cm)) return;
+    this.#challengeTimers.set(
+      cm,
+      this.d.clock.setTimeout(() => {
+        this.#challengeTimers.delete(cm);
+        if (!this.running) return;
+        const r = this.#liveness.retry(cm);
+        if (r.challenge !== undefined) {
+          this.#challenge(broker, cm, r.challenge);
+          this.log.info({ cm }, 'call manager not answered yet: challenged again');
+        }
+        if (r.retryInMs !== undefined) this.#retryChallenge(broker, cm, r.retryInMs);
+      }, Math.max(1, ms)),
+    );
   }
 
   /** The answer to our challenge: the run it names is believed (cm-liveness.ts). */

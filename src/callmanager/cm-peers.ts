@@ -146,6 +146,7 @@ export class CmPeers {
   /** Close the peer links. */
   async stop(): Promise<void> {
     this.halt();
+    this.#liveness.stop();
     await this.#links.stop();
   }
 

@@ -10,7 +10,7 @@
  * signed answer ({@link PeerLiveness.answer}) is believed.
  */
 import type { KeyObject } from 'node:crypto';
-import type { Clock } from '../lib/clock.js';
+import type { Clock, TimerHandle } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import { LivenessVerifier, type LivenessVerdict } from '../protocol/cm-liveness.js';
 import { trustedKeys, type TrustedKeys } from '../protocol/envelope.js';
@@ -37,6 +37,7 @@ export class PeerLiveness {
   #refused = 0;
 
   readonly #challenge: (peer: string, value: string) => void;
+  readonly #timers = new Map<string, TimerHandle>();
 
   constructor(o: { keys: TrustedKeys; clock: Clock; log: Logger; challenge?: (peer: string, value: string) => void; randomBytes?: (n: number) => Buffer }) {
     this.#verifier = new LivenessVerifier(o.keys, { clock: o.clock, ...(o.randomBytes ? { randomBytes: o.randomBytes } : {}) });
@@ -62,9 +63,30 @@ export class PeerLiveness {
     return this.#verdict(id, v);
   }
 
+  /** Stop asking again (the call manager stops). */
+  stop(): void {
+    for (const t of this.#timers.values()) this.#clock.clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  /** Ask peer `id` again in `ms` unless it answered meanwhile (LivenessVerifier.retry); one timer per peer. */
+  #retry(id: string, ms: number): void {
+    if (this.#timers.has(id)) return;
+    this.#timers.set(
+      id,
+      this.#clock.setTimeout(() => {
+        this.#timers.delete(id);
+        const r = this.#verifier.retry(id);
+        if (r.challenge !== undefined) this.#challenge(id, r.challenge);
+        if (r.retryInMs !== undefined) this.#retry(id, r.retryInMs);
+      }, Math.max(1, ms)),
+    );
+  }
+
   #verdict(id: string, v: LivenessVerdict): boolean | undefined {
     if (v.ok) return v.online;
     if (v.challenge !== undefined) this.#challenge(id, v.challenge);
+    if (v.retryInMs !== undefined) this.#retry(id, v.retryInMs);
     this.#refused++;
     const now = this.#clock.elapsed();
     const last = this.#lastLog.get(id);

@@ -43,8 +43,11 @@
  *   believed — is not believed (STATE_STALE, `quiet`); the verifier returns a
  *   fresh random `challenge` for the caller to publish on
  *   `P/cm/{cmId}/challenge/{me}` (at most one per {@link CHALLENGE_GAP_MS}
- *   per call manager). An offline that cannot be ordered is refused
- *   (STATE_STALE): it is never the way back.
+ *   per call manager) and `retryInMs`, when to call {@link LivenessVerifier.retry}
+ *   should no answer come (a challenge lost, or none sent inside the gap):
+ *   at most {@link CHALLENGE_TRIES} challenges per unordered online, backing
+ *   off. An offline that cannot be ordered is refused (STATE_STALE): it is
+ *   never the way back.
  * - `liveness-answer-binds-challenge`: an answer is believed only when it is
  *   a trusted signature over one of our own challenges sent less than
  *   {@link CHALLENGE_TTL_MS} ago, each usable once (CHALLENGE_UNKNOWN
@@ -92,7 +95,16 @@ export type LivenessVerdict =
    * raise no `rejected` event. `challenge`: publish it on
    * `P/cm/{cm}/challenge/{me}`; the live call manager answers it.
    */
-  | { ok: false; code: ErrorCode; reason: string; quiet: boolean; challenge?: string };
+  | { ok: false; code: ErrorCode; reason: string; quiet: boolean; challenge?: string; retryInMs?: number };
+
+/**
+ * What {@link LivenessVerifier.retry} says: a challenge to publish now, and/or
+ * when to ask again; neither when nothing is left to ask.
+ */
+export interface ChallengeRetry {
+  challenge?: string;
+  retryInMs?: number;
+}
 
 /** Most call managers remembered; beyond it the oldest entry is forgotten (a group has at most 64). */
 const MAX_REMEMBERED = 256;
@@ -104,6 +116,8 @@ export const CHALLENGE_TTL_MS = 10_000;
 const MAX_OUTSTANDING = 4;
 /** Random bytes of a challenge (base64url: 22 characters). */
 const CHALLENGE_BYTES = 16;
+/** Challenges per unordered online at most: 1, 2, 4, 8 s apart (then it is given up: a dead run does not answer). */
+export const CHALLENGE_TRIES = 5;
 
 /** -1, 0, 1 as run `a` is older than, the same connection as, newer than `b` (by bdSeq, then conn). */
 export function compareRun(a: Pick<CmRunId, 'bdSeq' | 'conn'>, b: Pick<CmRunId, 'bdSeq' | 'conn'>): -1 | 0 | 1 {
@@ -122,6 +136,8 @@ interface Held extends CmRunId {
   /** Our challenges not yet answered, oldest first. */
   challenges: { value: string; at: number }[];
   lastChallengeAt: number;
+  /** An online we could not order awaits an answer: challenges sent for it (0: none yet, the gap was not over). */
+  pending: { tries: number } | null;
 }
 
 export interface LivenessOptions {
@@ -175,8 +191,35 @@ export class LivenessVerifier {
     // Older than the run held, or not above every run ever believed: cannot be ordered.
     const why = body.bdSeq < h.bdSeq ? `of a run older than the one held (${show(h)})` : `of bdSeq ${body.bdSeq}, not above the highest ever believed (${h.maxBdSeq}) though above the run held (${show(h)})`;
     if (!body.online) return refuse('STATE_STALE', `offline of ${show(body)} ${why}: a replay`);
+    if (h.pending === null || h.pending.tries >= CHALLENGE_TRIES) h.pending = { tries: 0 };
+    const r = this.#ask(h);
+    const v = refuse('STATE_STALE', `online of ${show(body)} ${why}: ${r.challenge !== undefined ? 'challenged' : 'a challenge is outstanding'}`, true, r.challenge);
+    return r.retryInMs !== undefined && !v.ok ? { ...v, retryInMs: r.retryInMs } : v;
+  }
+
+  /**
+   * Ask again about an online of `cm` we could not order, when no answer
+   * came: call it `retryInMs` after a verdict or a retry said so. A challenge
+   * may be lost (a reconnect, a call manager not yet subscribed), or one was
+   * not sent inside the gap; at most {@link CHALLENGE_TRIES} per unordered
+   * online, backing off. Nothing once any state of `cm` was taken since.
+   */
+  retry(cm: string): ChallengeRetry {
+    const h = this.#held.get(cm);
+    if (h === undefined || h.pending === null) return {};
+    return this.#ask(h);
+  }
+
+  #ask(h: Held): ChallengeRetry {
+    const p = h.pending!;
+    if (p.tries >= CHALLENGE_TRIES) return {};
+    const now = this.#clock.elapsed();
+    const wait = h.lastChallengeAt + CHALLENGE_GAP_MS * 2 ** Math.max(0, p.tries - 1) - now;
+    if (p.tries > 0 && wait > 0) return { retryInMs: wait };
     const challenge = this.#challenge(h);
-    return refuse('STATE_STALE', `online of ${show(body)} ${why}: ${challenge !== undefined ? 'challenged' : 'a challenge is outstanding'}`, true, challenge);
+    if (challenge === undefined) return { retryInMs: h.lastChallengeAt + CHALLENGE_GAP_MS - now };
+    p.tries++;
+    return p.tries < CHALLENGE_TRIES ? { challenge, retryInMs: CHALLENGE_GAP_MS * 2 ** (p.tries - 1) } : { challenge };
   }
 
   /**
@@ -193,7 +236,8 @@ export class LivenessVerifier {
     const i = h?.challenges.findIndex((c) => c.value === body.challenge && now - c.at <= CHALLENGE_TTL_MS) ?? -1;
     if (h === undefined || i < 0) return refuse('CHALLENGE_UNKNOWN', `answer of ${show(body)} carries a challenge we did not send, sent more than ${CHALLENGE_TTL_MS} ms ago, or already answered`);
     h.challenges.splice(i, 1);
-    // The live process answered. Within the run held, only a newer state is news.
+    // The live process answered: nothing more to ask. Within the run held, only a newer state is news.
+    h.pending = null;
     if (body.bdSeq === h.bdSeq && body.seq <= h.seq) return refuse('STATE_STALE', `answer of ${show(body)}: the run held (${show(h)}) is as new`, true);
     const v = this.#take(cm, body, h);
     return v.ok ? { ...v, answered: true } : v;
@@ -249,6 +293,7 @@ export class LivenessVerifier {
       maxBdSeq: Math.max(h?.maxBdSeq ?? 0, body.bdSeq),
       challenges: h?.challenges ?? [],
       lastChallengeAt: h?.lastChallengeAt ?? -Infinity,
+      pending: null,
     };
     this.#held.delete(cm);
     if (this.#held.size >= MAX_REMEMBERED) this.#held.delete(this.#held.keys().next().value!);

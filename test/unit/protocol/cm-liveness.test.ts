@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import type { ErrorCode } from '../../../src/lib/errors.js';
-import { CHALLENGE_GAP_MS, CHALLENGE_TTL_MS, compareRun, LivenessVerifier, type CmRunId } from '../../../src/protocol/cm-liveness.js';
+import { CHALLENGE_GAP_MS, CHALLENGE_TRIES, CHALLENGE_TTL_MS, compareRun, LivenessVerifier, type CmRunId } from '../../../src/protocol/cm-liveness.js';
 import { FakeClock } from '../../../src/lib/clock.js';
 import { encodeCmState, type CmStateBody } from '../../../src/protocol/cm-state.js';
 import { generateKeyPair, parsePrivateKey, signEnvelope, trustedKeys } from '../../../src/protocol/envelope.js';
@@ -234,6 +234,46 @@ test('liveness-unordered-online-challenged: after a lower run was taken back, th
   t.deepEqual({ ...v.seen('cm-a')! }, at(LOW, 2));
   // A genuine restart above every run ever seen is taken as it comes.
   t.true(v.check('cm-a', on({ bdSeq: 12, conn: 1, nonce: 'nonce-run-12-conn1' })).ok);
+});
+
+test('liveness-unordered-online-challenged: an online inside the gap after another challenge is challenged once the gap is over (retry)', (t) => {
+  const { v, clock, nth } = challenging();
+  t.true(v.check('cm-a', on(R2)).ok);
+  t.true(v.check('cm-a', will(R2)).ok);
+  // A replay of a dead run's online triggers a challenge no one answers…
+  t.like(v.check('cm-a', on(R1)), { ok: false, challenge: nth(1) });
+  clock.advance(300);
+  // …and the reinstalled run's genuine online arrives inside the gap: not challenged now, but later.
+  const r = v.check('cm-a', on(LOW));
+  t.like(r, { ok: false, code: 'STATE_STALE', quiet: true, retryInMs: CHALLENGE_GAP_MS - 300 });
+  t.is((r as { challenge?: string }).challenge, undefined);
+  clock.advance(CHALLENGE_GAP_MS - 300);
+  const again = v.retry('cm-a');
+  t.is(again.challenge, nth(2));
+  t.like(v.answer('cm-a', on(LOW, 2, { challenge: nth(2) })), { ok: true, online: true });
+  t.deepEqual(v.retry('cm-a'), {}, 'answered: nothing more to ask');
+});
+
+test('liveness-unordered-online-challenged: an unanswered challenge is asked again, backing off, at most CHALLENGE_TRIES times', (t) => {
+  const { v, clock, nth } = challenging();
+  t.true(v.check('cm-a', on(R2)).ok);
+  const first = v.check('cm-a', on(R1));
+  t.like(first, { ok: false, challenge: nth(1), retryInMs: CHALLENGE_GAP_MS });
+  const sent = [nth(1)];
+  const gaps: number[] = [];
+  let wait = (first as { retryInMs?: number }).retryInMs;
+  while (wait !== undefined) {
+    t.deepEqual(v.retry('cm-a'), { retryInMs: wait }, 'not before its time');
+    clock.advance(wait);
+    gaps.push(wait);
+    const r = v.retry('cm-a');
+    if (r.challenge !== undefined) sent.push(r.challenge);
+    wait = r.retryInMs;
+  }
+  t.is(sent.length, CHALLENGE_TRIES);
+  t.deepEqual(gaps, [1000, 2000, 4000, 8000]);
+  t.deepEqual(v.retry('cm-a'), {}, 'given up: a dead run does not answer');
+  t.deepEqual({ ...v.seen('cm-a')! }, at(R2, 2));
 });
 
 test('liveness-answer-binds-challenge: used once, within its time, ours only, signed by a trusted key', (t) => {
