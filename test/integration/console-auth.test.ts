@@ -2,7 +2,9 @@
  * The operator console's access rules over real HTTP, against a real
  * `ipphone-cm` on a real mosquitto (issue 15 §4, shared/CONTRACT.md "Call
  * manager HTTP"): requests made with node:http as curl would make them (from
- * chosen loopback source addresses where the rule is per address).
+ * chosen loopback source addresses where the rule is per address). Serial:
+ * every test runs a `cm-a` on the one broker, and one call manager id is one
+ * MQTT client id (two at once would take each other's session over).
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
@@ -92,12 +94,17 @@ async function phoneData(c: Cluster, phone: string): Promise<void> {
     pub.once('error', fail);
   });
   await pub.publishAsync(`${c.prefix}/phone/${phone}/status`, JSON.stringify({ online: true, home: 'cm-a', state: 'homed' }), { qos: 1, retain: true });
+  // The retained status arrives whenever the call manager's subscription is made; the event only once it is.
+  await waitFor(async () => (await http(`${base(c)}/console/phone?id=${phone}`, { headers: bearer })).status === 200, { timeoutMs: 20_000, what: `the console heard ${phone}'s status` });
   await pub.publishAsync(`${c.prefix}/phone/${phone}/event`, JSON.stringify({ type: 'rehomed', from: 'cm-b', to: 'cm-a', reason: 'fallback' }), { qos: 1 });
   await pub.endAsync();
-  await waitFor(async () => (await http(`${base(c)}/console/phone?id=${phone}`, { headers: bearer })).status === 200, { timeoutMs: 20_000, what: `the console heard ${phone}` });
+  await waitFor(async () => (await http(`${base(c)}/console/phone?id=${phone}`, { headers: bearer })).body.includes('"type":"rehomed"'), { timeoutMs: 20_000, what: `the console heard ${phone}'s event` }).catch(async (err: Error) => {
+    const seen = await http(`${base(c)}/console/phone?id=${phone}`, { headers: bearer });
+    throw new Error(`${err.message}\nlookup: ${seen.status} ${seen.body}\n${c.cms.get('cm-a')!.output().slice(-3000)}`);
+  });
 }
 
-test('no-token-no-console: without console.tokenFile every console path is 404 with no group data; services, healthz and metrics unchanged', async (t) => {
+test.serial('no-token-no-console: without console.tokenFile every console path is 404 with no group data; services, healthz and metrics unchanged', async (t) => {
   const c = await Cluster.group(t, mosq.url, ['cm-a']);
   for (const path of CONSOLE_PATHS) {
     for (const headers of [{}, bearer]) {
@@ -112,7 +119,7 @@ test('no-token-no-console: without console.tokenFile every console path is 404 w
   t.regex((await http(`${base(c)}/metrics`)).body, /^ipphone_cm_rehomes_total\{reason="cm-offline"\} 0$/m, 'phones\' events still followed for /metrics');
 });
 
-test('wrong-or-missing-token-401: every console path answers 401 and no data without the token or with a wrong one', async (t) => {
+test.serial('wrong-or-missing-token-401: every console path answers 401 and no data without the token or with a wrong one', async (t) => {
   const c = await Cluster.group(t, mosq.url, ['cm-a'], { console: { enabled: true, tokenFile } });
   await phoneData(c, 'p-1');
   for (const path of CONSOLE_PATHS) {
@@ -127,7 +134,7 @@ test('wrong-or-missing-token-401: every console path answers 401 and no data wit
   t.regex(page.body, /<form method="post" action="\/console\/login">/, 'GET / shows the login form');
 });
 
-test('bearer-token: Authorization: Bearer opens the page, the phone lookup and the stream', async (t) => {
+test.serial('bearer-token: Authorization: Bearer opens the page, the phone lookup and the stream', async (t) => {
   const c = await Cluster.group(t, mosq.url, ['cm-a'], { console: { enabled: true, tokenFile } });
   await phoneData(c, 'p-1');
   const page = await http(`${base(c)}/`, { headers: bearer });
@@ -142,7 +149,7 @@ test('bearer-token: Authorization: Bearer opens the page, the phone lookup and t
   await waitFor(() => s.text().includes('event: snapshot') && s.text().includes('"phone":"p-1"'), { timeoutMs: 10_000, what: 'the snapshot with p-1\'s rehome' });
 });
 
-test('session-cookie: logging in with the form sets an HttpOnly SameSite=Strict cookie that is not the token; it opens the console; wrong token 401; cross-site 403; logout ends it', async (t) => {
+test.serial('session-cookie: logging in with the form sets an HttpOnly SameSite=Strict cookie that is not the token; it opens the console; wrong token 401; cross-site 403; logout ends it', async (t) => {
   const c = await Cluster.group(t, mosq.url, ['cm-a'], { console: { enabled: true, tokenFile } });
   const form = { 'content-type': 'application/x-www-form-urlencoded' };
   const wrong = await http(`${base(c)}/console/login`, { method: 'POST', headers: form, body: 'token=not-the-token-at-all', from: '127.0.0.12' });
@@ -174,7 +181,7 @@ test('session-cookie: logging in with the form sets an HttpOnly SameSite=Strict 
   t.is((await http(`${base(c)}/`, { headers: { cookie } })).status, 401, 'the session ended');
 });
 
-test('login-rate-limited-per-address: after 10 wrong tokens from one address even the right one is 429 there; another address logs in', async (t) => {
+test.serial('login-rate-limited-per-address: after 10 wrong tokens from one address even the right one is 429 there; another address logs in', async (t) => {
   const c = await Cluster.group(t, mosq.url, ['cm-a'], { console: { enabled: true, tokenFile } });
   const form = { 'content-type': 'application/x-www-form-urlencoded' };
   const statuses: number[] = [];
@@ -188,7 +195,7 @@ test('login-rate-limited-per-address: after 10 wrong tokens from one address eve
   t.is((await http(`${base(c)}/console/login`, { method: 'POST', headers: form, body: `token=${TOKEN}`, from: '127.0.0.14' })).status, 303);
 });
 
-test('idle-streams-cannot-lock-out: 17 idle unauthenticated streams get 401 and hold nothing; 16 authenticated ones from 4 addresses do not lock out an operator from a fifth', async (t) => {
+test.serial('idle-streams-cannot-lock-out: 17 idle unauthenticated streams get 401 and hold nothing; 16 authenticated ones from 4 addresses do not lock out an operator from a fifth', async (t) => {
   const c = await Cluster.group(t, mosq.url, ['cm-a'], { console: { enabled: true, tokenFile } });
   const url = `${base(c)}/console/events`;
   const idle = await Promise.all(Array.from({ length: 17 }, (_, i) => stream(url, { from: `127.0.1.${i + 1}` })));
@@ -215,7 +222,7 @@ test('idle-streams-cannot-lock-out: 17 idle unauthenticated streams get 401 and 
   t.false(held[1]!.ended());
 });
 
-test('phone-lookup-unknown-404: an unknown id is 404 with no list, for an operator; a known one 200', async (t) => {
+test.serial('phone-lookup-unknown-404: an unknown id is 404 with no list, for an operator; a known one 200', async (t) => {
   const c = await Cluster.group(t, mosq.url, ['cm-a'], { console: { enabled: true, tokenFile } });
   await phoneData(c, 'p-known');
   const r = await http(`${base(c)}/console/phone?id=p-unknown-anything`, { headers: bearer });
@@ -238,7 +245,7 @@ function cm(args: string[]): Promise<{ code: number; stderr: string }> {
   });
 }
 
-test('console-token-config: a missing, empty or short token file is one line and exit 1, from --check-config and at start', async (t) => {
+test.serial('console-token-config: a missing, empty or short token file is one line and exit 1, from --check-config and at start', async (t) => {
   const c = new Cluster();
   t.teardown(() => c.close());
   await c.defineGroup([{ id: 'cm-a', broker: mosq.url }]);
