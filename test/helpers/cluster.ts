@@ -234,8 +234,9 @@ export class Cluster {
     writeFileSync(this.cmConfigPath(id), JSON.stringify(cfg, null, 2));
     const p = spawnNode([...programArgs('ipphone-cm'), '--config', this.cmConfigPath(id)], id, undefined, wrap);
     this.cms.set(id, p);
-    // Generous: a shared CI machine may be running several test files' processes at once.
-    await waitFor(() => /"call manager started"|broker connected|\[exited/.test(p.output()), { timeoutMs: 30_000, what: `${id} to start` }).catch((err: Error) => {
+    // Generous: a shared CI machine may be running several test files' processes at once (a start
+    // measured 20+ s with the machine loaded ~9 runnable processes per core).
+    await waitFor(() => /"call manager started"|broker connected|\[exited/.test(p.output()), { timeoutMs: 60_000, what: `${id} to start` }).catch((err: Error) => {
       throw new Error(`${err.message}\n${p.output()}`);
     });
     if (p.output().includes('[exited')) throw new Error(`${id} exited at start\n${p.output()}`);
@@ -314,7 +315,7 @@ export class Cluster {
     return this.seen.events.filter((e) => e.phone === phone && (type === undefined || e.payload.type === type));
   }
 
-  async waitHome(phone: string, home: string, timeoutMs = 15_000): Promise<void> {
+  async waitHome(phone: string, home: string, timeoutMs = 30_000): Promise<void> {
     try {
       await waitFor(() => this.status(phone)?.home === home && this.status(phone)?.state === 'homed', { timeoutMs, what: `${phone} homed on ${home}` });
     } catch (err) {

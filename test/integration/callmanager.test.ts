@@ -83,7 +83,7 @@ async function startCm(t: ExecutionContext, dir: string, broker: string, cmId: s
   writeFileSync(file, JSON.stringify(config));
   const cm = run(t, ['--config', file]);
   const port = ports[cmId]!;
-  await waitFor(() => cm.stdout().includes('"call manager started"') || cm.child.exitCode !== null, { timeoutMs: 20_000, what: `${cmId} started` });
+  await waitFor(() => cm.stdout().includes('"call manager started"') || cm.child.exitCode !== null, { timeoutMs: 60_000, what: `${cmId} started` });
   if (cm.child.exitCode !== null) throw new Error(`${cmId} exited: ${cm.stderr()}`);
   return { ...cm, port };
 }
@@ -130,7 +130,7 @@ test('online state, acks with and without the signed list, services XML, metrics
   const ports = { 'cm-a': await freePort(), 'cm-b': await freePort() };
   const w = await watcher(t, mq.url, [`${P}/cm/cm-a/state`, `${P}/cm/cm-a/load`, `${P}/phone/p1/ack`, `${P}/phone/p1/pointers`]);
   const cm = await startCm(t, dir, mq.url, 'cm-a', ports);
-  await waitFor(() => w.on(`${P}/cm/cm-a/state`).some((s) => s.online === true), { timeoutMs: 10_000, what: 'state online' });
+  await waitFor(() => w.on(`${P}/cm/cm-a/state`).some((s) => s.online === true), { timeoutMs: 30_000, what: 'state online' });
 
   await w.client.publishAsync(`${P}/cm/cm-a/keepalive`, keepalive({ seq: 5, pointersVersion: 0 }));
   await waitFor(() => w.on(`${P}/phone/p1/ack`).length === 1, { what: 'first ack' });
@@ -197,13 +197,13 @@ test('kill -9 leaves the will; the second CM pushes a failover list with the dea
   const w = await watcher(t, mq.url, [`${P}/cm/+/state`, `${P}/phone/p2/ack`, `${P}/phone/p2/pointers`]);
   const [a, b] = await Promise.all([startCm(t, dir, mq.url, 'cm-a', ports), startCm(t, dir, mq.url, 'cm-b', ports)]);
   await waitFor(() => w.on(`${P}/cm/cm-a/state`).some((s) => s.online) && w.on(`${P}/cm/cm-b/state`).some((s) => s.online), {
-    timeoutMs: 10_000,
+    timeoutMs: 30_000,
     what: 'both online',
   });
 
   a.child.kill('SIGKILL');
   await a.exit;
-  await waitFor(() => w.on(`${P}/cm/cm-a/state`).at(-1)?.online === false, { timeoutMs: 10_000, what: 'will published' });
+  await waitFor(() => w.on(`${P}/cm/cm-a/state`).at(-1)?.online === false, { timeoutMs: 30_000, what: 'will published' });
   const late = await watcher(t, mq.url, [`${P}/cm/cm-a/state`]);
   await waitFor(() => late.got.length > 0, { what: 'retained will' });
   t.deepEqual(late.on(`${P}/cm/cm-a/state`).map((s) => s.online), [false]);
@@ -212,7 +212,7 @@ test('kill -9 leaves the will; the second CM pushes a failover list with the dea
   t.deepEqual(stateBody(late.got[0]!.text), { ...online, online: false });
 
   await waitFor(() => /"peer state changed"[^\n]*"peer":"cm-a"|"peer":"cm-a"[^\n]*"peer state changed"/.test(b.stdout()), {
-    timeoutMs: 10_000,
+    timeoutMs: 30_000,
     what: 'cm-b saw cm-a go offline',
   });
   await w.client.publishAsync(`${P}/cm/cm-b/keepalive`, keepalive({ phone: 'p2', seq: 1, pointersVersion: 1, prev: 'cm-a' }));
@@ -237,10 +237,10 @@ test('/healthz is 200 while connected and 503 after the broker stops', async (t)
   const dir = tempDir(t);
   const ports = { 'cm-a': await freePort() };
   const cm = await startCm(t, dir, mq.url, 'cm-a', ports);
-  await waitFor(async () => (await get(`http://127.0.0.1:${cm.port}/healthz`)).status === 200, { timeoutMs: 10_000, what: 'healthz 200' });
+  await waitFor(async () => (await get(`http://127.0.0.1:${cm.port}/healthz`)).status === 200, { timeoutMs: 30_000, what: 'healthz 200' });
   t.is((await get(`http://127.0.0.1:${cm.port}/healthz`)).body, 'ok\n');
   await mq.stop();
-  await waitFor(async () => (await get(`http://127.0.0.1:${cm.port}/healthz`)).status === 503, { timeoutMs: 10_000, what: 'healthz 503' });
+  await waitFor(async () => (await get(`http://127.0.0.1:${cm.port}/healthz`)).status === 503, { timeoutMs: 30_000, what: 'healthz 503' });
   t.regex((await get(`http://127.0.0.1:${cm.port}/metrics`)).body, /^ipphone_cm_broker_connected 0$/m);
   cm.child.kill('SIGTERM');
   t.is(await cm.exit, 0, 'clean exit even without a broker');

@@ -63,9 +63,9 @@ function tempDirIn(out: string): string | undefined {
   return /temp dir (\S+)/.exec(out)?.[1];
 }
 
-/** Children get a moment to finish exiting after the demo itself has. */
+/** Children get a moment to finish exiting after the demo itself has (generous: a loaded machine). */
 async function noneAlive(pids: readonly number[]): Promise<number[]> {
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + 15_000;
   for (;;) {
     const left = pids.filter(alive);
     if (left.length === 0 || Date.now() > deadline) return left;
@@ -74,8 +74,10 @@ async function noneAlive(pids: readonly number[]): Promise<number[]> {
 }
 
 test('the demo fails over to cm-b, falls back to cm-a, exits 0 and leaves nothing behind', async (t) => {
-  t.timeout(70_000);
-  const r = await runDemo({ limitMs: 60_000 });
+  // The hard limit only catches a hang: the demo's own steps have deadlines of their own. Measured
+  // with the machine loaded (~9 runnable processes per core), its group alone took 25 s to come up.
+  t.timeout(200_000);
+  const r = await runDemo({ limitMs: 180_000 });
   const all = `${r.out}\n${r.err}`;
   t.is(r.code, 0, all);
   t.is(r.signal, null);
@@ -104,8 +106,8 @@ test('the demo fails over to cm-b, falls back to cm-a, exits 0 and leaves nothin
 });
 
 test('Ctrl-C halfway stops the call managers and removes the temp dir', async (t) => {
-  t.timeout(40_000);
-  const r = await runDemo({ limitMs: 30_000, interruptWhen: /all 4 phones homed on cm-a/ });
+  t.timeout(140_000);
+  const r = await runDemo({ limitMs: 120_000, interruptWhen: /all 4 phones homed on cm-a/ });
   t.is(r.code, 130, `${r.out}\n${r.err}`);
   t.regex(r.out, /SIGINT: stopping everything/);
   t.notRegex(r.out, /kill -9/, 'interrupted before the story went on');

@@ -30,6 +30,8 @@ import { sized, timeoutFor } from '../helpers/long-mode.js';
 import { programArgs, ROOT } from '../helpers/programs.js';
 
 const CYCLES = sized(200, 2000);
+/** Longest a single kill cycle may take (its steps wait 30 s at most each). */
+const CYCLE_LIMIT_MS = 120_000;
 const SEED = Number(process.env.IPPHONE_SEED ?? 0x5eed);
 
 let mosq: Mosquitto;
@@ -109,7 +111,7 @@ test('kill -9 of the agent at random moments while it persists pushed lists: the
     current = a;
     try {
       // Its first status follows its subscriptions on the same socket: from then on a push reaches it.
-      await waitFor(() => indexOf(from, (p) => p.online === true) >= 0, { timeoutMs: 15_000, what: 'agent online' });
+      await waitFor(() => indexOf(from, (p) => p.online === true) >= 0, { timeoutMs: 30_000, what: 'agent online' });
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${a.output()}`);
     }
@@ -120,7 +122,7 @@ test('kill -9 of the agent at random moments while it persists pushed lists: the
     const atKill = c.seen.statuses.length;
     a.child.kill('SIGKILL');
     await a.exited;
-    await waitFor(() => indexOf(atKill, (p) => p.online === false) >= 0, { timeoutMs: 10_000, what: 'the will of the killed agent' });
+    await waitFor(() => indexOf(atKill, (p) => p.online === false) >= 0, { timeoutMs: 30_000, what: 'the will of the killed agent' });
     return { atKill, will: indexOf(atKill, (p) => p.online === false) };
   };
   const push = async (): Promise<number> => {
@@ -136,8 +138,8 @@ test('kill -9 of the agent at random moments while it persists pushed lists: the
   {
     const { a, from } = await start();
     const v = await push();
-    await waitFor(() => reportedIn(from) === v, { timeoutMs: 10_000, what: 'warm-up push reported' });
-    await waitFor(async () => (await load())?.pointersVersion === v, { timeoutMs: 10_000, what: 'warm-up push persisted' });
+    await waitFor(() => reportedIn(from) === v, { timeoutMs: 30_000, what: 'warm-up push reported' });
+    await waitFor(async () => (await load())?.pointersVersion === v, { timeoutMs: 30_000, what: 'warm-up push persisted' });
     await kill(a);
   }
 
@@ -150,6 +152,9 @@ test('kill -9 of the agent at random moments while it persists pushed lists: the
   const behind: number[] = [];
   const startMs: number[] = [];
   for (let i = 1; i <= CYCLES; i++) {
+    // A deadline per cycle (each step inside has its own), not for the whole run: a node start per
+    // cycle takes seconds on a loaded machine, and 200 of them exceeded any fixed total.
+    t.timeout(CYCLE_LIMIT_MS, `cycle ${i} did not finish within ${CYCLE_LIMIT_MS} ms`);
     const t0 = Date.now();
     const { a, from } = await start();
     startMs.push(Date.now() - t0);
@@ -157,7 +162,7 @@ test('kill -9 of the agent at random moments while it persists pushed lists: the
     if (random() < 0.25) {
       waitedForReport++;
       try {
-        await waitFor(() => reportedIn(from) >= v, { timeoutMs: 10_000, intervalMs: 1, what: `cycle ${i}: push ${v} reported` });
+        await waitFor(() => reportedIn(from) >= v, { timeoutMs: 30_000, intervalMs: 1, what: `cycle ${i}: push ${v} reported` });
       } catch (err) {
         const tail = c.seen.statuses.filter((s) => s.phone === phone).slice(-3).map((s) => JSON.stringify(s.payload));
         throw new Error(`${(err as Error).message}\nrejected: ${JSON.stringify(c.events(phone, 'rejected').slice(-3).map((e) => e.payload))}\nstatuses: ${tail.join('\n')}\n${a.output()}`);

@@ -99,6 +99,8 @@ for (const major of SUPPORTED_MAJORS) {
       t.is(seen.capBnd, '0000000000000000', `${name}: CapabilityBoundingSet= (empty)`);
     }
     t.is(procView(agent.pid).env.NODE_OPTIONS, undefined, 'the agent unit sets no NODE_OPTIONS');
+    // The agent saves the group's list once an ack has carried it, after homing: wait for the file.
+    await waitFor(() => readdirSync(state).length > 0, { timeoutMs: 30_000, what: 'a state file in the StateDirectory' }).catch(() => undefined);
     t.true(readdirSync(state).length > 0, 'the agent keeps its state in its StateDirectory');
 
     c.cms.get('cm-a')!.signal('SIGKILL');
