@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
 import { generateKeyPair } from '../../src/protocol/envelope.js';
+import type { Fleet } from '../../src/fleet/fleet.js';
 import { freePort, waitFor } from './net.js';
 import { programArgs, ROOT } from './programs.js';
 import { killAtExit } from './reaper.js';
@@ -309,6 +310,22 @@ export class Cluster {
   status(phone: string): Record<string, unknown> | undefined {
     for (let i = this.seen.statuses.length - 1; i >= 0; i--) if (this.seen.statuses[i]!.phone === phone) return this.seen.statuses[i]!.payload;
     return undefined;
+  }
+
+  /** True when no phone's `rehomed` event arrived in the last `ms`: nothing moved for that long. */
+  quietFor(ms: number): boolean {
+    const since = Date.now() - ms;
+    return !this.seen.events.some((e) => e.payload.type === 'rehomed' && e.at > since);
+  }
+
+  /**
+   * True when the observers have every move `fleet` made (one `rehomed` event each; the
+   * services-only `services-timeout` ones are not moves of the machine) and every phone's
+   * current home in its latest status: what a test asserts on has arrived.
+   */
+  hasCaughtUp(fleet: Pick<Fleet, 'phones' | 'summary'>): boolean {
+    const moves = this.seen.events.filter((e) => e.payload.type === 'rehomed' && e.payload.reason !== 'services-timeout').length;
+    return moves === fleet.summary().rehomes && fleet.phones().every((p) => this.status(p.id)?.home === p.agent.home);
   }
 
   events(phone: string, type?: string): Observed[] {

@@ -56,17 +56,6 @@ function rehomePaths(c: Cluster): Record<string, number> {
   return paths;
 }
 
-/** No phone's `rehomed` event arrived in the last `ms`. */
-function quietFor(c: Cluster, ms: number): boolean {
-  return !c.seen.events.some((e) => e.payload.type === 'rehomed' && e.at > Date.now() - ms);
-}
-
-/** The observer has every move the fleet made (one `rehomed` event each) and every phone's current home. */
-function observerCaughtUp(c: Cluster, fleet: Fleet): boolean {
-  const moves = c.seen.events.filter((e) => e.payload.type === 'rehomed' && e.payload.reason !== 'services-timeout').length;
-  return moves === fleet.summary().rehomes && fleet.phones().every((p) => c.status(p.id)?.home === p.agent.home);
-}
-
 function spread(byHome: Record<string, number>, caps: Record<string, number>): number {
   const u = Object.keys(caps).map((id) => (byHome[id] ?? 0) / caps[id]!);
   return Math.max(...u) - Math.min(...u);
@@ -78,7 +67,7 @@ test.serial('3 equal call managers, 60 phones on one: balanced within the thresh
   const caps = { 'cm-a': 30, 'cm-b': 30, 'cm-c': 30 };
   // Balanced, then a few more periods in which nothing moved (any later move would show in the
   // counts below), and the observer has every move.
-  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1 && quietFor(c, 4000) && observerCaughtUp(c, fleet), {
+  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1 && c.quietFor(4000) && c.hasCaughtUp(fleet), {
     timeoutMs: 60_000,
     what: `balanced and settled (${JSON.stringify(fleet.summary().byHome)})`,
   }).catch((e: Error) => {
@@ -107,7 +96,7 @@ test.serial('capacities 100/200/300: loads end proportional to capacity', async 
   };
   // Settled: at the target, nothing moved for 5 s (several rebalance periods), and the observer has
   // every phone's current home (events travel over MQTT after a phone's own state changed).
-  await waitFor(() => atTarget() && quietFor(c, 5000) && observerCaughtUp(c, fleet), { timeoutMs: 60_000, what: `10/20/30 and settled (${JSON.stringify(fleet.summary().byHome)})` }).catch((e: Error) => {
+  await waitFor(() => atTarget() && c.quietFor(5000) && c.hasCaughtUp(fleet), { timeoutMs: 60_000, what: `10/20/30 and settled (${JSON.stringify(fleet.summary().byHome)})` }).catch((e: Error) => {
     const rounds = (id: string) => c.cms.get(id)!.output().split('\n').filter((l) => /rebalance round|peer|started/.test(l)).join('\n');
     throw new Error(`${e.message}\nrehomes ${JSON.stringify(rehomePaths(c))}\n${rounds('cm-a')}\n${rounds('cm-b')}\n${rounds('cm-c')}`);
   });
@@ -136,7 +125,7 @@ test.serial('a call manager killed while rebalancing strands no phone; when it r
   const caps = { 'cm-a': 30, 'cm-b': 30, 'cm-c': 30 };
   // Converged = within the threshold with nothing moving for 5 s (the returning member is
   // refilled by released fallbacks and by rebalancing; both may still be in motion at first).
-  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1 && quietFor(c, 5000), {
+  await waitFor(() => spread(fleet.summary().byHome, caps) <= 0.1 && c.quietFor(5000), {
     timeoutMs: 90_000,
     what: `refilled and settled (${JSON.stringify(fleet.summary().byHome)})`,
   });
