@@ -7,8 +7,11 @@
  * stores it before the call manager connects. The stored value keeps the
  * sequence growing when the clock steps back; the clock keeps it growing when
  * the state directory was lost (a reinstalled server) — without it a new run
- * would start at 1 and every phone that saw a later run online would refuse
- * its online as stale until it restarted.
+ * would start at 1. Neither can help when both went wrong: a server that ran
+ * with its clock ahead and was reinstalled with the right clock starts lower
+ * than its dead run. Receivers cannot order that online and challenge it;
+ * the live process answers and is taken back (protocol/cm-liveness.ts,
+ * `liveness-unordered-online-challenged`).
  */
 import { errorMessage, IpphoneError } from '../lib/errors.js';
 import { AbSlots, slotInteger } from '../store/ab-slots.js';
@@ -68,10 +71,10 @@ export async function nextBootSeq(o: BootSeqOptions): Promise<BootSeq> {
  * with a warning: still greater at every start while the clock does not step
  * back.
  */
-export async function bootSeqFor(c: { cmId: string; stateDir: string | null }, now: number, log: Logger, defaultDir = DEFAULT_CM_STATE_DIR): Promise<number> {
+export async function bootSeqFor(c: { cmId: string; stateDir: string | null }, now: number, log: Logger, defaultDir = DEFAULT_CM_STATE_DIR, fs?: DurableFs): Promise<number> {
   const dir = c.stateDir ?? defaultDir;
   try {
-    const b = await nextBootSeq({ dir, cmId: c.cmId, now });
+    const b = await nextBootSeq({ dir, cmId: c.cmId, now, ...(fs ? { fs } : {}) });
     log.info({ bdSeq: b.bdSeq, previous: b.previous, stateDir: dir, ...(b.problems.length ? { problems: b.problems } : {}) }, 'boot sequence');
     return b.bdSeq;
   } catch (err) {

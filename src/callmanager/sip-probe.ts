@@ -201,10 +201,11 @@ export class SipProbe {
  * not started. While its server is silent the call manager is a dead one to
  * the phones: `onChange(false)` makes its signed state offline (phones fail
  * over with `cm-offline`, peers push backups to its phones, as for a real
- * offline), `/healthz` says 503, and keep-alives go unanswered — a phone that
- * never saw this run online ignores the offline (cm-liveness.ts,
+ * offline), `/healthz` says 503, and keep-alives go unanswered — a phone
+ * that saw nothing of this call manager yet ignores an offline (cm-liveness.ts,
  * STATE_RUN_UNKNOWN) and would otherwise home here, and acked probes would
- * make it look healthy for a fallback. Restarting the process would not bring
+ * make it look healthy for a fallback. The offline is the run's own newer
+ * signed state, never its will (run-state.ts): replayed later it is refused. Restarting the process would not bring
  * the PBX back, so the watchdog is left alone.
  */
 export function sipProbeFor(config: CmConfig, clock: Clock, root: Logger, onChange: (online: boolean) => void): SipProbe | undefined {
