@@ -32,6 +32,7 @@ import { decodeCmChallenge } from '../protocol/cm-state.js';
 import { isValidId } from '../protocol/topics.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Envelope, PointersBody } from '../protocol/types.js';
+import type { DurableFs } from '../store/durable-file.js';
 
 export type { MqttConnect } from './cm-session.js';
 
@@ -54,6 +55,10 @@ export interface CallManagerOptions {
   signer?: PointersSigner;
   /** Random bytes for the per-connection nonce of the signed state; default node:crypto. */
   randomBytes?: (n: number) => Buffer;
+  /** The state directory's filesystem (boot sequence, version lease, group floor); default node:fs. The simulator (src/sim) passes its disk model. */
+  fs?: DurableFs;
+  /** Bind the HTTP port at start; default true. False only where no HTTP is wanted (the simulator runs many call managers in one process). */
+  listen?: boolean;
 }
 
 /** Housekeeping period: sweep the phone table, publish load when due (ms). */
@@ -69,6 +74,8 @@ export class CallManager {
   readonly #mqttConnect: MqttConnect;
   readonly #signerOption: PointersSigner | undefined;
   readonly #randomBytes: ((n: number) => Buffer) | undefined;
+  readonly #fs: DurableFs | undefined;
+  readonly #listen: boolean;
   readonly #t: Topics;
   /** `P/phone/` — phone topics are built by concatenation on the hot path. */
   readonly #phoneBase: string;
@@ -123,6 +130,8 @@ export class CallManager {
     this.#mqttConnect = withNoDelay(opts.mqttConnect ?? connect);
     this.#signerOption = opts.signer;
     this.#randomBytes = opts.randomBytes;
+    this.#fs = opts.fs;
+    this.#listen = opts.listen ?? true;
     this.#t = topics(opts.config.topicPrefix);
     this.#phoneBase = this.#t.phoneAck('x').slice(0, -'x/ack'.length);
   }
@@ -138,7 +147,7 @@ export class CallManager {
     const stateTopic = this.#t.cmState(c.cmId);
     const run = (this.#run = new CmRun({
       cmId: c.cmId,
-      bdSeq: await bootSeqFor(c, now, this.#log),
+      bdSeq: await bootSeqFor(c, now, this.#log, undefined, this.#fs),
       // The signer serialises whatever body it is given; a state body is not a list.
       sign: (body) => signer(body as PointersBody) as Envelope,
       clock: this.#clock,
@@ -148,8 +157,8 @@ export class CallManager {
     }));
     const group: Pointer[] = c.group.map(cleanPointer);
     // A group changed since the last start reaches every phone (group-floor.ts).
-    const baseVersion = await groupFloorFor({ dir: c.stateDir ?? DEFAULT_CM_STATE_DIR, cmId: c.cmId, group, pointersVersion: c.pointersVersion, now }, this.#log);
-    const lease = (this.#lease = await versionLeaseFor(c, now, this.#log));
+    const baseVersion = await groupFloorFor({ dir: c.stateDir ?? DEFAULT_CM_STATE_DIR, cmId: c.cmId, group, pointersVersion: c.pointersVersion, now, ...(this.#fs ? { fs: this.#fs } : {}) }, this.#log);
+    const lease = (this.#lease = await versionLeaseFor(c, now, this.#log, undefined, this.#fs));
     const versions = new VersionClock({
       clock: this.#clock,
       start: Math.max(baseVersion, lease.previous),
@@ -202,7 +211,7 @@ export class CallManager {
 
     const host = { connected: () => this.connected, sipOnline: () => this.sipOnline, phonesHomed: () => this.phonesHomed(), homedPhones: () => this.homedPhones(), metricsText: () => this.metricsText(), ...(cons !== undefined ? { raw: cons.handle.bind(cons) } : {}) };
     this.#http = new CmHttp(c, this.#clock, this.#clock.elapsed(), host, this.#root.child({ mod: 'http' }));
-    await this.#http.start();
+    if (this.#listen) await this.#http.start();
     this.#session = new CmSession({
       config: c,
       log: this.#root,

@@ -154,10 +154,10 @@ export class VersionLease {
  * explicit `stateDir` must work; the default directory may be unusable (then
  * no lease, with a warning).
  */
-export async function versionLeaseFor(c: { cmId: string; stateDir: string | null }, now: number, log: Logger, defaultDir = DEFAULT_CM_STATE_DIR): Promise<VersionLease> {
+export async function versionLeaseFor(c: { cmId: string; stateDir: string | null }, now: number, log: Logger, defaultDir = DEFAULT_CM_STATE_DIR, fs?: DurableFs): Promise<VersionLease> {
   const dir = c.stateDir ?? defaultDir;
   try {
-    const lease = await VersionLease.open({ dir, cmId: c.cmId, log, now });
+    const lease = await VersionLease.open({ dir, cmId: c.cmId, log, now, ...(fs ? { fs } : {}) });
     log.info({ previous: lease.previous, reserved: lease.reserved, stateDir: dir }, 'list versions resume above the previous run');
     return lease;
   } catch (err) {

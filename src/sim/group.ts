@@ -1,0 +1,124 @@
+/**
+ * The simulated group: who runs where, and their configs (through the real
+ * config validators, so defaults are the product's). One signing key made
+ * from fixed bytes (Ed25519 signatures are deterministic, so the trace is too).
+ */
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { validateAgentConfig, type AgentConfig } from '../config/agent-config.js';
+import { validateCmConfig, type CmConfig } from '../config/cm-config.js';
+import { signEnvelope } from '../protocol/envelope.js';
+import type { PointersSigner } from '../callmanager/list-book.js';
+
+export const PREFIX = 'ipphone/v1';
+export const KEY_ID = 'ops-1';
+
+/** PKCS#8 DER of an Ed25519 key is this prefix and the 32-byte seed. */
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+export const signingKey: KeyObject = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, Buffer.alloc(32, 7)]), format: 'der', type: 'pkcs8' });
+export const publicKeyPem = createPublicKey(signingKey).export({ type: 'spki', format: 'pem' }).toString();
+export const signer: PointersSigner = (body) => signEnvelope(body, signingKey, KEY_ID);
+
+export interface SiteBroker {
+  id: string;
+  url: string;
+}
+
+export interface CmSpec {
+  id: string;
+  broker: string;
+  services: string;
+  /** The group this call manager belongs to (a remote site's is its own). */
+  group: string;
+}
+
+export interface Topology {
+  brokers: SiteBroker[];
+  /** The group's call managers, in default priority order. */
+  group: CmSpec[];
+  /** Call managers of other groups that phones point to (remote sites). */
+  remote: CmSpec[];
+  phones: string[];
+  /** The phones' configured pointers, by id. */
+  pointers: string[];
+  /** Timing the phones run with. */
+  keepalive: { intervalMs: number; missLimit: number; ackTimeoutMs: number };
+  holdMs: number;
+  /** The MQTT keep-alive of phones, seconds. */
+  phoneMqttKeepaliveSec: number;
+  phoneConnectTimeoutMs: number;
+  backoff: { baseMs: number; maxMs: number };
+}
+
+/** The default world: two sites of one group (cm-a, cm-b on broker A; cm-c on broker B) and a remote site's cm-r on broker R. */
+export function defaultTopology(phones: number): Topology {
+  const brokers = [
+    { id: 'A', url: 'mqtt://10.0.1.1:1883' },
+    { id: 'B', url: 'mqtt://10.0.2.1:1883' },
+    { id: 'R', url: 'mqtt://10.0.9.1:1883' },
+  ];
+  const group = [
+    { id: 'cm-a', broker: brokers[0]!.url, services: 'http://10.0.1.11:8080/ccmcip/menu.jsp', group: 'g' },
+    { id: 'cm-b', broker: brokers[0]!.url, services: 'http://10.0.1.12:8080/ccmcip/menu.jsp', group: 'g' },
+    { id: 'cm-c', broker: brokers[1]!.url, services: 'http://10.0.2.11:8080/ccmcip/menu.jsp', group: 'g' },
+  ];
+  const remote = [{ id: 'cm-r', broker: brokers[2]!.url, services: 'http://10.0.9.11:8080/ccmcip/menu.jsp', group: 'r' }];
+  return {
+    brokers,
+    group,
+    remote,
+    phones: Array.from({ length: phones }, (_, i) => `p-${String(i + 1).padStart(4, '0')}`),
+    pointers: ['cm-a', 'cm-b', 'cm-c', 'cm-r'],
+    keepalive: { intervalMs: 1000, missLimit: 3, ackTimeoutMs: 150 },
+    holdMs: 10_000,
+    phoneMqttKeepaliveSec: 10,
+    phoneConnectTimeoutMs: 3000,
+    backoff: { baseMs: 500, maxMs: 4000 },
+  };
+}
+
+export function allCms(t: Topology): CmSpec[] {
+  return [...t.group, ...t.remote];
+}
+
+export function cmConfig(t: Topology, cm: CmSpec): CmConfig {
+  const members = cm.group === 'g' ? t.group : [cm];
+  const r = validateCmConfig({
+    cmId: cm.id,
+    broker: cm.broker,
+    http: { host: '127.0.0.1', port: 1 },
+    group: members.map((m) => ({ id: m.id, broker: m.broker, services: m.services, capacity: 100 })),
+    rebalance: { enabled: false },
+    signingKey: '/nonexistent/sim.pem',
+    keyId: KEY_ID,
+    topicPrefix: PREFIX,
+    keepalive: { phoneIntervalMs: t.keepalive.intervalMs },
+    stateDir: `/var/lib/ipphone-cm/${cm.id}`,
+    trust: { keys: { [KEY_ID]: publicKeyPem } },
+    console: { enabled: false },
+    log: { level: 'silent' },
+  });
+  if (!r.ok) throw new Error(`sim: cm config ${cm.id}: ${r.problems.join('; ')}`);
+  return r.config;
+}
+
+export function agentConfig(t: Topology, phoneId: string): AgentConfig {
+  const cms = allCms(t);
+  const r = validateAgentConfig({
+    phoneId,
+    pointers: t.pointers.map((id) => {
+      const c = cms.find((m) => m.id === id)!;
+      return { id: c.id, broker: c.broker, services: c.services };
+    }),
+    keepalive: { ...t.keepalive, topic: 'per-phone' },
+    fallback: { holdMs: t.holdMs },
+    services: { timeoutMs: 2000 },
+    topicPrefix: PREFIX,
+    stateDir: `/var/lib/ipphone-agent/${phoneId}`,
+    trust: { requireSigned: true, keys: { [KEY_ID]: publicKeyPem } },
+    mqtt: { keepaliveSec: t.phoneMqttKeepaliveSec, connectTimeoutMs: t.phoneConnectTimeoutMs, backoff: t.backoff },
+    log: { level: 'silent' },
+  });
+  if (!r.ok) throw new Error(`sim: agent config ${phoneId}: ${r.problems.join('; ')}`);
+  return r.config;
+}

@@ -1,0 +1,121 @@
+/**
+ * `hostile-phone`: a phone identity (a real certificate, so the printed ACL
+ * applies to it) that publishes whatever the broker lets it — garbage, forged
+ * `rehomed` events, keep-alives with versions far ahead, and replays of the
+ * genuine messages it could read (signed states, its own lists). On an open
+ * broker (no ACL) it also writes other phones' and call managers' topics.
+ */
+import type { Conn, Net } from './broker.js';
+import type { Host } from './clock.js';
+import { PREFIX, type Topology } from './group.js';
+import type { Rng } from './rng.js';
+import type { World } from './world.js';
+
+export const HOSTILE_ID = 'p-6666';
+
+export class HostilePhone {
+  readonly #recorded: { topic: string; payload: Buffer }[] = [];
+  #conns = new Map<string, Conn>();
+  #until = 0;
+  #seq = 0;
+  published = 0;
+
+  constructor(
+    readonly world: World,
+    readonly net: Net,
+    readonly host: Host,
+    readonly topo: Topology,
+    readonly rng: Rng,
+  ) {}
+
+  /** Connect to every broker (recording from the start) and act until `until`. */
+  activate(until: number): void {
+    this.#until = Math.max(this.#until, until);
+    for (const b of this.topo.brokers) this.#connect(b.url);
+    this.world.after(this.rng.int(100, 1000), () => this.#act());
+  }
+
+  #connect(url: string): void {
+    if (this.#conns.has(url)) return;
+    this.net.connect(
+      this.host,
+      url,
+      {
+        identity: HOSTILE_ID,
+        clientId: `ipphone-${HOSTILE_ID}`,
+        keepaliveMs: 10_000,
+        connectTimeoutMs: 3000,
+        alive: () => true,
+        sink: {
+          message: (topic, payload) => {
+            if (this.#recorded.length < 300) this.#recorded.push({ topic, payload });
+            else this.#recorded[this.rng.int(0, 299)] = { topic, payload };
+          },
+          closed: () => this.#conns.delete(url),
+        },
+      },
+      (r) => {
+        if (!r.ok) return;
+        this.#conns.set(url, r.conn);
+        this.net.send(r.conn, (b) => b.subscribe(r.conn, ['#'], 1));
+      },
+    );
+  }
+
+  #act(): void {
+    if (this.world.now >= this.#until) return;
+    const conns = [...this.#conns.values()];
+    for (const b of this.topo.brokers) if (!this.#conns.has(b.url)) this.#connect(b.url);
+    if (conns.length > 0) {
+      const c = this.rng.pick(conns);
+      const { topic, payload, retain } = this.#message();
+      this.published++;
+      this.world.trace(`hostile ${topic} ${payload.length}B${retain ? ' retained' : ''}`);
+      this.net.send(c, (b) => b.publish(c, topic, payload, retain));
+    }
+    this.world.after(this.rng.int(50, 1500), () => this.#act());
+  }
+
+  #message(): { topic: string; payload: Buffer; retain: boolean } {
+    const r = this.rng;
+    const cms = [...this.topo.group, ...this.topo.remote].map((c) => c.id);
+    const cm = r.pick(cms);
+    const victim = r.pick(this.topo.phones);
+    const me = r.chance(0.7) ? HOSTILE_ID : victim;
+    const wall = 1_780_000_000_000 + this.world.now;
+    switch (r.int(0, 5)) {
+      case 0: {
+        // Replay something genuine it recorded, where it was published or somewhere else.
+        const rec = this.#recorded.length > 0 ? r.pick(this.#recorded) : undefined;
+        if (rec !== undefined) {
+          const topic = r.chance(0.7) ? rec.topic : r.pick([`${PREFIX}/cm/${cm}/state`, `${PREFIX}/phone/${victim}/pointers`, `${PREFIX}/phone/${me}/ack`]);
+          return { topic, payload: rec.payload, retain: r.chance(0.5) };
+        }
+        return { topic: `${PREFIX}/cm/${cm}/state`, payload: Buffer.from('{"online":false}'), retain: true };
+      }
+      case 1:
+        // A keep-alive whose list version is far ahead (drags version clocks if believed).
+        return {
+          topic: r.chance(0.7) ? `${PREFIX}/cm/${cm}/keepalive/${me}` : `${PREFIX}/cm/${cm}/keepalive`,
+          payload: Buffer.from(JSON.stringify({ phone: me, seq: ++this.#seq, pointersVersion: wall + r.int(1, 40) * 86_400_000, busy: false, ...(r.chance(0.5) ? { probe: true } : {}) })),
+          retain: false,
+        };
+      case 2:
+        // A forged rehomed event.
+        return { topic: `${PREFIX}/phone/${me}/event`, payload: Buffer.from(JSON.stringify({ type: 'rehomed', from: cm, to: r.pick(cms), reason: r.pick(['cm-offline', 'rebalance', 'fallback']), detectMs: 1, rehomeMs: 1 })), retain: false };
+      case 3:
+        // A forged, unsigned or badly signed state or list.
+        return r.chance(0.5)
+          ? { topic: `${PREFIX}/cm/${cm}/state`, payload: Buffer.from(JSON.stringify({ online: r.chance(0.5), kid: 'ops-1', body: Buffer.from('{"online":false}').toString('base64'), sig: 'AAAA' })), retain: true }
+          : { topic: `${PREFIX}/phone/${victim}/pointers`, payload: Buffer.from(JSON.stringify({ kid: 'ops-1', body: Buffer.from(JSON.stringify({ version: wall + 1e9, reason: 'admin', list: [{ id: 'cm-x', broker: 'mqtt://10.6.6.6:1883', services: 'http://10.6.6.6/' }] })).toString('base64'), sig: 'AAAA' })), retain: false };
+      case 4:
+        // A liveness challenge flood of a call manager.
+        return { topic: `${PREFIX}/cm/${cm}/challenge/${me}`, payload: Buffer.from(JSON.stringify({ challenge: r.bytes(16).toString('base64') })), retain: false };
+      default: {
+        // Garbage on a topic it may write.
+        const topic = r.pick([`${PREFIX}/phone/${me}/status`, `${PREFIX}/phone/${me}/config/result`, `${PREFIX}/cm/${cm}/keepalive/${me}`, `${PREFIX}/cm/${cm}/load`]);
+        return { topic, payload: r.chance(0.5) ? r.bytes(r.int(0, 64)) : Buffer.from(JSON.stringify({ online: true, phones: 1e9, seq: -1 })), retain: r.chance(0.3) };
+      }
+    }
+  }
+}

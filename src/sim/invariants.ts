@@ -1,0 +1,316 @@
+/**
+ * The group's invariants, each a named checker written from the contract
+ * (shared/CONTRACT.md: "Behaviour that tests observe", "Signed envelope",
+ * "Simulation") and the world's ground truth — never from the code under
+ * test. They read what a phone holds and says (its home, its held list and
+ * version, its published status and events), what call managers publish, and
+ * the world's own state (which processes live, which links are cut). Every
+ * bound is derived from the configs; docs/simulation.md writes each down.
+ */
+import { createPublicKey, verify } from 'node:crypto';
+import type { Conn } from './broker.js';
+import type { CmHost, PhoneHost } from './hosts.js';
+import { PREFIX, publicKeyPem, type Topology } from './group.js';
+
+export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable'] as const;
+export type InvariantName = (typeof INVARIANTS)[number];
+
+export interface Violation {
+  invariant: InvariantName;
+  at: number;
+  detail: string;
+}
+
+/** What the checkers may ask of the world. */
+export interface Truth {
+  now(): number;
+  cms: Map<string, CmHost>;
+  phones: Map<string, PhoneHost>;
+  /** The call manager's process runs, is not paused, and holds a live connection to its own broker. */
+  serving(cm: string): boolean;
+  /** `serving` and the phone's link to that call manager's broker is whole and the broker up. */
+  reachable(phone: string, cm: string): boolean;
+  /** The broker of this call manager is up. */
+  brokerUp(cm: string): boolean;
+  /** Wall clock of a call manager's host now. */
+  wallOf(cm: string): number;
+}
+
+/** The bounds every checker uses, from the configs (docs/simulation.md). */
+export interface Bounds {
+  /** A phone leaves a home it cannot use within this (ms). */
+  detectMs: number;
+  /** A phone with a usable pointer for this long is homed (ms). */
+  serviceMs: number;
+  /** After faults stop: healthy for holdMs + this, the idle phone is back on its highest pointer (ms). */
+  fallbackMs: number;
+  /** A call manager serving this long cannot have been the subject of a genuine offline or keep-alive loss (ms). */
+  liveWindowMs: number;
+  /** A call manager dead this long (with its broker up to send its will) is known dead by its peers (ms). */
+  peerDeadMs: number;
+}
+
+export const MAX_AHEAD_MS = 24 * 3600 * 1000;
+
+export function bounds(t: Topology, maxDelayMs: number): Bounds {
+  const ka = t.keepalive;
+  const round = ka.intervalMs * (ka.missLimit + 1) + ka.ackTimeoutMs;
+  return {
+    detectMs: round + 4 * maxDelayMs + 1000,
+    serviceMs: t.pointers.length * (t.phoneConnectTimeoutMs + round) + t.backoff.maxMs + 2000,
+    fallbackMs: round + t.phoneConnectTimeoutMs + t.backoff.maxMs + 2000,
+    liveWindowMs: round + 2000,
+    // The peer learns from the will at once; 1.5 × the call manager's MQTT keep-alive (30 s) when the socket vanished, plus its reconnect.
+    peerDeadMs: 45_000 + 10_000,
+  };
+}
+
+const key = createPublicKey(publicKeyPem);
+
+interface Signed {
+  version: number;
+  list: { id: string; broker: string }[];
+  phone?: string;
+  issuer: string;
+}
+
+/** Open a signed envelope as the contract defines it: Ed25519 over exactly the body bytes, by a trusted key id. */
+export function openSigned(payload: unknown): { body: Record<string, unknown> } | null {
+  if (typeof payload !== 'object' || payload === null) return null;
+  const e = payload as { kid?: unknown; body?: unknown; sig?: unknown };
+  if (e.kid !== 'ops-1' || typeof e.body !== 'string' || typeof e.sig !== 'string') return null;
+  const bytes = Buffer.from(e.body, 'base64');
+  if (!verify(null, bytes, key, Buffer.from(e.sig, 'base64'))) return null;
+  try {
+    const body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+    return typeof body === 'object' && body !== null ? { body } : null;
+  } catch {
+    return null;
+  }
+}
+
+function parse(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs every checker; `violate` collects. */
+export class Checkers {
+  readonly violations: Violation[] = [];
+  checks = 0;
+  readonly #t: Truth;
+  readonly #b: Bounds;
+  readonly #topo: Topology;
+  readonly #groupOf = new Map<string, Set<string>>();
+  /** Genuine signed lists for each phone, by version (from call managers' publishes). */
+  readonly #signed = new Map<string, Map<number, Signed[]>>();
+  /** Per phone: the list and version it held at the last check, and since when its home was unusable. */
+  readonly #held = new Map<string, { version: number; ids: string[]; boot: number | null }>();
+  readonly #badHome = new Map<string, { home: string; since: number }>();
+  /** Per phone × cm: since when reachable continuously (or absent). */
+  readonly #reachSince = new Map<string, number>();
+  /** Per cm: since when serving continuously; since when dead with its broker up. */
+  readonly #servingSince = new Map<string, number>();
+  readonly #deadSince = new Map<string, number>();
+  /** Per phone: highest pointersVersion it reported acting on (its status), and the boots checked. */
+  readonly #acted = new Map<string, number>();
+  readonly #bootsChecked = new Map<string, number>();
+  /** Per phone: since when it has had no home. */
+  readonly #homeless = new Map<string, number>();
+  #lastTick = -Infinity;
+
+  constructor(truth: Truth, b: Bounds, topo: Topology) {
+    this.#t = truth;
+    this.#b = b;
+    this.#topo = topo;
+    const g = new Set(topo.group.map((c) => c.id));
+    for (const c of topo.group) this.#groupOf.set(c.id, g);
+    for (const c of topo.remote) this.#groupOf.set(c.id, new Set([c.id]));
+  }
+
+  get bounds(): Bounds {
+    return this.#b;
+  }
+
+  violate(invariant: InvariantName, detail: string): void {
+    if (this.violations.some((v) => v.invariant === invariant && v.detail === detail)) return;
+    this.violations.push({ invariant, at: this.#t.now(), detail });
+  }
+
+  /** Every publish a broker accepted. */
+  onPublish(from: Conn | null, topic: string, payload: Buffer): void {
+    if (from === null) return;
+    const cm = this.#t.cms.get(from.identity);
+    const m = /^ipphone\/v1\/phone\/([^/]+)\/(pointers|ack|status|event)$/.exec(topic);
+    if (m === null) return;
+    const phone = m[1]!;
+    const kind = m[2]!;
+    if (cm !== undefined && (kind === 'pointers' || kind === 'ack')) {
+      const msg = parse(payload) as Record<string, unknown> | undefined;
+      const env = kind === 'pointers' ? msg : typeof msg?.pointers === 'object' ? msg.pointers : undefined;
+      if (env === undefined) return;
+      const opened = openSigned(env);
+      if (opened === null) {
+        this.violate('lists-signed', `${from.identity} published on ${topic} a list that does not verify`);
+        return;
+      }
+      this.#onGenuine(phone, from.identity, opened.body);
+      return;
+    }
+    if (this.#t.phones.has(phone) && from.identity === phone && kind === 'status') {
+      const st = parse(payload) as { online?: unknown; pointersVersion?: unknown } | undefined;
+      if (st?.online === true && typeof st.pointersVersion === 'number') this.#acted.set(phone, Math.max(this.#acted.get(phone) ?? 0, st.pointersVersion));
+      return;
+    }
+    if (this.#t.phones.has(phone) && from.identity === phone && kind === 'event') this.#onEvent(phone, parse(payload));
+  }
+
+  #onGenuine(phone: string, issuer: string, body: Record<string, unknown>): void {
+    const version = body.version;
+    const list = body.list;
+    if (typeof version !== 'number' || !Array.isArray(list)) return;
+    this.checks++;
+    // versions-bounded: nothing a call manager issues is more than 24 h ahead of its own wall clock.
+    const wall = this.#t.wallOf(issuer);
+    if (version > wall + MAX_AHEAD_MS) this.violate('versions-bounded', `${issuer} issued version ${version} for ${phone}, ${Math.round((version - wall) / 3_600_000)} h ahead of its wall clock`);
+    // lists-live: a call manager does not put first a member its broker told it is dead.
+    const first = (list[0] as { id?: unknown } | undefined)?.id;
+    if (typeof first === 'string' && first !== issuer) {
+      const dead = this.#deadSince.get(first);
+      if (dead !== undefined && this.#t.now() - dead > this.#b.peerDeadMs) this.violate('lists-live', `${issuer} pushed ${phone} a list with ${first} first, dead for ${this.#t.now() - dead} ms`);
+    }
+    let byVersion = this.#signed.get(phone);
+    if (byVersion === undefined) this.#signed.set(phone, (byVersion = new Map()));
+    const entry: Signed = { version, list: list as Signed['list'], issuer, ...(typeof body.phone === 'string' ? { phone: body.phone } : {}) };
+    const at = byVersion.get(version);
+    if (at === undefined) byVersion.set(version, [entry]);
+    else if (at.length < 8) at.push(entry);
+  }
+
+  #onEvent(phone: string, e: unknown): void {
+    const ev = e as { type?: unknown; from?: unknown; reason?: unknown; rehomeMs?: unknown } | undefined;
+    if (ev?.type !== 'rehomed' || typeof ev.from !== 'string') return;
+    if (ev.reason !== 'cm-offline' && ev.reason !== 'keepalive-loss' && ev.reason !== 'broker-lost') return;
+    this.checks++;
+    // no-forged-effect: a phone does not leave, for a failure, a call manager it could use all along.
+    const rehomeMs = typeof ev.rehomeMs === 'number' ? ev.rehomeMs : 0;
+    const since = this.#reachSince.get(`${phone} ${ev.from}`);
+    const decided = this.#t.now() - rehomeMs;
+    if (since !== undefined && decided - since > this.#b.liveWindowMs) {
+      this.violate('no-forged-effect', `${phone} left ${ev.from} (${String(ev.reason)}) though ${ev.from} served and was reachable for ${decided - since} ms before`);
+    }
+  }
+
+  /** After every event; the costly part runs at most every 50 ms of simulated time. */
+  tick(): void {
+    const t = this.#t;
+    const now = t.now();
+    this.#checkLists();
+    if (now - this.#lastTick < 50) return;
+    this.#lastTick = now;
+    for (const id of t.cms.keys()) {
+      const s = t.serving(id);
+      if (s && !this.#servingSince.has(id)) this.#servingSince.set(id, now);
+      if (!s) this.#servingSince.delete(id);
+      const h = t.cms.get(id)!;
+      if (!h.alive && t.brokerUp(id) && !this.#deadSince.has(id)) this.#deadSince.set(id, now);
+      if (h.alive) this.#deadSince.delete(id);
+    }
+    for (const [pid, ph] of t.phones) {
+      for (const id of t.cms.keys()) {
+        const k = `${pid} ${id}`;
+        const r = ph.agent !== null && t.reachable(pid, id);
+        if (r && !this.#reachSince.has(k)) this.#reachSince.set(k, now);
+        if (!r) this.#reachSince.delete(k);
+      }
+      const agent = ph.agent;
+      if (agent === null) {
+        this.#badHome.delete(pid);
+        this.#homeless.delete(pid);
+        continue;
+      }
+      if ((agent.state as unknown) === undefined) continue; // still reading its flash
+      this.checks++;
+      const home = agent.home;
+      // home-is-live: homed only on a call manager it can use, but for the detection bound.
+      if (home !== null && !t.reachable(pid, home)) {
+        const b = this.#badHome.get(pid);
+        if (b === undefined || b.home !== home) this.#badHome.set(pid, { home, since: now });
+        else if (now - b.since > this.#b.detectMs) this.violate('home-is-live', `${pid} homed on ${home} for ${now - b.since} ms while it could not be used (bound ${this.#b.detectMs} ms)`);
+      } else this.#badHome.delete(pid);
+      // service-when-possible: a phone with a pointer it can use for serviceMs is homed.
+      if (home !== null) this.#homeless.delete(pid);
+      else if (!this.#homeless.has(pid)) this.#homeless.set(pid, now);
+      if (home === null) {
+        const booted = this.#homeless.get(pid)!;
+        const usable = agent.state.list.map((p) => this.#reachSince.get(`${pid} ${p.id}`)).filter((s): s is number => s !== undefined);
+        const from = Math.max(booted, Math.min(...usable));
+        if (usable.length > 0 && now - from > this.#b.serviceMs) this.violate('service-when-possible', `${pid} has had no home for ${now - from} ms though ${agent.state.list.filter((p) => this.#reachSince.has(`${pid} ${p.id}`)).map((p) => p.id).join(',')} could be used (bound ${this.#b.serviceMs} ms)`);
+      }
+      // durable: every boot finds on flash a list not older than the last one the phone reported acting on.
+      const boots = ph.boots.length;
+      if ((this.#bootsChecked.get(pid) ?? 0) < boots) {
+        const rec = ph.boots[boots - 1]!;
+        const acted = this.#acted.get(pid) ?? 0;
+        const found = rec.loaded?.pointersVersion ?? 0;
+        if (boots > 1 && found < acted) this.violate('durable', `${pid} booted with version ${found} from flash after reporting ${acted}`);
+        this.#bootsChecked.set(pid, boots);
+      }
+    }
+  }
+
+  /** lists-signed and versions-bounded, on every change of a phone's held list. */
+  #checkLists(): void {
+    for (const [pid, ph] of this.#t.phones) {
+      const agent = ph.agent;
+      if (agent === null) continue;
+      const s = agent.state;
+      if ((s as unknown) === undefined) continue;
+      const version = s.listVersion;
+      const ids = s.list.map((p) => p.id);
+      const prev = this.#held.get(pid);
+      const boot = ph.bootedAt;
+      if (prev !== undefined && prev.version === version && prev.boot === boot && prev.ids.join() === ids.join()) continue;
+      this.#held.set(pid, { version, ids, boot });
+      if (prev === undefined || prev.boot !== boot) continue; // a boot: the durable checker judges what it found
+      this.checks++;
+      if (version < prev.version) this.violate('versions-bounded', `${pid}'s held list version went down from ${prev.version} to ${version}`);
+      if (version === 0) continue; // the config file's list
+      const candidates = this.#signed.get(pid)?.get(version) ?? [];
+      const ok = candidates.filter((c) => (c.phone === undefined || c.phone === pid) && c.list.every((p) => ids.includes(p.id)));
+      if (ok.length === 0) {
+        this.violate('lists-signed', `${pid} holds version ${version} [${ids.join(',')}] that no call manager signed for it`);
+        continue;
+      }
+      // Pointers the issuing group does not own stay in the list (a remote site's).
+      const issuerGroup = this.#groupOf.get(ok[0]!.issuer) ?? new Set<string>();
+      const lost = prev.ids.filter((id) => !issuerGroup.has(id) && !ids.includes(id));
+      if (lost.length > 0) this.violate('lists-signed', `${pid} lost ${lost.join(',')} (not owned by ${ok[0]!.issuer}'s group) taking version ${version} [${ids.join(',')}]`);
+    }
+  }
+
+  /** At the end, after the quiet period: fallback. */
+  finish(faultsEnd: number): void {
+    const t = this.#t;
+    const now = t.now();
+    if (now - faultsEnd < this.#topo.holdMs + this.#b.fallbackMs) return;
+    for (const [pid, ph] of t.phones) {
+      const agent = ph.agent;
+      if (agent === null || ph.hook.offHook) continue;
+      this.checks++;
+      const want = agent.state.list.find((p) => {
+        const since = this.#reachSince.get(`${pid} ${p.id}`);
+        return since !== undefined;
+      });
+      if (want === undefined) continue;
+      const since = this.#reachSince.get(`${pid} ${want.id}`)!;
+      if (now - since < this.#topo.holdMs + this.#b.fallbackMs) continue;
+      if (agent.home !== want.id) this.violate('fallback', `${pid} is on ${agent.home ?? 'nothing'}, not on ${want.id}, its highest pointer usable for ${now - since} ms (bound hold ${this.#topo.holdMs} + ${this.#b.fallbackMs} ms); list [${agent.state.list.map((p) => p.id).join(',')}]`);
+    }
+  }
+}
+
+export { PREFIX };

@@ -1,0 +1,261 @@
+/**
+ * One simulated run: a seed in, a verdict out. Builds the world (brokers,
+ * links, hosts), starts the real call managers and agents, applies the fault
+ * schedule and the workload, and runs the checkers after every event.
+ */
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { Net, openAcl, printedAcl, type Broker } from './broker.js';
+import { Host } from './clock.js';
+import { drawFaults, describeFault, type Fault, type FaultKind } from './faults.js';
+import { allCms, defaultTopology, PREFIX, type Topology } from './group.js';
+import { HostilePhone } from './hostile.js';
+import { CmHost, PhoneHost } from './hosts.js';
+import { bounds, Checkers, type Violation } from './invariants.js';
+import { Rng } from './rng.js';
+import { World } from './world.js';
+
+/** Link delay bound, ms. */
+export const MAX_DELAY_MS = 30;
+/** Quiet time after the last fault is undone, before the end (ms): hold + the fallback bound fit in it. */
+export const QUIET_MS = 45_000;
+
+export interface RunOptions {
+  /** Replace the drawn fault schedule (shrinking, replays of a shrunk schedule). */
+  faults?: Fault[];
+  /** Keep only these indexes of the drawn schedule. */
+  keep?: number[];
+  phones?: number;
+}
+
+export interface RunResult {
+  seed: number;
+  violations: Violation[];
+  faults: Fault[];
+  simulatedMs: number;
+  events: number;
+  checks: number;
+  traceHash: string;
+  tail: string[];
+  open: boolean;
+  errors: string[];
+}
+
+const require = createRequire(import.meta.url);
+const nodeCrypto = require('node:crypto') as { randomBytes: (n: number, cb?: (e: Error | null, b: Buffer) => void) => Buffer | undefined };
+const realRandomBytes = nodeCrypto.randomBytes;
+
+/**
+ * node:crypto's randomBytes drawn from the run's seed while it runs (the
+ * agent's instance id and liveness challenges use it), restored after: the
+ * product needs no extra port for these.
+ */
+function seedCrypto(rng: Rng | null): void {
+  nodeCrypto.randomBytes = rng === null ? realRandomBytes : (n: number, cb?: (e: Error | null, b: Buffer) => void) => {
+    const b = rng.bytes(n);
+    if (cb) {
+      queueMicrotask(() => cb(null, b));
+      return undefined;
+    }
+    return b;
+  };
+  syncBuiltinESMExports();
+}
+
+export function scheduleFor(seed: number, o: RunOptions = {}): { topo: Topology; faults: Fault[]; open: boolean } {
+  const root = new Rng(seed);
+  const setup = root.fork('setup');
+  const topo = defaultTopology(o.phones ?? setup.int(3, 6));
+  const open = setup.chance(0.25);
+  const drawn = drawFaults(root.fork('faults'), topo);
+  const faults = o.faults ?? (o.keep ? o.keep.map((i) => drawn[i]!).filter((f) => f !== undefined) : drawn);
+  return { topo, faults, open };
+}
+
+export async function runSeed(seed: number, o: RunOptions = {}): Promise<RunResult> {
+  const root = new Rng(seed);
+  const { topo, faults, open } = scheduleFor(seed, o);
+  seedCrypto(root.fork('crypto'));
+  try {
+    return await run(seed, root, topo, faults, open);
+  } finally {
+    seedCrypto(null);
+  }
+}
+
+async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], open: boolean): Promise<RunResult> {
+  const world = new World();
+  const net = new Net(world, root.fork('net'), MAX_DELAY_MS);
+  const groupAcl = open ? openAcl : printedAcl(PREFIX, topo.group.map((c) => c.id));
+  const brokerById = new Map<string, Broker>();
+  for (const b of topo.brokers) {
+    const acl = open ? openAcl : b.id === 'R' ? printedAcl(PREFIX, topo.remote.map((c) => c.id)) : groupAcl;
+    brokerById.set(b.id, net.addBroker(b.id, b.url, acl));
+  }
+  const hostRng = root.fork('hosts');
+  const cms = new Map<string, CmHost>();
+  for (const spec of allCms(topo)) cms.set(spec.id, new CmHost(world, net, spec, topo, hostRng.fork(spec.id)));
+  const phones = new Map<string, PhoneHost>();
+  for (const id of topo.phones) phones.set(id, new PhoneHost(world, net, id, topo, hostRng.fork(id)));
+  const brokerOfCm = (id: string): Broker => net.byUrl(cms.get(id)!.spec.broker)!;
+  const hostOf = (id: string): Host | undefined => cms.get(id)?.host ?? phones.get(id)?.host;
+
+  const serving = (id: string): boolean => {
+    const h = cms.get(id);
+    if (h === undefined || !h.alive || h.host.paused) return false;
+    const b = brokerOfCm(id);
+    if (!b.up) return false;
+    const cut = net.cut(h.host.id, b.id);
+    if (cut.h2b || cut.b2h) return false;
+    return b.conns().some((c) => c.host === h.host && c.clientId === `ipphone-cm-${id}` && c.clientOpen);
+  };
+  const reachable = (phone: string, id: string): boolean => {
+    if (!serving(id)) return false;
+    const cut = net.cut(phone, brokerOfCm(id).id);
+    return !cut.h2b && !cut.b2h;
+  };
+  for (const p of phones.values()) p.servicesUp = (id) => cms.get(id)?.alive === true && cms.get(id)?.host.paused === false;
+
+  const checkers = new Checkers(
+    {
+      now: () => world.now,
+      cms,
+      phones,
+      serving,
+      reachable,
+      brokerUp: (id) => brokerOfCm(id).up,
+      wallOf: (id) => cms.get(id)!.host.wall(),
+    },
+    bounds(topo, MAX_DELAY_MS),
+    topo,
+  );
+  net.observers.push((_b, from, topic, payload) => checkers.onPublish(from, topic, payload));
+
+  // Everyone starts.
+  const start = root.fork('start');
+  for (const h of cms.values()) world.at(start.int(0, 500), () => h.start());
+  for (const p of phones.values()) world.at(start.int(200, 3000), () => p.boot());
+
+  // Faults.
+  const counts: Partial<Record<FaultKind, number>> = {};
+  const hostile = new HostilePhone(world, net, new Host(world, 'hostile'), topo, root.fork('hostile'));
+  let faultsEnd = 0;
+  for (const f of faults) {
+    counts[f.kind] = (counts[f.kind] ?? 0) + 1;
+    faultsEnd = Math.max(faultsEnd, f.at + f.durationMs);
+    world.at(f.at, () => {
+      world.trace(`fault ${describeFault(f)}`);
+      applyFault(f);
+    });
+  }
+  function applyFault(f: Fault): void {
+    const end = (fn: () => void): void => world.after(f.durationMs, () => {
+      world.trace(`undo ${f.kind} ${f.target}`);
+      fn();
+    });
+    switch (f.kind) {
+      case 'crash': {
+        const h = cms.get(f.target)!;
+        h.crash();
+        end(() => h.start());
+        break;
+      }
+      case 'state-loss': {
+        const h = cms.get(f.target)!;
+        h.crash();
+        h.disk.wipe();
+        end(() => h.start());
+        break;
+      }
+      case 'pause': {
+        const h = cms.get(f.target)!;
+        if (h.host.paused) return;
+        h.host.pause();
+        // The broker times a silent client out at 1.5 × its keep-alive (the will fires).
+        for (const c of h.clients) void c;
+        const pausedAt = world.now;
+        for (const b of net.brokers.values()) {
+          for (const c of b.conns()) {
+            if (c.host !== h.host) continue;
+            world.after(Math.round(c.keepaliveMs * 1.5), () => {
+              if (h.host.paused && world.now - pausedAt >= c.keepaliveMs * 1.5) b.drop(c, 'keepalive-timeout');
+            });
+          }
+        }
+        end(() => h.host.resume());
+        break;
+      }
+      case 'broker-down': {
+        const b = brokerById.get(f.target)!;
+        if (!b.up) return;
+        b.stop();
+        end(() => b.start());
+        break;
+      }
+      case 'partition': {
+        const host = hostOf(f.target);
+        const b = brokerById.get(f.broker!)!;
+        if (host === undefined) return;
+        net.setCut(host, b, f.way !== 'b2h', f.way !== 'h2b');
+        end(() => net.setCut(host, b, false, false));
+        break;
+      }
+      case 'clock-step': {
+        const host = hostOf(f.target);
+        if (host === undefined) return;
+        host.wallOffset += f.stepMs!;
+        end(() => (host.wallOffset -= f.stepMs!));
+        break;
+      }
+      case 'power-cut': {
+        const p = phones.get(f.target)!;
+        p.powerCut();
+        end(() => p.boot());
+        break;
+      }
+      case 'hostile-phone':
+        hostile.activate(world.now + f.durationMs);
+        break;
+    }
+  }
+
+  // Workload: phones go off-hook and back (all on-hook well before the end).
+  const work = root.fork('work');
+  for (const p of phones.values()) {
+    for (let t = work.int(5_000, 30_000); t < 120_000; t += work.int(10_000, 60_000)) {
+      const len = work.int(1_000, 20_000);
+      world.at(t, () => p.agent !== null && p.hook.set(true));
+      world.at(t + len, () => p.hook.set(false));
+    }
+  }
+
+  const endAt = Math.max(faultsEnd, 60_000) + QUIET_MS;
+  const homes = new Map<string, string | null>();
+  await world.runUntil(endAt, () => {
+    for (const [id, p] of phones) {
+      const home = p.agent === null || (p.agent.state as unknown) === undefined ? null : p.agent.home;
+      if (homes.get(id) !== home) {
+        homes.set(id, home);
+        world.trace(`${id} home ${home ?? '-'}${p.agent !== null && home !== null ? ` v${p.agent.state.listVersion} [${p.agent.state.list.map((x) => x.id).join(',')}]` : ''}`);
+      }
+    }
+    checkers.tick();
+  });
+  checkers.finish(faultsEnd);
+  const errors = [...[...cms.values()].flatMap((h) => h.errors), ...[...phones.values()].flatMap((p) => p.errors)];
+  // Stop the world: nothing of this run may fire in the next.
+  for (const h of cms.values()) h.crash();
+  for (const p of phones.values()) p.powerCut();
+  void counts;
+  return {
+    seed,
+    violations: checkers.violations,
+    faults,
+    simulatedMs: world.now,
+    events: world.events,
+    checks: checkers.checks,
+    traceHash: world.traceHash(),
+    tail: world.tail(40),
+    open,
+    errors,
+  };
+}
