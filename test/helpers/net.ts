@@ -16,15 +16,21 @@ export function freePort(opts: { udp?: boolean; span?: number } = {}): Promise<n
   return claimPort(opts);
 }
 
+/** Default deadline of {@link waitFor}, {@link once} and {@link waitForPort}. */
+export const WAIT_DEFAULT_MS = 30_000;
+
 /**
  * Poll `pred` every `intervalMs` (default 10) until it returns true; reject
- * after `timeoutMs` (default 5000) with `what` in the message.
+ * after `timeoutMs` (default {@link WAIT_DEFAULT_MS}) with `what` in the message.
+ * A deadline catches a hang; it is not a performance assertion: generous, so a
+ * machine loaded with other tests' processes (load 9 per core measured) still
+ * gets there. A test that means "this does not happen" waits a window of its own.
  */
 export async function waitFor(
   pred: () => boolean | Promise<boolean>,
   opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
 ): Promise<void> {
-  const timeoutMs = opts.timeoutMs ?? 5000;
+  const timeoutMs = opts.timeoutMs ?? WAIT_DEFAULT_MS;
   const intervalMs = opts.intervalMs ?? 10;
   const start = Date.now();
   for (;;) {
@@ -36,8 +42,8 @@ export async function waitFor(
   }
 }
 
-/** Resolve with the arguments of the next `event` of `emitter`; reject after `timeoutMs` (default 5000). */
-export function once(emitter: EventEmitter, event: string, timeoutMs = 5000): Promise<unknown[]> {
+/** Resolve with the arguments of the next `event` of `emitter`; reject after `timeoutMs` (default {@link WAIT_DEFAULT_MS}). */
+export function once(emitter: EventEmitter, event: string, timeoutMs = WAIT_DEFAULT_MS): Promise<unknown[]> {
   return new Promise((resolve, reject) => {
     const onEvent = (...args: unknown[]): void => {
       clearTimeout(timer);
@@ -57,7 +63,7 @@ export function delay(ms: number): Promise<void> {
 }
 
 /** Resolve once something accepts TCP connections on 127.0.0.1:`port`; reject after `timeoutMs`. */
-export async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
+export async function waitForPort(port: number, timeoutMs = WAIT_DEFAULT_MS): Promise<void> {
   await waitFor(
     () =>
       new Promise<boolean>((resolve) => {

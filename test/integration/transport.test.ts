@@ -130,10 +130,12 @@ test('a bad broker URL gives connect-failed, not a throw', async (t) => {
   t.regex(rec.downs[0]!.detail.error ?? '', /scheme/);
 });
 
-/** A TCP server that accepts and never says a word. */
-async function silentServer(): Promise<{ url: string; close(): Promise<void> }> {
+/** A TCP server that accepts and never says a word; `accepted()` counts the connections it took. */
+async function silentServer(): Promise<{ url: string; accepted(): number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
+  let accepted = 0;
   const server = net.createServer((s) => {
+    accepted++;
     sockets.add(s);
     s.on('error', () => undefined);
   });
@@ -141,6 +143,7 @@ async function silentServer(): Promise<{ url: string; close(): Promise<void> }> 
   const port = (server.address() as net.AddressInfo).port;
   return {
     url: `mqtt://127.0.0.1:${port}`,
+    accepted: () => accepted,
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
@@ -158,12 +161,14 @@ test('a server that accepts and never answers gives one connect-timeout near con
   });
   const started = Date.now();
   tr.connect(srv.url);
-  await waitFor(() => rec.downs.length >= 1, { what: 'down', timeoutMs: 3000 });
+  await waitFor(() => rec.downs.length >= 1, { what: 'down' });
   const elapsed = Date.now() - started;
   await delay(200);
   t.is(rec.downs.length, 1);
   t.is(rec.downs[0]!.reason, 'connect-timeout');
-  t.true(elapsed >= 350 && elapsed < 1500, `elapsed ${elapsed} ms`);
+  // Not early; and ours, not mqtt.js's own 30 s connectTimeout. A timer on a loaded machine runs
+  // late by seconds at times: how near 400 ms it fired is the injected-clock test's to prove (below).
+  t.true(elapsed >= 350 && elapsed < 15_000, `elapsed ${elapsed} ms`);
 });
 
 test('the outer connect deadline runs on the injected clock', async (t) => {
@@ -179,7 +184,8 @@ test('the outer connect deadline runs on the injected clock', async (t) => {
     await srv.close();
   });
   tr.connect(srv.url);
-  await delay(100); // let the TCP connect complete: the socket is open, no CONNACK
+  // The TCP connect completes: the socket is open, no CONNACK.
+  await waitFor(() => srv.accepted() === 1, { what: 'the TCP connection accepted' });
   t.deepEqual(rec.downs, []);
   clock.advance(59_999);
   t.deepEqual(rec.downs, []);
