@@ -146,6 +146,6 @@ test.serial('flapping-broker: a primary broker that accepts and drops is retried
   // connection published (here both brokers are one): the agent puts the live status back.
   const restored = count(agent.output(), /own will seen on a live run/);
   t.log(`own will seen and the live status put back ${restored} times`);
-  await waitFor(() => c.status('p-flap')?.home === 'cm-b', { timeoutMs: 5000, what: 'the live status (home cm-b) over the will of a dropped probe' });
+  await waitFor(() => c.status('p-flap')?.home === 'cm-b', { timeoutMs: 30_000, what: 'the live status (home cm-b) over the will of a dropped probe' });
   t.is(c.status('p-flap')?.duplicateId, false, 'drops without "session taken over" are not a duplicate id');
 });

@@ -189,15 +189,15 @@ test.serial("the backup's push of the list its ack carried is dropped once witho
   await c.waitHome('p-twin', 'cm-a');
   c.cms.get('cm-a')!.signal('SIGKILL');
   await c.waitHome('p-twin', 'cm-b');
-  await waitFor(() => pushes.length > 0, { timeoutMs: 5000, what: "cm-b's failover push" });
+  await waitFor(() => pushes.length > 0, { timeoutMs: 30_000, what: "cm-b's failover push" });
   const twin = pushes[0]!;
   const version = (JSON.parse(Buffer.from((JSON.parse(twin.toString()) as { body: string }).body, 'base64').toString()) as { version: number }).version;
-  await waitFor(() => c.status('p-twin')?.pointersVersion === version, { timeoutMs: 5000, what: 'the failover list in the status' });
+  await waitFor(() => c.status('p-twin')?.pointersVersion === version, { timeoutMs: 30_000, what: 'the failover list in the status' });
   await delay(500);
   t.deepEqual(c.events('p-twin', 'rejected'), [], 'the twin of the ack is not news');
 
   await publish(mosq.url, topic, twin.toString());
-  await waitFor(() => c.events('p-twin', 'rejected').length === 1, { timeoutMs: 5000, what: 'the second copy rejected' });
+  await waitFor(() => c.events('p-twin', 'rejected').length === 1, { timeoutMs: 30_000, what: 'the second copy rejected' });
   t.regex(String(c.events('p-twin', 'rejected')[0]!.payload.error), /replay|version/i);
   t.is(c.status('p-twin')?.home, 'cm-b');
   t.is(agent.child.exitCode, null);
@@ -234,7 +234,7 @@ test.serial('forged, unknown-key, replayed, expired and malformed pushes change 
   for (const [name, payload] of cases) {
     const n = c.events('p-bad', 'rejected').length;
     await publish(mosq.url, topic, payload);
-    await waitFor(() => c.events('p-bad', 'rejected').length > n, { timeoutMs: 5000, what: `rejection of ${name}` });
+    await waitFor(() => c.events('p-bad', 'rejected').length > n, { timeoutMs: 30_000, what: `rejection of ${name}` });
     t.log(name, '→', c.events('p-bad', 'rejected').at(-1)!.payload.error);
   }
   const ev = c.events('p-bad', 'rejected')[0]!.payload;

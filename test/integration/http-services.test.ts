@@ -6,6 +6,9 @@ import { freePort, waitFor } from '../helpers/net.js';
 import { SERVICES_MAX_BYTES, fetchServices, servicesUrl } from '../../src/agent/http-services.js';
 
 /** A real HTTP server on 127.0.0.1 with `handler`; remembers request URLs and closes every socket on teardown. */
+/** The timeout of a request that must not time out: generous, the machine may be loaded. */
+const OK_MS = 20_000;
+
 async function serve(t: { teardown(fn: () => unknown): void }, handler: http.RequestListener) {
   const urls: string[] = [];
   let sockets = 0;
@@ -45,16 +48,16 @@ test('200: resolves with the body text, sends the phone parameter, leaves no soc
     res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' });
     res.end(XML);
   });
-  t.is(await fetchServices(`${srv.base}/services`, 'p-0001', 2000), XML);
+  t.is(await fetchServices(`${srv.base}/services`, 'p-0001', OK_MS), XML);
   t.deepEqual(srv.urls, ['/services?phone=p-0001']);
   // The socket is closed from our side; the server sees it go.
-  await waitFor(() => srv.openSockets() === 0, { timeoutMs: 2000, what: 'socket closed' });
+  await waitFor(() => srv.openSockets() === 0, { what: 'socket closed' });
   t.pass();
 });
 
 test('a URL with a query gets &phone=', async (t) => {
   const srv = await serve(t, (_req, res) => res.end('ok'));
-  t.is(await fetchServices(`${srv.base}/services?lang=fr`, 'a&b', 2000), 'ok');
+  t.is(await fetchServices(`${srv.base}/services?lang=fr`, 'a&b', OK_MS), 'ok');
   t.deepEqual(srv.urls, ['/services?lang=fr&phone=a%26b']);
 });
 
@@ -63,7 +66,7 @@ test('500 rejects with TRANSPORT and the status', async (t) => {
     res.writeHead(500);
     res.end('broken');
   });
-  const err = await t.throwsAsync(fetchServices(`${srv.base}/services`, 'p', 2000));
+  const err = await t.throwsAsync(fetchServices(`${srv.base}/services`, 'p', OK_MS));
   t.true(isIpphoneError(err, 'TRANSPORT'));
   t.is((err as { context?: { status?: number } }).context?.status, 500);
   t.regex(err!.message, /500/);
@@ -77,8 +80,9 @@ test('a server that accepts and never answers rejects with TIMEOUT after timeout
   const err = await t.throwsAsync(fetchServices(`${srv.base}/services`, 'p', 300));
   const elapsed = Date.now() - started;
   t.true(isIpphoneError(err, 'TIMEOUT'));
-  t.true(elapsed >= 280 && elapsed < 1500, `elapsed ${elapsed} ms`);
-  await waitFor(() => srv.openSockets() === 0, { timeoutMs: 2000, what: 'socket closed' });
+  // Not early, and not the far later end of some other limit; how late a timer fires is the machine's.
+  t.true(elapsed >= 280 && elapsed < 15_000, `elapsed ${elapsed} ms`);
+  await waitFor(() => srv.openSockets() === 0, { what: 'socket closed' });
 });
 
 test('a body that stalls after the headers still times out', async (t) => {
@@ -97,28 +101,28 @@ test('a body over 256 KiB rejects with PAYLOAD_TOO_LARGE (chunked and with Conte
     for (let i = 0; i < big.length; i += 16 * 1024) res.write(big.subarray(i, i + 16 * 1024));
     res.end();
   });
-  const e1 = await t.throwsAsync(fetchServices(`${chunked.base}/s`, 'p', 2000));
+  const e1 = await t.throwsAsync(fetchServices(`${chunked.base}/s`, 'p', OK_MS));
   t.true(isIpphoneError(e1, 'PAYLOAD_TOO_LARGE'));
 
   const sized = await serve(t, (_req, res) => {
     res.writeHead(200, { 'content-length': big.length });
     res.end(big);
   });
-  const e2 = await t.throwsAsync(fetchServices(`${sized.base}/s`, 'p', 2000));
+  const e2 = await t.throwsAsync(fetchServices(`${sized.base}/s`, 'p', OK_MS));
   t.true(isIpphoneError(e2, 'PAYLOAD_TOO_LARGE'));
 
   // Exactly at the cap is fine.
   const atCap = await serve(t, (_req, res) => res.end(big.subarray(0, SERVICES_MAX_BYTES)));
-  t.is((await fetchServices(`${atCap.base}/s`, 'p', 2000)).length, SERVICES_MAX_BYTES);
+  t.is((await fetchServices(`${atCap.base}/s`, 'p', OK_MS)).length, SERVICES_MAX_BYTES);
 });
 
 test('a refused connection rejects with TRANSPORT; a bad URL with CONFIG_INVALID', async (t) => {
   const port = await freePort();
-  const e1 = await t.throwsAsync(fetchServices(`http://127.0.0.1:${port}/s`, 'p', 2000));
+  const e1 = await t.throwsAsync(fetchServices(`http://127.0.0.1:${port}/s`, 'p', OK_MS));
   t.true(isIpphoneError(e1, 'TRANSPORT'));
   t.regex(e1!.message, /ECONNREFUSED/);
-  const e2 = await t.throwsAsync(fetchServices('ftp://127.0.0.1/s', 'p', 2000));
+  const e2 = await t.throwsAsync(fetchServices('ftp://127.0.0.1/s', 'p', OK_MS));
   t.true(isIpphoneError(e2, 'CONFIG_INVALID'));
-  const e3 = await t.throwsAsync(fetchServices('no url', 'p', 2000));
+  const e3 = await t.throwsAsync(fetchServices('no url', 'p', OK_MS));
   t.true(isIpphoneError(e3, 'CONFIG_INVALID'));
 });

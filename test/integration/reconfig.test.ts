@@ -56,7 +56,7 @@ test.serial('config changes: applied live, refused with a result, rolled back wh
   await send(signEnvelope({ version: base + 1, config: { keepalive: { intervalMs: 800 }, fallback: { holdMs: 9000 } } }, key, 'ops-1'));
   t.like(await resultFor(base + 1), { ok: true });
   // The result travels over MQTT; the log line through the agent's stdout pipe, which may arrive later.
-  await waitFor(() => /remote config applied/.test(agent.output()), { timeoutMs: 5000, what: 'the "remote config applied" log line' });
+  await waitFor(() => /remote config applied/.test(agent.output()), { timeoutMs: 30_000, what: 'the "remote config applied" log line' });
 
   // Refused: schema error, wrong key, replay, expired, identity change.
   await send(signEnvelope({ version: base + 2, config: { keepalive: { intervalMs: 5 } } }, key, 'ops-1'));
