@@ -19,6 +19,20 @@
  *   topic (WRONG_CM): one call manager's genuine state cannot speak for another.
  * - `liveness-online-field-matches-body`: the top-level `online` watchers read
  *   equals the signed one (PAYLOAD_INVALID).
+ * - `liveness-online-requires-not-older`: an online is taken when its run is
+ *   newer than every run ever believed of that call manager (a restart: its
+ *   bdSeq above `maxBdSeq`), or the first seen; within the run held it must be
+ *   strictly newer (`liveness-seq-strictly-newer`). An online of an older
+ *   run is not believed: it is challenged (`liveness-unordered-online-challenged`).
+ * - `liveness-offline-requires-run-match`: an offline — a will or one the call
+ *   manager reports while it lives — is taken only when it is of the run held
+ *   (a will: of exactly its connection, bdSeq, conn and nonce). Of an older
+ *   run or connection it is a replay (STATE_STALE); the same `(bdSeq, conn)`
+ *   with another nonce is another process's (STATE_RUN_MISMATCH); of a run
+ *   never seen online — nothing seen yet, or a newer run whose online was
+ *   missed — it is ignored (STATE_RUN_UNKNOWN, `quiet`: that is also how a
+ *   genuine will retained from before the receiver started looks; keep-alive
+ *   loss still catches a dead call manager).
  * - `liveness-seq-strictly-newer`: within the run held, a state is accepted
  *   only when its `seq` is greater than the one held; anything else is a
  *   replay (STATE_STALE). What equals the state held, or repeats an older
@@ -26,18 +40,11 @@
  *   state delivered again, the call manager republishing over a forgery).
  *   The same `(bdSeq, conn)` with another nonce is another process's
  *   (STATE_RUN_MISMATCH).
- * - `liveness-will-is-final`: a will (`will: true`) is accepted only when it
- *   is of exactly the connection held (bdSeq, conn and nonce), whatever its
- *   `seq` (it was signed at CONNECT, before the states of that connection);
- *   once it is, nothing of that connection is believed again (STATE_STALE).
- *   A will of an earlier run or connection is a replay (STATE_STALE); of a
- *   run or connection never seen it is ignored (STATE_RUN_UNKNOWN, `quiet`:
- *   that is also how a genuine will retained from before the receiver
- *   started looks; keep-alive loss still catches a dead call manager).
- * - `liveness-new-run-above-all-seen`: a run whose bdSeq is above every bdSeq
- *   ever believed is a restart: its state is taken as it comes. The first
- *   state seen of a call manager is taken too when it is an online (an
- *   offline of a run never seen online is ignored, `quiet`).
+ * - `liveness-will-is-final`: a will (`will: true`) of the connection held is
+ *   accepted whatever its `seq` (it was signed at CONNECT, before the states
+ *   of that connection); once it is, nothing of that connection is believed
+ *   again (STATE_STALE; the will itself again is `quiet`). The next
+ *   connection or run is.
  * - `liveness-unordered-online-challenged`: an online that cannot be ordered —
  *   of a run older than the one held, or not above the highest bdSeq ever
  *   believed — is not believed (STATE_STALE, `quiet`); the verifier returns a
@@ -187,7 +194,11 @@ export class LivenessVerifier {
       return this.#take(cm, body, undefined);
     }
     if (body.bdSeq === h.bdSeq) return this.#sameRun(cm, body, h);
-    if (body.bdSeq > h.maxBdSeq) return this.#take(cm, body, h);
+    if (body.bdSeq > h.maxBdSeq) {
+      // A restart: its online is taken as it comes; its offline says nothing of a run never seen online.
+      if (body.online) return this.#take(cm, body, h);
+      return refuse('STATE_RUN_UNKNOWN', `offline of ${show(body)}, a run not seen online (held ${show(h)})`, true);
+    }
     // Older than the run held, or not above every run ever believed: cannot be ordered.
     const why = body.bdSeq < h.bdSeq ? `of a run older than the one held (${show(h)})` : `of bdSeq ${body.bdSeq}, not above the highest ever believed (${h.maxBdSeq}) though above the run held (${show(h)})`;
     if (!body.online) return refuse('STATE_STALE', `offline of ${show(body)} ${why}: a replay`);

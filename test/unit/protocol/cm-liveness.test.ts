@@ -84,12 +84,14 @@ const rows: Row[] = [
   { rule: 'liveness-body-cm-matches-topic: cm-b\'s genuine online on cm-a\'s topic', before: [], msg: on(R2, 2, { cm: 'cm-b' }), want: { code: 'WRONG_CM' }, seen: undefined },
   // liveness-online-field-matches-body
   { rule: 'liveness-online-field-matches-body: top-level online flipped over a signed will', before: [], msg: flipped, want: { code: 'PAYLOAD_INVALID' }, seen: undefined },
-  // liveness-new-run-above-all-seen
-  { rule: 'liveness-new-run-above-all-seen: the first online is taken', before: [], msg: on(R1), want: { online: true }, seen: at(R1, 2) },
-  { rule: 'liveness-new-run-above-all-seen: a newer run (restart, bdSeq increased)', before: [on(R1)], msg: on(R2), want: { online: true }, seen: at(R2, 2) },
-  { rule: 'liveness-new-run-above-all-seen: a newer run that starts offline (its SIP server silent)', before: [on(R1)], msg: off(R2, 2), want: { online: false }, seen: at(R2, 2) },
-  { rule: 'liveness-new-run-above-all-seen: a newer run after the will of the last one', before: [on(R1), will(R1)], msg: on(R2), want: { online: true }, seen: at(R2, 2) },
-  { rule: 'liveness-new-run-above-all-seen: an offline when no run was seen online (quiet)', before: [], msg: off(R1), want: { code: 'STATE_RUN_UNKNOWN', quiet: true }, seen: undefined },
+  // liveness-online-requires-not-older, liveness-offline-requires-run-match
+  { rule: 'liveness-online-requires-not-older: the first online is taken', before: [], msg: on(R1), want: { online: true }, seen: at(R1, 2) },
+  { rule: 'liveness-online-requires-not-older: a newer run (restart, bdSeq increased)', before: [on(R1)], msg: on(R2), want: { online: true }, seen: at(R2, 2) },
+  { rule: 'liveness-offline-requires-run-match: a newer run that starts offline, never seen online (quiet)', before: [on(R1)], msg: off(R2, 2), want: { code: 'STATE_RUN_UNKNOWN', quiet: true }, seen: at(R1, 2) },
+  { rule: 'liveness-offline-requires-run-match: its own offline of the run held', before: [on(R1)], msg: off(R1, 3), want: { online: false }, seen: at(R1, 3) },
+  { rule: 'liveness-offline-requires-run-match: an own offline of an earlier run is a replay', before: [on(R2)], msg: off(R1, 3), want: { code: 'STATE_STALE' }, seen: at(R2, 2) },
+  { rule: 'liveness-online-requires-not-older: a newer run after the will of the last one', before: [on(R1), will(R1)], msg: on(R2), want: { online: true }, seen: at(R2, 2) },
+  { rule: 'liveness-offline-requires-run-match: no run seen online yet (quiet)', before: [], msg: off(R1), want: { code: 'STATE_RUN_UNKNOWN', quiet: true }, seen: undefined },
   // liveness-seq-strictly-newer
   { rule: 'liveness-seq-strictly-newer: the state held again is not news (quiet)', before: [on(R1)], msg: on(R1), want: { code: 'STATE_STALE', quiet: true }, seen: at(R1, 2) },
   { rule: 'liveness-seq-strictly-newer: its own offline while it lives (SIP server silent) is newer', before: [on(R1)], msg: off(R1, 3), want: { online: false }, seen: at(R1, 3) },
@@ -98,10 +100,9 @@ const rows: Row[] = [
   { rule: 'liveness-seq-strictly-newer: its recorded offline replayed a second time is refused too', before: [on(R1), off(R1, 3), on(R1, 4), off(R1, 3)], msg: off(R1, 3), want: { code: 'STATE_STALE' }, seen: at(R1, 4) },
   { rule: 'liveness-seq-strictly-newer: its recorded online replayed while it reports offline is refused', before: [on(R1), off(R1, 3)], msg: on(R1, 2), want: { code: 'STATE_STALE' }, seen: at(R1, 3) },
   { rule: 'liveness-seq-strictly-newer: an older online while online says nothing (quiet)', before: [on(R1), off(R1, 3), on(R1, 4)], msg: on(R1, 2), want: { code: 'STATE_STALE', quiet: true }, seen: at(R1, 4) },
-  { rule: 'liveness-seq-strictly-newer: a newer connection of the same run (reconnect)', before: [on(R1)], msg: on(R1b), want: { online: true }, seen: at(R1b, 6) },
-  { rule: 'liveness-seq-strictly-newer: the online of an older connection of the run is refused', before: [on(R1b)], msg: off(R1, 3), want: { code: 'STATE_STALE' }, seen: at(R1b, 6) },
+  { rule: 'liveness-online-requires-not-older: a newer connection of the same run (reconnect)', before: [on(R1)], msg: on(R1b), want: { online: true }, seen: at(R1b, 6) },
+  { rule: 'liveness-offline-requires-run-match: an own offline of an older connection of the run is refused', before: [on(R1b)], msg: off(R1, 3), want: { code: 'STATE_STALE' }, seen: at(R1b, 6) },
   { rule: 'liveness-seq-strictly-newer: same bdSeq and conn, another nonce', before: [on(R1)], msg: on({ ...R1, nonce: 'another-nonce-xyz' }, 3), want: { code: 'STATE_RUN_MISMATCH' }, seen: at(R1, 2) },
-  { rule: 'liveness-seq-strictly-newer: an older run is not a replay of this one (unordered: see the challenge rows)', before: [on(R2)], msg: off(R1), want: { code: 'STATE_STALE' }, seen: at(R2, 2) },
   // liveness-will-is-final
   { rule: 'liveness-will-is-final: the will of the connection held', before: [on(R1)], msg: will(R1), want: { online: false }, seen: at(R1, 2) },
   { rule: 'liveness-will-is-final: the will after its own offline and online again (signed before them)', before: [on(R1), off(R1, 3), on(R1, 4)], msg: will(R1), want: { online: false }, seen: at(R1, 4) },
@@ -110,11 +111,11 @@ const rows: Row[] = [
   { rule: 'liveness-will-is-final: once seen, a newer state of that connection is refused too', before: [on(R1), will(R1)], msg: on(R1, 9), want: { code: 'STATE_STALE' }, seen: at(R1, 2) },
   { rule: 'liveness-will-is-final: the will again is not news (quiet)', before: [on(R1), will(R1)], msg: will(R1), want: { code: 'STATE_STALE', quiet: true }, seen: at(R1, 2) },
   { rule: 'liveness-will-is-final: the next connection of the run after the will is believed', before: [on(R1), will(R1)], msg: on(R1b), want: { online: true }, seen: at(R1b, 6) },
-  { rule: 'liveness-will-is-final: a replayed will of an earlier run', before: [on(R2)], msg: will(R1), want: { code: 'STATE_STALE' }, seen: at(R2, 2) },
-  { rule: 'liveness-will-is-final: a replayed will of an earlier connection of the run', before: [on(R1), on(R1b)], msg: will(R1), want: { code: 'STATE_STALE' }, seen: at(R1b, 6) },
-  { rule: 'liveness-will-is-final: same bdSeq and conn, another nonce', before: [on(R1)], msg: will({ ...R1, nonce: 'another-nonce-xyz' }), want: { code: 'STATE_RUN_MISMATCH' }, seen: at(R1, 2) },
-  { rule: 'liveness-will-is-final: no run seen online yet (quiet)', before: [], msg: will(R1), want: { code: 'STATE_RUN_UNKNOWN', quiet: true }, seen: undefined },
-  { rule: 'liveness-will-is-final: a newer run never seen online (quiet)', before: [on(R1)], msg: will(R2), want: { code: 'STATE_RUN_UNKNOWN', quiet: true }, seen: at(R1, 2) },
+  { rule: 'liveness-offline-requires-run-match: a replayed will of an earlier run', before: [on(R2)], msg: will(R1), want: { code: 'STATE_STALE' }, seen: at(R2, 2) },
+  { rule: 'liveness-offline-requires-run-match: a replayed will of an earlier connection of the run', before: [on(R1), on(R1b)], msg: will(R1), want: { code: 'STATE_STALE' }, seen: at(R1b, 6) },
+  { rule: 'liveness-offline-requires-run-match: same bdSeq and conn, another nonce', before: [on(R1)], msg: will({ ...R1, nonce: 'another-nonce-xyz' }), want: { code: 'STATE_RUN_MISMATCH' }, seen: at(R1, 2) },
+  { rule: 'liveness-offline-requires-run-match: a will when no run was seen online (quiet)', before: [], msg: will(R1), want: { code: 'STATE_RUN_UNKNOWN', quiet: true }, seen: undefined },
+  { rule: 'liveness-offline-requires-run-match: a will of a newer run never seen online (quiet)', before: [on(R1)], msg: will(R2), want: { code: 'STATE_RUN_UNKNOWN', quiet: true }, seen: at(R1, 2) },
   // liveness-refused-changes-nothing
   { rule: 'liveness-refused-changes-nothing: a flood of refusals, then the genuine will still counts', before: [on(R1), raw({ online: false }), Buffer.alloc(0), will(R1, { key: otherKey }), on(R1, 2, { cm: 'cm-b' }), will(R2), on(R1), off(R1, 2)], msg: will(R1), want: { online: false }, seen: at(R1, 2) },
 ];
