@@ -163,6 +163,13 @@ test.serial('what phones send is shown as text: a phone id and a reason with mar
     t.is(await page.eval('document.querySelectorAll("#phoneout *").length'), 0);
     t.is(await page.eval('typeof window.__pwned'), 'undefined', 'nothing ran');
   });
+  // Log out: the session ends, the page is the login form again, and a reload shows no data.
+  await shot(t, c, page, '4-logged-out', async () => {
+    await page.eval(`(document.getElementById('logout').click(), true)`);
+    await page.until(`document.querySelector('form[action="/console/login"]') !== null && document.getElementById('members') === null`, 'the login form after log out');
+    await page.goto(`${base(c, 'cm-a')}/`);
+    t.is(await page.eval(`document.getElementById('members')`), null, 'no data after log out');
+  });
 
   // The stream from Node: a snapshot, then it ends cleanly (no reset) when the call manager stops.
   t.is((await fetch(`${base(c, 'cm-a')}/console/events`)).status, 401, 'not without the token');
