@@ -2,7 +2,7 @@ import test from 'ava';
 import { cmTrustedKeys, PeerLiveness, REFUSAL_LOG_GAP_MS } from '../../../src/callmanager/peer-liveness.js';
 import { FakeClock } from '../../../src/lib/clock.js';
 import { encodeCmState } from '../../../src/protocol/cm-state.js';
-import { CHALLENGE_TTL_MS } from '../../../src/protocol/cm-liveness.js';
+import { CHALLENGE_GAP_MS, CHALLENGE_TTL_MS } from '../../../src/protocol/cm-liveness.js';
 import { generateKeyPair, parsePrivateKey, parsePublicKey, signEnvelope } from '../../../src/protocol/envelope.js';
 import { capturingLogger } from '../../helpers/log-capture.js';
 
@@ -92,4 +92,32 @@ test('peer-unordered-online-challenged: a peer\'s online of an older run is chal
   clock.advance(CHALLENGE_TTL_MS / 2);
   t.true(p.answer('cm-b', answer(sent[0]!.value)));
   t.is(p.answer('cm-b', answer(sent[0]!.value)), undefined, 'each challenge answers once');
+});
+
+test('peer-challenge-asked-again: a lost challenge is asked again after CHALLENGE_GAP_MS; an answer stops it; stop() clears the timer', (t) => {
+  const clock = new FakeClock();
+  const sent: string[] = [];
+  let n = 0;
+  const p = new PeerLiveness({
+    keys: cmTrustedKeys({}, 'ops-1', parsePublicKey(own.publicPem)),
+    clock,
+    log: capturingLogger().log,
+    challenge: (_peer, value) => sent.push(value),
+    randomBytes: (len) => Buffer.alloc(len, ++n),
+  });
+  t.true(p.judge('cm-b', st(true)));
+  const low = { cm: 'cm-b', bdSeq: 2, conn: 1, nonce: 'nonce-of-cm-b-low', seq: 2 };
+  const sign = (o: Record<string, unknown>) => Buffer.from(encodeCmState({ ...low, online: true, ...o }, (b) => signEnvelope(b, ownKey, 'ops-1')));
+  p.judge('cm-b', sign({}));
+  t.is(sent.length, 1);
+  clock.advance(CHALLENGE_GAP_MS);
+  t.is(sent.length, 2, 'asked again');
+  t.true(p.answer('cm-b', sign({ challenge: sent[1]! })));
+  clock.advance(60_000);
+  t.is(sent.length, 2, 'answered: not asked again');
+  p.judge('cm-b', Buffer.from(encodeCmState({ ...low, bdSeq: 3, online: true }, (b) => signEnvelope(b, ownKey, 'ops-1'))));
+  const before = sent.length;
+  p.stop();
+  clock.advance(60_000);
+  t.is(sent.length, before, 'stopped: no timer left');
 });
