@@ -25,8 +25,20 @@ import type { Host } from './clock.js';
 import type { Rng } from './rng.js';
 import type { World } from './world.js';
 
-/** Whether `topic` matches the MQTT filter `filter` (`+`, `#`). */
+const matchCache = new Map<string, boolean>();
+
+/** Whether `topic` matches the MQTT filter `filter` (`+`, `#`); memoised (topics repeat). */
 export function topicMatches(filter: string, topic: string): boolean {
+  const key = `${filter}\u0000${topic}`;
+  let m = matchCache.get(key);
+  if (m === undefined) {
+    if (matchCache.size > 100_000) matchCache.clear();
+    matchCache.set(key, (m = matchUncached(filter, topic)));
+  }
+  return m;
+}
+
+function matchUncached(filter: string, topic: string): boolean {
   const f = filter.split('/');
   const t = topic.split('/');
   for (let i = 0; i < f.length; i++) {

@@ -34,6 +34,8 @@ export class SimDisk {
   #epoch = 0;
   #fd = 3;
   writes = 0;
+  /** A disk whose fsync does nothing (a planted defect for the durable checker's self-test). */
+  lyingFsync = false;
 
   constructor(
     readonly world: World,
@@ -78,7 +80,7 @@ export class SimDisk {
       fsync: (h) =>
         op(() => {
           const f = this.#files.get((h as Handle).file);
-          if (f !== undefined) f.durable = f.live === null ? null : Buffer.from(f.live);
+          if (f !== undefined && !this.lyingFsync) f.durable = f.live === null ? null : Buffer.from(f.live);
         }),
       close: () => op(() => undefined),
       readFile: (file) =>
@@ -121,7 +123,7 @@ export class SimDisk {
       const live = f.live;
       if (live !== null && f.durable !== null && live.equals(f.durable)) continue;
       if (live === null && f.durable === null) continue;
-      const r = this.rng.int(0, 3);
+      const r = this.lyingFsync ? 0 : this.rng.int(0, 3);
       if (r === 0) f.live = f.durable;
       else if (r === 1) f.live = Buffer.alloc(0);
       else if (r === 2 && live !== null) {

@@ -102,7 +102,8 @@ export function cmConfig(t: Topology, cm: CmSpec): CmConfig {
   return r.config;
 }
 
-export function agentConfig(t: Topology, phoneId: string): AgentConfig {
+/** `over`: what the phone really runs with when it differs from the declared topology (checker self-tests plant it). */
+export function agentConfig(t: Topology, phoneId: string, over: { missLimit?: number; holdMs?: number } = {}): AgentConfig {
   const cms = allCms(t);
   const r = validateAgentConfig({
     phoneId,
@@ -110,8 +111,8 @@ export function agentConfig(t: Topology, phoneId: string): AgentConfig {
       const c = cms.find((m) => m.id === id)!;
       return { id: c.id, broker: c.broker, services: c.services };
     }),
-    keepalive: { ...t.keepalive, topic: 'per-phone' },
-    fallback: { holdMs: t.holdMs },
+    keepalive: { ...t.keepalive, ...(over.missLimit !== undefined ? { missLimit: over.missLimit } : {}), topic: 'per-phone' },
+    fallback: { holdMs: over.holdMs ?? t.holdMs },
     services: { timeoutMs: 2000 },
     topicPrefix: PREFIX,
     stateDir: `/var/lib/ipphone-agent/${phoneId}`,

@@ -144,7 +144,7 @@ export class PhoneHost {
   boot(): void {
     if (this.agent !== null) return;
     const clock = (this.clock = new ProcessClock(this.host));
-    const config = agentConfig(this.topo, this.phoneId);
+    const config = agentConfig(this.topo, this.phoneId, this.plant);
     const log = silentLogger();
     const inner = new RetryingStore({ inner: new FileStateStore({ dir: config.stateDir, log, fs: this.disk.fs() }), clock, log });
     const record: BootRecord = { at: this.world.now, loaded: null };
@@ -207,6 +207,9 @@ export class PhoneHost {
       if (!clock.dead) this.errors.push(`${this.phoneId} start: ${errorMessage(err)}`);
     });
   }
+
+  /** Settings the phone runs with that differ from the declared topology (checker self-tests). */
+  plant: { missLimit?: number; holdMs?: number } = {};
 
   /** Set by the runner: whether a call manager's HTTP answers now. */
   servicesUp: (cmId: string) => boolean = () => true;

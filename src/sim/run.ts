@@ -17,7 +17,7 @@ import { World } from './world.js';
 /** Link delay bound, ms. */
 export const MAX_DELAY_MS = 30;
 /** Quiet time after the last fault is undone, before the end (ms): hold + the fallback bound fit in it. */
-export const QUIET_MS = 45_000;
+export const QUIET_MS = 35_000;
 
 export interface RunOptions {
   /** Replace the drawn fault schedule (shrinking, replays of a shrunk schedule). */
@@ -25,7 +25,17 @@ export interface RunOptions {
   /** Keep only these indexes of the drawn schedule. */
   keep?: number[];
   phones?: number;
+  /**
+   * A defect planted in the world, not in the product, to prove a checker can
+   * fail: `slow-detect` (phones run missLimit 12 where 3 is declared),
+   * `no-fallback` (phones hold 1 h where 10 s is declared), `lying-fsync`
+   * (flash that forgets what fsync promised), `leak-will` (broker A publishes
+   * cm-a's live connection's will at 30 s).
+   */
+  plant?: Plant;
 }
+
+export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will';
 
 export interface RunResult {
   seed: number;
@@ -76,13 +86,13 @@ export async function runSeed(seed: number, o: RunOptions = {}): Promise<RunResu
   const { topo, faults, open } = scheduleFor(seed, o);
   seedCrypto(root.fork('crypto'));
   try {
-    return await run(seed, root, topo, faults, open);
+    return await run(seed, root, topo, faults, open, o.plant);
   } finally {
     seedCrypto(null);
   }
 }
 
-async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], open: boolean): Promise<RunResult> {
+async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], open: boolean, plant: Plant | undefined): Promise<RunResult> {
   const world = new World();
   const net = new Net(world, root.fork('net'), MAX_DELAY_MS);
   const groupAcl = open ? openAcl : printedAcl(PREFIX, topo.group.map((c) => c.id));
@@ -96,6 +106,18 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   for (const spec of allCms(topo)) cms.set(spec.id, new CmHost(world, net, spec, topo, hostRng.fork(spec.id)));
   const phones = new Map<string, PhoneHost>();
   for (const id of topo.phones) phones.set(id, new PhoneHost(world, net, id, topo, hostRng.fork(id)));
+  for (const p of phones.values()) {
+    if (plant === 'slow-detect') p.plant = { missLimit: 12 };
+    if (plant === 'no-fallback') p.plant = { holdMs: 3_600_000 };
+    if (plant === 'lying-fsync') p.disk.lyingFsync = true;
+  }
+  if (plant === 'leak-will') {
+    world.at(30_000, () => {
+      const b = net.byUrl(cms.get('cm-a')!.spec.broker)!;
+      const c = b.conns().find((x) => x.clientId === 'ipphone-cm-cm-a');
+      if (c?.will !== undefined) b.publish(null, c.will.topic, c.will.payload, true);
+    });
+  }
   const brokerOfCm = (id: string): Broker => net.byUrl(cms.get(id)!.spec.broker)!;
   const hostOf = (id: string): Host | undefined => cms.get(id)?.host ?? phones.get(id)?.host;
 
