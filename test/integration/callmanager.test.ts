@@ -103,7 +103,7 @@ async function watcher(t: ExecutionContext, url: string, subs: string[], protoco
 }
 
 /** The signed body of a state message (throws unless it verifies with the test key). */
-function stateBody(text: string): { cm: string; online: boolean; bdSeq: number; conn: number; nonce: string } {
+function stateBody(text: string): { cm: string; online: boolean; bdSeq: number; conn: number; nonce: string; seq: number; will?: true } {
   const o = JSON.parse(text) as Envelope & { online: boolean };
   const body = JSON.parse(openEnvelope({ kid: o.kid, body: o.body, sig: o.sig }, trusted).toString('utf8')) as ReturnType<typeof stateBody>;
   if (body.online !== o.online) throw new Error(`top-level online ${o.online} differs from the body's`);
@@ -185,7 +185,8 @@ test('online state, acks with and without the signed list, services XML, metrics
   // Signed, and of the run that was online: the clean stop's offline is that connection's will.
   const online = stateBody(w.got.find((m) => m.topic === `${P}/cm/cm-a/state` && JSON.parse(m.text).online === true)!.text);
   const offline = stateBody(late.got[0]!.text);
-  t.deepEqual(offline, { ...online, online: false });
+  // The will is signed at CONNECT, just before the online (seq one less), and marked final for its connection.
+  t.deepEqual(offline, { ...online, online: false, seq: online.seq - 1, will: true });
   t.is(online.cm, 'cm-a');
   t.is(online.conn, 1);
 });
@@ -209,7 +210,7 @@ test('kill -9 leaves the will; the second CM pushes a failover list with the dea
   t.deepEqual(late.on(`${P}/cm/cm-a/state`).map((s) => s.online), [false]);
   // The will is the pre-signed offline of the run that was online.
   const online = stateBody(w.got.find((m) => m.topic === `${P}/cm/cm-a/state` && JSON.parse(m.text).online === true)!.text);
-  t.deepEqual(stateBody(late.got[0]!.text), { ...online, online: false });
+  t.deepEqual(stateBody(late.got[0]!.text), { ...online, online: false, seq: online.seq - 1, will: true });
 
   await waitFor(() => /"peer state changed"[^\n]*"peer":"cm-a"|"peer":"cm-a"[^\n]*"peer state changed"/.test(b.stdout()), {
     timeoutMs: 30_000,
