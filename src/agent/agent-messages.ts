@@ -72,7 +72,9 @@ export abstract class AgentMessages extends AgentCore {
     if (v.challenge !== undefined || v.retryInMs !== undefined) {
       if (v.challenge !== undefined) this.#challenge(broker, cm, v.challenge);
       if (v.retryInMs !== undefined) this.#retryChallenge(broker, cm, v.retryInMs);
-      return this.log.info({ cm, err: v.reason }, v.challenge !== undefined ? 'call manager state cannot be ordered: challenged' : 'call manager state cannot be ordered');
+      // Anyone on an open broker may replay old onlines: a line per gap, as for refusals.
+      if (!this.#limited(`unordered|${cm}`)) this.log.info({ cm, err: v.reason }, v.challenge !== undefined ? 'call manager state cannot be ordered: challenged' : 'call manager state cannot be ordered');
+      return;
     }
     this.#verdictRefused(topic, v);
   }
