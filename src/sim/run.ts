@@ -7,7 +7,7 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { Net, openAcl, printedAcl, type Broker } from './broker.js';
 import { Host } from './clock.js';
 import { drawFaults, describeFault, type Fault, type FaultKind } from './faults.js';
-import { allCms, defaultTopology, PREFIX, type Topology } from './group.js';
+import { allCms, defaultTopology, PREFIX, signer, type Topology } from './group.js';
 import { HostilePhone } from './hostile.js';
 import { CmHost, PhoneHost } from './hosts.js';
 import { bounds, Checkers, type Violation } from './invariants.js';
@@ -30,12 +30,15 @@ export interface RunOptions {
    * fail: `slow-detect` (phones run missLimit 12 where 3 is declared),
    * `no-fallback` (phones hold 1 h where 10 s is declared), `lying-fsync`
    * (flash that forgets what fsync promised), `leak-will` (broker A publishes
-   * cm-a's live connection's will at 30 s).
+   * cm-a's live connection's will at 30 s), `erase-remote` (cm-a signs
+   * each phone a list without the remote site's pointer and without `owns`),
+   * `dragged-version` (cm-a signs a list 30 days ahead of its clock),
+   * `push-dead` (cm-a dies at 20 s; at 90 s cm-b signs a list with cm-a first).
    */
   plant?: Plant;
 }
 
-export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will';
+export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead';
 
 export interface RunResult {
   seed: number;
@@ -117,6 +120,30 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       const c = b.conns().find((x) => x.clientId === 'ipphone-cm-cm-a');
       if (c?.will !== undefined) b.publish(null, c.will.topic, c.will.payload, true);
     });
+  }
+  const pushAs = (cm: string, phone: string, version: number, ids: string[]): void => {
+    const b = net.byUrl(cms.get(cm)!.spec.broker)!;
+    const c = b.conns().find((x) => x.clientId === `ipphone-cm-${cm}`);
+    if (c === undefined) return;
+    const list = ids.map((id) => {
+      const spec = cms.get(id)!.spec;
+      return { id, broker: spec.broker, services: spec.services };
+    });
+    b.publish(c, `${PREFIX}/phone/${phone}/pointers`, Buffer.from(JSON.stringify(signer({ version, reason: 'failover', list, phone } as Parameters<typeof signer>[0]))), false);
+  };
+  if (plant === 'erase-remote' || plant === 'dragged-version') {
+    world.at(30_000, () => {
+      const wall = cms.get('cm-a')!.host.wall();
+      for (const p of phones.keys()) pushAs('cm-a', p, plant === 'dragged-version' ? wall + 30 * 86_400_000 : wall + 1000, ['cm-a', 'cm-b', 'cm-c']);
+    });
+  }
+  if (plant === 'push-dead') {
+    world.at(20_000, () => cms.get('cm-a')!.crash());
+    world.at(90_000, () => {
+      const wall = cms.get('cm-b')!.host.wall();
+      for (const p of phones.keys()) pushAs('cm-b', p, wall + 1000, ['cm-a', 'cm-b', 'cm-c', 'cm-r']);
+    });
+    world.at(120_000, () => cms.get('cm-a')!.start());
   }
   const brokerOfCm = (id: string): Broker => net.byUrl(cms.get(id)!.spec.broker)!;
   const hostOf = (id: string): Host | undefined => cms.get(id)?.host ?? phones.get(id)?.host;
