@@ -59,7 +59,15 @@ export interface CallManagerOptions {
   fs?: DurableFs;
   /** Bind the HTTP port at start; default true. False only where no HTTP is wanted (the simulator runs many call managers in one process). */
   listen?: boolean;
+  /**
+   * Builds the probe of the paired SIP server in place of {@link sipProbeFor}'s
+   * OPTIONS over TCP (the simulator's registrar model); default: from `config.sip`.
+   */
+  sipProbe?: (onChange: (online: boolean) => void) => CmSipProbe | undefined;
 }
+
+/** What the call manager uses of its SIP server's probe (sip-probe.ts). */
+export type CmSipProbe = Pick<SipProbe, 'online' | 'start' | 'stop'>;
 
 /** Housekeeping period: sweep the phone table, publish load when due (ms). */
 const TICK_MS = 1000;
@@ -76,6 +84,7 @@ export class CallManager {
   readonly #randomBytes: ((n: number) => Buffer) | undefined;
   readonly #fs: DurableFs | undefined;
   readonly #listen: boolean;
+  readonly #sipProbe: CallManagerOptions['sipProbe'];
   readonly #t: Topics;
   /** `P/phone/` — phone topics are built by concatenation on the hot path. */
   readonly #phoneBase: string;
@@ -92,7 +101,7 @@ export class CallManager {
   #peers: CmPeers | undefined;
   #responder: Responder | undefined;
   /** The OPTIONS probe of `sip.registrar` (absent without `sip`). */
-  #sip: SipProbe | undefined;
+  #sip: CmSipProbe | undefined;
   /** Liveness challenges waiting for our signed answer (challenge-queue.ts bounds the signing). */
   readonly #challenges = new ChallengeQueue();
   #challengeTimer: TimerHandle | undefined;
@@ -132,6 +141,7 @@ export class CallManager {
     this.#randomBytes = opts.randomBytes;
     this.#fs = opts.fs;
     this.#listen = opts.listen ?? true;
+    this.#sipProbe = opts.sipProbe;
     this.#t = topics(opts.config.topicPrefix);
     this.#phoneBase = this.#t.phoneAck('x').slice(0, -'x/ack'.length);
   }
@@ -249,7 +259,8 @@ export class CallManager {
    * 503, keep-alives unanswered. The watchdog (healthy()) is not touched.
    */
   #startSipProbe(run: CmRun): void {
-    this.#sip = sipProbeFor(this.#config, this.#clock, this.#root, (online) => run.setAvailable(online));
+    const onChange = (online: boolean): void => void run.setAvailable(online);
+    this.#sip = this.#sipProbe !== undefined ? this.#sipProbe(onChange) : sipProbeFor(this.#config, this.#clock, this.#root, onChange);
     this.#sip?.start();
   }
 

@@ -7,7 +7,7 @@
 import type { Rng } from './rng.js';
 import type { Topology } from './group.js';
 
-export const FAULT_KINDS = ['crash', 'pause', 'broker-down', 'partition', 'clock-step', 'state-loss', 'power-cut', 'hostile-phone'] as const;
+export const FAULT_KINDS = ['crash', 'pause', 'broker-down', 'partition', 'clock-step', 'state-loss', 'power-cut', 'registrar-down', 'hostile-phone'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface Fault {
@@ -18,7 +18,7 @@ export interface Fault {
   durationMs: number;
   /** A call manager, a phone or a broker id. */
   target: string;
-  /** partition: which broker, and which way: `h2b`, `b2h` or `both`. clock-step: the step in ms. hostile-phone: `open` for a broker without ACL. */
+  /** partition: which broker, and which way: `h2b`, `b2h` or `both`. clock-step: the step in ms. */
   broker?: string;
   way?: 'h2b' | 'b2h' | 'both';
   stepMs?: number;
@@ -57,11 +57,14 @@ export function drawFaults(rng: Rng, t: Topology): Fault[] {
         out.push({ kind, at, durationMs: rng.int(1_000, 60_000), target: host, stepMs: (rng.chance(0.5) ? -1 : 1) * rng.int(mag / 2, mag) });
         break;
       }
+      case 'registrar-down':
+        out.push({ kind, at, durationMs: rng.int(300, 40_000), target: rng.pick(cms) });
+        break;
       case 'power-cut':
         out.push({ kind, at, durationMs: rng.int(100, 20_000), target: rng.pick(t.phones) });
         break;
       case 'hostile-phone':
-        out.push({ kind, at, durationMs: rng.int(5_000, 60_000), target: 'p-6666', ...(rng.chance(0.3) ? { way: 'both' as const } : {}) });
+        out.push({ kind, at, durationMs: rng.int(5_000, 60_000), target: 'p-6666' });
         break;
     }
   }
@@ -69,6 +72,6 @@ export function drawFaults(rng: Rng, t: Topology): Fault[] {
 }
 
 export function describeFault(f: Fault): string {
-  const extra = f.kind === 'partition' ? ` ${f.target}~${f.broker} ${f.way}` : f.kind === 'clock-step' ? ` ${f.target} ${f.stepMs! > 0 ? '+' : ''}${f.stepMs}ms` : f.kind === 'hostile-phone' ? ` ${f.way === 'both' ? 'open broker' : 'printed ACL'}` : ` ${f.target}`;
+  const extra = f.kind === 'partition' ? ` ${f.target}~${f.broker} ${f.way}` : f.kind === 'clock-step' ? ` ${f.target} ${f.stepMs! > 0 ? '+' : ''}${f.stepMs}ms` : ` ${f.target}`;
   return `${f.kind}${extra} at ${f.at} for ${f.durationMs}ms`;
 }

@@ -48,6 +48,8 @@ export interface Topology {
   phoneMqttKeepaliveSec: number;
   phoneConnectTimeoutMs: number;
   backoff: { baseMs: number; maxMs: number };
+  /** The call managers' probe of their SIP registrar (`sip.probeMs`, `sip.missLimit`). */
+  sip: { probeMs: number; missLimit: number };
 }
 
 /** The default world: two sites of one group (cm-a, cm-b on broker A; cm-c on broker B) and a remote site's cm-r on broker R. */
@@ -74,6 +76,7 @@ export function defaultTopology(phones: number): Topology {
     phoneMqttKeepaliveSec: 10,
     phoneConnectTimeoutMs: 3000,
     backoff: { baseMs: 500, maxMs: 4000 },
+    sip: { probeMs: 1000, missLimit: 3 },
   };
 }
 

@@ -6,7 +6,9 @@
  * of it fires again), its sockets and its in-flight disk operations; its
  * objects are then simply dropped.
  */
-import { CallManager } from '../callmanager/call-manager.js';
+import { CallManager, type CmSipProbe } from '../callmanager/call-manager.js';
+import { nextSipHealth, SIP_HEALTH_START } from '../callmanager/sip-health.js';
+import type { TimerHandle } from '../lib/clock.js';
 import { Agent } from '../agent/agent.js';
 import { RetryingStore } from '../store/retrying-store.js';
 import { FileStateStore } from '../store/agent-state-store.js';
@@ -53,6 +55,8 @@ export class CmHost {
   /** When the current process started (sim ms), or null while none runs. */
   startedAt: number | null = null;
   errors: string[] = [];
+  /** Its SIP registrar answers OPTIONS (the `registrar-down` fault clears it). */
+  registrarUp = true;
 
   constructor(
     readonly world: World,
@@ -91,12 +95,48 @@ export class CmHost {
       randomBytes: (n) => this.rng.bytes(n),
       fs: this.disk.fs(),
       listen: false,
+      sipProbe: (onChange) => this.#registrarProbe(clock, onChange),
     }));
     this.startedAt = this.world.now;
     this.world.trace(`${this.spec.id} start`);
     cm.start().catch((err: unknown) => {
       if (!clock.dead) this.errors.push(`${this.spec.id} start: ${errorMessage(err)}`);
     });
+  }
+
+  /**
+   * The registrar model: every `probeMs` an OPTIONS is answered while the
+   * registrar is up and missed while it is down, through the product's own
+   * health rule (sip-health.ts `nextSipHealth`: offline after `missLimit`
+   * misses in a row, online at the first answer).
+   */
+  #registrarProbe(clock: ProcessClock, onChange: (online: boolean) => void): CmSipProbe {
+    const { probeMs, missLimit } = this.topo.sip;
+    let state = SIP_HEALTH_START;
+    let timer: TimerHandle | undefined;
+    let stopped = false;
+    const tick = (): void => {
+      if (stopped) return;
+      const step = nextSipHealth(state, this.registrarUp ? 'answered' : 'missed', missLimit);
+      state = step.state;
+      if (step.changed !== undefined) {
+        this.world.trace(`${this.spec.id} sip ${step.changed}`);
+        onChange(step.changed === 'online');
+      }
+      timer = clock.setTimeout(tick, probeMs);
+    };
+    return {
+      get online() {
+        return state.online;
+      },
+      start: () => {
+        timer = clock.setTimeout(tick, probeMs);
+      },
+      stop: () => {
+        stopped = true;
+        if (timer !== undefined) clock.clearTimeout(timer);
+      },
+    };
   }
 
   /** kill -9: sockets close under it (wills fire), timers and disk writes in flight die. */

@@ -55,10 +55,12 @@ export const MAX_AHEAD_MS = 24 * 3600 * 1000;
 export function bounds(t: Topology, maxDelayMs: number): Bounds {
   const ka = t.keepalive;
   const round = ka.intervalMs * (ka.missLimit + 1) + ka.ackTimeoutMs;
+  // A call manager whose registrar went silent reports itself offline after missLimit probes (then keeps silent).
+  const sipDetect = t.sip.probeMs * (t.sip.missLimit + 1);
   return {
-    detectMs: round + 4 * maxDelayMs + 1000,
-    serviceMs: t.pointers.length * (t.phoneConnectTimeoutMs + round) + t.backoff.maxMs + 2000,
-    fallbackMs: round + t.phoneConnectTimeoutMs + t.backoff.maxMs + 2000,
+    detectMs: sipDetect + round + 4 * maxDelayMs + 1000,
+    serviceMs: t.pointers.length * (t.phoneConnectTimeoutMs + round) + t.backoff.maxMs + t.sip.probeMs + 2000,
+    fallbackMs: round + t.phoneConnectTimeoutMs + t.backoff.maxMs + t.sip.probeMs + 2000,
     liveWindowMs: round + 2000,
     // The peer learns from the will at once; 1.5 × the call manager's MQTT keep-alive (30 s) when the socket vanished, plus its reconnect.
     peerDeadMs: 45_000 + 10_000,

@@ -150,7 +150,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
 
   const serving = (id: string): boolean => {
     const h = cms.get(id);
-    if (h === undefined || !h.alive || h.host.paused) return false;
+    if (h === undefined || !h.alive || h.host.paused || !h.registrarUp) return false;
     const b = brokerOfCm(id);
     if (!b.up) return false;
     const cut = net.cut(h.host.id, b.id);
@@ -259,6 +259,14 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
         const p = phones.get(f.target)!;
         p.powerCut();
         end(() => p.boot());
+        break;
+      }
+      case 'registrar-down': {
+        const h = cms.get(f.target)!;
+        if (!h.registrarUp) return;
+        h.registrarUp = false;
+        world.trace(`${f.target} registrar down`);
+        end(() => (h.registrarUp = true));
         break;
       }
       case 'hostile-phone':
