@@ -76,6 +76,9 @@
  * challenge already used or someone else's, and the run the answer names is
  * the one that lives. `maxBdSeq` keeps every run ever believed from being
  * taken back without a challenge after the receiver took a lower one. The
+ * challenge must be unpredictable (node:crypto by default; inject only in
+ * tests): an answer to a challenge guessed in advance, obtained from the live
+ * run (anyone may ask on its own topic), could be replayed after it died. The
  * call manager answers at a bounded rate, one pending challenge per challenger
  * (callmanager/challenge-queue.ts), so a hostile phone can neither make it sign
  * without bound nor crowd out others.
