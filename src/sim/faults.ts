@@ -53,7 +53,7 @@ export function drawFaults(rng: Rng, t: Topology): Fault[] {
       }
       case 'clock-step': {
         const host = rng.chance(0.6) ? rng.pick(cms) : rng.pick(t.phones);
-        const mag = rng.pick([1_000, 60_000, 3_600_000, 6 * 3_600_000]);
+        const mag = rng.pick([1_000, 60_000, 3_600_000, 6 * 3_600_000, 48 * 3_600_000]);
         out.push({ kind, at, durationMs: rng.int(1_000, 60_000), target: host, stepMs: (rng.chance(0.5) ? -1 : 1) * rng.int(mag / 2, mag) });
         break;
       }

@@ -80,6 +80,35 @@ export function defaultTopology(phones: number): Topology {
   };
 }
 
+/**
+ * A user's group (`--group FILE`: a call manager config, or any JSON with its
+ * `group` array) in the default world's timing: one site broker per distinct
+ * broker URL, every member in the group, phones pointing to the members in
+ * order. Broker host names are replaced by addresses of the simulated network
+ * (the simulation resolves nothing); the mapping is returned.
+ */
+export function topologyFromGroup(raw: unknown, phones: number): { topo: Topology; brokers: Map<string, string> } {
+  const group = (raw as { group?: unknown } | null)?.group;
+  if (!Array.isArray(group) || group.length === 0) throw new Error('--group: the file has no "group" array (a call manager config has one)');
+  const base = defaultTopology(phones);
+  const brokers = new Map<string, string>();
+  const members: CmSpec[] = group.map((g: unknown, i: number) => {
+    const m = g as { id?: unknown; broker?: unknown; services?: unknown };
+    if (typeof m.id !== 'string' || typeof m.broker !== 'string' || typeof m.services !== 'string') throw new Error(`--group: group[${i}] needs id, broker and services strings`);
+    let url = brokers.get(m.broker);
+    if (url === undefined) brokers.set(m.broker, (url = `mqtt://10.0.${brokers.size + 1}.1:1883`));
+    return { id: m.id, broker: url, services: m.services, group: 'g' };
+  });
+  const topo: Topology = {
+    ...base,
+    brokers: [...brokers.values()].map((url, i) => ({ id: `B${i + 1}`, url })),
+    group: members,
+    remote: [],
+    pointers: members.map((m) => m.id),
+  };
+  return { topo, brokers };
+}
+
 export function allCms(t: Topology): CmSpec[] {
   return [...t.group, ...t.remote];
 }

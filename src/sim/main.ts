@@ -8,7 +8,9 @@
 import { parseArgs } from 'node:util';
 import { describeFault, type FaultKind } from './faults.js';
 import { INVARIANTS } from './invariants.js';
-import { runSeed, scheduleFor, type RunResult } from './run.js';
+import { readFileSync } from 'node:fs';
+import { runSeed, scheduleFor, type RunOptions, type RunResult } from './run.js';
+import { topologyFromGroup } from './group.js';
 import { shrink } from './shrink.js';
 
 const USAGE = `usage: npm run sim -- [--seeds N] [--seed S] [--first S] [--faults i,j,...] [--no-shrink] [--verbose]
@@ -16,7 +18,9 @@ const USAGE = `usage: npm run sim -- [--seeds N] [--seed S] [--first S] [--fault
   --seeds N      run N seeds (default 20), from --first (default 1)
   --seed S       run seed S alone; its traceHash is the same every time
   --faults LIST  with --seed: keep only these indexes of its fault schedule (a shrunk replay)
-  --no-shrink    report failures without shrinking their fault schedules
+  --no-shrink    report failures without shrinking their fault schedules (shrinking stops 15 s into a run)
+  --group FILE   simulate your group: FILE is a call manager config (its "group" array) or any JSON
+                 with one; brokers become simulated addresses, phones point to the members in order
   --verbose      one line per seed
 
 The last line of output is JSON: { seeds, violations, faults, invariants, simulatedMs, wallMs, traceHash, failures }.
@@ -33,8 +37,10 @@ export interface Summary {
   failures: { seed: number; invariant: string; detail: string; faults: number[]; replay: string }[];
 }
 
+let groupArg = '';
+
 function replayCommand(seed: number, keep?: number[]): string {
-  return `npm run sim -- --seed ${seed}${keep !== undefined ? ` --faults ${keep.join(',')}` : ''}`;
+  return `npm run sim -- --seed ${seed}${keep !== undefined ? ` --faults ${keep.join(',')}` : ''}${groupArg}`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -49,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
         faults: { type: 'string' },
         'no-shrink': { type: 'boolean' },
         verbose: { type: 'boolean' },
+        group: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -83,13 +90,26 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  const summary = await simulate(seeds, { ...(keep ? { keep } : {}), shrink: a['no-shrink'] !== true, verbose: a.verbose === true || seeds.length === 1, print: (l) => process.stdout.write(`${l}\n`) });
+  let topology: RunOptions['topology'];
+  if (a.group !== undefined) {
+    try {
+      const raw = JSON.parse(readFileSync(a.group, 'utf8')) as unknown;
+      groupArg = ` --group ${a.group}`;
+      const shown = topologyFromGroup(raw, 3);
+      for (const [from, to] of shown.brokers) process.stdout.write(`broker ${from} is simulated as ${to}\n`);
+      topology = (phones) => topologyFromGroup(raw, phones).topo;
+    } catch (err) {
+      process.stderr.write(`--group ${a.group}: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
+  const summary = await simulate(seeds, { ...(keep ? { keep } : {}), ...(topology ? { topology } : {}), shrink: a['no-shrink'] !== true, verbose: a.verbose === true || seeds.length === 1, print: (l) => process.stdout.write(`${l}\n`) });
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   return summary.violations === 0 ? 0 : 1;
 }
 
 /** Run `seeds` and summarise; failures are shrunk and printed through `print`. */
-export async function simulate(seeds: number[], o: { keep?: number[]; shrink?: boolean; verbose?: boolean; print?: (line: string) => void } = {}): Promise<Summary> {
+export async function simulate(seeds: number[], o: { keep?: number[]; topology?: RunOptions['topology']; shrink?: boolean; shrinkBudgetMs?: number; verbose?: boolean; print?: (line: string) => void } = {}): Promise<Summary> {
   const print = o.print ?? (() => undefined);
   const t0 = performance.now();
   const faults: Partial<Record<FaultKind, number>> = {};
@@ -97,8 +117,10 @@ export async function simulate(seeds: number[], o: { keep?: number[]; shrink?: b
   let violations = 0;
   const hashes: string[] = [];
   const failures: Summary['failures'] = [];
+  const shrinkUntil = t0 + (o.shrinkBudgetMs ?? 15_000);
   for (const seed of seeds) {
-    const r: RunResult = await runSeed(seed, o.keep ? { keep: o.keep } : {});
+    const ro: RunOptions = { ...(o.keep ? { keep: o.keep } : {}), ...(o.topology ? { topology: o.topology } : {}) };
+    const r: RunResult = await runSeed(seed, ro);
     simulatedMs += r.simulatedMs;
     hashes.push(r.traceHash);
     for (const f of r.faults) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
@@ -107,9 +129,10 @@ export async function simulate(seeds: number[], o: { keep?: number[]; shrink?: b
     if (r.violations.length === 0) continue;
     violations += r.violations.length;
     const first = r.violations[0]!;
-    const drawn = scheduleFor(seed).faults;
+    const drawn = scheduleFor(seed, o.topology ? { topology: o.topology } : {}).faults;
     const baseKeep = o.keep ?? drawn.map((_, i) => i);
-    const kept = o.shrink === false ? baseKeep : await shrink(seed, baseKeep, first.invariant);
+    // Shrinking shares one wall-clock budget per call, so a run of many failures still ends in time.
+    const kept = o.shrink === false ? baseKeep : await shrink(seed, baseKeep, first.invariant, 40, shrinkUntil, o.topology);
     print('');
     print(`FAIL seed ${seed}: ${first.invariant} at ${first.at} ms: ${first.detail}`);
     for (const v of r.violations.slice(1, 6)) print(`  also ${v.invariant} at ${v.at} ms: ${v.detail}`);

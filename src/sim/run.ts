@@ -25,6 +25,8 @@ export interface RunOptions {
   /** Keep only these indexes of the drawn schedule. */
   keep?: number[];
   phones?: number;
+  /** Run this world instead of the default one (`--group FILE`). */
+  topology?: (phones: number) => Topology;
   /**
    * A defect planted in the world, not in the product, to prove a checker can
    * fail: `slow-detect` (phones run missLimit 12 where 3 is declared),
@@ -77,7 +79,8 @@ function seedCrypto(rng: Rng | null): void {
 export function scheduleFor(seed: number, o: RunOptions = {}): { topo: Topology; faults: Fault[]; open: boolean } {
   const root = new Rng(seed);
   const setup = root.fork('setup');
-  const topo = defaultTopology(o.phones ?? setup.int(3, 6));
+  const phones = o.phones ?? setup.int(3, 6);
+  const topo = o.topology !== undefined ? o.topology(phones) : defaultTopology(phones);
   const open = setup.chance(0.25);
   const drawn = drawFaults(root.fork('faults'), topo);
   const faults = o.faults ?? (o.keep ? o.keep.map((i) => drawn[i]!).filter((f) => f !== undefined) : drawn);

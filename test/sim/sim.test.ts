@@ -84,3 +84,12 @@ test.serial('sim › --seed with a bad value is a usage error (exit 2)', (t) => 
   t.is(r.status, 2);
   t.regex(r.stderr, /--seed/);
 });
+
+test.serial('sim › --group FILE simulates the group of a call manager config (examples/cm-a.json)', (t) => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/sim/main.ts', '--seed', '3', '--group', 'examples/cm-a.json'], { encoding: 'utf8', timeout: 120_000 });
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /is simulated as mqtt:\/\/10\.0\.1\.1:1883/);
+  const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { seeds: number; violations: number };
+  t.is(j.seeds, 1);
+  t.is(j.violations, 0);
+});
