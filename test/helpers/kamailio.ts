@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, waitForPort } from './net.js';
+import { freePort, waitFor } from './net.js';
 import { isAddressInUse } from './ports.js';
 import { killAtExit } from './reaper.js';
 
@@ -53,7 +53,49 @@ function refuses(port: number): Promise<boolean> {
   });
 }
 
-/** Start Kamailio on `opts.port` (default: a free one) and wait until it accepts TCP. */
+let probes = 0;
+
+/**
+ * True when a SIP OPTIONS over TCP to 127.0.0.1:`port` gets a SIP answer (any status): Kamailio is
+ * up and it is Kamailio on the port, not something that took the port while Kamailio failed to bind.
+ */
+function answersSip(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const id = `probe-${process.pid}-${++probes}`;
+    const s = connect(port, '127.0.0.1', () => {
+      s.write(
+        [
+          `OPTIONS sip:127.0.0.1:${port};transport=tcp SIP/2.0`,
+          `Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK${id}`,
+          'Max-Forwards: 70',
+          `From: <sip:probe@127.0.0.1>;tag=${id}`,
+          `To: <sip:127.0.0.1:${port}>`,
+          `Call-ID: ${id}@127.0.0.1`,
+          'CSeq: 1 OPTIONS',
+          'Content-Length: 0',
+          '',
+          '',
+        ].join('\r\n'),
+      );
+    });
+    let got = '';
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 2000);
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      got += d;
+      if (got.startsWith('SIP/2.0 ')) done(true);
+    });
+    s.on('error', () => done(false));
+    s.on('close', () => done(false));
+  });
+}
+
+/** Start Kamailio on `opts.port` (default: a free one) and wait until it answers SIP there. */
 export async function startKamailio(opts: { port?: number } = {}): Promise<Kamailio> {
   // SIP: claimed for UDP too, though the shipped config listens on TCP only.
   let port = opts.port ?? (await freePort({ udp: true }));
@@ -89,9 +131,15 @@ export async function startKamailio(opts: { port?: number } = {}): Promise<Kamai
       c.once('exit', () => resolve()),
     );
     try {
-      // Generous: a loaded machine may take seconds to start Kamailio and fork its workers.
-      await waitForPort(port, 30_000);
-      if (c.exitCode !== null || c.signalCode !== null || isAddressInUse(runText)) throw new Error('exited, or its port was taken');
+      // Generous: a loaded machine may take seconds to start Kamailio and fork its workers. A SIP
+      // answer, not a TCP accept: something else may hold the port Kamailio failed to bind.
+      await waitFor(
+        async () => {
+          if (c.exitCode !== null || c.signalCode !== null || isAddressInUse(runText)) throw new Error('exited, or its port was taken');
+          return answersSip(port);
+        },
+        { timeoutMs: 30_000, intervalMs: 50, what: `kamailio answering SIP on ${port}` },
+      );
     } catch (err) {
       killGroup(c, 'SIGKILL');
       throw new Error(`kamailio did not listen on ${port}: ${(err as Error).message}\n${tail.slice(-30).join('\n')}`);

@@ -29,7 +29,7 @@
  * The pure parts (pool, candidate choice, lock text, staleness) are unit-tested in
  * test/unit/helpers/ports.test.ts.
  */
-import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import dgram from 'node:dgram';
@@ -229,7 +229,14 @@ export async function claimPort(opts: ClaimOptions = {}): Promise<number> {
   const span = opts.span ?? 1;
   const dir = opts.dir ?? LOCK_DIR;
   const random = opts.random ?? Math.random;
-  mkdirSync(dir, { recursive: true, mode: 0o1777 });
+  if (mkdirSync(dir, { recursive: true }) !== undefined) {
+    // Created now: shared by every user's test runs on the machine, like /tmp (the umask cut the mode).
+    try {
+      chmodSync(dir, 0o1777);
+    } catch {
+      // not ours to change
+    }
+  }
   const pool = opts.pool ?? portPool(ephemeralRange());
   const me = lockText({ pid: process.pid, start: procStart(process.pid) ?? 'unknown' });
   const attempts = opts.attempts ?? 200;
