@@ -1,0 +1,281 @@
+/**
+ * The real-process nemesis (issue 16, "In CI and beyond"): two sites on
+ * 127.0.0.1, each a real mosquitto behind a proxy the nemesis owns
+ * (proxy.ts), three call managers (`node dist/bin/ipphone-cm.js`: cm-a and
+ * cm-c at site A, cm-b at site B) and a fleet of phones (`node
+ * dist/bin/ipphone-fleet.js`). Faults are drawn from a seed and done from the
+ * outside, as Jepsen's nemesis and TigerBeetle's vortex do: kill -9 and
+ * SIGSTOP of a call manager, kill -9 of a broker, a host cut from a broker
+ * (reset) or black-holed. At most two at a time, each for a bounded time,
+ * then a quiet period; the checkers (judge.ts) look only at what clients see.
+ * docs/chaos.md has the bounds and how to read a failure.
+ */
+import { join } from 'node:path';
+import { trustedKeys } from '../../src/protocol/envelope.js';
+import { Cluster } from '../../test/helpers/cluster.js';
+import { startMosquitto, type Mosquitto } from '../../test/helpers/mosquitto.js';
+import { delay, freePort } from '../../test/helpers/net.js';
+import { boundsOf, PHONE_TIMING, type Bounds, type PhoneTiming } from './bounds.js';
+import { Judge, type Failure, type Truth } from './judge.js';
+import { LinkProxy, type LinkState } from './proxy.js';
+import { ChaosRng } from './rng.js';
+
+export type FaultKind = 'crash' | 'pause' | 'broker-down' | 'partition' | 'blackhole';
+
+/**
+ * Planted defects that prove the checkers can fail:
+ * `stopped-as-healthy` — at the end the nemesis leaves cm-a SIGSTOPped but tells the checkers
+ * it runs (`fallback` and `healthz` must fire); `slow-detect` — the phones run with
+ * `missLimit` 100 while the bounds are derived from the declared 3, and cm-a is stopped
+ * for longer than the bound (`home-is-live` must fire).
+ */
+export type Plant = 'stopped-as-healthy' | 'slow-detect';
+
+export interface ChaosOptions {
+  minutes: number;
+  seed: number;
+  phones: number;
+  plant?: Plant | undefined;
+}
+
+export interface ChaosSummary {
+  minutes: number;
+  seed: number;
+  phones: number;
+  faults: Partial<Record<FaultKind, number>>;
+  violations: number;
+  failures: Failure[];
+  checks: number;
+  wallMs: number;
+  plant?: Plant;
+}
+
+const CMS = [
+  { id: 'cm-a', site: 'A' },
+  { id: 'cm-b', site: 'B' },
+  { id: 'cm-c', site: 'A' },
+] as const;
+const SITES = ['A', 'B'] as const;
+const PHONE_PREFIX = 'ph-';
+const HOSTS = ['fleet', ...CMS.map((c) => c.id)];
+
+interface Fault {
+  kind: FaultKind;
+  target: string;
+  /** For links: the broker's site. */
+  site?: string;
+  durationMs: number;
+}
+
+const TICK_MS = 500;
+
+/** Run the nemesis for `opts.minutes` and return what it found; `say` gets one line per fault and violation. */
+export async function runChaos(opts: ChaosOptions, say: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<ChaosSummary> {
+  const started = Date.now();
+  const rng = new ChaosRng(opts.seed);
+  const declared: PhoneTiming = PHONE_TIMING;
+  const bounds: Bounds = boundsOf(declared);
+  const runMissLimit = opts.plant === 'slow-detect' ? 100 : declared.missLimit;
+  const faults: Partial<Record<FaultKind, number>> = {};
+  const cluster = new Cluster();
+  const brokers = new Map<string, Mosquitto>();
+  const proxies = new Map<string, LinkProxy>();
+  const brokerUp = new Map<string, boolean>();
+  const cmState = new Map<string, 'up' | 'killed' | 'stopped' | 'starting'>();
+  /** The planted lie: the checkers are told these run. */
+  const claimedUp = new Set<string>();
+  const phones = Array.from({ length: opts.phones }, (_, i) => `${PHONE_PREFIX}${i + 1}`);
+  const busy = Math.floor(opts.phones / 10);
+  const truth: Truth = {
+    cms: CMS,
+    sites: SITES,
+    cmRunning: (id) => claimedUp.has(id) || cmState.get(id) === 'up',
+    brokerUp: (s) => brokerUp.get(s) === true,
+    linkWhole: (host, s) => proxies.get(s)?.state(host) === 'ok',
+  };
+  const judge = new Judge(truth, bounds, phones, trustedKeys({ 'ops-1': cluster.publicPem }), cluster.prefix, say);
+  const httpPorts = new Map<string, number>();
+  let ticking = true;
+  let tickLoop: Promise<void> = Promise.resolve();
+  const pending = new Set<Promise<unknown>>();
+
+  // Log level info: Cluster.startCm waits for "call manager started".
+  const cmExtra = {};
+  const startCm = async (id: string): Promise<void> => {
+    cmState.set(id, 'starting');
+    judge.sample();
+    await cluster.startCm(id, cmExtra);
+    cmState.set(id, 'up');
+    judge.sample();
+  };
+
+  try {
+    // ---- the world ------------------------------------------------------------------------
+    for (const site of SITES) {
+      const m = await startMosquitto();
+      brokers.set(site, m);
+      brokerUp.set(site, true);
+      const hostOf = (clientId: string): string => {
+        for (const { id } of CMS) if (clientId === `ipphone-cm-${id}` || clientId.startsWith(`ipphone-cm-${id}-link`)) return id;
+        return clientId.startsWith(`ipphone-${PHONE_PREFIX}`) ? 'fleet' : 'other';
+      };
+      const p = new LinkProxy(site, m.port, hostOf);
+      await p.listen(await freePort());
+      proxies.set(site, p);
+      await judge.observe(site, m.url);
+    }
+    await cluster.defineGroup(CMS.map((c) => ({ id: c.id, broker: proxies.get(c.site)!.url })));
+    for (const g of cluster.group) httpPorts.set(g.id, Number(new URL(g.services).port));
+    for (const { id } of CMS) await startCm(id);
+    const fleetConfig = cluster.agentConfig('fleet', {
+      keepalive: { intervalMs: declared.intervalMs, missLimit: runMissLimit, ackTimeoutMs: declared.ackTimeoutMs },
+      fallback: { holdMs: declared.holdMs },
+      mqtt: { connectTimeoutMs: declared.connectTimeoutMs, keepaliveSec: declared.keepaliveSec, backoff: { baseMs: declared.backoffBaseMs, maxMs: declared.backoffMaxMs } },
+      log: { level: 'warn' },
+    });
+    const fleet = cluster.startFleet('fleet', ['--config', fleetConfig, '--count', String(opts.phones), '--prefix', PHONE_PREFIX, '--state-dir', join(cluster.dir, 'fleet'), '--busy', String(busy), '--summary-ms', '10000']);
+    const ready = await until(() => judge.notHomed().length === 0, 120_000);
+    if (!ready) throw new Error(`the fleet did not home within 120 s: ${judge.describe(judge.notHomed())}\n${fleet.output().slice(-3000)}`);
+    say(`ready: ${opts.phones} phones homed (${busy} busy), brokers A:${brokers.get('A')!.port} B:${brokers.get('B')!.port} via proxies A:${proxies.get('A')!.port} B:${proxies.get('B')!.port}; seed ${opts.seed}${opts.plant ? `; plant ${opts.plant}` : ''}`);
+    say(`bounds: ${JSON.stringify(bounds)}`);
+    judge.checks = 0; // the start-up's polls are not checks
+
+    // ---- the checkers' clock --------------------------------------------------------------
+    tickLoop = (async () => {
+      while (ticking) {
+        await judge.pollHealthz(httpPorts);
+        const now = Date.now();
+        judge.tick(now);
+        for (const [site, p] of proxies) judge.noStorm(site, p.attempts, now);
+        judge.endTick();
+        await delay(TICK_MS);
+      }
+    })();
+
+    // ---- the nemesis ------------------------------------------------------------------------
+    const apply = async (f: Fault): Promise<void> => {
+      faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+      say(`fault ${f.kind} ${f.target}${f.site ? `↔${f.site}` : ''} for ${f.durationMs} ms`);
+      if (f.kind === 'crash') {
+        cmState.set(f.target, 'killed');
+        cluster.cms.get(f.target)!.signal('SIGKILL');
+      } else if (f.kind === 'pause') {
+        cmState.set(f.target, 'stopped');
+        cluster.cms.get(f.target)!.signal('SIGSTOP');
+      } else if (f.kind === 'broker-down') {
+        brokerUp.set(f.target, false);
+        judge.sample();
+        await brokers.get(f.target)!.kill();
+      } else {
+        proxies.get(f.site!)!.set(f.target, f.kind as LinkState);
+      }
+      judge.sample();
+    };
+    const undo = async (f: Fault): Promise<void> => {
+      if (f.kind === 'crash') await startCm(f.target);
+      else if (f.kind === 'pause') {
+        cluster.cms.get(f.target)!.signal('SIGCONT');
+        cmState.set(f.target, 'up');
+      } else if (f.kind === 'broker-down') {
+        await brokers.get(f.target)!.restart();
+        brokerUp.set(f.target, true);
+      } else proxies.get(f.site!)!.set(f.target, 'ok');
+      judge.sample();
+      say(`healed ${f.kind} ${f.target}${f.site ? `↔${f.site}` : ''}`);
+    };
+    const draw = (busyTargets: Set<string>, maxMs: number): Fault | null => {
+      for (let i = 0; i < 20; i++) {
+        const kind = rng.pick<FaultKind>(['crash', 'pause', 'broker-down', 'partition', 'blackhole']);
+        const durationMs = Math.min(maxMs, rng.int(4000, 25_000));
+        let f: Fault;
+        if (kind === 'crash' || kind === 'pause') f = { kind, target: rng.pick(CMS).id, durationMs };
+        else if (kind === 'broker-down') f = { kind, target: rng.pick(SITES), durationMs };
+        else f = { kind, target: rng.pick(HOSTS), site: rng.pick(SITES), durationMs };
+        const key = f.site ? `${f.target}|${f.site}` : f.target;
+        if (busyTargets.has(key) || busyTargets.has(f.target)) continue;
+        return f;
+      }
+      return null;
+    };
+
+    const fallbackMs = bounds.fallback;
+    const faultsEnd = Date.now() + Math.max(10_000, opts.minutes * 60_000 - (opts.plant ? 0 : Math.min(fallbackMs, opts.minutes * 30_000)));
+    if (opts.plant === 'slow-detect') {
+      // One stop of cm-a, longer than home-is-live's bound and shorter than its will (1.5 × 30 s).
+      const f: Fault = { kind: 'pause', target: 'cm-a', durationMs: bounds.reconnect + 8000 };
+      await apply(f);
+      await delay(f.durationMs);
+      await undo(f);
+    } else {
+      for (let episode = 0; episode < 1000 && Date.now() < faultsEnd - 4000; episode++) {
+        const left = faultsEnd - Date.now();
+        const first = draw(new Set(), left);
+        if (first === null) break;
+        const running: Promise<void>[] = [];
+        const one = async (f: Fault): Promise<void> => {
+          await apply(f);
+          await delay(f.durationMs);
+          await undo(f);
+        };
+        running.push(one(first));
+        if (rng.chance(0.35)) {
+          const lag = rng.int(0, Math.floor(first.durationMs / 2));
+          const second = draw(new Set([first.site ? `${first.target}|${first.site}` : first.target]), Math.max(1000, left - lag));
+          if (second !== null) running.push(delay(lag).then(() => one(second)));
+        }
+        const all = Promise.all(running);
+        pending.add(all);
+        await all;
+        pending.delete(all);
+        // service-when-possible: after the heal, every phone homes within the bound.
+        const healedAt = Date.now();
+        const ok = await until(() => judge.notHomed().length === 0, bounds.service);
+        if (!ok) judge.fail('service-when-possible', `${episode}`, `${judge.notHomed().length} phones not homed ${Date.now() - healedAt} ms after the heal (bound ${bounds.service} ms): ${judge.describe(judge.notHomed())}`);
+        else say(`quiet: all ${opts.phones} phones homed ${Date.now() - healedAt} ms after the heal`);
+        await delay(rng.int(1000, 4000));
+      }
+    }
+
+    // ---- after the faults: fallback -------------------------------------------------------
+    if (opts.plant === 'stopped-as-healthy') {
+      say('plant: cm-a SIGSTOPped, the checkers told it runs');
+      cluster.cms.get('cm-a')!.signal('SIGSTOP');
+      cmState.set('cm-a', 'stopped');
+      claimedUp.add('cm-a');
+    }
+    const lastHeal = Date.now();
+    const fellBack = await until(() => judge.notFallenBack().length === 0, fallbackMs);
+    if (!fellBack) judge.fail('fallback', 'end', `${judge.notFallenBack().length} idle phones not on their highest healthy pointer ${Date.now() - lastHeal} ms after the last heal (bound ${fallbackMs} ms): ${judge.describe(judge.notFallenBack())}`);
+    else say(`fallback: every idle phone on its highest healthy pointer ${Date.now() - lastHeal} ms after the last heal`);
+  } finally {
+    ticking = false;
+    await tickLoop.catch(() => undefined);
+    await Promise.allSettled([...pending]);
+    for (const p of cluster.cms.values()) p.signal('SIGCONT');
+    await judge.close();
+    await cluster.close().catch(() => undefined);
+    for (const p of proxies.values()) await p.close();
+    for (const m of brokers.values()) await m.stop().catch(() => undefined);
+  }
+  return {
+    minutes: opts.minutes,
+    seed: opts.seed,
+    phones: opts.phones,
+    faults,
+    violations: judge.violations,
+    failures: judge.failures,
+    checks: judge.checks,
+    wallMs: Date.now() - started,
+    ...(opts.plant ? { plant: opts.plant } : {}),
+  };
+}
+
+/** Poll `pred` every 250 ms until it holds (true) or `ms` pass (false). */
+async function until(pred: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (pred()) return true;
+    if (Date.now() >= end) return false;
+    await delay(250);
+  }
+}
