@@ -18,6 +18,7 @@ export class HostilePhone {
   #conns = new Map<string, Conn>();
   #until = 0;
   #seq = 0;
+  #drag = 0;
   published = 0;
 
   constructor(
@@ -97,7 +98,8 @@ export class HostilePhone {
         // A keep-alive whose list version is far ahead (drags version clocks if believed).
         return {
           topic: r.chance(0.7) ? `${PREFIX}/cm/${cm}/keepalive/${me}` : `${PREFIX}/cm/${cm}/keepalive`,
-          payload: Buffer.from(JSON.stringify({ phone: me, seq: ++this.#seq, pointersVersion: wall + r.int(1, 40) * 86_400_000, busy: false, ...(r.chance(0.5) ? { probe: true } : {}) })),
+          // Half of them ratchet: each a day further ahead than the last (issue 15 §1's attack), the rest 1..40 days at random.
+          payload: Buffer.from(JSON.stringify({ phone: me, seq: ++this.#seq, pointersVersion: wall + (r.chance(0.5) ? ++this.#drag : r.int(1, 40)) * 86_400_000 - 60_000, busy: false, ...(r.chance(0.5) ? { probe: true } : {}) })),
           retain: false,
         };
       case 2:

@@ -299,8 +299,8 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       }
     }
     checkers.tick();
-  });
-  checkers.finish(faultsEnd);
+  }, () => checkers.violations.length > 0);
+  if (checkers.violations.length === 0) checkers.finish(faultsEnd);
   const errors = [...[...cms.values()].flatMap((h) => h.errors), ...[...phones.values()].flatMap((p) => p.errors)];
   // Stop the world: nothing of this run may fire in the next.
   for (const h of cms.values()) h.crash();

@@ -105,10 +105,12 @@ export class World {
 
   /**
    * Run events up to and including time `end`, settling promises after each;
-   * `check` runs after every event that changed simulated time or state.
+   * `check` runs after every event; `stop` ends the run early (a violation:
+   * the trace's tail then shows what led to it).
    */
-  async runUntil(end: number, check: () => void): Promise<void> {
+  async runUntil(end: number, check: () => void, stop: () => boolean = () => false): Promise<void> {
     for (;;) {
+      if (stop()) return;
       const e = this.#q.peek();
       if (e === undefined || e.at > end) break;
       this.#q.pop();
