@@ -6,7 +6,7 @@
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { Net, openAcl, printedAcl, type Broker } from './broker.js';
 import { Host } from './clock.js';
-import { drawFaults, describeFault, type Fault, type FaultKind } from './faults.js';
+import { drawFaults, describeFault, type Fault } from './faults.js';
 import { allCms, defaultTopology, PREFIX, signer, type Topology } from './group.js';
 import { HostilePhone } from './hostile.js';
 import { CmHost, PhoneHost } from './hosts.js';
@@ -188,11 +188,9 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   for (const p of phones.values()) world.at(start.int(200, 3000), () => p.boot());
 
   // Faults.
-  const counts: Partial<Record<FaultKind, number>> = {};
   const hostile = new HostilePhone(world, net, new Host(world, 'hostile'), topo, root.fork('hostile'));
   let faultsEnd = 0;
   for (const f of faults) {
-    counts[f.kind] = (counts[f.kind] ?? 0) + 1;
     faultsEnd = Math.max(faultsEnd, f.at + f.durationMs);
     world.at(f.at, () => {
       world.trace(`fault ${describeFault(f)}`);
@@ -223,7 +221,6 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
         if (h.host.paused) return;
         h.host.pause();
         // The broker times a silent client out at 1.5 × its keep-alive (the will fires).
-        for (const c of h.clients) void c;
         const pausedAt = world.now;
         for (const b of net.brokers.values()) {
           for (const c of b.conns()) {
@@ -305,7 +302,6 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   // Stop the world: nothing of this run may fire in the next.
   for (const h of cms.values()) h.crash();
   for (const p of phones.values()) p.powerCut();
-  void counts;
   return {
     seed,
     violations: checkers.violations,
