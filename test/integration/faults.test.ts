@@ -24,7 +24,7 @@ function logCounter(p: Proc, msg: string): { times: number[] } {
   return { times };
 }
 
-test.serial('every broker down for 8 s: reconnects capped, no busy loop, memory flat, home again within one backoff period of their return', async (t) => {
+test.serial('every broker down for 8 s: reconnects capped, no busy loop, memory flat, home again once they return', async (t) => {
   t.timeout(90_000);
   const m1 = await startMosquitto();
   const m2 = await startMosquitto();
@@ -83,8 +83,9 @@ test.serial('every broker down for 8 s: reconnects capped, no busy loop, memory 
   t.true(attempts <= 60, `connect attempts capped: ${attempts} in ${downFor} ms`);
   t.true(cpuUsed < 1000, `no busy loop: ${cpuUsed} ms CPU over the outage`);
   t.true(rssEnd - rss0 < 10 * 1024, `RSS flat: ${rss0} → ${rssEnd} KiB`);
-  // One backoff period, plus a handshake round (connect, subscribe, keep-alive, ack) on a loaded CI machine.
-  t.true(homeAfter <= maxMs + 1000, `home again ${homeAfter} ms after the brokers returned`);
+  // How soon it is home again is a figure (logged above), not an assertion: the backoff's cap is
+  // proven with an injected clock (test/unit/agent/machine*.test.ts); here a loaded machine only
+  // delays timers, so the waitFor deadline above is what catches an agent that never comes back.
 });
 
 test.serial('a primary that flaps (kill -9, restart) every 3 s for 20 s: the phone does not follow each flap back (fallback hold 5 s)', async (t) => {
