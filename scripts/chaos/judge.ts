@@ -19,6 +19,8 @@ export interface Truth {
   sites: readonly string[];
   /** The process runs and is not stopped (a restarting one counts once its start finished). */
   cmRunning(id: string): boolean;
+  /** The process was killed (kill -9) and is not running again yet. */
+  cmKilled(id: string): boolean;
   brokerUp(site: string): boolean;
   /** `host` (`fleet` or a cmId) reaches the broker of `site`. */
   linkWhole(host: string, site: string): boolean;
@@ -42,6 +44,8 @@ export interface Failure {
 }
 
 const MAX_FAILURES = 50;
+/** A killed call manager's will fires at once (unclean loss); this much time for it to arrive. */
+const STATE_DEAD_MS = 10_000;
 
 export class Judge {
   readonly statuses = new Map<string, Status>();
@@ -59,6 +63,12 @@ export class Judge {
   readonly #unusableSince = new Map<string, number | null>();
   readonly #healthySince = new Map<string, number | null>();
   #publishableSince: number | null = null;
+  readonly #killedSince = new Map<string, number | null>();
+  readonly #brokerUpSince = new Map<string, number | null>();
+  /** Per call manager: since when its own link to its broker has been whole. */
+  readonly #ownLinkSince = new Map<string, number | null>();
+  /** What the observers took in, for the summary: a checker that saw nothing proves nothing. */
+  readonly seen = { statuses: 0, lists: 0, states: 0, healthz: 0 };
   readonly #healthz = new Map<string, { at: number; code: number }[]>();
 
   constructor(
@@ -101,7 +111,10 @@ export class Judge {
     }
     const now = Date.now();
     if (rest[0] === 'cm' && rest[2] === 'state') {
-      if (typeof body.online === 'boolean') this.cmStates.set(`${site}|${rest[1]}`, { at: now, online: body.online });
+      if (typeof body.online === 'boolean') {
+        this.cmStates.set(`${site}|${rest[1]}`, { at: now, online: body.online });
+        this.seen.states++;
+      }
       return;
     }
     if (rest[0] !== 'phone') return;
@@ -126,6 +139,7 @@ export class Judge {
       pointersVersion: typeof b.pointersVersion === 'number' ? b.pointersVersion : 0,
     };
     this.statuses.set(phone, st);
+    this.seen.statuses++;
     // versions-bounded: never beyond the wall clock + 24 h; never down, per phone and broker.
     this.checks++;
     if (st.pointersVersion > now + this.bounds.versionAhead) this.#fail('versions-bounded', `${phone}:${st.pointersVersion}`, `${phone} reports pointersVersion ${st.pointersVersion}, more than 24 h ahead of the wall clock`);
@@ -142,6 +156,7 @@ export class Judge {
     const id = `${phone}|${String(env.sig)}`;
     if (this.#verified.has(id)) return;
     this.#verified.add(id);
+    this.seen.lists++;
     if (this.#verified.size > 50_000) this.#verified.clear();
     this.checks++;
     let body: PointersBody;
@@ -172,6 +187,7 @@ export class Judge {
         } catch {
           code = 0;
         }
+        this.seen.healthz++;
         const list = this.#healthz.get(id) ?? [];
         list.push({ at: Date.now(), code });
         while (list.length > 30) list.shift();
@@ -206,9 +222,18 @@ export class Judge {
         this.#usableSince.set(id, null);
         if ((this.#unusableSince.get(id) ?? null) === null) this.#unusableSince.set(id, now);
       }
+      const site = this.truth.cms.find((c) => c.id === id)!.site;
+      if (!this.truth.linkWhole(id, site)) this.#ownLinkSince.set(id, null);
+      else if ((this.#ownLinkSince.get(id) ?? null) === null) this.#ownLinkSince.set(id, now);
+      if (!this.truth.cmKilled(id)) this.#killedSince.set(id, null);
+      else if ((this.#killedSince.get(id) ?? null) === null) this.#killedSince.set(id, now);
       const h = this.#healthy(id);
       if (!h) this.#healthySince.set(id, null);
       else if ((this.#healthySince.get(id) ?? null) === null) this.#healthySince.set(id, now);
+    }
+    for (const site of this.truth.sites) {
+      if (!this.truth.brokerUp(site)) this.#brokerUpSince.set(site, null);
+      else if ((this.#brokerUpSince.get(site) ?? null) === null) this.#brokerUpSince.set(site, now);
     }
     const publishable = this.truth.sites.some((s) => this.truth.brokerUp(s) && this.truth.linkWhole('fleet', s));
     if (!publishable) this.#publishableSince = null;
@@ -223,6 +248,32 @@ export class Judge {
     this.#homeIsLive(now);
     this.#noStormDue = true;
     this.#healthzLive(now);
+    this.#stateLive(now);
+  }
+
+  /**
+   * state-live: a call manager's retained `state` on its own broker tells the truth, as its
+   * will promises: killed (an unclean loss: the will fires at once) for {@link STATE_DEAD_MS}
+   * while that broker stayed up and its link to it whole ⇒ not `online: true`; up and linked for the healthz bound ⇒
+   * `online: true` (a call manager whose will fired while it lived says so again).
+   */
+  #stateLive(now: number): void {
+    for (const { id, site } of this.truth.cms) {
+      const st = this.cmStates.get(`${site}|${id}`);
+      const killed = this.#killedSince.get(id) ?? null;
+      const brokerSince = this.#brokerUpSince.get(site) ?? null;
+      const linkSince = this.#ownLinkSince.get(id) ?? null;
+      // Only while its broker saw the connection die: not behind a black hole (that broker learns at 1.5 × keep-alive).
+      if (killed !== null && brokerSince !== null && brokerSince < killed && linkSince !== null && linkSince < killed && now - killed > STATE_DEAD_MS) {
+        this.checks++;
+        if (st?.online === true) this.#fail('state-live', `${id}|dead|${killed}`, `${id} killed ${now - killed} ms ago, its broker up all along, but its state still says online (since ${now - st.at} ms)`);
+      }
+      const healthy = this.#healthySince.get(id) ?? null;
+      if (healthy !== null && brokerSince !== null && now - Math.max(healthy, brokerSince) > this.bounds.healthzUp) {
+        this.checks++;
+        if (st === undefined || st.online !== true) this.#fail('state-live', `${id}|live|${healthy}`, `${id} up and linked for ${now - healthy} ms but its state on broker ${site} says ${st === undefined ? 'nothing' : `online: ${st.online}`}`);
+      }
+    }
   }
 
   #noStormDue = false;

@@ -46,6 +46,8 @@ export interface ChaosSummary {
   violations: number;
   failures: Failure[];
   checks: number;
+  /** What the observers took in: statuses, distinct signed lists, call-manager states, /healthz answers. */
+  seen: Judge['seen'];
   wallMs: number;
   plant?: Plant;
 }
@@ -90,6 +92,7 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     cms: CMS,
     sites: SITES,
     cmRunning: (id) => claimedUp.has(id) || cmState.get(id) === 'up',
+    cmKilled: (id) => !claimedUp.has(id) && cmState.get(id) === 'killed',
     brokerUp: (s) => brokerUp.get(s) === true,
     linkWhole: (host, s) => proxies.get(s)?.state(host) === 'ok',
   };
@@ -243,10 +246,28 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
       cmState.set('cm-a', 'stopped');
       claimedUp.add('cm-a');
     }
+    // fallback: by hold + bound after the last heal every idle phone is on its highest healthy
+    // pointer — and stays there for a detection bound (a rule met for an instant proves nothing).
     const lastHeal = Date.now();
-    const fellBack = await until(() => judge.notFallenBack().length === 0, fallbackMs);
-    if (!fellBack) judge.fail('fallback', 'end', `${judge.notFallenBack().length} idle phones not on their highest healthy pointer ${Date.now() - lastHeal} ms after the last heal (bound ${fallbackMs} ms): ${judge.describe(judge.notFallenBack())}`);
-    else say(`fallback: every idle phone on its highest healthy pointer ${Date.now() - lastHeal} ms after the last heal`);
+    const settleMs = bounds.detect + 2000;
+    let stableSince: number | null = null;
+    for (let i = 0; i < 100_000; i++) {
+      const now = Date.now();
+      if (judge.notFallenBack().length === 0) {
+        stableSince ??= now;
+        if (now - stableSince >= settleMs) {
+          say(`fallback: every idle phone on its highest healthy pointer ${stableSince - lastHeal} ms after the last heal, and still ${settleMs} ms later`);
+          break;
+        }
+      } else {
+        stableSince = null;
+        if (now - lastHeal > fallbackMs) {
+          judge.fail('fallback', 'end', `${judge.notFallenBack().length} idle phones not on their highest healthy pointer ${now - lastHeal} ms after the last heal (bound ${fallbackMs} ms): ${judge.describe(judge.notFallenBack())}`);
+          break;
+        }
+      }
+      await delay(250);
+    }
   } finally {
     ticking = false;
     await tickLoop.catch(() => undefined);
@@ -265,6 +286,7 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     violations: judge.violations,
     failures: judge.failures,
     checks: judge.checks,
+    seen: judge.seen,
     wallMs: Date.now() - started,
     ...(opts.plant ? { plant: opts.plant } : {}),
   };
