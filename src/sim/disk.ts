@@ -72,6 +72,15 @@ export class SimDisk {
         }),
       write: (h, data, offset, length) =>
         op(() => {
+          const armed = this.#armed;
+          if (armed !== undefined) {
+            // The power goes in the middle of this write: part of it reached the flash's cache.
+            this.#armed = undefined;
+            const f = this.#files.get((h as Handle).file)!;
+            f.live = Buffer.concat([f.live ?? Buffer.alloc(0), Buffer.from(data.subarray(offset, offset + this.rng.int(0, length)))]);
+            armed();
+            return new Promise<number>(() => undefined) as unknown as number;
+          }
           const f = this.#files.get((h as Handle).file)!;
           f.live = Buffer.concat([f.live ?? Buffer.alloc(0), Buffer.from(data.subarray(offset, offset + length))]);
           this.writes++;
@@ -107,6 +116,13 @@ export class SimDisk {
     };
   }
 
+  #armed: (() => void) | undefined;
+
+  /** Call `cut` in the middle of the next write (a power cut timed to a save); undefined disarms. */
+  armCut(cut: (() => void) | undefined): void {
+    this.#armed = cut;
+  }
+
   /** The process died (kill -9): its pending operations never complete; what it wrote stays (the kernel has it). */
   revoke(): void {
     this.#epoch++;
@@ -126,10 +142,9 @@ export class SimDisk {
       const r = this.lyingFsync ? 0 : this.rng.int(0, 3);
       if (r === 0) f.live = f.durable;
       else if (r === 1) f.live = Buffer.alloc(0);
-      else if (r === 2 && live !== null) {
-        f.live = live.subarray(0, this.rng.int(0, live.length));
-        torn++;
-      }
+      else if (r === 2 && live !== null) f.live = live.subarray(0, this.rng.int(0, live.length));
+      // Torn: what survives is neither the old bytes nor nothing (a prefix of a write, or a write cut short).
+      if (f.live !== null && f.live.length > 0 && (f.durable === null || !f.live.equals(f.durable))) torn++;
       f.durable = f.live === null ? null : Buffer.from(f.live);
     }
     return torn;

@@ -22,6 +22,8 @@ export interface Fault {
   broker?: string;
   way?: 'h2b' | 'b2h' | 'both';
   stepMs?: number;
+  /** power-cut: wait for the phone's next flash write and cut in the middle of it. */
+  midWrite?: boolean;
 }
 
 /** Faults start in [FAULTS_FROM, FAULTS_UNTIL) and are all undone by FAULTS_UNTIL + 60 s at most. */
@@ -61,7 +63,8 @@ export function drawFaults(rng: Rng, t: Topology): Fault[] {
         out.push({ kind, at, durationMs: rng.int(300, 40_000), target: rng.pick(cms) });
         break;
       case 'power-cut':
-        out.push({ kind, at, durationMs: rng.int(100, 20_000), target: rng.pick(t.phones) });
+        // Half of them wait (up to 60 s) for the phone's next flash write and cut it in the middle.
+        out.push({ kind, at, durationMs: rng.int(100, 20_000), target: rng.pick(t.phones), ...(rng.chance(0.5) ? { midWrite: true } : {}) });
         break;
       case 'hostile-phone':
         out.push({ kind, at, durationMs: rng.int(5_000, 60_000), target: 'p-6666' });
@@ -72,6 +75,6 @@ export function drawFaults(rng: Rng, t: Topology): Fault[] {
 }
 
 export function describeFault(f: Fault): string {
-  const extra = f.kind === 'partition' ? ` ${f.target}~${f.broker} ${f.way}` : f.kind === 'clock-step' ? ` ${f.target} ${f.stepMs! > 0 ? '+' : ''}${f.stepMs}ms` : ` ${f.target}`;
+  const extra = f.kind === 'partition' ? ` ${f.target}~${f.broker} ${f.way}` : f.kind === 'clock-step' ? ` ${f.target} ${f.stepMs! > 0 ? '+' : ''}${f.stepMs}ms` : f.midWrite === true ? ` ${f.target} mid-write` : ` ${f.target}`;
   return `${f.kind}${extra} at ${f.at} for ${f.durationMs}ms`;
 }

@@ -191,7 +191,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   const hostile = new HostilePhone(world, net, new Host(world, 'hostile'), topo, root.fork('hostile'));
   let faultsEnd = 0;
   for (const f of faults) {
-    faultsEnd = Math.max(faultsEnd, f.at + f.durationMs);
+    faultsEnd = Math.max(faultsEnd, f.at + f.durationMs + (f.midWrite === true ? 60_000 : 0));
     world.at(f.at, () => {
       world.trace(`fault ${describeFault(f)}`);
       applyFault(f);
@@ -257,8 +257,22 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       }
       case 'power-cut': {
         const p = phones.get(f.target)!;
-        p.powerCut();
-        end(() => p.boot());
+        if (f.midWrite !== true) {
+          p.powerCut();
+          end(() => p.boot());
+          break;
+        }
+        let done = false;
+        const cut = (): void => {
+          if (done) return;
+          done = true;
+          p.disk.armCut(undefined);
+          world.trace(`${p.phoneId} power-cut mid-write`);
+          p.powerCut();
+          end(() => p.boot());
+        };
+        p.disk.armCut(cut);
+        world.after(60_000, cut);
         break;
       }
       case 'registrar-down': {

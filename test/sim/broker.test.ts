@@ -39,7 +39,7 @@ function world(acl = openAcl) {
   return { w, net, b, got, open, run };
 }
 
-test('sim broker › topic filters match as MQTT says (+ one level, # the rest)', (t) => {
+test('topic filters match as MQTT says (+ one level, # the rest)', (t) => {
   t.true(topicMatches('a/+/c', 'a/b/c'));
   t.false(topicMatches('a/+/c', 'a/b/d/c'));
   t.true(topicMatches('a/#', 'a/b/c'));
@@ -47,7 +47,7 @@ test('sim broker › topic filters match as MQTT says (+ one level, # the rest)'
   t.false(topicMatches('a/b', 'a/b/c'));
 });
 
-test('sim broker › a will fires on an unclean loss and a takeover, never after a DISCONNECT', async (t) => {
+test('a will fires on an unclean loss and a takeover, never after a DISCONNECT', async (t) => {
   const s = world();
   const watcher = s.open('w', 'watch', 'w');
   const pa = s.open('a', 'cm-a', 'id-a', { topic: `${P}/cm/cm-a/state`, payload: 'will-1' });
@@ -72,7 +72,7 @@ test('sim broker › a will fires on an unclean loss and a takeover, never after
   t.is(s.b.retained.get(`${P}/cm/cm-a/state`)?.toString(), 'will-3');
 });
 
-test('sim broker › the printed ACL confines a phone identity; retained messages reach only who may read them', async (t) => {
+test('the printed ACL confines a phone identity; retained messages reach only who may read them', async (t) => {
   const s = world(printedAcl(P, ['cm-a', 'cm-b']));
   const p = s.open('ph', 'p-1', 'ipphone-p-1');
   const c = s.open('cm', 'cm-a', 'ipphone-cm-cm-a');
@@ -92,7 +92,7 @@ test('sim broker › the printed ACL confines a phone identity; retained message
   t.deepEqual(s.got.filter((g) => g.who === 'ph').map((g) => g.topic), [], 'p-1 reads nothing of p-2');
 });
 
-test('sim broker › messages of one connection arrive in the order sent', async (t) => {
+test('messages of one connection arrive in the order sent', async (t) => {
   const s = world();
   const a = s.open('a', 'x', 'a');
   const r = s.open('r', 'y', 'r');

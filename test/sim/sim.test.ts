@@ -23,7 +23,7 @@ const regressions = (JSON.parse(readFileSync(new URL('./regressions.json', impor
 
 // Every test is serial: a run owns the process's event loop and node:crypto's randomBytes while it runs.
 
-test.serial('sim › the same seed replays bit for bit (same traceHash twice, another seed another hash)', async (t) => {
+test.serial('the same seed replays bit for bit (same traceHash twice, another seed another hash)', async (t) => {
   const a = await runSeed(11);
   const b = await runSeed(11);
   const c = await runSeed(12);
@@ -34,7 +34,7 @@ test.serial('sim › the same seed replays bit for bit (same traceHash twice, an
 });
 
 for (const r of regressions.filter((x) => x.plant === undefined)) {
-  test.serial(`sim › regression seed ${r.seed} holds every invariant (${r.note})`, async (t) => {
+  test.serial(`regression seed ${r.seed} holds every invariant (${r.note})`, async (t) => {
     const res = await runSeed(r.seed);
     t.deepEqual(res.violations, [], `replay: npm run sim -- --seed ${r.seed}`);
     t.deepEqual(res.errors, []);
@@ -42,7 +42,7 @@ for (const r of regressions.filter((x) => x.plant === undefined)) {
 }
 
 for (const r of regressions.filter((x) => x.plant !== undefined)) {
-  test.serial(`sim › checker ${r.expect} catches a planted ${r.plant} (seed ${r.seed})`, async (t) => {
+  test.serial(`checker ${r.expect} catches a planted ${r.plant} (seed ${r.seed})`, async (t) => {
     const res = await runSeed(r.seed, { plant: r.plant! });
     t.true(res.violations.some((v) => v.invariant === r.expect), `violations: ${JSON.stringify(res.violations.slice(0, 3))}`);
     // The same seed without the plant holds: the checker fails on the defect, not on the world.
@@ -53,7 +53,7 @@ for (const r of regressions.filter((x) => x.plant !== undefined)) {
 
 const FRESH = sized(300, 100_000);
 
-test.serial(`sim › ${FRESH} fresh seeds hold every invariant`, async (t) => {
+test.serial(`${FRESH} fresh seeds hold every invariant`, async (t) => {
   t.timeout(sized(15 * 60_000, 48 * 3600_000));
   // Fresh each run, printed, so CI explores; a failure names its seed and replay command.
   const first = Number(process.env.IPPHONE_SIM_FIRST ?? randomInt(1, 2 ** 31 - FRESH));
@@ -68,7 +68,7 @@ test.serial(`sim › ${FRESH} fresh seeds hold every invariant`, async (t) => {
   t.deepEqual(s.invariants, [...INVARIANTS]);
 });
 
-test.serial('sim › npm run sim prints the contract\'s JSON as its last line and exits 0 when nothing failed', (t) => {
+test.serial('npm run sim prints the contract\'s JSON as its last line and exits 0 when nothing failed', (t) => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/sim/main.ts', '--seeds', '2', '--first', '7'], { encoding: 'utf8', timeout: 120_000 });
   t.is(r.status, 0, r.stderr);
   const last = r.stdout.trim().split('\n').at(-1)!;
@@ -79,13 +79,13 @@ test.serial('sim › npm run sim prints the contract\'s JSON as its last line an
   t.regex(String(j.traceHash), /^[0-9a-f]{64}$/);
 });
 
-test.serial('sim › --seed with a bad value is a usage error (exit 2)', (t) => {
+test.serial('--seed with a bad value is a usage error (exit 2)', (t) => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/sim/main.ts', '--seed', 'x'], { encoding: 'utf8', timeout: 60_000 });
   t.is(r.status, 2);
   t.regex(r.stderr, /--seed/);
 });
 
-test.serial('sim › --group FILE simulates the group of a call manager config (examples/cm-a.json)', (t) => {
+test.serial('--group FILE simulates the group of a call manager config (examples/cm-a.json)', (t) => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/sim/main.ts', '--seed', '3', '--group', 'examples/cm-a.json'], { encoding: 'utf8', timeout: 120_000 });
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /is simulated as mqtt:\/\/10\.0\.1\.1:1883/);
