@@ -73,11 +73,6 @@ export class CmHost {
     return this.cm !== null;
   }
 
-  /** The client of its own broker (the first it made). */
-  get main(): SimMqttClient | undefined {
-    return this.clients[0];
-  }
-
   start(): void {
     if (this.cm !== null) return;
     const clock = (this.clock = new ProcessClock(this.host));

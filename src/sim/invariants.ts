@@ -10,7 +10,7 @@
 import { createPublicKey, verify } from 'node:crypto';
 import type { Conn } from './broker.js';
 import type { CmHost, PhoneHost } from './hosts.js';
-import { PREFIX, publicKeyPem, type Topology } from './group.js';
+import { publicKeyPem, type Topology } from './group.js';
 
 export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
@@ -314,5 +314,3 @@ export class Checkers {
     }
   }
 }
-
-export { PREFIX };
