@@ -122,6 +122,8 @@ export class Net {
   /** Cut directions by `${hostId} ${brokerId}`. */
   readonly #cuts = new Map<string, { h2b: boolean; b2h: boolean }>();
   readonly observers: PublishObserver[] = [];
+  /** Called for every connection a broker accepts. */
+  readonly onAccept: ((broker: string, clientId: string) => void)[] = [];
   #connId = 0;
 
   constructor(
@@ -303,6 +305,7 @@ export class Broker {
     this.#byClientId.set(clientId, c);
     this.accepted++;
     this.net.world.trace(`${this.id} connect ${clientId} #${c.id}`);
+    for (const fn of this.net.onAccept) fn(this.id, clientId);
     return c;
   }
 

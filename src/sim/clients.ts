@@ -54,6 +54,7 @@ export class SimMqttClient extends EventEmitter {
   readonly options: IClientOptions;
   #conn: Conn | undefined;
   #ended = false;
+  #connecting = false;
   #queue: { topic: string; payload: Buffer; retain: boolean; cb?: (err?: Error) => void }[] = [];
   readonly stream: { write: (b: Buffer) => boolean; destroyed: boolean; writable: boolean; writableLength: number; setNoDelay: () => void };
 
@@ -83,7 +84,9 @@ export class SimMqttClient extends EventEmitter {
   #alive = (): boolean => !this.clock.dead && !this.#ended;
 
   #attempt(): void {
-    if (!this.#alive()) return;
+    if (!this.#alive() || this.#connecting || this.#conn !== undefined) return;
+    this.#connecting = true;
+    let mine: Conn | undefined;
     this.net.connect(
       this.host,
       this.url,
@@ -95,20 +98,24 @@ export class SimMqttClient extends EventEmitter {
         connectTimeoutMs: this.options.connectTimeout ?? 30_000,
         alive: this.#alive,
         sink: {
+          // Only the connection of this attempt, while it is the client's current one: mqtt.js has one socket.
           message: (topic, payload) => {
-            if (this.#alive()) this.emit('message', topic, payload, {});
+            if (this.#alive() && mine !== undefined && this.#conn === mine) this.emit('message', topic, payload, {});
           },
-          closed: () => this.#lost(),
+          closed: () => {
+            if (mine !== undefined && this.#conn === mine) this.#lost();
+          },
         },
       },
       (r) => {
+        this.#connecting = false;
         if (!r.ok) {
           this.emit('error', new Error(r.reason));
           this.emit('close');
           this.#scheduleReconnect();
           return;
         }
-        this.#conn = r.conn;
+        this.#conn = mine = r.conn;
         this.connected = true;
         this.emit('connect', { cmd: 'connack' });
         const q = this.#queue.splice(0);
@@ -130,7 +137,7 @@ export class SimMqttClient extends EventEmitter {
     const period = this.options.reconnectPeriod ?? 1000;
     if (period <= 0 || !this.#alive()) return;
     this.clock.setTimeout(() => {
-      if (!this.#alive() || this.#conn !== undefined) return;
+      if (!this.#alive() || this.#conn !== undefined || this.#connecting) return;
       this.emit('reconnect');
       this.#attempt();
     }, period);

@@ -12,7 +12,7 @@ import type { Conn } from './broker.js';
 import type { CmHost, PhoneHost } from './hosts.js';
 import { publicKeyPem, type Topology } from './group.js';
 
-export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable'] as const;
+export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
 export interface Violation {
@@ -48,7 +48,12 @@ export interface Bounds {
   liveWindowMs: number;
   /** A call manager dead this long (with its broker up to send its will) is known dead by its peers (ms). */
   peerDeadMs: number;
+  /** Most connections one client id may make to one broker in {@link STORM_WINDOW_MS}. */
+  stormMax: number;
 }
+
+/** The window of the no-storm bound (ms). */
+export const STORM_WINDOW_MS = 60_000;
 
 export const MAX_AHEAD_MS = 24 * 3600 * 1000;
 
@@ -64,6 +69,9 @@ export function bounds(t: Topology, maxDelayMs: number): Bounds {
     liveWindowMs: round + 2000,
     // The peer learns from the will at once; 1.5 × the call manager's MQTT keep-alive (30 s) when the socket vanished, plus its reconnect.
     peerDeadMs: 45_000 + 10_000,
+    // A call manager's client reconnects at most once a second (mqtt.js reconnectPeriod 1000); a phone waits
+    // its backoff (base..max with full jitter) after each failure: neither comes near one a second for a minute.
+    stormMax: STORM_WINDOW_MS / 1000,
   };
 }
 
@@ -123,6 +131,8 @@ export class Checkers {
   /** Per phone: since when it has had no home. */
   readonly #homeless = new Map<string, number>();
   #lastTick = -Infinity;
+  /** Accepted connections by `${broker} ${clientId}`: their times in the last window. */
+  readonly #connects = new Map<string, number[]>();
 
   constructor(truth: Truth, b: Bounds, topo: Topology) {
     this.#t = truth;
@@ -140,6 +150,17 @@ export class Checkers {
   violate(invariant: InvariantName, detail: string): void {
     if (this.violations.some((v) => v.invariant === invariant && v.detail === detail)) return;
     this.violations.push({ invariant, at: this.#t.now(), detail });
+  }
+
+  /** no-storm: a broker accepted a connection. */
+  onConnect(broker: string, clientId: string): void {
+    const now = this.#t.now();
+    const k = `${broker} ${clientId}`;
+    const times = (this.#connects.get(k) ?? []).filter((x) => now - x < STORM_WINDOW_MS);
+    times.push(now);
+    this.#connects.set(k, times);
+    this.checks++;
+    if (times.length > this.#b.stormMax) this.violate('no-storm', `${clientId} connected to ${broker} ${times.length} times in ${STORM_WINDOW_MS} ms (bound ${this.#b.stormMax})`);
   }
 
   /** Every publish a broker accepted. */

@@ -35,12 +35,15 @@ export interface RunOptions {
    * cm-a's live connection's will at 30 s), `erase-remote` (cm-a signs
    * each phone a list without the remote site's pointer and without `owns`),
    * `dragged-version` (cm-a signs a list 30 days ahead of its clock),
-   * `push-dead` (cm-a dies at 20 s; at 90 s cm-b signs a list with cm-a first).
+   * `push-dead` (cm-a dies at 20 s; at 90 s cm-b signs a list with cm-a first),
+   * `kick` (from 20 s to 50 s broker A drops every new connection of cm-b
+   * 5 ms after accepting it: its client reconnects every second, as mqtt.js does,
+   * and the planted no-storm bound of 20 a minute must catch it).
    */
   plant?: Plant;
 }
 
-export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead';
+export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick';
 
 export interface RunResult {
   seed: number;
@@ -148,6 +151,17 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     });
     world.at(120_000, () => cms.get('cm-a')!.start());
   }
+  if (plant === 'kick') {
+    const a = net.byUrl(cms.get('cm-b')!.spec.broker)!;
+    net.onAccept.push((_b, clientId) => {
+      if (clientId !== 'ipphone-cm-cm-b' || world.now < 20_000 || world.now > 50_000) return;
+      const c = a.conns().find((x) => x.clientId === clientId);
+      if (c !== undefined) world.after(5, () => a.drop(c, 'kicked'));
+    });
+    world.at(20_000, () => {
+      for (const c of a.conns()) if (c.clientId === 'ipphone-cm-cm-b') a.drop(c, 'kicked');
+    });
+  }
   const brokerOfCm = (id: string): Broker => net.byUrl(cms.get(id)!.spec.broker)!;
   const hostOf = (id: string): Host | undefined => cms.get(id)?.host ?? phones.get(id)?.host;
 
@@ -177,10 +191,11 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       brokerUp: (id) => brokerOfCm(id).up,
       wallOf: (id) => cms.get(id)!.host.wall(),
     },
-    bounds(topo, MAX_DELAY_MS),
+    plant === 'kick' ? { ...bounds(topo, MAX_DELAY_MS), stormMax: 20 } : bounds(topo, MAX_DELAY_MS),
     topo,
   );
   net.observers.push((_b, from, topic, payload) => checkers.onPublish(from, topic, payload));
+  net.onAccept.push((b, clientId) => checkers.onConnect(b, clientId));
 
   // Everyone starts.
   const start = root.fork('start');
