@@ -68,7 +68,7 @@ export class Judge {
   /** Per call manager: since when its own link to its broker has been whole. */
   readonly #ownLinkSince = new Map<string, number | null>();
   /** What the observers took in, for the summary: a checker that saw nothing proves nothing. */
-  readonly seen = { statuses: 0, lists: 0, states: 0, healthz: 0 };
+  readonly seen = { statuses: 0, lists: 0, states: 0, healthz: 0, maxPhoneAttempts: 0, maxCmAttempts: 0 };
   readonly #healthz = new Map<string, { at: number; code: number }[]>();
 
   constructor(
@@ -329,6 +329,8 @@ export class Judge {
       let j = 0;
       for (let i = 0; i < times.length; i++) {
         while (times[i]! - times[j]! > STORM_WINDOW_MS) j++;
+        if (isCm) this.seen.maxCmAttempts = Math.max(this.seen.maxCmAttempts, i - j + 1);
+        else this.seen.maxPhoneAttempts = Math.max(this.seen.maxPhoneAttempts, i - j + 1);
         if (i - j + 1 > bound) {
           this.#fail('no-storm', `${clientId}|${site}|${Math.floor(times[j]! / STORM_WINDOW_MS)}`, `${clientId}: ${i - j + 1} connection attempts to broker ${site} within ${STORM_WINDOW_MS} ms (bound ${bound})`);
           break;

@@ -7,7 +7,7 @@
  */
 import { runChaos, type Plant } from './run.js';
 
-const USAGE = `Usage: npm run chaos -- [--minutes M] [--seed S] [--phones N] [--plant stopped-as-healthy|slow-detect]
+const USAGE = `Usage: npm run chaos -- [--minutes M] [--seed S] [--phones N] [--plant stopped-as-healthy|slow-detect|storm]
   --minutes M   how long to run (fractions allowed; default 3): faults, then the fallback check
   --seed S      the nemesis's seed (default: drawn, and printed)
   --phones N    phones in the fleet (default 30; 1..500)
@@ -32,7 +32,7 @@ function parse(argv: readonly string[]): { minutes: number; seed: number; phones
       out.phones = Number(v);
       if (!Number.isInteger(out.phones) || out.phones < 1 || out.phones > 500) return `--phones must be 1..500 (got ${JSON.stringify(v)})`;
     } else if (a === '--plant') {
-      if (v !== 'stopped-as-healthy' && v !== 'slow-detect') return `--plant must be stopped-as-healthy or slow-detect (got ${JSON.stringify(v)})`;
+      if (v !== 'stopped-as-healthy' && v !== 'slow-detect' && v !== 'storm') return `--plant must be stopped-as-healthy, slow-detect or storm (got ${JSON.stringify(v)})`;
       out.plant = v;
     } else return `unknown argument ${JSON.stringify(a)}`;
   }

@@ -10,6 +10,7 @@
  * then a quiet period; the checkers (judge.ts) look only at what clients see.
  * docs/chaos.md has the bounds and how to read a failure.
  */
+import net from 'node:net';
 import { join } from 'node:path';
 import { trustedKeys } from '../../src/protocol/envelope.js';
 import { Cluster } from '../../test/helpers/cluster.js';
@@ -27,9 +28,11 @@ export type FaultKind = 'crash' | 'pause' | 'broker-down' | 'partition' | 'black
  * `stopped-as-healthy` — at the end the nemesis leaves cm-a SIGSTOPped but tells the checkers
  * it runs (`fallback` and `healthz` must fire); `slow-detect` — the phones run with
  * `missLimit` 100 while the bounds are derived from the declared 3, and cm-a is stopped
- * for longer than the bound (`home-is-live` must fire).
+ * for longer than the bound (`home-is-live` must fire); `storm` — a client with a phone's
+ * kind of id connects to broker A every 250 ms for 20 s, as a phone without backoff would
+ * (`no-storm` must fire).
  */
-export type Plant = 'stopped-as-healthy' | 'slow-detect';
+export type Plant = 'stopped-as-healthy' | 'slow-detect' | 'storm';
 
 export interface ChaosOptions {
   minutes: number;
@@ -59,7 +62,6 @@ const CMS = [
 ] as const;
 const SITES = ['A', 'B'] as const;
 const PHONE_PREFIX = 'ph-';
-const HOSTS = ['fleet', ...CMS.map((c) => c.id)];
 
 interface Fault {
   kind: FaultKind;
@@ -193,7 +195,8 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
         let f: Fault;
         if (kind === 'crash' || kind === 'pause') f = { kind, target: rng.pick(CMS).id, durationMs };
         else if (kind === 'broker-down') f = { kind, target: rng.pick(SITES), durationMs };
-        else f = { kind, target: rng.pick(HOSTS), site: rng.pick(SITES), durationMs };
+        // Half of the cuts are the fleet's: those are the ones phones must ride out themselves.
+        else f = { kind, target: rng.chance(0.5) ? 'fleet' : rng.pick(CMS).id, site: rng.pick(SITES), durationMs };
         const key = f.site ? `${f.target}|${f.site}` : f.target;
         if (busyTargets.has(key) || busyTargets.has(f.target)) continue;
         return f;
@@ -209,6 +212,12 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
       await apply(f);
       await delay(f.durationMs);
       await undo(f);
+    } else if (opts.plant === 'storm') {
+      say('plant: ipphone-ph-storm connects to broker A every 250 ms for 20 s');
+      for (let i = 0; i < 80; i++) {
+        await rogueConnect(proxies.get('A')!.port, `ipphone-${PHONE_PREFIX}storm`);
+        await delay(250);
+      }
     } else {
       for (let episode = 0; episode < 1000 && Date.now() < faultsEnd - 4000; episode++) {
         const left = faultsEnd - Date.now();
@@ -290,6 +299,20 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     wallMs: Date.now() - started,
     ...(opts.plant ? { plant: opts.plant } : {}),
   };
+}
+
+/** One MQTT 3.1.1 CONNECT (clean, keep-alive 10 s) as `clientId` to 127.0.0.1:`port`, then close. */
+async function rogueConnect(port: number, clientId: string): Promise<void> {
+  const id = Buffer.from(clientId);
+  const variable = Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 10]);
+  const body = Buffer.concat([variable, Buffer.from([id.length >> 8, id.length & 0xff]), id]);
+  const packet = Buffer.concat([Buffer.from([0x10, body.length]), body]);
+  await new Promise<void>((done) => {
+    const s = net.connect(port, '127.0.0.1', () => s.end(packet));
+    s.on('error', () => done());
+    s.on('close', () => done());
+    s.setTimeout(2000, () => s.destroy());
+  });
 }
 
 /** Poll `pred` every 250 ms until it holds (true) or `ms` pass (false). */

@@ -61,3 +61,11 @@ test.serial('chaos: fallback and healthz fire when a SIGSTOPped call manager is 
   t.true(fired.has('fallback'), JSON.stringify(summary.failures.slice(0, 3)));
   t.true(fired.has('healthz'), JSON.stringify(summary.failures.slice(0, 3)));
 });
+
+test.serial('chaos: no-storm fires when a client with a phone id reconnects every 250 ms, without backoff (planted)', async (t) => {
+  t.timeout(300_000);
+  const { code, summary, out } = await chaos(['--minutes', '0.3', '--seed', SEED, '--phones', '10', '--plant', 'storm'], 270_000);
+  t.is(code, 1, out.output().slice(-3000));
+  t.true(summary.failures.some((f) => f.invariant === 'no-storm' && f.detail.startsWith('ipphone-ph-storm')), JSON.stringify(summary.failures.slice(0, 3)));
+  t.false(summary.failures.some((f) => f.invariant === 'no-storm' && !f.detail.startsWith('ipphone-ph-storm')), 'the real phones stay within their backoff');
+});
