@@ -191,7 +191,8 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     const draw = (busyTargets: Set<string>, maxMs: number): Fault | null => {
       for (let i = 0; i < 20; i++) {
         const kind = rng.pick<FaultKind>(['crash', 'pause', 'broker-down', 'partition', 'blackhole']);
-        const durationMs = Math.min(maxMs, rng.int(4000, 25_000));
+        // A fifth are long: past a call manager's will (1.5 × 30 s) and a phone's (1.5 × 10 s).
+        const durationMs = Math.min(maxMs, rng.chance(0.2) ? rng.int(30_000, 60_000) : rng.int(4000, 25_000));
         let f: Fault;
         if (kind === 'crash' || kind === 'pause') f = { kind, target: rng.pick(CMS).id, durationMs };
         else if (kind === 'broker-down') f = { kind, target: rng.pick(SITES), durationMs };
