@@ -49,7 +49,7 @@ test('cm-sip: registrar death → cm-a offline (signed), /healthz 503, phones on
   for (const p of ['p1', 'p2']) c.startAgent(p);
   await Promise.all(['p1', 'p2'].map((p) => c.waitHome(p, 'cm-a')));
   t.is(await healthz(), 200);
-  await waitFor(() => states.at(-1)?.online === true, { timeoutMs: 10_000, what: 'cm-a online' });
+  await waitFor(() => states.at(-1)?.online === true, { timeoutMs: 30_000, what: 'cm-a online' });
 
   const cmA = c.cms.get('cm-a')!;
   const killedAt = Date.now();
@@ -74,7 +74,7 @@ test('cm-sip: registrar death → cm-a offline (signed), /healthz 503, phones on
 
   await kam.restart();
   await waitFor(async () => (await healthz()) === 200, { timeoutMs: 20_000, intervalMs: 100, what: 'cm-a /healthz 200 again' });
-  await waitFor(() => states.at(-1)?.online === true, { timeoutMs: 10_000, what: 'cm-a online again' });
+  await waitFor(() => states.at(-1)?.online === true, { timeoutMs: 30_000, what: 'cm-a online again' });
   await Promise.all(['p1', 'p2'].map((p) => c.waitHome(p, 'cm-a', 30_000)));
   for (const p of ['p1', 'p2']) {
     const back = c.events(p, 'rehomed').filter((e) => e.at >= killedAt && e.payload.to === 'cm-a');

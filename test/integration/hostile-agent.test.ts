@@ -43,12 +43,12 @@ test.serial('hostile messages on every inbound topic: nothing changes, every ref
   const agent = c.startAgent(PHONE);
   await c.waitHome(PHONE, 'cm-a');
   // The call manager's ack hands the phone its signed list: wait for it, so the held version is the CM's.
-  await waitFor(() => Number(c.status(PHONE)?.pointersVersion) >= 1, { timeoutMs: 10_000, what: 'a pointer list from the call manager' });
+  await waitFor(() => Number(c.status(PHONE)?.pointersVersion) >= 1, { timeoutMs: 30_000, what: 'a pointer list from the call manager' });
   // A first, valid config change, so the phone holds a config version a replay can repeat.
   const key = parsePrivateKey(c.privatePem);
   const firstConfig = Date.now();
   await publishOnce(mosq.url, `${c.prefix}/phone/${PHONE}/config`, signEnvelope({ version: firstConfig, config: { services: { timeoutMs: 2500 } } }, key, 'ops-1'));
-  await waitFor(() => c.status(PHONE)?.configVersion === firstConfig, { timeoutMs: 10_000, what: 'the first config change' });
+  await waitFor(() => c.status(PHONE)?.configVersion === firstConfig, { timeoutMs: 30_000, what: 'the first config change' });
   await c.waitHome(PHONE, 'cm-a');
   const before = c.status(PHONE)!;
   const held = before.pointersVersion as number;
@@ -155,7 +155,7 @@ test.serial('hostile messages on every inbound topic: nothing changes, every ref
   // And it still works: a valid signed push is taken.
   const good = far + 10;
   await pub.publishAsync(topic.pointers, json(signEnvelope({ ...pointersBody, version: good }, key, 'ops-1')), { qos: 1 });
-  await waitFor(() => c.status(PHONE)?.pointersVersion === good, { timeoutMs: 10_000, what: 'the valid push adopted' });
+  await waitFor(() => c.status(PHONE)?.pointersVersion === good, { timeoutMs: 30_000, what: 'the valid push adopted' });
   t.is(c.status(PHONE)?.home, 'cm-a');
   t.is(rejectedOn(topic.pointers), want.pointers, 'the valid push was not rejected');
   t.is(agent.child.exitCode, null);

@@ -40,7 +40,7 @@ async function watch(t: { teardown(fn: () => Promise<void>): void }, topics: str
 /** The retained message on `topic` now, as a fresh subscriber gets it. */
 async function retained(t: { teardown(fn: () => Promise<void>): void }, topic: string): Promise<string> {
   const w = await watch(t, [topic]);
-  await waitFor(() => w.got.length > 0, { timeoutMs: 10_000, what: `retained ${topic}` });
+  await waitFor(() => w.got.length > 0, { timeoutMs: 30_000, what: `retained ${topic}` });
   return w.got[0]!.text;
 }
 
@@ -63,13 +63,13 @@ test.serial('liveness-forged-states-change-nothing: unsigned, shaped, badly sign
 
   // A genuine will of an earlier run of cm-a, captured: kill -9 it, keep the will, start it again.
   const first = await watch(t, [stateTopic]);
-  await waitFor(() => first.on(stateTopic).some((m) => JSON.parse(m.text).online === true), { timeoutMs: 10_000, what: 'cm-a online' });
+  await waitFor(() => first.on(stateTopic).some((m) => JSON.parse(m.text).online === true), { timeoutMs: 30_000, what: 'cm-a online' });
   c.cms.get('cm-a')!.signal('SIGKILL');
   await c.cms.get('cm-a')!.exited;
-  await waitFor(() => first.on(stateTopic).some((m) => JSON.parse(m.text).online === false), { timeoutMs: 10_000, what: 'cm-a will' });
+  await waitFor(() => first.on(stateTopic).some((m) => JSON.parse(m.text).online === false), { timeoutMs: 30_000, what: 'cm-a will' });
   const oldWill = first.on(stateTopic).find((m) => JSON.parse(m.text).online === false)!.text;
   await c.startCm('cm-a');
-  await waitFor(async () => bodyOf(c, await retained(t, stateTopic)).online, { timeoutMs: 10_000, what: 'cm-a online again' });
+  await waitFor(async () => bodyOf(c, await retained(t, stateTopic)).online, { timeoutMs: 30_000, what: 'cm-a online again' });
   const online = await retained(t, stateTopic);
   t.true(bodyOf(c, online).bdSeq > bodyOf(c, oldWill).bdSeq, 'the restarted run has a greater bdSeq');
 
@@ -100,14 +100,14 @@ test.serial('liveness-forged-states-change-nothing: unsigned, shaped, badly sign
     const seen = states.got.length;
     await attacker.publishAsync(stateTopic, f.payload, { qos: 1, retain: true });
     // cm-a answers each with its online again (retained), so the last word on the topic is its own.
-    await waitFor(() => states.got.slice(seen).some((m) => m.text === online), { timeoutMs: 10_000, what: `cm-a republishing over the ${f.name} state` });
+    await waitFor(() => states.got.slice(seen).some((m) => m.text === online), { timeoutMs: 30_000, what: `cm-a republishing over the ${f.name} state` });
     t.is(await retained(t, stateTopic), online, `after the ${f.name} state the retained one is cm-a's online`);
   }
   // A burst of the bare forgery: rate-limited events, not one per message.
   for (let i = 0; i < 20; i++) await attacker.publishAsync(stateTopic, '{"online":false}', { qos: 1, retain: true });
   const rejectedCodes = (): string[] => c.events('p1', 'rejected').filter((e) => e.payload.topic === stateTopic).map((e) => String(e.payload.code));
-  await waitFor(() => ['UNSIGNED', 'SIGNATURE_INVALID', 'STATE_STALE', 'STATE_EMPTY'].every((code) => rejectedCodes().includes(code)), { timeoutMs: 10_000, what: 'a rejected event per kind' });
-  await waitFor(async () => (await retained(t, stateTopic)) === online, { timeoutMs: 10_000, what: 'cm-a online retained after the burst' });
+  await waitFor(() => ['UNSIGNED', 'SIGNATURE_INVALID', 'STATE_STALE', 'STATE_EMPTY'].every((code) => rejectedCodes().includes(code)), { timeoutMs: 30_000, what: 'a rejected event per kind' });
+  await waitFor(async () => (await retained(t, stateTopic)) === online, { timeoutMs: 30_000, what: 'cm-a online retained after the burst' });
   const elapsed = Date.now() - started;
 
   // The phone stayed home, nobody pushed it a list, cm-b refused every one and pushed nothing.
@@ -148,7 +148,7 @@ test.serial('liveness-genuine-will-fails-over: kill -9 still moves the phone (cm
 
   const seen = states.got.length;
   await c.startCm('cm-a');
-  await waitFor(() => states.got.slice(seen).some((m) => JSON.parse(m.text).online === true), { timeoutMs: 10_000, what: 'cm-a online again' });
+  await waitFor(() => states.got.slice(seen).some((m) => JSON.parse(m.text).online === true), { timeoutMs: 30_000, what: 'cm-a online again' });
   const run2 = bodyOf(c, states.got.slice(seen).find((m) => JSON.parse(m.text).online === true)!.text);
   t.true(run2.bdSeq > run1.bdSeq, `bdSeq ${run1.bdSeq} → ${run2.bdSeq}`);
   t.not(run2.nonce, run1.nonce);

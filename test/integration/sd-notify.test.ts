@@ -173,7 +173,7 @@ print "LISTENING\\n";
 while (defined(recv($s, my $buf, 65536, 0))) { printf "%.6f %s\\n", clock_gettime(CLOCK_MONOTONIC), unpack("H*", $buf); }
 `;
 
-test('WatchdogSec=2: a healthy process’s WATCHDOG=1 pings arrive less than 0.75 × the period apart (none dropped)', async (t) => {
+test('WatchdogSec=2: a healthy process pings WATCHDOG=1 every quarter period (median gap) and never lets a gap reach the period', async (t) => {
   need('perl', 'perl-base');
   need('systemd-notify', 'systemd');
   const dir = mkdtempSync(path.join(tmpdir(), 'sdn-wd-'));
@@ -226,8 +226,12 @@ setInterval(() => {}, 1000);
   const times = pingTimes().slice(0, PINGS);
   const gaps = times.slice(1).map((at, i) => Math.round(at - times[i]!));
   t.log(`gaps between WATCHDOG=1 (ms): ${gaps.join(' ')}; max ${Math.max(...gaps)} against WatchdogSec 2000`);
-  // The design: a ping every quarter period; one lost tick still leaves half. 0.75 × the period leaves
-  // 500 ms for the loop and systemd-notify on a loaded machine; systemd kills at 1 × the period.
-  t.true(Math.max(...gaps) < 1500, `gaps ${JSON.stringify(gaps)}`);
+  // The design: a ping every quarter period (500 ms); one lost tick still leaves half. The median shows the
+  // cadence whatever a loaded machine does to single gaps (the old code's was 1000 ms, with drops at 2000);
+  // systemd kills at 1 × the period, which no gap may reach. The early-firing timer that dropped pings is
+  // reproduced with an injected clock in test/unit/lib/sd-notify.test.ts.
+  const median = [...gaps].sort((a, b) => a - b)[Math.floor(gaps.length / 2)]!;
+  t.true(median < 750, `median gap ${median} ms: ${JSON.stringify(gaps)}`);
+  t.true(Math.max(...gaps) < 2000, `gaps ${JSON.stringify(gaps)}`);
   t.deepEqual(JSON.parse(stderr.split('\n')[0] ?? ''), { everyMs: 500 });
 });
