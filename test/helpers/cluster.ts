@@ -332,6 +332,17 @@ export class Cluster {
     return this.seen.events.filter((e) => e.phone === phone && (type === undefined || e.payload.type === type));
   }
 
+  /**
+   * The phone's last `rehomed` event once it names `to`. A status (QoS 1, retained) can reach
+   * the observers before the event that goes with it (QoS 0), so a test that saw the phone homed
+   * waits for the event too instead of reading the events at once.
+   */
+  async lastMove(phone: string, to: string, timeoutMs = 30_000): Promise<Observed['payload'] | undefined> {
+    const last = (): Observed | undefined => this.events(phone, 'rehomed').filter((e) => e.payload.reason !== 'services-timeout').at(-1);
+    await waitFor(() => last()?.payload.to === to, { timeoutMs, what: `${phone}'s rehomed event to ${to} (seen: ${JSON.stringify(this.events(phone, 'rehomed').map((e) => e.payload))})` });
+    return last()?.payload;
+  }
+
   async waitHome(phone: string, home: string, timeoutMs = 30_000): Promise<void> {
     try {
       await waitFor(() => this.status(phone)?.home === home && this.status(phone)?.state === 'homed', { timeoutMs, what: `${phone} homed on ${home}` });

@@ -76,7 +76,7 @@ test.serial('pointers --wait moves a real phone; the replayed version exits 1 wi
   const [shown] = lines(first.stdout);
   t.like(shown, { phone: 'p-adm', pointersVersion: version, online: true });
   await c.waitHome('p-adm', 'cm-b');
-  t.like(c.events('p-adm', 'rehomed').at(-1)?.payload, { from: 'cm-a', to: 'cm-b', reason: 'pushed' });
+  t.like(await c.lastMove('p-adm', 'cm-b'), { from: 'cm-a', to: 'cm-b', reason: 'pushed' });
 
   const again = await admin(push);
   t.is(again.code, 1, again.stdout);

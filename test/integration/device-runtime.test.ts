@@ -74,7 +74,7 @@ for (const major of SUPPORTED_MAJORS) {
 
     c.cms.get('cm-a')!.signal('SIGKILL');
     await c.waitHome('p-image', 'cm-b', 10_000);
-    t.like(c.events('p-image', 'rehomed').at(-1)?.payload, { from: 'cm-a', to: 'cm-b', reason: 'cm-offline' });
+    t.like(await c.lastMove('p-image', 'cm-b'), { from: 'cm-a', to: 'cm-b', reason: 'cm-offline' });
     await waitFor(() => lcd.screen()[0]!.startsWith('CM cm-b'), { timeoutMs: 10_000, what: `screen shows CM cm-b; got ${JSON.stringify(lcd.screen())}` });
     t.is(agent.child.exitCode, null, 'the agent still runs');
     t.is(readlinkSync(`/proc/${agent.pid}/exe`), realpathSync(rt.node), `the agent runs on node ${rt.version}`);
