@@ -10,28 +10,15 @@
  * events, and cm-b's log (its offline set).
  */
 import test from 'ava';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type MqttClient } from 'mqtt';
-import { openEnvelope, parsePublicKey } from '../../src/protocol/envelope.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
 import { assertBuilt } from '../helpers/programs.js';
 import { removeAtExit } from '../helpers/reaper.js';
-
-/** libfaketime's thread-safe build (node is multi-threaded), wherever the multiarch directory is. */
-function libfaketime(): string {
-  for (const dir of ['/usr/lib', '/usr/lib64', '/usr/local/lib']) {
-    if (!existsSync(dir)) continue;
-    for (const sub of ['', ...readdirSync(dir)]) {
-      const p = join(dir, sub, 'faketime', 'libfaketimeMT.so.1');
-      if (existsSync(p)) return p;
-    }
-  }
-  throw new Error('libfaketime not found: install the Debian package faketime (.ci/run does)');
-}
+import { bodyOf, libfaketime, peerChanges, watch } from '../helpers/state-wire.js';
 
 let mosq: Mosquitto;
 test.before(async () => {
@@ -42,42 +29,6 @@ test.after.always(async () => {
   await mosq?.stop();
 });
 
-type StateBody = { cm: string; online: boolean; bdSeq: number; seq: number; will?: true; challenge?: string };
-type Teardown = { teardown(fn: () => Promise<void> | void): void };
-
-async function watch(t: Teardown, topics: string[]) {
-  const client: MqttClient = connect(mosq.url, { reconnectPeriod: 0, clientId: `watch-${Math.random().toString(16).slice(2)}` });
-  t.teardown(async () => void (await client.endAsync(true)));
-  const got: { topic: string; text: string; at: number }[] = [];
-  client.on('message', (topic, payload) => got.push({ topic, text: payload.toString('utf8'), at: Date.now() }));
-  await new Promise<void>((done, fail) => {
-    client.once('connect', () => done());
-    client.once('error', fail);
-  });
-  if (topics.length > 0) await client.subscribeAsync(topics, { qos: 1 });
-  return { client, got, on: (topic: string) => got.filter((m) => m.topic === topic) };
-}
-
-const bodyOf = (c: Cluster, text: string): StateBody => {
-  const o = JSON.parse(text) as { kid: string; body: string; sig: string };
-  return JSON.parse(openEnvelope(o, new Map([['ops-1', parsePublicKey(c.publicPem)]])).toString('utf8')) as StateBody;
-};
-
-/** cm-b's "peer state changed" lines (their offline sets), from `from` chars of its output on. */
-const peerChanges = (c: Cluster, from = 0): string[][] =>
-  c.cms
-    .get('cm-b')!
-    .output()
-    .slice(from)
-    .split('\n')
-    .flatMap((l) => {
-      try {
-        const o = JSON.parse(l) as { msg?: string; offline?: string[] };
-        return o.msg === 'peer state changed' ? [o.offline ?? []] : [];
-      } catch {
-        return [];
-      }
-    });
 const moves = (c: Cluster, phone: string) => c.events(phone, 'rehomed').filter((e) => e.payload.reason !== 'services-timeout');
 
 const HOLD_MS = 2000;
@@ -90,7 +41,7 @@ test('liveness-reinstalled-taken-back: cm-a ran 2 h ahead, reinstalled with an e
   await c.observe(mosq.url);
   const p = c.prefix;
   const stateTopic = `${p}/cm/cm-a/state`;
-  const wire = await watch(t, [stateTopic, `${p}/cm/cm-a/challenge/#`]);
+  const wire = await watch(t, mosq.url, [stateTopic, `${p}/cm/cm-a/challenge/#`]);
   const ahead = { command: 'env', args: [`LD_PRELOAD=${libfaketime()}`, 'FAKETIME=+2h', 'FAKETIME_DONT_FAKE_MONOTONIC=1'] };
   await c.startCm('cm-a', {}, ahead);
   await c.startCm('cm-b');
@@ -131,7 +82,7 @@ test('liveness-reinstalled-taken-back: cm-a ran 2 h ahead, reinstalled with an e
   t.log(`reinstalled cm-a (bdSeq ${high - low} ms lower): cm-b online again after ${bBack - restartedAt} ms, the phone back home after ${pBack - restartedAt} ms (hold ${HOLD_MS} ms)`);
 
   // The dead run's recorded online, replayed while the reinstalled cm-a lives: challenged, the live run answers, nothing changes.
-  const attacker = await watch(t, []);
+  const attacker = await watch(t, mosq.url, []);
   let seen = wire.got.length;
   await attacker.client.publishAsync(stateTopic, deadOnline, { qos: 1, retain: true });
   await waitFor(() => wire.got.slice(seen).some((m) => m.topic.endsWith('/challenge/p1')), { timeoutMs: 10_000, what: 'the phone challenging the replay' });

@@ -9,21 +9,17 @@
  * rule it proves (src/protocol/cm-liveness.ts).
  */
 import test from 'ava';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { aclFile } from '../../src/admin/acl.js';
-import { openEnvelope, parsePublicKey } from '../../src/protocol/envelope.js';
 import { Cluster, OBSERVER_CN } from '../helpers/cluster.js';
 import { startKamailio } from '../helpers/kamailio.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { assertBuilt } from '../helpers/programs.js';
+import { bodyOf, peerChanges, watch } from '../helpers/state-wire.js';
 
 /** The separate subscriber's CN under TLS: an operator (reads everything), not the cluster's observer (one connection per CN). */
 const WATCHER = 'ops-watch';
-
-type Teardown = { teardown(fn: () => Promise<void> | void): void };
-type StateBody = { cm: string; online: boolean; bdSeq: number; conn: number; nonce: string; seq: number; will?: true; challenge?: string };
 
 let pki: Pki;
 test.before(async () => {
@@ -31,25 +27,6 @@ test.before(async () => {
   pki = await makePki();
 });
 test.after.always(() => pki?.remove());
-
-/** An mqtt.js client that keeps every message of its subscriptions, in arrival order. */
-async function watch(t: Teardown, url: string, topics: string[], opts: IClientOptions = {}) {
-  const client: MqttClient = connect(url, { reconnectPeriod: 0, clientId: `watch-${Math.random().toString(16).slice(2)}`, ...opts });
-  t.teardown(async () => void (await client.endAsync(true)));
-  const got: { topic: string; text: string; at: number }[] = [];
-  client.on('message', (topic, payload) => got.push({ topic, text: payload.toString('utf8'), at: Date.now() }));
-  await new Promise<void>((done, fail) => {
-    client.once('connect', () => done());
-    client.once('error', fail);
-  });
-  if (topics.length > 0) await client.subscribeAsync(topics, { qos: 1 });
-  return { client, got, on: (topic: string) => got.filter((m) => m.topic === topic) };
-}
-
-const bodyOf = (c: Cluster, text: string): StateBody => {
-  const o = JSON.parse(text) as { kid: string; body: string; sig: string };
-  return JSON.parse(openEnvelope(o, new Map([['ops-1', parsePublicKey(c.publicPem)]])).toString('utf8')) as StateBody;
-};
 
 async function metrics(c: Cluster, id: string): Promise<string> {
   return (await fetch(c.group.find((g) => g.id === id)!.services.replace(/\/services$/, '/metrics'))).text();
@@ -61,21 +38,6 @@ const pushes = async (c: Cluster, id: string): Promise<number> => {
 };
 const keepalives = async (c: Cluster, id: string): Promise<number> => metric(await metrics(c, id), 'ipphone_cm_keepalives_total');
 const refused = async (c: Cluster, id: string): Promise<number> => metric(await metrics(c, id), 'ipphone_cm_peer_states_refused_total');
-/** cm-b's log lines "peer state changed" (with the offline set), from `from` chars of its output on. */
-const peerChanges = (c: Cluster, from = 0): string[][] =>
-  c.cms
-    .get('cm-b')!
-    .output()
-    .slice(from)
-    .split('\n')
-    .flatMap((l) => {
-      try {
-        const o = JSON.parse(l) as { msg?: string; offline?: string[] };
-        return o.msg === 'peer state changed' ? [o.offline ?? []] : [];
-      } catch {
-        return [];
-      }
-    });
 const moves = (c: Cluster, phone: string) => c.events(phone, 'rehomed').filter((e) => e.payload.reason !== 'services-timeout');
 const staleRejections = (c: Cluster, phone: string, topic: string, since: number) =>
   c.events(phone, 'rejected').filter((e) => e.at >= since && e.payload.topic === topic && e.payload.code === 'STATE_STALE');

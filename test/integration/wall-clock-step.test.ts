@@ -10,25 +10,14 @@
  * 10 s (the next wake was an hour away).
  */
 import test from 'ava';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'mqtt';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { delay } from '../helpers/net.js';
 import { assertBuilt } from '../helpers/programs.js';
-
-/** libfaketime's thread-safe build (node is multi-threaded), wherever the multiarch directory is. */
-function libfaketime(): string {
-  for (const dir of ['/usr/lib', '/usr/lib64', '/usr/local/lib']) {
-    if (!existsSync(dir)) continue;
-    for (const sub of ['', ...readdirSync(dir)]) {
-      const p = join(dir, sub, 'faketime', 'libfaketimeMT.so.1');
-      if (existsSync(p)) return p;
-    }
-  }
-  throw new Error('libfaketime not found: install the Debian package faketime (.ci/run does)');
-}
+import { libfaketime } from '../helpers/state-wire.js';
 
 let mosq: Mosquitto;
 test.before(async () => {
