@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { runSeed, scheduleFor, type RunOptions, type RunResult } from './run.js';
 import { topologyFromGroup } from './group.js';
 import { shrink } from './shrink.js';
+import { isMutationName, MUTATIONS, type Mutation, type MutationName } from './mutations.js';
 
 const USAGE = `usage: npm run sim -- [--seeds N] [--seed S] [--first S] [--faults i,j,...] [--no-shrink] [--verbose]
 
@@ -21,6 +22,8 @@ const USAGE = `usage: npm run sim -- [--seeds N] [--seed S] [--first S] [--fault
   --no-shrink    report failures without shrinking their fault schedules (shrinking stops 15 s into a run)
   --group FILE   simulate your group: FILE is a call manager config (its "group" array) or any JSON
                  with one; brokers become simulated addresses, phones point to the members in order
+  --mutate NAME  put a defect the product once had back for the run (proof the simulator finds it):
+                 ${Object.keys(MUTATIONS).join(', ') || '(none)'}
   --verbose      one line per seed
 
 The last line of output is JSON: { seeds, violations, faults, invariants, simulatedMs, wallMs, traceHash, failures }.
@@ -56,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
         'no-shrink': { type: 'boolean' },
         verbose: { type: 'boolean' },
         group: { type: 'string' },
+        mutate: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -90,11 +94,21 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
+  let mutate: MutationName | undefined;
+  if (a.mutate !== undefined) {
+    if (!isMutationName(a.mutate)) {
+      process.stderr.write(`--mutate: no mutation named ${a.mutate}; known: ${Object.keys(MUTATIONS).join(', ') || '(none)'}\n${USAGE}\n`);
+      return 2;
+    }
+    mutate = a.mutate;
+    groupArg += ` --mutate ${a.mutate}`;
+    process.stdout.write(`mutation ${a.mutate}: ${(MUTATIONS[a.mutate] as Mutation).about}\n`);
+  }
   let topology: RunOptions['topology'];
   if (a.group !== undefined) {
     try {
       const raw = JSON.parse(readFileSync(a.group, 'utf8')) as unknown;
-      groupArg = ` --group ${a.group}`;
+      groupArg += ` --group ${a.group}`;
       const shown = topologyFromGroup(raw, 3);
       for (const [from, to] of shown.brokers) process.stdout.write(`broker ${from} is simulated as ${to}\n`);
       topology = (phones) => topologyFromGroup(raw, phones).topo;
@@ -103,13 +117,13 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  const summary = await simulate(seeds, { ...(keep ? { keep } : {}), ...(topology ? { topology } : {}), shrink: a['no-shrink'] !== true, verbose: a.verbose === true || seeds.length === 1, print: (l) => process.stdout.write(`${l}\n`) });
+  const summary = await simulate(seeds, { ...(keep ? { keep } : {}), ...(topology ? { topology } : {}), ...(mutate !== undefined ? { mutate } : {}), shrink: a['no-shrink'] !== true, verbose: a.verbose === true || seeds.length === 1, print: (l) => process.stdout.write(`${l}\n`) });
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   return summary.violations === 0 ? 0 : 1;
 }
 
 /** Run `seeds` and summarise; failures are shrunk and printed through `print`. */
-export async function simulate(seeds: number[], o: { keep?: number[]; topology?: RunOptions['topology']; shrink?: boolean; shrinkBudgetMs?: number; verbose?: boolean; print?: (line: string) => void } = {}): Promise<Summary> {
+export async function simulate(seeds: number[], o: { keep?: number[]; topology?: RunOptions['topology']; mutate?: MutationName; shrink?: boolean; shrinkBudgetMs?: number; verbose?: boolean; print?: (line: string) => void } = {}): Promise<Summary> {
   const print = o.print ?? (() => undefined);
   const t0 = performance.now();
   const faults: Partial<Record<FaultKind, number>> = {};
@@ -119,7 +133,7 @@ export async function simulate(seeds: number[], o: { keep?: number[]; topology?:
   const failures: Summary['failures'] = [];
   const shrinkUntil = t0 + (o.shrinkBudgetMs ?? 15_000);
   for (const seed of seeds) {
-    const ro: RunOptions = { ...(o.keep ? { keep: o.keep } : {}), ...(o.topology ? { topology: o.topology } : {}) };
+    const ro: RunOptions = { ...(o.keep ? { keep: o.keep } : {}), ...(o.topology ? { topology: o.topology } : {}), ...(o.mutate !== undefined ? { mutate: o.mutate } : {}) };
     const r: RunResult = await runSeed(seed, ro);
     simulatedMs += r.simulatedMs;
     hashes.push(r.traceHash);
@@ -132,7 +146,7 @@ export async function simulate(seeds: number[], o: { keep?: number[]; topology?:
     const drawn = scheduleFor(seed, o.topology ? { topology: o.topology } : {}).faults;
     const baseKeep = o.keep ?? drawn.map((_, i) => i);
     // Shrinking shares one wall-clock budget per call, so a run of many failures still ends in time.
-    const kept = o.shrink === false ? baseKeep : await shrink(seed, baseKeep, first.invariant, 40, shrinkUntil, o.topology);
+    const kept = o.shrink === false ? baseKeep : await shrink(seed, baseKeep, first.invariant, 40, shrinkUntil, o.topology, o.mutate);
     print('');
     print(`FAIL seed ${seed}: ${first.invariant} at ${first.at} ms: ${first.detail}`);
     for (const v of r.violations.slice(1, 6)) print(`  also ${v.invariant} at ${v.at} ms: ${v.detail}`);

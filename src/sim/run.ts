@@ -13,6 +13,7 @@ import { CmHost, PhoneHost } from './hosts.js';
 import { bounds, Checkers, type Violation } from './invariants.js';
 import { Rng } from './rng.js';
 import { World } from './world.js';
+import { withMutation, type MutationName } from './mutations.js';
 
 /** Link delay bound, ms. */
 export const MAX_DELAY_MS = 30;
@@ -41,6 +42,8 @@ export interface RunOptions {
    * and the planted no-storm bound of 20 a minute must catch it).
    */
   plant?: Plant;
+  /** A defect put back in the product for this run (src/sim/mutations.ts): proof the simulator finds it. */
+  mutate?: MutationName;
 }
 
 export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick';
@@ -95,7 +98,7 @@ export async function runSeed(seed: number, o: RunOptions = {}): Promise<RunResu
   const { topo, faults, open } = scheduleFor(seed, o);
   seedCrypto(root.fork('crypto'));
   try {
-    return await run(seed, root, topo, faults, open, o.plant);
+    return await withMutation(o.mutate, () => run(seed, root, topo, faults, open, o.plant));
   } finally {
     seedCrypto(null);
   }
