@@ -27,6 +27,8 @@ export interface FleetOptions {
   prefix?: string;
   /** Parent of the phones' state dirs (`{stateDir}/{phoneId}`). Default `config.stateDir`. */
   stateDir?: string;
+  /** Each phone's own client certificate: `{certDir}/{phoneId}.crt` and `.key` (fleetPhoneCert). Default: the config's `mqtt.cert`/`key`. */
+  certDir?: string;
   /** The one root logger; each phone logs through `log.child({ phone })`. */
   log: Logger;
   clock?: Clock;
@@ -118,7 +120,7 @@ export class Fleet {
 
   #build(prefix: string, n: number, offHook: boolean): FleetPhone {
     const o = this.#o;
-    const config = fleetPhoneConfig(o.config, prefix, n, o.stateDir);
+    const config = fleetPhoneConfig(o.config, prefix, n, o.stateDir, o.certDir);
     const hook = new SoftHook();
     // Set before start: the agent reads the hook once at start, so the phone is busy from its first keep-alive.
     if (offHook) hook.set(true);

@@ -12,7 +12,7 @@ import type { AgentConfig } from '../config/agent-config.js';
 
 export const USAGE = `Usage:
   ipphone-fleet --config FILE --count N [--prefix P] [--state-dir DIR] [--busy N]
-                [--summary-ms MS]
+                [--summary-ms MS] [--cert-dir DIR]
                                    run N phones in this process, each the real agent
                                    with its own MQTT connection and state directory,
                                    on headless hardware. FILE is an agent config; its
@@ -25,6 +25,10 @@ export const USAGE = `Usage:
                                    failover does not.
                                    --summary-ms MS: period of the summary line
                                    (default 5000)
+                                   --cert-dir DIR: phone Pn connects with its own
+                                   client certificate DIR/Pn.crt and key DIR/Pn.key
+                                   (its CN the phone id, as the printed ACL expects);
+                                   the config's mqtt.ca is kept
   ipphone-fleet --help             print this text
 
 Logs are JSON lines on stdout at the config's log level, one child logger per
@@ -44,10 +48,11 @@ export interface FleetArgs {
   stateDir?: string;
   busy?: number;
   summaryMs?: number;
+  certDir?: string;
   error?: string;
 }
 
-const TAKES = ['--config', '--count', '--prefix', '--state-dir', '--busy', '--summary-ms'];
+const TAKES = ['--config', '--count', '--prefix', '--state-dir', '--busy', '--summary-ms', '--cert-dir'];
 
 function integer(text: string): number {
   return /^\d+$/.test(text) ? Number(text) : Number.NaN;
@@ -67,6 +72,7 @@ export function parseFleetArgs(argv: readonly string[]): FleetArgs {
     if (flag === '--config') out.config = v;
     else if (flag === '--prefix') out.prefix = v;
     else if (flag === '--state-dir') out.stateDir = v;
+    else if (flag === '--cert-dir') out.certDir = v;
     else {
       const n = integer(v);
       if (Number.isNaN(n)) return { kind: 'usage', error: `${flag} needs a whole number (got ${JSON.stringify(v)})` };
@@ -109,7 +115,7 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
     return 1;
   }
   const log = createLogger(config.log.level, { fleet: args.prefix ?? DEFAULT_PREFIX });
-  const fleet = new Fleet({ config, count: args.count!, log, busy: args.busy ?? 0, ...(args.prefix !== undefined ? { prefix: args.prefix } : {}), ...(args.stateDir !== undefined ? { stateDir: args.stateDir } : {}) });
+  const fleet = new Fleet({ config, count: args.count!, log, busy: args.busy ?? 0, ...(args.prefix !== undefined ? { prefix: args.prefix } : {}), ...(args.stateDir !== undefined ? { stateDir: args.stateDir } : {}), ...(args.certDir !== undefined ? { certDir: args.certDir } : {}) });
 
   // Listen before starting: starting thousands of phones takes a while and a
   // SIGTERM meanwhile must still end in a clean stop.

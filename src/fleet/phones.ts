@@ -42,9 +42,23 @@ export function assertFleetShape(count: number, prefix: string): void {
  * The config of phone `n`: `base` with `phoneId` = `{prefix}{n}` and
  * `stateDir` = `{stateDir ?? base.stateDir}/{phoneId}`. Nested sections are
  * shared with `base`, not copied (2,000 phones, one pointer list in memory);
- * the agent never changes its config.
+ * the agent never changes its config. With `certDir` the phone connects
+ * with its own certificate ({@link fleetPhoneCert}), the `mqtt` section
+ * copied for it.
  */
-export function fleetPhoneConfig(base: AgentConfig, prefix: string, n: number, stateDir?: string): AgentConfig {
+export function fleetPhoneConfig(base: AgentConfig, prefix: string, n: number, stateDir?: string, certDir?: string): AgentConfig {
   const phoneId = fleetPhoneId(prefix, n);
-  return { ...base, phoneId, stateDir: join(stateDir ?? base.stateDir, phoneId) };
+  const own = { ...base, phoneId, stateDir: join(stateDir ?? base.stateDir, phoneId) };
+  return certDir === undefined ? own : { ...own, mqtt: { ...base.mqtt, ...fleetPhoneCert(certDir, phoneId) } };
+}
+
+/**
+ * The client certificate of phone `phoneId` in a fleet's `--cert-dir`:
+ * `{certDir}/{phoneId}.crt` and `.key`. Under the printed ACL a phone's CN is
+ * its identity (the broker's `use_identity_as_username`), so a fleet of N
+ * phones behind one broker needs N certificates: one shared certificate would
+ * make every phone the same client, taking each other over.
+ */
+export function fleetPhoneCert(certDir: string, phoneId: string): { cert: string; key: string } {
+  return { cert: join(certDir, `${phoneId}.crt`), key: join(certDir, `${phoneId}.key`) };
 }

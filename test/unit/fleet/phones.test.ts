@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { validateAgentConfig, type AgentConfig } from '../../../src/config/agent-config.js';
 import { isIpphoneError } from '../../../src/lib/errors.js';
 import { loadFleetConfigFile } from '../../../src/fleet/config.js';
-import { main } from '../../../src/fleet/main.js';
+import { main, parseFleetArgs } from '../../../src/fleet/main.js';
 import { assertFleetShape, fleetPhoneConfig, fleetPhoneId, fleetProblems } from '../../../src/fleet/phones.js';
 
 function baseConfig(): AgentConfig {
@@ -38,6 +38,19 @@ test('each phone gets its own id and a state dir under the fleet state dir (or t
   t.is(base.stateDir, '/var/lib/x');
   t.is(o.pointers, base.pointers);
   t.is(o.keepalive, base.keepalive);
+});
+
+test('with a cert dir each phone connects with its own certificate (its CN the phone id, as the printed ACL expects), the rest of mqtt kept', (t) => {
+  const base = baseConfig();
+  const c3 = fleetPhoneConfig(base, 'ph-', 3, '/tmp/fleet', '/etc/pki/fleet');
+  t.is(c3.mqtt.cert, join('/etc/pki/fleet', 'ph-3.crt'));
+  t.is(c3.mqtt.key, join('/etc/pki/fleet', 'ph-3.key'));
+  t.is(c3.mqtt.connectTimeoutMs, base.mqtt.connectTimeoutMs);
+  t.not(fleetPhoneConfig(base, 'ph-', 4, '/tmp/fleet', '/etc/pki/fleet').mqtt.cert, c3.mqtt.cert);
+  // The base's mqtt section is not written through.
+  t.is(base.mqtt.cert, fleetPhoneConfig(base, 'ph-', 3).mqtt.cert);
+  t.not(base.mqtt.cert, c3.mqtt.cert);
+  t.true(parseFleetArgs(['--config', 'f.json', '--count', '2', '--cert-dir', '/etc/pki/fleet']).certDir === '/etc/pki/fleet');
 });
 
 test('assertFleetShape throws USAGE with every problem', (t) => {
