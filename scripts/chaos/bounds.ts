@@ -59,7 +59,14 @@ export interface Bounds {
   healthzUp: number;
   /** `versions-bounded`: no version beyond the wall clock + 24 h. */
   versionAhead: number;
+  /** A call manager finds its registrar silent: `probeMs` × (`missLimit` + 1) + slack (`registrar-seen`; added to `home-is-live` while a registrar is down). */
+  sipDetect: number;
+  /** `no-forged-effect`: a phone leaving a call manager usable this long before it decided is a forged effect: round + keep-alive ack time-out + slack. */
+  liveWindow: number;
 }
+
+/** The call managers' SIP probe in the chaos run (their `sip` section). */
+export const SIP_PROBE = { probeMs: 1000, missLimit: 3 } as const;
 
 export const HEALTHZ_RECENT_MS = 8000;
 
@@ -96,5 +103,7 @@ export function boundsOf(t: PhoneTiming): Bounds {
     cmAttempts: 2 * Math.ceil(STORM_WINDOW_MS / CM_RECONNECT_MS) + 4,
     healthzUp: 20_000,
     versionAhead: 24 * 3600_000,
+    sipDetect: SIP_PROBE.probeMs * (SIP_PROBE.missLimit + 1) + SLACK_MS,
+    liveWindow: round + t.ackTimeoutMs + SLACK_MS,
   };
 }

@@ -7,7 +7,7 @@
  * no fault touches, and each call manager's `GET /healthz`. Never at a log,
  * a process's memory or a publisher's return code.
  */
-import { connect, type MqttClient } from 'mqtt';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { openEnvelope, type TrustedKeys } from '../../src/protocol/envelope.js';
 import type { Envelope, PointersBody } from '../../src/protocol/types.js';
 import { HEALTHZ_RECENT_MS, STORM_WINDOW_MS, type Bounds } from './bounds.js';
@@ -24,6 +24,8 @@ export interface Truth {
   brokerUp(site: string): boolean;
   /** `host` (`fleet` or a cmId) reaches the broker of `site`. */
   linkWhole(host: string, site: string): boolean;
+  /** The call manager's own Kamailio runs and is not stopped. */
+  registrarUp(id: string): boolean;
 }
 
 export interface Status {
@@ -68,8 +70,13 @@ export class Judge {
   /** Per call manager: since when its own link to its broker has been whole. */
   readonly #ownLinkSince = new Map<string, number | null>();
   /** What the observers took in, for the summary: a checker that saw nothing proves nothing. */
-  readonly seen = { statuses: 0, lists: 0, states: 0, healthz: 0, maxPhoneAttempts: 0, maxCmAttempts: 0 };
+  readonly seen = { statuses: 0, lists: 0, states: 0, healthz: 0, moves: 0, maxPhoneAttempts: 0, maxCmAttempts: 0 };
   readonly #healthz = new Map<string, { at: number; code: number }[]>();
+  readonly #fleet: Set<string>;
+  /** Per call manager: since when its registrar has been down (null while up). */
+  readonly #registrarDownSince = new Map<string, number | null>();
+  /** Per call manager: since when it has run without a break (null while killed or stopped). */
+  readonly #runningSince = new Map<string, number | null>();
 
   constructor(
     private readonly truth: Truth,
@@ -78,14 +85,16 @@ export class Judge {
     private readonly keys: TrustedKeys,
     private readonly prefix: string,
     private readonly say: (line: string) => void,
-  ) {}
+  ) {
+    this.#fleet = new Set(phones);
+  }
 
   // ---- observing ------------------------------------------------------------
 
-  /** Subscribe on the broker of `site` directly (not through the proxies). */
-  async observe(site: string, url: string): Promise<void> {
+  /** Subscribe on the broker of `site` directly (not through the proxies); `tls`: the observer's certificate (an operator's under the ACL). */
+  async observe(site: string, url: string, tls: Pick<IClientOptions, 'ca' | 'cert' | 'key'> = {}): Promise<void> {
     const p = this.prefix;
-    const c = connect(url, { clientId: `chaos-observer-${site}-${process.pid}`, reconnectPeriod: 500, connectTimeout: 5000 });
+    const c = connect(url, { clientId: `chaos-observer-${site}-${process.pid}`, reconnectPeriod: 500, connectTimeout: 5000, ...tls });
     this.#observers.push(c);
     c.on('error', () => undefined);
     c.on('message', (topic, payload, packet) => this.#message(site, topic, payload, packet.retain));
@@ -119,7 +128,10 @@ export class Judge {
     }
     if (rest[0] !== 'phone') return;
     const phone = rest[1]!;
-    if (rest[2] === 'status') this.#status(site, phone, body, retained, now);
+    // Only the fleet's phones are judged: the hostile phone says what it likes about itself.
+    if (!this.#fleet.has(phone)) return;
+    if (rest[2] === 'event' && !retained) this.#event(phone, body, now);
+    else if (rest[2] === 'status') this.#status(site, phone, body, retained, now);
     else if (rest[2] === 'pointers') this.#list(phone, body as unknown as Envelope, now);
     else if (rest[2] === 'ack' && typeof body.pointers === 'object' && body.pointers !== null) this.#list(phone, body.pointers as Envelope, now);
   }
@@ -203,12 +215,13 @@ export class Judge {
     const site = this.truth.cms.find((c) => c.id === id)?.site;
     if (site === undefined) return false;
     const t = this.truth;
-    return t.cmRunning(id) && t.brokerUp(site) && t.linkWhole(id, site) && t.linkWhole('fleet', site);
+    return t.cmRunning(id) && t.brokerUp(site) && t.linkWhole(id, site) && t.linkWhole('fleet', site) && t.registrarUp(id);
   }
 
+  /** What `/healthz` 200 promises (docs/configuration.md): runs, connected to its broker, its registrar answers. */
   #healthy(id: string): boolean {
     const site = this.truth.cms.find((c) => c.id === id)!.site;
-    return this.truth.cmRunning(id) && this.truth.brokerUp(site) && this.truth.linkWhole(id, site);
+    return this.truth.cmRunning(id) && this.truth.brokerUp(site) && this.truth.linkWhole(id, site) && this.truth.registrarUp(id);
   }
 
   /** Bring the since-times up to date; call after every nemesis action and before every check. */
@@ -227,6 +240,10 @@ export class Judge {
       else if ((this.#ownLinkSince.get(id) ?? null) === null) this.#ownLinkSince.set(id, now);
       if (!this.truth.cmKilled(id)) this.#killedSince.set(id, null);
       else if ((this.#killedSince.get(id) ?? null) === null) this.#killedSince.set(id, now);
+      if (this.truth.registrarUp(id)) this.#registrarDownSince.set(id, null);
+      else if ((this.#registrarDownSince.get(id) ?? null) === null) this.#registrarDownSince.set(id, now);
+      if (!this.truth.cmRunning(id)) this.#runningSince.set(id, null);
+      else if ((this.#runningSince.get(id) ?? null) === null) this.#runningSince.set(id, now);
       const h = this.#healthy(id);
       if (!h) this.#healthySince.set(id, null);
       else if ((this.#healthySince.get(id) ?? null) === null) this.#healthySince.set(id, now);
@@ -249,6 +266,55 @@ export class Judge {
     this.#noStormDue = true;
     this.#healthzLive(now);
     this.#stateLive(now);
+    this.#registrarSeen(now);
+  }
+
+  /**
+   * registrar-seen: a call manager whose own registrar has been silent for the SIP detection
+   * bound (`probeMs` × (`missLimit` + 1) + slack) while it ran says so to everyone: `/healthz`
+   * does not answer 200 (none of ≥ 3 polls in the last {@link HEALTHZ_RECENT_MS}) and its state
+   * on its broker is not `online: true` (the signed offline state it publishes).
+   */
+  #registrarSeen(now: number): void {
+    for (const { id, site } of this.truth.cms) {
+      const down = this.#registrarDownSince.get(id) ?? null;
+      const running = this.#runningSince.get(id) ?? null;
+      if (down === null || running === null) continue;
+      const from = Math.max(down, running);
+      if (now - from < this.bounds.sipDetect) continue;
+      this.checks++;
+      const recent = (this.#healthz.get(id) ?? []).filter((h) => h.at > now - HEALTHZ_RECENT_MS && h.at > from + this.bounds.sipDetect - HEALTHZ_RECENT_MS);
+      if (recent.length >= 3 && recent.some((h) => h.code === 200)) {
+        this.#fail('registrar-seen', `${id}|healthz|${down}`, `${id}'s registrar down for ${now - down} ms (bound ${this.bounds.sipDetect} ms) but /healthz answered ${recent.map((h) => h.code || 'nothing').join(',')} in the last ${HEALTHZ_RECENT_MS} ms`);
+      }
+      const brokerSince = this.#brokerUpSince.get(site) ?? null;
+      const linkSince = this.#ownLinkSince.get(id) ?? null;
+      const st = this.cmStates.get(`${site}|${id}`);
+      // Only while it could tell its broker: up and linked since before the bound ran out.
+      if (brokerSince !== null && linkSince !== null && now - Math.max(from, brokerSince, linkSince) > this.bounds.sipDetect && st?.online === true && st.at < now - this.bounds.sipDetect) {
+        this.#fail('registrar-seen', `${id}|state|${down}`, `${id}'s registrar down for ${now - down} ms (bound ${this.bounds.sipDetect} ms) but its state on ${site} says online (since ${now - st.at} ms)`);
+      }
+    }
+  }
+
+  /**
+   * no-forged-effect (as src/sim/invariants.ts judges it): a phone does not leave, for a
+   * failure (`cm-offline`, `keepalive-loss`, `broker-lost`), a call manager that was usable
+   * by it for longer than {@link Bounds.liveWindow} before the phone decided (the event's
+   * arrival less its `rehomeMs`). What the hostile phone publishes must not make a live home
+   * look dead.
+   */
+  #event(phone: string, ev: Record<string, unknown>, now: number): void {
+    if (ev.type !== 'rehomed' || typeof ev.from !== 'string') return;
+    if (ev.reason !== 'cm-offline' && ev.reason !== 'keepalive-loss' && ev.reason !== 'broker-lost') return;
+    this.seen.moves++;
+    this.checks++;
+    this.sample(now);
+    const since = this.#usableSince.get(ev.from) ?? null;
+    const decided = now - (typeof ev.rehomeMs === 'number' ? ev.rehomeMs : 0);
+    if (since !== null && decided - since > this.bounds.liveWindow) {
+      this.#fail('no-forged-effect', `${phone}|${ev.from}|${since}`, `${phone} left ${ev.from} (${String(ev.reason)}) though ${ev.from} was usable for ${decided - since} ms before it decided (bound ${this.bounds.liveWindow} ms)`);
+    }
   }
 
   /**
@@ -292,7 +358,9 @@ export class Judge {
       this.checks++;
       const since = this.#unusableSince.get(st.home) ?? null;
       if (since === null || pubSince === null) continue;
-      const deadline = Math.max(since + this.bounds.detect, pubSince + this.bounds.reconnect);
+      // A silent registrar is first found by the call manager's probe, then by the phones.
+      const sip = this.truth.registrarUp(st.home) ? 0 : this.bounds.sipDetect;
+      const deadline = Math.max(since + this.bounds.detect + sip, pubSince + this.bounds.reconnect);
       if (now > deadline && st.at < now - this.bounds.detect / 2) {
         this.#fail('home-is-live', `${phone}|${st.home}|${since}`, `${phone} still homed on ${st.home} ${now - since} ms after it became unusable (bound ${this.bounds.detect} ms; last status ${now - st.at} ms ago via ${st.site})`);
       }
@@ -323,7 +391,7 @@ export class Judge {
     for (const [clientId, times] of attempts) {
       while (times.length > 0 && times[0]! < now - 5 * STORM_WINDOW_MS) times.shift();
       this.checks++;
-      const isCm = clientId.startsWith('ipphone-cm-');
+      const isCm = clientId.startsWith('ipphone-cm-') || this.truth.cms.some((c) => c.id === clientId);
       const bound = isCm ? this.bounds.cmAttempts : this.bounds.phoneAttempts;
       // The densest window ending at each attempt.
       let j = 0;

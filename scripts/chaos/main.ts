@@ -5,9 +5,9 @@
  * 1 when one was found, 2 on a usage error, 3 when the world could not be
  * set up.
  */
-import { runChaos, type Plant } from './run.js';
+import { PLANTS, runChaos, type Plant } from './run.js';
 
-const USAGE = `Usage: npm run chaos -- [--minutes M] [--seed S] [--phones N] [--plant stopped-as-healthy|slow-detect|storm]
+const USAGE = `Usage: npm run chaos -- [--minutes M] [--seed S] [--phones N] [--plant ${PLANTS.join('|')}]
   --minutes M   how long to run (fractions allowed; default 3): faults, then the fallback check
   --seed S      the nemesis's seed (default: drawn, and printed)
   --phones N    phones in the fleet (default 30; 1..500)
@@ -32,8 +32,8 @@ function parse(argv: readonly string[]): { minutes: number; seed: number; phones
       out.phones = Number(v);
       if (!Number.isInteger(out.phones) || out.phones < 1 || out.phones > 500) return `--phones must be 1..500 (got ${JSON.stringify(v)})`;
     } else if (a === '--plant') {
-      if (v !== 'stopped-as-healthy' && v !== 'slow-detect' && v !== 'storm') return `--plant must be stopped-as-healthy, slow-detect or storm (got ${JSON.stringify(v)})`;
-      out.plant = v;
+      if (!(PLANTS as readonly string[]).includes(v)) return `--plant must be one of ${PLANTS.join(', ')} (got ${JSON.stringify(v)})`;
+      out.plant = v as Plant;
     } else return `unknown argument ${JSON.stringify(a)}`;
   }
   return out;

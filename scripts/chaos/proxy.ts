@@ -19,7 +19,19 @@
  *
  * Every connection attempt is counted per client id with its time (the
  * `no-storm` checker reads them), refused ones included.
+ *
+ * Under TLS the CONNECT is encrypted: the proxy stays a byte pipe and learns
+ * the host from the client certificate instead, whose CN is the client's
+ * identity and client id (the shipped broker's `use_identity_as_username` and
+ * `use_username_as_clientid`). TLS 1.2 sends the client's Certificate message
+ * in the clear (1.3 encrypts it), so the chaos run's programs speak TLS 1.2
+ * (`NODE_OPTIONS=--tls-max-v1.2`: mosquitto 2.0's `tls_version` is only a
+ * minimum); the handshake is passed through until that message and the
+ * link's state is applied there (a cut link's connection is reset
+ * mid-handshake, a black-holed one held). A client whose certificate the
+ * proxy cannot read is counted as `(no certificate)` and never cut.
  */
+import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 
 export type LinkState = 'ok' | 'partition' | 'blackhole';
@@ -61,6 +73,49 @@ export function connectClientId(buf: Buffer): string | null {
   }
   const idLen = buf.readUInt16BE(p);
   return buf.subarray(p + 2, p + 2 + idLen).toString('utf8');
+}
+
+/**
+ * The CN of the client certificate in a TLS 1.2 client→server byte stream
+ * (records of type 22, handshake message 11, its first certificate); null
+ * while it has not arrived yet; `''` when the client sent no certificate
+ * (a ChangeCipherSpec came first, or the stream is not TLS).
+ */
+export function tlsClientCn(buf: Buffer): string | null {
+  let hs = Buffer.alloc(0);
+  let p = 0;
+  // Past the handshake (ChangeCipherSpec, application data) or not TLS: no certificate can follow.
+  let ended = false;
+  while (p + 5 <= buf.length) {
+    const type = buf[p]!;
+    const len = buf.readUInt16BE(p + 3);
+    if (type !== 22) {
+      ended = true;
+      break;
+    }
+    if (p + 5 + len > buf.length) break;
+    hs = Buffer.concat([hs, buf.subarray(p + 5, p + 5 + len)]);
+    p += 5 + len;
+  }
+  let q = 0;
+  while (q + 4 <= hs.length) {
+    const mtype = hs[q]!;
+    const mlen = hs.readUIntBE(q + 1, 3);
+    if (q + 4 + mlen > hs.length) return ended ? '' : null;
+    if (mtype === 11) {
+      const body = hs.subarray(q + 4, q + 4 + mlen);
+      if (body.length < 6) return '';
+      const first = body.readUIntBE(3, 3);
+      const der = body.subarray(6, 6 + first);
+      try {
+        return /(?:^|\n)CN=([^\n]*)/.exec(new X509Certificate(der).subject)?.[1] ?? '';
+      } catch {
+        return '';
+      }
+    }
+    q += 4 + mlen;
+  }
+  return ended ? '' : null;
 }
 
 interface Conn {
@@ -136,6 +191,15 @@ export class LinkProxy {
     c.upstream?.resume();
   }
 
+  /** Count the attempt of `who` and say how the link of its host treats it now. */
+  #admit(who: string): { host: string; state: LinkState } {
+    const times = this.attempts.get(who) ?? [];
+    times.push(Date.now());
+    this.attempts.set(who, times);
+    const host = this.hostOf(who);
+    return { host, state: this.state(host) };
+  }
+
   #accept(client: net.Socket): void {
     client.setNoDelay(true);
     let head = Buffer.alloc(0);
@@ -143,6 +207,12 @@ export class LinkProxy {
     client.on('error', () => undefined);
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);
+      if (head[0] === 0x16) {
+        clearTimeout(timer);
+        client.off('data', onData);
+        this.#acceptTls(client, head);
+        return;
+      }
       let id: string | null;
       try {
         id = connectClientId(head);
@@ -153,13 +223,8 @@ export class LinkProxy {
       clearTimeout(timer);
       client.off('data', onData);
       client.pause();
-      const host = this.hostOf(id ?? '');
-      const who = id || '(no CONNECT)';
-      const times = this.attempts.get(who) ?? [];
-      times.push(Date.now());
-      this.attempts.set(who, times);
+      const { host, state } = this.#admit(id || '(no CONNECT)');
       const c: Conn = { host, client, upstream: null, held: false };
-      const state = this.state(host);
       if (state === 'partition') {
         client.resetAndDestroy();
         return;
@@ -189,6 +254,67 @@ export class LinkProxy {
       });
     };
     client.on('data', onData);
+  }
+
+  /**
+   * A TLS connection: piped both ways from the start (the server must answer the ClientHello
+   * before the client shows its certificate), the client's bytes read on the way until
+   * {@link tlsClientCn} finds the CN; then the link's state is applied as for a CONNECT.
+   */
+  #acceptTls(client: net.Socket, first: Buffer): void {
+    const up = net.connect(this.upstreamPort, '127.0.0.1');
+    up.setNoDelay(true);
+    up.on('error', () => undefined);
+    let seen = first;
+    let identified = false;
+    const c: Conn = { host: '(handshake)', client, upstream: up, held: false };
+    const timer = setTimeout(() => {
+      if (!identified) {
+        client.destroy();
+        up.destroy();
+      }
+    }, CONNECT_WITHIN_MS);
+    const toUp = (d: Buffer): void => {
+      if (!up.destroyed) up.write(d);
+    };
+    const toClient = (d: Buffer): void => {
+      if (!client.destroyed) client.write(d);
+    };
+    const identify = (): boolean => {
+      const cn = seen.length >= CONNECT_MAX_BYTES ? '' : tlsClientCn(seen);
+      if (cn === null) return false;
+      identified = true;
+      clearTimeout(timer);
+      const { host, state } = this.#admit(cn || '(no certificate)');
+      c.host = host;
+      if (state === 'partition') {
+        client.resetAndDestroy();
+        up.resetAndDestroy();
+        return true;
+      }
+      this.#conns.add(c);
+      if (state === 'blackhole') this.#hold(c);
+      return true;
+    };
+    client.once('close', () => {
+      clearTimeout(timer);
+      this.#conns.delete(c);
+      up.destroy();
+    });
+    up.once('close', () => {
+      if (!c.held) client.destroy();
+    });
+    client.on('data', (d: Buffer) => {
+      if (!identified) {
+        seen = Buffer.concat([seen, d]);
+        identify();
+      }
+      if (!c.held && !client.destroyed) toUp(d);
+    });
+    up.on('data', toClient);
+    // Queued until the upstream connection is open.
+    toUp(first);
+    identify();
   }
 
   async close(): Promise<void> {

@@ -10,18 +10,24 @@
  * then a quiet period; the checkers (judge.ts) look only at what clients see.
  * docs/chaos.md has the bounds and how to read a failure.
  */
-import net from 'node:net';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import tls from 'node:tls';
+import { aclFile } from '../../src/admin/acl.js';
 import { trustedKeys } from '../../src/protocol/envelope.js';
-import { Cluster } from '../../test/helpers/cluster.js';
+import { Cluster, OBSERVER_CN } from '../../test/helpers/cluster.js';
+import { startKamailio, type Kamailio } from '../../test/helpers/kamailio.js';
 import { startMosquitto, type Mosquitto } from '../../test/helpers/mosquitto.js';
 import { delay, freePort } from '../../test/helpers/net.js';
-import { boundsOf, PHONE_TIMING, type Bounds, type PhoneTiming } from './bounds.js';
+import { makePki, type Pki } from '../../test/helpers/pki.js';
+import { assertBuilt } from '../../test/helpers/programs.js';
+import { boundsOf, PHONE_TIMING, SIP_PROBE, type Bounds, type PhoneTiming } from './bounds.js';
+import { HOSTILE_CN, HostilePhone } from './hostile.js';
 import { Judge, type Failure, type Truth } from './judge.js';
 import { LinkProxy, type LinkState } from './proxy.js';
 import { ChaosRng } from './rng.js';
 
-export type FaultKind = 'crash' | 'pause' | 'broker-down' | 'partition' | 'blackhole';
+export type FaultKind = 'crash' | 'pause' | 'broker-down' | 'partition' | 'blackhole' | 'registrar-down';
 
 /**
  * Planted defects that prove the checkers can fail:
@@ -30,9 +36,14 @@ export type FaultKind = 'crash' | 'pause' | 'broker-down' | 'partition' | 'black
  * `missLimit` 100 while the bounds are derived from the declared 3, and cm-a is stopped
  * for longer than the bound (`home-is-live` must fire); `storm` — a client with a phone's
  * kind of id connects to broker A every 250 ms for 20 s, as a phone without backoff would
- * (`no-storm` must fire).
+ * (`no-storm` must fire); `hidden-stop` — cm-a is SIGSTOPped for twice the phones' detection
+ * round while the checkers are told it runs (the phones leave a home that was "usable all
+ * along": `no-forged-effect` must fire); `unwatched-registrar` — cm-a runs without its `sip`
+ * section (it never probes its Kamailio) and its Kamailio is stopped past the bounds
+ * (`registrar-seen` and `home-is-live` must fire).
  */
-export type Plant = 'stopped-as-healthy' | 'slow-detect' | 'storm';
+export type Plant = 'stopped-as-healthy' | 'slow-detect' | 'storm' | 'hidden-stop' | 'unwatched-registrar';
+export const PLANTS: readonly Plant[] = ['stopped-as-healthy', 'slow-detect', 'storm', 'hidden-stop', 'unwatched-registrar'];
 
 export interface ChaosOptions {
   minutes: number;
@@ -51,6 +62,8 @@ export interface ChaosSummary {
   checks: number;
   /** What the observers took in: statuses, distinct signed lists, call-manager states, /healthz answers. */
   seen: Judge['seen'];
+  /** What the hostile phone published (its ACL may have dropped some) and was let read. */
+  hostile: { published: number; received: number };
   wallMs: number;
   plant?: Plant;
 }
@@ -68,6 +81,8 @@ interface Fault {
   target: string;
   /** For links: the broker's site. */
   site?: string;
+  /** For `registrar-down`: kill -9 of Kamailio's process group, or SIGSTOP of it. */
+  how?: 'kill' | 'stop';
   durationMs: number;
 }
 
@@ -76,12 +91,19 @@ const TICK_MS = 500;
 /** Run the nemesis for `opts.minutes` and return what it found; `say` gets one line per fault and violation. */
 export async function runChaos(opts: ChaosOptions, say: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<ChaosSummary> {
   const started = Date.now();
+  assertBuilt(); // once, before anything starts: the programs run from dist/
+  // The programs speak TLS 1.2, whose client Certificate message the proxies can read (proxy.ts).
+  if (!(process.env.NODE_OPTIONS ?? '').includes('--tls-max-v1.2')) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --tls-max-v1.2`.trim();
   const rng = new ChaosRng(opts.seed);
   const declared: PhoneTiming = PHONE_TIMING;
   const bounds: Bounds = boundsOf(declared);
   const runMissLimit = opts.plant === 'slow-detect' ? 100 : declared.missLimit;
   const faults: Partial<Record<FaultKind, number>> = {};
-  const cluster = new Cluster();
+  const pki: Pki = await makePki();
+  const cluster = new Cluster({ tls: pki });
+  const hostile = new HostilePhone(new ChaosRng(opts.seed ^ 0x9e3779b9), cluster.prefix, CMS.map((c) => c.id), Array.from({ length: opts.phones }, (_, i) => `${PHONE_PREFIX}${i + 1}`));
+  const kamailios = new Map<string, Kamailio>();
+  const registrarState = new Map<string, 'up' | 'killed' | 'stopped'>();
   const brokers = new Map<string, Mosquitto>();
   const proxies = new Map<string, LinkProxy>();
   const brokerUp = new Map<string, boolean>();
@@ -97,6 +119,7 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     cmKilled: (id) => !claimedUp.has(id) && cmState.get(id) === 'killed',
     brokerUp: (s) => brokerUp.get(s) === true,
     linkWhole: (host, s) => proxies.get(s)?.state(host) === 'ok',
+    registrarUp: (id) => registrarState.get(id) === 'up',
   };
   const judge = new Judge(truth, bounds, phones, trustedKeys({ 'ops-1': cluster.publicPem }), cluster.prefix, say);
   const httpPorts = new Map<string, number>();
@@ -104,32 +127,56 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
   let tickLoop: Promise<void> = Promise.resolve();
   const pending = new Set<Promise<unknown>>();
 
-  // Log level info: Cluster.startCm waits for "call manager started".
-  const cmExtra = {};
+  // Log level info: Cluster.startCm waits for "call manager started". Each its own Kamailio,
+  // probed as docs/configuration.md says (the planted unwatched-registrar: cm-a not at all).
+  const cmExtra = (id: string): Record<string, unknown> =>
+    opts.plant === 'unwatched-registrar' && id === 'cm-a' ? {} : { sip: { registrar: kamailios.get(id)!.uri, ...SIP_PROBE } };
   const startCm = async (id: string): Promise<void> => {
     cmState.set(id, 'starting');
     judge.sample();
-    await cluster.startCm(id, cmExtra);
+    await cluster.startCm(id, cmExtra(id));
     cmState.set(id, 'up');
     judge.sample();
   };
 
   try {
     // ---- the world ------------------------------------------------------------------------
+    // TLS with client certificates and the ACL `ipphone-admin acl` prints, in the shipped
+    // broker's shape (test/helpers/mosquitto.ts MosquittoTls); the clients speak TLS 1.2 (above).
+    const acl = pki.writeFile('acl', aclFile({ prefix: cluster.prefix, callManagers: CMS.map((c) => c.id), operators: [OBSERVER_CN] }));
+    const observerFiles = await cluster.identity(OBSERVER_CN);
+    const observerTls = { ca: readFileSync(observerFiles.ca), cert: readFileSync(observerFiles.cert), key: readFileSync(observerFiles.key) };
     for (const site of SITES) {
-      const m = await startMosquitto();
+      const m = await startMosquitto({ tls: { cafile: pki.ca.cert, certfile: pki.server.cert, keyfile: pki.server.key, aclFile: acl } });
       brokers.set(site, m);
       brokerUp.set(site, true);
+      // Under TLS the client id is the certificate's CN (a cmId, a phoneId); plain ids kept for a plain broker.
       const hostOf = (clientId: string): string => {
-        for (const { id } of CMS) if (clientId === `ipphone-cm-${id}` || clientId.startsWith(`ipphone-cm-${id}-link`)) return id;
-        return clientId.startsWith(`ipphone-${PHONE_PREFIX}`) ? 'fleet' : 'other';
+        for (const { id } of CMS) if (clientId === id || clientId === `ipphone-cm-${id}` || clientId.startsWith(`ipphone-cm-${id}-link`)) return id;
+        if (clientId === HOSTILE_CN || clientId === `ipphone-${HOSTILE_CN}`) return 'other';
+        return clientId.startsWith(PHONE_PREFIX) || clientId.startsWith(`ipphone-${PHONE_PREFIX}`) ? 'fleet' : 'other';
       };
       const p = new LinkProxy(site, m.port, hostOf);
       await p.listen(await freePort());
       proxies.set(site, p);
-      await judge.observe(site, m.url);
+      await judge.observe(site, m.url, observerTls);
     }
-    await cluster.defineGroup(CMS.map((c) => ({ id: c.id, broker: proxies.get(c.site)!.url })));
+    for (const { id } of CMS) {
+      kamailios.set(id, await startKamailio());
+      registrarState.set(id, 'up');
+    }
+    const proxyUrl = (site: string): string => `mqtts://127.0.0.1:${proxies.get(site)!.port}`;
+    await cluster.defineGroup(CMS.map((c) => ({ id: c.id, broker: proxyUrl(c.site), sip: kamailios.get(c.id)!.uri })));
+    // Every phone its own certificate, CN its id (ipphone-fleet --cert-dir).
+    const certDir = join(cluster.dir, 'fleet-certs');
+    mkdirSync(certDir, { recursive: true });
+    for (const phone of phones) {
+      const f = await pki.client(phone);
+      copyFileSync(f.cert, join(certDir, `${phone}.crt`));
+      copyFileSync(f.key, join(certDir, `${phone}.key`));
+    }
+    await cluster.identity('fleet');
+    hostile.start([...brokers.values()].map((m) => m.url), await pki.clientTls(HOSTILE_CN));
     for (const g of cluster.group) httpPorts.set(g.id, Number(new URL(g.services).port));
     for (const { id } of CMS) await startCm(id);
     const fleetConfig = cluster.agentConfig('fleet', {
@@ -138,10 +185,15 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
       mqtt: { connectTimeoutMs: declared.connectTimeoutMs, keepaliveSec: declared.keepaliveSec, backoff: { baseMs: declared.backoffBaseMs, maxMs: declared.backoffMaxMs } },
       log: { level: 'warn' },
     });
-    const fleet = cluster.startFleet('fleet', ['--config', fleetConfig, '--count', String(opts.phones), '--prefix', PHONE_PREFIX, '--state-dir', join(cluster.dir, 'fleet'), '--busy', String(busy), '--summary-ms', '10000']);
+    const fleet = cluster.startFleet('fleet', ['--config', fleetConfig, '--count', String(opts.phones), '--prefix', PHONE_PREFIX, '--state-dir', join(cluster.dir, 'fleet'), '--busy', String(busy), '--summary-ms', '10000', '--cert-dir', certDir]);
     const ready = await until(() => judge.notHomed().length === 0, 120_000);
     if (!ready) throw new Error(`the fleet did not home within 120 s: ${judge.describe(judge.notHomed())}\n${fleet.output().slice(-3000)}`);
-    say(`ready: ${opts.phones} phones homed (${busy} busy), brokers A:${brokers.get('A')!.port} B:${brokers.get('B')!.port} via proxies A:${proxies.get('A')!.port} B:${proxies.get('B')!.port}; seed ${opts.seed}${opts.plant ? `; plant ${opts.plant}` : ''}`);
+    // A connection the proxies could not attribute would never be cut: the faults would be fiction.
+    for (const [site, p] of proxies) {
+      const blind = [...p.attempts.keys()].filter((k) => k.startsWith('('));
+      if (blind.length > 0) throw new Error(`proxy ${site} could not tell who connected (${blind.join(', ')}): the link faults would cut nothing`);
+    }
+    say(`ready: ${opts.phones} phones homed (${busy} busy), TLS brokers A:${brokers.get('A')!.port} B:${brokers.get('B')!.port} with the printed ACL via proxies A:${proxies.get('A')!.port} B:${proxies.get('B')!.port}, Kamailio ${[...kamailios].map(([id, k]) => `${id}:${k.port}`).join(' ')}, hostile phone ${HOSTILE_CN}; seed ${opts.seed}${opts.plant ? `; plant ${opts.plant}` : ''}`);
     say(`bounds: ${JSON.stringify(bounds)}`);
     judge.checks = 0; // the start-up's polls are not checks
 
@@ -171,6 +223,17 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
         brokerUp.set(f.target, false);
         judge.sample();
         await brokers.get(f.target)!.kill();
+      } else if (f.kind === 'registrar-down') {
+        // Half a crash (kill -9 of the group: the port refuses), half a stop (SIGSTOP: the kernel still accepts, nothing answers).
+        const k = kamailios.get(f.target)!;
+        if (f.how === 'kill') {
+          registrarState.set(f.target, 'killed');
+          judge.sample();
+          await k.kill('SIGKILL');
+        } else {
+          registrarState.set(f.target, 'stopped');
+          signalGroup(k, 'SIGSTOP');
+        }
       } else {
         proxies.get(f.site!)!.set(f.target, f.kind as LinkState);
       }
@@ -184,18 +247,24 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
       } else if (f.kind === 'broker-down') {
         await brokers.get(f.target)!.restart();
         brokerUp.set(f.target, true);
+      } else if (f.kind === 'registrar-down') {
+        const k = kamailios.get(f.target)!;
+        if (registrarState.get(f.target) === 'killed') await k.restart();
+        else signalGroup(k, 'SIGCONT');
+        registrarState.set(f.target, 'up');
       } else proxies.get(f.site!)!.set(f.target, 'ok');
       judge.sample();
       say(`healed ${f.kind} ${f.target}${f.site ? `↔${f.site}` : ''}`);
     };
     const draw = (busyTargets: Set<string>, maxMs: number): Fault | null => {
       for (let i = 0; i < 20; i++) {
-        const kind = rng.pick<FaultKind>(['crash', 'pause', 'broker-down', 'partition', 'blackhole']);
+        const kind = rng.pick<FaultKind>(['crash', 'pause', 'broker-down', 'partition', 'blackhole', 'registrar-down']);
         // A fifth are long: past a call manager's will (1.5 × 30 s) and a phone's (1.5 × 10 s).
         const durationMs = Math.min(maxMs, rng.chance(0.2) ? rng.int(30_000, 60_000) : rng.int(4000, 25_000));
         let f: Fault;
         if (kind === 'crash' || kind === 'pause') f = { kind, target: rng.pick(CMS).id, durationMs };
         else if (kind === 'broker-down') f = { kind, target: rng.pick(SITES), durationMs };
+        else if (kind === 'registrar-down') f = { kind, target: rng.pick(CMS).id, durationMs, how: rng.chance(0.5) ? 'kill' : 'stop' };
         // Half of the cuts are the fleet's: those are the ones phones must ride out themselves.
         else f = { kind, target: rng.chance(0.5) ? 'fleet' : rng.pick(CMS).id, site: rng.pick(SITES), durationMs };
         const key = f.site ? `${f.target}|${f.site}` : f.target;
@@ -214,11 +283,28 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
       await delay(f.durationMs);
       await undo(f);
     } else if (opts.plant === 'storm') {
-      say('plant: ipphone-ph-storm connects to broker A every 250 ms for 20 s');
+      say(`plant: ${PHONE_PREFIX}storm connects to broker A every 250 ms for 20 s`);
+      const stormTls = await pki.clientTls(`${PHONE_PREFIX}storm`);
       for (let i = 0; i < 80; i++) {
-        await rogueConnect(proxies.get('A')!.port, `ipphone-${PHONE_PREFIX}storm`);
+        await rogueConnect(proxies.get('A')!.port, `${PHONE_PREFIX}storm`, stormTls);
         await delay(250);
       }
+    } else if (opts.plant === 'hidden-stop') {
+      say('plant: cm-a SIGSTOPped for 2 × the phones\' round, the checkers told it runs');
+      claimedUp.add('cm-a');
+      cluster.cms.get('cm-a')!.signal('SIGSTOP');
+      cmState.set('cm-a', 'stopped');
+      await delay(2 * bounds.round + 2000);
+      cluster.cms.get('cm-a')!.signal('SIGCONT');
+      cmState.set('cm-a', 'up');
+      claimedUp.delete('cm-a');
+      judge.sample();
+    } else if (opts.plant === 'unwatched-registrar') {
+      // cm-a was started without its sip section: it never finds its Kamailio silent.
+      const f: Fault = { kind: 'registrar-down', target: 'cm-a', durationMs: bounds.detect + bounds.sipDetect + 8000, how: 'stop' };
+      await apply(f);
+      await delay(f.durationMs);
+      await undo(f);
     } else {
       for (let episode = 0; episode < 1000 && Date.now() < faultsEnd - 4000; episode++) {
         const left = faultsEnd - Date.now();
@@ -283,10 +369,16 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     await tickLoop.catch(() => undefined);
     await Promise.allSettled([...pending]);
     for (const p of cluster.cms.values()) p.signal('SIGCONT');
+    await hostile.stop().catch(() => undefined);
     await judge.close();
     await cluster.close().catch(() => undefined);
     for (const p of proxies.values()) await p.close();
     for (const m of brokers.values()) await m.stop().catch(() => undefined);
+    for (const k of kamailios.values()) {
+      signalGroup(k, 'SIGCONT');
+      await k.stop().catch(() => undefined);
+    }
+    pki.remove();
   }
   return {
     minutes: opts.minutes,
@@ -297,19 +389,30 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     failures: judge.failures,
     checks: judge.checks,
     seen: judge.seen,
+    hostile: { published: hostile.published, received: hostile.received },
     wallMs: Date.now() - started,
     ...(opts.plant ? { plant: opts.plant } : {}),
   };
 }
 
-/** One MQTT 3.1.1 CONNECT (clean, keep-alive 10 s) as `clientId` to 127.0.0.1:`port`, then close. */
-async function rogueConnect(port: number, clientId: string): Promise<void> {
+/** Signal Kamailio's whole process group (its workers hold the TCP listener). */
+function signalGroup(k: Kamailio, sig: NodeJS.Signals): void {
+  if (k.pid === undefined) return;
+  try {
+    process.kill(-k.pid, sig);
+  } catch {
+    // gone
+  }
+}
+
+/** One MQTT 3.1.1 CONNECT (clean, keep-alive 10 s) as `clientId` to 127.0.0.1:`port` over TLS with `creds`, then close. */
+async function rogueConnect(port: number, clientId: string, creds: { ca: Buffer; cert: Buffer; key: Buffer }): Promise<void> {
   const id = Buffer.from(clientId);
   const variable = Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 10]);
   const body = Buffer.concat([variable, Buffer.from([id.length >> 8, id.length & 0xff]), id]);
   const packet = Buffer.concat([Buffer.from([0x10, body.length]), body]);
   await new Promise<void>((done) => {
-    const s = net.connect(port, '127.0.0.1', () => s.end(packet));
+    const s = tls.connect({ port, host: '127.0.0.1', maxVersion: 'TLSv1.2', ...creds }, () => s.end(packet));
     s.on('error', () => done());
     s.on('close', () => done());
     s.setTimeout(2000, () => s.destroy());
