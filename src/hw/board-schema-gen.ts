@@ -24,7 +24,8 @@ export function boardSchemaText(): string {
     description:
       'Hardware of one phone model (hw/boards/*.json). Also checked by the agent: display driver serial-lcd requires ' +
       'path, baudRate and protocol; keypad driver gpio-matrix requires rows, cols and a keymap of rows × cols keys; ' +
-      'no GPIO line (chip + line) is used twice.',
+      'keypad driver evdev requires path, and its keymap (by input event code) and hook.event name codes from ' +
+      'linux/input-event-codes.h that the agent knows, or numbers; no GPIO line (chip + line) and no LED directory is used twice.',
     ...BoardSchema,
   };
   return `${JSON.stringify(doc, null, 2)}\n`;

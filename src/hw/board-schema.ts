@@ -2,6 +2,8 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ID_PATTERN, schemaProblems, structureProblems, type Defaulted } from '../config/problems.js';
 import { show } from '../protocol/pointers.js';
+import { resolveKeymap } from './evdev-keypad.js';
+import { EV_KEY, parseInputCode } from './input-codes.js';
 
 /**
  * Board profiles (shared/CONTRACT.md, "Board profile"): one TypeBox source for
@@ -23,7 +25,7 @@ export const GpioLineSchema = Type.Object(
 );
 
 /** An LED (lamp) on a GPIO line. */
-export const LedSchema = Type.Object(
+export const GpioLedSchema = Type.Object(
   {
     chip: Type.String({ minLength: 1, description: 'gpiochip label' }),
     line: Type.Integer({ minimum: 0, maximum: 1023, description: 'line offset on that chip' }),
@@ -32,9 +34,20 @@ export const LedSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** An LED the kernel drives (gpio-leds, pwm-leds): its LED class directory. */
+export const ClassLedSchema = Type.Object(
+  {
+    led: Type.String({ pattern: '^/', description: 'LED class directory, e.g. /sys/class/leds/red:no-service: lit = max_brightness written to brightness, dark = 0' }),
+  },
+  { additionalProperties: false },
+);
+
+/** A lamp: a GPIO line, or an LED class device (`led`). */
+export const LedSchema = Type.Union([GpioLedSchema, ClassLedSchema], { description: 'a GPIO line (chip, line) or an LED class directory (led)' });
+
 export const DISPLAY_DRIVERS = ['serial-lcd', 'terminal', 'none'] as const;
 export const LCD_PROTOCOLS = ['matrix-orbital', 'hd44780-backpack'] as const;
-export const KEYPAD_DRIVERS = ['gpio-matrix', 'keyboard', 'none'] as const;
+export const KEYPAD_DRIVERS = ['gpio-matrix', 'evdev', 'keyboard', 'none'] as const;
 /** Baud rates the serial LCD backpacks we know accept. */
 export const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] as const;
 
@@ -63,15 +76,24 @@ export const DisplaySchema = Type.Object(
 
 export const KeypadSchema = Type.Object(
   {
-    driver: literals(KEYPAD_DRIVERS, 'gpio-matrix (scanned key matrix), keyboard (simulator) or none'),
+    driver: literals(KEYPAD_DRIVERS, 'gpio-matrix (scanned key matrix), evdev (a kernel input device), keyboard (simulator) or none'),
+    path: Type.Optional(Type.String({ pattern: '^/', description: 'input device, e.g. /dev/input/by-path/platform-matrix-keypad-event; required for evdev' })),
     rows: Type.Optional(Type.Array(GpioLineSchema, { minItems: 1, maxItems: 8, description: 'row lines (driven); required for gpio-matrix' })),
     cols: Type.Optional(Type.Array(GpioLineSchema, { minItems: 1, maxItems: 8, description: 'column lines (read); required for gpio-matrix' })),
     keymap: Type.Optional(
-      Type.Array(Type.Array(Type.String({ minLength: 1, maxLength: 16 }), { minItems: 1, maxItems: 8 }), {
-        minItems: 1,
-        maxItems: 8,
-        description: 'key names by [row][col] (0–9, *, # or a soft key name); rows × cols; required for gpio-matrix',
-      }),
+      Type.Union(
+        [
+          Type.Array(Type.Array(Type.String({ minLength: 1, maxLength: 16 }), { minItems: 1, maxItems: 8 }), {
+            minItems: 1,
+            maxItems: 8,
+            description: 'gpio-matrix: key names by [row][col] (0–9, *, # or a soft key name); rows × cols; required',
+          }),
+          Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1, maxLength: 16 }), {
+            description: 'evdev: input event code (KEY_*/BTN_* name from linux/input-event-codes.h, or its number) → key name; default the digits, star and pound',
+          }),
+        ],
+        { description: 'key names: by [row][col] (gpio-matrix) or by input event code (evdev)' },
+      ),
     ),
     debounceMs: Type.Optional(Type.Integer({ default: 20, minimum: 0, maximum: 1000, description: 'ms a key must be stable' })),
   },
@@ -86,6 +108,19 @@ export const GpioHookSchema = Type.Object(
     line: Type.Integer({ minimum: 0, maximum: 1023, description: 'line offset on that chip' }),
     activeLow: Type.Boolean({ description: 'true when the line reads low while the handset is lifted (off hook)' }),
     debounceMs: Type.Optional(Type.Integer({ default: 30, minimum: 0, maximum: 1000, description: 'ms the switch must be stable' })),
+  },
+  { additionalProperties: false },
+);
+
+/** A hook switch the kernel reports on an input device (gpio-keys). */
+export const EvdevHookSchema = Type.Object(
+  {
+    driver: Type.Literal('evdev'),
+    path: Type.String({ pattern: '^/', description: 'input device, e.g. /dev/input/by-path/platform-gpio-keys-event' }),
+    event: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })], {
+      description: 'the hook event: a KEY_*/BTN_* (EV_KEY) or SW_* (EV_SW) name from linux/input-event-codes.h, or an EV_KEY code number',
+    }),
+    offHookValue: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)], { default: 1, description: 'event value while the handset is lifted' })),
   },
   { additionalProperties: false },
 );
@@ -105,7 +140,7 @@ export const BoardSchema = Type.Object(
     description: Type.Optional(Type.String({ description: 'free text' })),
     display: DisplaySchema,
     keypad: KeypadSchema,
-    hook: Type.Union([GpioHookSchema, KeyboardHookSchema, Type.Null()], { description: 'hook switch; null = none (never busy)' }),
+    hook: Type.Union([GpioHookSchema, EvdevHookSchema, KeyboardHookSchema, Type.Null()], { description: 'hook switch; null = none (never busy)' }),
     leds: Type.Optional(
       Type.Object(
         {
@@ -138,7 +173,60 @@ function under(prefix: string, schema: TSchema, value: unknown): string[] {
 function hookProblems(hook: unknown): string[] {
   if (hook === null) return [];
   if (!isObject(hook)) return [`hook: must be an object or null (got ${show(hook)})`];
-  return hook.driver === 'keyboard' ? under('hook', KeyboardHookSchema, hook) : under('hook', GpioHookSchema, hook);
+  if (hook.driver === 'keyboard') return under('hook', KeyboardHookSchema, hook);
+  if (hook.driver === 'evdev') {
+    const problems = under('hook', EvdevHookSchema, hook);
+    if (problems.length === 0) {
+      const parsed = parseInputCode(hook.event as string | number);
+      if (!parsed.ok) problems.push(`hook/event: ${parsed.problem}`);
+    }
+    return problems;
+  }
+  return under('hook', GpioHookSchema, hook);
+}
+
+/** The lamps: each a GPIO line or an LED class directory, never both. */
+function ledProblems(leds: unknown): string[] {
+  if (!isObject(leds)) return [];
+  const problems: string[] = [];
+  const dirs = new Map<string, string>();
+  for (const [name, l] of Object.entries(leds)) {
+    if (!isObject(l)) continue;
+    if ('led' in l) {
+      problems.push(...under(`leds/${name}`, ClassLedSchema, l));
+      if (typeof l.led === 'string') {
+        const first = dirs.get(l.led);
+        if (first !== undefined) problems.push(`leds/${name}/led: ${l.led} is already used by leds/${first}`);
+        else dirs.set(l.led, name);
+      }
+    } else problems.push(...under(`leds/${name}`, GpioLedSchema, l));
+  }
+  return problems;
+}
+
+/** evdev keypad: a path, a keymap by input code (every name known), no GPIO lines. */
+function evdevKeypadProblems(k: Loose, hook: unknown): string[] {
+  const problems: string[] = [];
+  if (k.path === undefined) problems.push('keypad/path: is required for driver evdev');
+  for (const f of ['rows', 'cols'] as const) {
+    if (k[f] !== undefined) problems.push(`keypad/${f}: is for gpio-matrix; the kernel scans an evdev keypad`);
+  }
+  if (k.keymap === undefined) return problems;
+  if (Array.isArray(k.keymap)) {
+    problems.push('keypad/keymap: for evdev is an object of input event code → key, e.g. { "KEY_1": "1" }');
+    return problems;
+  }
+  if (!isObject(k.keymap)) return [...problems, `keypad/keymap: must be an object of input event code → key (got ${show(k.keymap)})`];
+  for (const [name, key] of Object.entries(k.keymap)) {
+    if (typeof key !== 'string' || key.length < 1 || key.length > 16) problems.push(`keypad/keymap/${name}: must be a key name of 1 to 16 characters (got ${show(key)})`);
+  }
+  const r = resolveKeymap(k.keymap as Record<string, string>);
+  if (!r.ok) problems.push(...r.problems);
+  else if (isObject(hook) && hook.driver === 'evdev' && hook.path === k.path) {
+    const h = parseInputCode(hook.event as string | number);
+    if (h.ok && h.value.type === EV_KEY && r.codes.has(h.value.code)) problems.push(`hook/event: ${String(hook.event)} is also a key in keypad/keymap on the same device`);
+  }
+  return problems;
 }
 
 /** Checks across fields, on a value the schema already accepted where they look. */
@@ -151,6 +239,9 @@ function crossProblems(b: Loose): string[] {
     }
   }
   const k = b.keypad;
+  if (isObject(k) && k.driver === 'evdev') problems.push(...evdevKeypadProblems(k, b.hook));
+  if (isObject(k) && k.driver !== 'evdev' && isObject(k.keymap)) problems.push('keypad/keymap: an object of input event codes is for driver evdev');
+  if (isObject(k) && k.driver !== 'evdev' && k.path !== undefined) problems.push('keypad/path: is for driver evdev');
   if (isObject(k) && k.driver === 'gpio-matrix') {
     for (const f of ['rows', 'cols', 'keymap'] as const) {
       if (k[f] === undefined) problems.push(`keypad/${f}: is required for driver gpio-matrix`);
@@ -173,7 +264,7 @@ function crossProblems(b: Loose): string[] {
       if (Array.isArray(k[side])) (k[side] as unknown[]).forEach((l, i) => uses.push([`keypad/${side}/${i}`, l]));
     }
   }
-  if (isObject(b.hook) && b.hook.driver !== 'keyboard') uses.push(['hook', b.hook]);
+  if (isObject(b.hook) && b.hook.driver !== 'keyboard' && b.hook.driver !== 'evdev') uses.push(['hook', b.hook]);
   if (isObject(b.leds)) for (const [name, l] of Object.entries(b.leds)) uses.push([`leds/${name}`, l]);
   const seen = new Map<string, string>();
   for (const [path, l] of uses) {
@@ -198,9 +289,14 @@ export function validateBoard(raw: unknown): { ok: true; board: BoardProfile } |
   if (structure.length > 0) return { ok: false, problems: structure };
   const b = Value.Default(BoardSchema, Value.Clone(raw)) as Loose;
   // The hook union gets one vague error from TypeBox; check the variant it means instead.
-  const problems = schemaProblems(BoardSchema, b, (p) => p === '/hook' || p.startsWith('/hook/'));
+  // The hook and lamp unions get one vague error each from TypeBox; check the variant meant instead.
+  const evdevKeymap = isObject(b.keypad) && b.keypad.driver === 'evdev';
+  const variant = (p: string): boolean =>
+    p === '/hook' || p.startsWith('/hook/') || /^\/leds\/[^/]+(\/|$)/.test(p) || (evdevKeymap && (p === '/keypad/keymap' || p.startsWith('/keypad/keymap/')));
+  const problems = schemaProblems(BoardSchema, b, variant);
   if (!('hook' in b)) problems.push('hook: is required (null when the board has none)');
   else problems.push(...hookProblems(b.hook));
+  problems.push(...ledProblems(b.leds));
   problems.push(...crossProblems(b));
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, board: b as BoardProfile };

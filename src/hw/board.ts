@@ -37,6 +37,8 @@ export interface HardwareOptions {
   sysfsRoot?: string;
   /** GPIO lines; default onoff on sysfs (tests inject the fake bus). */
   gpio?: GpioFactory;
+  /** `process.arch` whose `struct input_event` layout evdev devices are read in; default `process.arch`. */
+  inputArch?: string;
 }
 
 /**
@@ -60,10 +62,22 @@ export async function hardwareFor(board: BoardProfile | null, o: HardwareOptions
 
   let gpio = o.gpio;
   const gpioFactory = async (): Promise<GpioFactory> => (gpio ??= (await import('./gpio-onoff.js')).onoffGpioFactory());
+  // One reader per input device: the keypad and the hook may be keys of one gpio-keys node.
+  const inputs = new Map<string, import('./evdev.js').EvdevDevice>();
+  const inputDevice = async (path: string) => {
+    const { EvdevDevice } = await import('./evdev.js');
+    let dev = inputs.get(path);
+    if (dev === undefined) inputs.set(path, (dev = new EvdevDevice({ path, log: o.log, clock, ...(o.inputArch ? { arch: o.inputArch } : {}) })));
+    return dev;
+  };
   let hook: HookSwitch | null = null;
   let softHook: SoftHook | null = null;
   if (board.hook !== null && board.hook.driver === 'keyboard') hook = softHook = new SoftHook();
-  else if (board.hook !== null) {
+  else if (board.hook !== null && board.hook.driver === 'evdev') {
+    const { EvdevHookSwitch } = await import('./evdev-hook.js');
+    const h = board.hook;
+    hook = new EvdevHookSwitch({ device: await inputDevice(h.path), event: h.event, offHookValue: h.offHookValue ?? 1, log: o.log });
+  } else if (board.hook !== null) {
     const { GpioHookSwitch } = await import('./gpio-hook.js');
     const h = board.hook;
     hook = new GpioHookSwitch({ line: { chip: h.chip, line: h.line }, activeLow: h.activeLow, debounceMs: h.debounceMs ?? 30, gpio: await gpioFactory(), ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), clock, log: o.log });
@@ -73,17 +87,26 @@ export async function hardwareFor(board: BoardProfile | null, o: HardwareOptions
   let keypad: Keypad;
   if (k.driver === 'gpio-matrix') {
     const { GpioMatrixKeypad } = await import('./gpio-keypad.js');
-    keypad = new GpioMatrixKeypad({ rows: k.rows!, cols: k.cols!, keymap: k.keymap!, debounceMs: k.debounceMs, gpio: await gpioFactory(), ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), clock, log: o.log });
+    keypad = new GpioMatrixKeypad({ rows: k.rows!, cols: k.cols!, keymap: k.keymap as string[][], debounceMs: k.debounceMs, gpio: await gpioFactory(), ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), clock, log: o.log });
+  } else if (k.driver === 'evdev') {
+    const { EvdevKeypad } = await import('./evdev-keypad.js');
+    keypad = new EvdevKeypad({ device: await inputDevice(k.path!), ...(k.keymap !== undefined ? { keymap: k.keymap as Record<string, string> } : {}), log: o.log });
   } else if (k.driver === 'keyboard') {
     keypad = new KeyboardKeypad({ hook: softHook, hookKey: board.hook !== null && board.hook.driver === 'keyboard' ? board.hook.key : 'h' });
   } else keypad = new NoKeypad();
 
   const leds: { message?: Led; noService?: Led } = {};
   if (board.leds !== undefined) {
-    const { GpioLed } = await import('./gpio-led.js');
     for (const name of ['message', 'noService'] as const) {
       const l = board.leds[name];
-      if (l !== undefined) leds[name] = new GpioLed({ line: { chip: l.chip, line: l.line }, activeLow: l.activeLow ?? false, gpio: await gpioFactory(), ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), log: o.log });
+      if (l === undefined) continue;
+      if ('led' in l) {
+        const { ClassLed } = await import('./class-led.js');
+        leds[name] = new ClassLed({ dir: l.led, name, log: o.log, clock });
+      } else {
+        const { GpioLed } = await import('./gpio-led.js');
+        leds[name] = new GpioLed({ line: { chip: l.chip, line: l.line }, activeLow: l.activeLow ?? false, gpio: await gpioFactory(), ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), log: o.log });
+      }
     }
   }
   return { display, keypad, hook: hook ?? new SoftHook(), leds };

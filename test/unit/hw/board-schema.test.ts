@@ -30,7 +30,7 @@ test('schema/board.schema.json is up to date (run: npx tsx src/hw/board-schema-g
 
 test('every shipped board profile validates, headless and sim included', (t) => {
   const names = readdirSync(BOARDS).filter((n) => n.endsWith('.json'));
-  for (const n of ['headless.json', 'sim.json', 'ref-rpi-20x4.json', 'ref-16x2-backpack.json']) t.true(names.includes(n), n);
+  for (const n of ['headless.json', 'sim.json', 'ref-rpi-20x4.json', 'ref-16x2-backpack.json', 'ref-dt-evdev.json']) t.true(names.includes(n), n);
   for (const n of names) t.deepEqual(problems(read(n)), [], n);
 });
 
@@ -104,6 +104,46 @@ test('hook: null, a GPIO switch or the simulator key; anything else is refused',
   t.deepEqual(problems([]), ['(root): must be a JSON object (got [])']);
 });
 
+test('evdev keypad and hook: input event codes by name (linux/input-event-codes.h) or number; unknown names and misplaced fields are named', (t) => {
+  const base = { name: 'x', display: { driver: 'none' } };
+  const ok = { driver: 'evdev', path: '/dev/input/event0', keymap: { KEY_NUMERIC_1: '1', KEY_KPASTERISK: '*', '257': 'menu' } };
+  t.deepEqual(problems({ ...base, keypad: ok, hook: { driver: 'evdev', path: '/dev/input/event1', event: 'SW_DOCK', offHookValue: 0 } }), []);
+  t.deepEqual(problems({ ...base, keypad: { driver: 'evdev', path: '/dev/input/event0' }, hook: { driver: 'evdev', path: '/dev/input/event0', event: 169 } }), [], 'default keymap; a code number');
+  t.deepEqual(problems({ ...base, keypad: { driver: 'evdev' }, hook: null }), ['keypad/path: is required for driver evdev']);
+  t.deepEqual(problems({ ...base, keypad: { ...ok, keymap: { KEY_FOO: '1', KEY_1: '' } }, hook: null }), [
+    'keypad/keymap/KEY_1: must be a key name of 1 to 16 characters (got "")',
+    'keypad/keymap/KEY_FOO: unknown input event code "KEY_FOO": use a KEY_, BTN_ or SW_ name from linux/input-event-codes.h that docs/boards.md lists, or the key\'s number',
+  ]);
+  t.deepEqual(problems({ ...base, keypad: { ...ok, keymap: [['1']], rows: [{ chip: 'c', line: 1 }] }, hook: null }), [
+    'keypad/rows: is for gpio-matrix; the kernel scans an evdev keypad',
+    'keypad/keymap: for evdev is an object of input event code → key, e.g. { "KEY_1": "1" }',
+  ]);
+  t.deepEqual(problems({ ...base, keypad: { driver: 'none' }, hook: { driver: 'evdev', path: '/dev/input/event1', event: 'KEY_PHONY' } }), [
+    'hook/event: unknown input event code "KEY_PHONY": use a KEY_, BTN_ or SW_ name from linux/input-event-codes.h that docs/boards.md lists, or the key\'s number',
+  ]);
+  t.deepEqual(problems({ ...base, keypad: { driver: 'none' }, hook: { driver: 'evdev', event: 'KEY_PHONE', offHookValue: 2 } }), ['hook/path: is required', 'hook/offHookValue: must be 0 or 1 (got 2)']);
+  t.deepEqual(problems({ ...base, keypad: { ...ok, keymap: { KEY_PHONE: 'x' } }, hook: { driver: 'evdev', path: ok.path, event: 'KEY_PHONE' } }), [
+    'hook/event: KEY_PHONE is also a key in keypad/keymap on the same device',
+  ]);
+  t.deepEqual(problems({ ...base, keypad: { driver: 'none', path: '/dev/input/event0', keymap: { KEY_1: '1' } }, hook: null }), [
+    'keypad/keymap: an object of input event codes is for driver evdev',
+    'keypad/path: is for driver evdev',
+  ]);
+});
+
+test('lamps: a GPIO line or an LED class directory (led), each directory used once', (t) => {
+  const base = { name: 'x', display: { driver: 'none' }, keypad: { driver: 'none' }, hook: null };
+  t.deepEqual(problems({ ...base, leds: { message: { led: '/sys/class/leds/green:message' }, noService: { chip: 'c', line: 3 } } }), []);
+  t.deepEqual(problems({ ...base, leds: { message: { led: 'sys/x' }, noService: { led: '/a', chip: 'x' } } }), [
+    'leds/message/led: must be a string matching ^/ (got "sys/x")',
+    'leds/noService/chip: unknown field (typo?)',
+  ]);
+  t.deepEqual(problems({ ...base, leds: { message: { led: '/a' }, noService: { led: '/a' } } }), ['leds/noService/led: /a is already used by leds/message']);
+  t.deepEqual(problems({ ...base, leds: { message: { chip: 'c' } } }), ['leds/message/line: is required']);
+  const ref = loadBoardFile(new URL('ref-dt-evdev.json', BOARDS).pathname);
+  t.like(ref, { keypad: { driver: 'evdev' }, hook: { driver: 'evdev', event: 'KEY_PHONE', offHookValue: 1 }, leds: { noService: { led: '/sys/class/leds/red:no-service' } } });
+});
+
 test('loadBoardFile throws BOARD_INVALID with every problem', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ipphone-board-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -153,4 +193,15 @@ test('hardwareFor builds the real drivers a profile names; GPIO lines resolve on
 
   const headless = await hardwareFor(loadBoardFile(new URL('headless.json', BOARDS).pathname), { log });
   t.is(headless.display.cols, 20);
+});
+
+test('hardwareFor: an evdev board gets the evdev keypad and hook and LED-class lamps, no GPIO', async (t) => {
+  const gpio = () => {
+    throw new Error('no GPIO on an evdev board');
+  };
+  const hw = await hardwareFor(loadBoardFile(new URL('ref-dt-evdev.json', BOARDS).pathname), { log: silentLogger(), clock: new FakeClock(0), gpio });
+  t.is(hw.keypad.constructor.name, 'EvdevKeypad');
+  t.is(hw.hook?.constructor.name, 'EvdevHookSwitch');
+  t.is(hw.leds?.message?.constructor.name, 'ClassLed');
+  t.is(hw.leds?.noService?.constructor.name, 'ClassLed');
 });
