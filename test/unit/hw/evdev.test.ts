@@ -234,7 +234,7 @@ test('a keymap naming an unknown code, or a switch, is BOARD_INVALID naming each
   const keypad = new EvdevKeypad({ device, keymap: { KEY_1: '1', KEY_ONE: '1', SW_LID: 'x', '9999': '9' }, log: silentLogger() });
   const err = await t.throwsAsync(keypad.start());
   t.true(isIpphoneError(err, 'BOARD_INVALID'));
-  const problems = (err as { context: { problems: string[] } }).context.problems;
+  const problems = (err as unknown as { context: { problems: string[] } }).context.problems;
   t.is(problems.length, 3, problems.join('\n'));
   // JSON object order: integer-like names first.
   t.regex(problems[0]!, /^keypad\/keymap\/9999: key code 9999 is out of range/);
