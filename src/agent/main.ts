@@ -17,9 +17,10 @@ export const USAGE = `Usage:
   ipphone-agent --config FILE [--board FILE] [--state-dir DIR]
                                    run the phone agent with the JSON config FILE;
                                    --board and --state-dir override the config file
-  ipphone-agent --check-config FILE
-                                   validate FILE only: exit 0, or exit 1 with one
-                                   line per problem on stderr
+  ipphone-agent --check-config FILE [--board FILE]
+                                   validate FILE and the board profile it names
+                                   (or --board) only: "FILE: ok" and exit 0, or
+                                   exit 1 with one line per problem on stderr
   ipphone-agent --help             print this text
 
 Logs are JSON lines on stdout. SIGTERM/SIGINT: publish the offline status,
@@ -51,7 +52,7 @@ export function parseAgentArgs(argv: readonly string[]): AgentArgs {
     else if (flag === '--board') out.board = v;
     else out.stateDir = v;
   }
-  if (check !== undefined) return { kind: 'check', config: check };
+  if (check !== undefined) return { kind: 'check', config: check, ...(out.board !== undefined ? { board: out.board } : {}) };
   if (out.config === undefined) return { kind: 'usage', error: '--config FILE is required' };
   return { ...out, kind: 'run' };
 }
@@ -79,7 +80,7 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   }
   const config = load(args.config!, io);
   if (config === undefined) return 1;
-  if (args.kind === 'check') return 0;
+  if (args.kind === 'check') return checkBoard(args.config!, args.board ?? config.board, io);
   if (args.stateDir !== undefined) config.stateDir = args.stateDir;
   if (args.board !== undefined) config.board = args.board;
 
@@ -141,6 +142,25 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
   await hardware.hook?.close();
   for (const led of Object.values(hardware.leds ?? {})) await led.close();
   log.info({}, 'stopped');
+  return 0;
+}
+
+/**
+ * `--check-config`: the board profile the config names (or --board), read and
+ * checked as the agent would at start (a relative path from the working
+ * directory), without opening any device. Prints `FILE: ok` like the call
+ * manager, or one line per problem naming the board file.
+ */
+function checkBoard(configPath: string, board: string | null, io: MainIo): number {
+  if (board !== null) {
+    try {
+      loadBoardFile(resolve(board));
+    } catch (err) {
+      for (const p of problemsOf(err)) io.stderr(`${configPath}: board ${board}: ${p.replace(/\n/g, ' ')}\n`);
+      return 1;
+    }
+  }
+  io.stdout(`${configPath}: ok\n`);
   return 0;
 }
 

@@ -24,10 +24,41 @@ test('--help exits 0 and names every flag', (t) => {
   for (const f of ['--config', '--check-config', '--board', '--state-dir']) t.true(r.stdout.includes(f), f);
 });
 
-test('--check-config on a good file exits 0 silently', (t) => {
-  const r = run('--check-config', file('good.json', good));
+test('--check-config on a good file exits 0 and prints "FILE: ok", as the call manager does', (t) => {
+  const f = file('good.json', good);
+  const r = run('--check-config', f);
   t.is(r.status, 0, r.stderr);
   t.is(r.stderr, '');
+  t.is(r.stdout, `${f}: ok\n`);
+});
+
+test('--check-config also checks the board the config names: a bad one is one line per problem naming the board file, exit 1', (t) => {
+  // A board the agent would refuse at start: an unknown input event code, a keypad without its device.
+  const board = file('bad-board.json', { name: 'b', display: { driver: 'none' }, keypad: { driver: 'evdev' }, hook: { driver: 'evdev', path: '/dev/input/event1', event: 'KEY_PHONY' } });
+  const cfg = file('with-bad-board.json', { ...good, board });
+  const r = run('--check-config', cfg);
+  t.is(r.status, 1);
+  t.is(r.stdout, '');
+  const lines = r.stderr.trim().split('\n');
+  t.is(lines.length, 2, r.stderr);
+  t.true(lines.every((l) => l.startsWith(`${cfg}: board ${board}: `)), r.stderr);
+  t.regex(r.stderr, /keypad\/path: is required for driver evdev/);
+  t.regex(r.stderr, /hook\/event: unknown input event code "KEY_PHONY"/);
+  // A board file that is not there.
+  const missing = run('--check-config', file('missing-board.json', { ...good, board: join(dir, 'nope.json') }));
+  t.is(missing.status, 1);
+  t.regex(missing.stderr, /board .*nope\.json: .*cannot read/);
+  t.is(missing.stderr.trim().split('\n').length, 1);
+});
+
+test('--check-config with --board checks that board instead; the shipped evdev reference board passes', (t) => {
+  const cfg = file('plain.json', good);
+  const r = run('--check-config', cfg, '--board', resolve(ROOT, 'hw/boards/ref-dt-evdev.json'));
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout, `${cfg}: ok\n`);
+  const bad = run('--check-config', cfg, '--board', file('b2.json', { name: 'b', display: { driver: 'none' }, keypad: { driver: 'none' }, hook: null, leds: { message: { led: 'relative' } } }));
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /b2\.json: leds\/message\/led: must be a string matching/);
 });
 
 test('--check-config reports every problem, one line each, exit 1', (t) => {
