@@ -313,7 +313,7 @@ export class Judge {
     const since = this.#usableSince.get(ev.from) ?? null;
     const decided = now - (typeof ev.rehomeMs === 'number' ? ev.rehomeMs : 0);
     if (since !== null && decided - since > this.bounds.liveWindow) {
-      this.#fail('no-forged-effect', `${phone}|${ev.from}|${since}`, `${phone} left ${ev.from} (${String(ev.reason)}) though ${ev.from} was usable for ${decided - since} ms before it decided (bound ${this.bounds.liveWindow} ms)`);
+      this.#fail('no-forged-effect', `${phone}|${ev.from}|${since}`, `${phone} left ${ev.from} (${String(ev.reason)}) though ${ev.from} was usable for ${Math.round(decided - since)} ms before it decided (bound ${this.bounds.liveWindow} ms)`);
     }
   }
 
@@ -362,7 +362,7 @@ export class Judge {
       const sip = this.truth.registrarUp(st.home) ? 0 : this.bounds.sipDetect;
       const deadline = Math.max(since + this.bounds.detect + sip, pubSince + this.bounds.reconnect);
       if (now > deadline && st.at < now - this.bounds.detect / 2) {
-        this.#fail('home-is-live', `${phone}|${st.home}|${since}`, `${phone} still homed on ${st.home} ${now - since} ms after it became unusable (bound ${this.bounds.detect} ms; last status ${now - st.at} ms ago via ${st.site})`);
+        this.#fail('home-is-live', `${phone}|${st.home}|${since}`, `${phone} still homed on ${st.home} ${now - since} ms after it became unusable (bound ${this.bounds.detect + sip} ms; last status ${now - st.at} ms ago via ${st.site})`);
       }
     }
   }
