@@ -12,13 +12,18 @@ import type { Rng } from './rng.js';
 import type { World } from './world.js';
 
 export const HOSTILE_ID = 'p-6666';
+/** One step of the drag chain: a day less an hour, within a day of the step before. */
+export const DRAG_STEP_MS = 23 * 3_600_000;
+/** Steps of the chain sent to each call manager in one burst, in order on one connection (issue 15: "30 keep-alives"). */
+export const DRAG_BURST = 3;
 
 export class HostilePhone {
   readonly #recorded: { topic: string; payload: Buffer }[] = [];
   #conns = new Map<string, Conn>();
   #until = 0;
   #seq = 0;
-  #drag = 0;
+  /** Per call manager: the version of its drag chain's last step (#dragAll). */
+  readonly #drag = new Map<string, number>();
   published = 0;
 
   constructor(
@@ -52,7 +57,10 @@ export class HostilePhone {
             if (this.#recorded.length < 300) this.#recorded.push({ topic, payload });
             else this.#recorded[this.rng.int(0, 299)] = { topic, payload };
           },
-          closed: () => this.#conns.delete(url),
+          closed: () => {
+            this.#conns.delete(url);
+            for (const spec of [...this.topo.group, ...this.topo.remote]) if (spec.broker === url) this.#drag.delete(spec.id);
+          },
         },
       },
       (r) => {
@@ -69,15 +77,50 @@ export class HostilePhone {
     for (const b of this.topo.brokers) if (!this.#conns.has(b.url)) this.#connect(b.url);
     if (conns.length > 0) {
       const c = this.rng.pick(conns);
-      const { topic, payload, retain } = this.#message();
-      this.published++;
-      this.world.trace(`hostile ${topic} ${payload.length}B${retain ? ' retained' : ''}`);
-      this.net.send(c, (b) => b.publish(c, topic, payload, retain));
+      const m = this.#message();
+      if (m !== null) {
+        const { topic, payload, retain } = m;
+        this.published++;
+        this.world.trace(`hostile ${topic} ${payload.length}B${retain ? ' retained' : ''}`);
+        this.net.send(c, (b) => b.publish(c, topic, payload, retain));
+      }
     }
     this.world.after(this.rng.int(50, 1500), () => this.#act());
   }
 
-  #message(): { topic: string; payload: Buffer; retain: boolean } {
+  /**
+   * Issue 15 §1's attack, as a confined phone can make it: {@link DRAG_BURST}
+   * keep-alives to every call manager, on its own broker (a call manager hears
+   * keep-alives there only) and on the per-phone topic the ACL gives this
+   * identity, each version {@link DRAG_STEP_MS} above the last one sent to that
+   * call manager. A clock bounded from its last version (before issue 15's fix)
+   * takes every step — each is less than a day above what it took — and is
+   * dragged almost three days per burst; a bound from the wall clock takes none
+   * (a phone's report is taken up to 12 h ahead). (A chain of steps from the
+   * wall clock, each a day further, is refused by either rule from its second
+   * step: it is a day plus the time between two steps above the last.) A call
+   * manager whose broker it holds no connection to is skipped; a chain whose
+   * connection closed starts again from the wall clock (a lost step would
+   * stall it). Already sent: returns null.
+   */
+  #dragAll(wall: number, probe: boolean): null {
+    for (const spec of [...this.topo.group, ...this.topo.remote]) {
+      const c = this.#conns.get(spec.broker);
+      if (c === undefined) continue;
+      for (let i = 0; i < DRAG_BURST; i++) {
+        const version = Math.max(this.#drag.get(spec.id) ?? 0, wall) + DRAG_STEP_MS;
+        this.#drag.set(spec.id, version);
+        const topic = `${PREFIX}/cm/${spec.id}/keepalive/${HOSTILE_ID}`;
+        const payload = Buffer.from(JSON.stringify({ phone: HOSTILE_ID, seq: ++this.#seq, pointersVersion: version, busy: false, ...(probe ? { probe: true } : {}) }));
+        this.published++;
+        this.world.trace(`hostile ${topic} ${payload.length}B`);
+        this.net.send(c, (b) => b.publish(c, topic, payload, false));
+      }
+    }
+    return null;
+  }
+
+  #message(): { topic: string; payload: Buffer; retain: boolean } | null {
     const r = this.rng;
     const cms = [...this.topo.group, ...this.topo.remote].map((c) => c.id);
     const cm = r.pick(cms);
@@ -94,14 +137,17 @@ export class HostilePhone {
         }
         return { topic: `${PREFIX}/cm/${cm}/state`, payload: Buffer.from('{"online":false}'), retain: true };
       }
-      case 1:
+      case 1: {
         // A keep-alive whose list version is far ahead (drags version clocks if believed).
+        const own = r.chance(0.7);
+        // Half of them ratchet every call manager (issue 15 §1's attack, #dragAll), the rest 1..40 days at random.
+        if (r.chance(0.5)) return this.#dragAll(wall, r.chance(0.5));
         return {
-          topic: r.chance(0.7) ? `${PREFIX}/cm/${cm}/keepalive/${me}` : `${PREFIX}/cm/${cm}/keepalive`,
-          // Half of them ratchet: each a day further ahead than the last (issue 15 §1's attack), the rest 1..40 days at random.
-          payload: Buffer.from(JSON.stringify({ phone: me, seq: ++this.#seq, pointersVersion: wall + (r.chance(0.5) ? ++this.#drag : r.int(1, 40)) * 86_400_000 - 60_000, busy: false, ...(r.chance(0.5) ? { probe: true } : {}) })),
+          topic: own ? `${PREFIX}/cm/${cm}/keepalive/${me}` : `${PREFIX}/cm/${cm}/keepalive`,
+          payload: Buffer.from(JSON.stringify({ phone: me, seq: ++this.#seq, pointersVersion: wall + r.int(1, 40) * 86_400_000 - 60_000, busy: false, ...(r.chance(0.5) ? { probe: true } : {}) })),
           retain: false,
         };
+      }
       case 2:
         // A forged rehomed event.
         return { topic: `${PREFIX}/phone/${me}/event`, payload: Buffer.from(JSON.stringify({ type: 'rehomed', from: cm, to: r.pick(cms), reason: r.pick(['cm-offline', 'rebalance', 'fallback']), detectMs: 1, rehomeMs: 1 })), retain: false };

@@ -43,7 +43,8 @@ export interface Summary {
 let groupArg = '';
 
 function replayCommand(seed: number, keep?: number[]): string {
-  return `npm run sim -- --seed ${seed}${keep !== undefined ? ` --faults ${keep.join(',')}` : ''}${groupArg}`;
+  // A schedule shrunk to no fault at all is `--faults ''`: a bare `--faults` would take the next option as its value.
+  return `npm run sim -- --seed ${seed}${keep !== undefined ? ` --faults ${keep.length > 0 ? keep.join(',') : "''"}` : ''}${groupArg}`;
 }
 
 export async function main(argv: string[]): Promise<number> {
