@@ -46,6 +46,8 @@ export interface Failure {
 }
 
 const MAX_FAILURES = 50;
+/** A /healthz poll's time-out (ms). */
+const HEALTHZ_TIMEOUT_MS = 1500;
 /** A killed call manager's will fires at once (unclean loss); this much time for it to arrive. */
 const STATE_DEAD_MS = 10_000;
 
@@ -187,13 +189,13 @@ export class Judge {
     if (typeof body.rebase === 'number') this.#rebases.add(`${phone}|${body.version}`);
   }
 
-  /** Poll every call manager's /healthz once (time-out 1.5 s), in parallel. */
+  /** Poll every call manager's /healthz once (time-out {@link HEALTHZ_TIMEOUT_MS}), in parallel. */
   async pollHealthz(ports: ReadonlyMap<string, number>): Promise<void> {
     await Promise.all(
       [...ports].map(async ([id, port]) => {
         let code = 0;
         try {
-          const r = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1500) });
+          const r = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(HEALTHZ_TIMEOUT_MS) });
           code = r.status;
           await r.body?.cancel();
         } catch {
@@ -272,7 +274,7 @@ export class Judge {
   /**
    * registrar-seen: a call manager whose own registrar has been silent for the SIP detection
    * bound (`probeMs` × (`missLimit` + 1) + slack) while it ran says so to everyone: `/healthz`
-   * does not answer 200 (none of ≥ 3 polls in the last {@link HEALTHZ_RECENT_MS}) and its state
+   * does not answer 200 (to no poll sent after the bound) and its state
    * on its broker is not `online: true` (the signed offline state it publishes).
    */
   #registrarSeen(now: number): void {
@@ -283,8 +285,9 @@ export class Judge {
       const from = Math.max(down, running);
       if (now - from < this.bounds.sipDetect) continue;
       this.checks++;
-      const recent = (this.#healthz.get(id) ?? []).filter((h) => h.at > now - HEALTHZ_RECENT_MS && h.at > from + this.bounds.sipDetect - HEALTHZ_RECENT_MS);
-      if (recent.length >= 3 && recent.some((h) => h.code === 200)) {
+      // Only polls sent after the bound (a poll is recorded when answered, within its 1.5 s time-out).
+      const recent = (this.#healthz.get(id) ?? []).filter((h) => h.at > now - HEALTHZ_RECENT_MS && h.at > from + this.bounds.sipDetect + HEALTHZ_TIMEOUT_MS);
+      if (recent.some((h) => h.code === 200)) {
         this.#fail('registrar-seen', `${id}|healthz|${down}`, `${id}'s registrar down for ${now - down} ms (bound ${this.bounds.sipDetect} ms) but /healthz answered ${recent.map((h) => h.code || 'nothing').join(',')} in the last ${HEALTHZ_RECENT_MS} ms`);
       }
       const brokerSince = this.#brokerUpSince.get(site) ?? null;
