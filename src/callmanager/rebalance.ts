@@ -9,7 +9,10 @@
  * 1. Utilisation u = phones ÷ capacity of every online member with a known
  *    load. Nothing happens while max u − min u ≤ threshold.
  * 2. Fair shares: total phones apportioned by capacity with the largest
- *    remainder method (ties by id), so shares are integers summing to the total.
+ *    remainder method, so shares are integers summing to the total. A tied
+ *    remainder goes to the member holding more phones now (then by id): the
+ *    phone it would get is one it already has, so no move is spent on it
+ *    (5 phones all on the last of three members: 3 moves, not 4).
  * 3. Surplus = phones − fair (> 0: overloaded), deficit = fair − phones.
  *    Transfers pair overloaded and underloaded members in id order, greedily,
  *    so every underloaded member receives exactly its deficit and the number
@@ -48,17 +51,17 @@ export interface Plan {
   minimumMoves: number;
 }
 
-/** Integer shares of `total` proportional to capacity (largest remainder, ties by id). */
+/** Integer shares of `total` proportional to capacity (largest remainder; ties to the member with more phones now, then by id). */
 export function fairShares(members: readonly MemberLoad[], total: number): Record<string, number> {
   const cap = members.reduce((a, m) => a + m.capacity, 0);
   const out: Record<string, number> = {};
   if (cap <= 0 || members.length === 0) return out;
   const rows = members.map((m) => {
     const quota = (total * m.capacity) / cap;
-    return { id: m.id, floor: Math.floor(quota), rest: quota - Math.floor(quota) };
+    return { id: m.id, phones: m.phones, floor: Math.floor(quota), rest: quota - Math.floor(quota) };
   });
   let left = total - rows.reduce((a, r) => a + r.floor, 0);
-  const order = [...rows].sort((a, b) => b.rest - a.rest || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const order = [...rows].sort((a, b) => b.rest - a.rest || b.phones - a.phones || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (const r of order) {
     if (left <= 0) break;
     r.floor++;

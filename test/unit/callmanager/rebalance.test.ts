@@ -88,3 +88,29 @@ test('stable hash is FNV-1a', (t) => {
   t.is(stableHash(''), 0x811c9dc5);
   t.is(stableHash('a'), 0xe40c292c);
 });
+
+test('fair shares give a tied remainder to the member already holding the phone: 5 phones all on c of three equal members move 3, not 4', (t) => {
+  const plan = planRebalance([m('a', 0, 10), m('b', 0, 10), m('c', 5, 10)], 0.1);
+  t.deepEqual(plan.fair, { a: 2, b: 1, c: 2 });
+  t.is(plan.minimumMoves, 3);
+  t.deepEqual(plan.transfers, [
+    { from: 'c', to: 'a', count: 2 },
+    { from: 'c', to: 'b', count: 1 },
+  ]);
+});
+
+test('property: with equal capacities the plan moves the fewest phones of any even spread (each member at ⌊total ÷ n⌋ or one more)', (t) => {
+  const rnd = seededRandom(16);
+  for (let run = 0; run < 300; run++) {
+    const n = 2 + Math.floor(rnd() * 3);
+    const members = Array.from({ length: n }, (_, i) => m(`cm${i}`, Math.floor(rnd() * 7), 10));
+    const total = members.reduce((a, x) => a + x.phones, 0);
+    const lo = Math.floor(total / n);
+    const extra = total - lo * n;
+    // Fewest moves: the `extra` members given one more are the ones holding the most phones.
+    const sorted = members.map((x) => x.phones).sort((a, b) => b - a);
+    const best = sorted.reduce((a, p, i) => a + Math.max(0, p - (lo + (i < extra ? 1 : 0))), 0);
+    const plan = planRebalance(members, 0);
+    t.is(plan.imbalanced ? plan.minimumMoves : best, best, JSON.stringify(members));
+  }
+});
