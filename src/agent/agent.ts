@@ -174,7 +174,9 @@ export class Agent extends AgentMessages {
   #onUp(broker: string): void {
     this.input({ type: 'broker-up', broker });
     // The last status published, not the live one: a list still being saved is not reported yet.
-    if (this.running) this.transport.publish(broker, this.t.phoneStatus(this.d.config.phoneId), this.lastStatus || JSON.stringify(this.status()), { qos: 1, retain: true });
+    // Only while still up: the step above may have left this broker (not wanted any more), and a
+    // QoS 1 publish would wait in the offline queue and reach it stale at the next connection.
+    if (this.running && this.transport.isUp(broker)) this.transport.publish(broker, this.t.phoneStatus(this.d.config.phoneId), this.lastStatus || JSON.stringify(this.status()), { qos: 1, retain: true });
   }
 
   protected override stateExtras(): Partial<AgentState> {

@@ -53,3 +53,28 @@ test('own will from a broker that is not up: nothing is published there', async 
   net.deliver(BB, STATUS, { online: false, instance });
   t.is(net.published.slice(before).filter((m) => m.topic === STATUS).length, 0);
 });
+
+// Found by the group simulation (seed 75): a broker that comes up when the phone no longer wants it
+// is disconnected in the same step; the status published to it then went to the transport's
+// offline queue and reached the broker at the next connection, seconds later and stale (an older
+// config version, a home long left), ahead of the fresh one.
+test('a broker that comes up unwanted and is left at once gets no status: nothing stale waits in the queue for its next connection', async (t) => {
+  const clock = new FakeClock();
+  const BC = 'mqtt://127.0.0.1:3';
+  const pointers = [
+    { id: 'cm-a', broker: BA, services: 'http://127.0.0.1:1/a' },
+    { id: 'cm-b', broker: BB, services: 'http://127.0.0.1:2/b' },
+    { id: 'cm-c', broker: BC, services: 'http://127.0.0.1:3/c' },
+  ];
+  const { agent, net, run } = await agentOn(clock, { config: { pointers } });
+  t.teardown(() => agent.stop());
+  await run(5_000);
+  t.is(agent.home, 'cm-a');
+  // A late CONNACK of a connection the phone no longer needs: homed on its primary, it wants cm-a's
+  // broker and the standby's (cm-b's), not cm-c's (machine.ts syncBrokers).
+  const before = net.published.length;
+  net.up.add(BC);
+  (net as unknown as { events: { up(b: string): void } }).events.up(BC);
+  t.false(net.isUp(BC), 'the phone leaves the broker it does not need');
+  t.deepEqual(net.published.slice(before).filter((m) => m.broker === BC && m.topic === STATUS), []);
+});
