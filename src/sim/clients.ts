@@ -46,7 +46,10 @@ function toWill(w: IClientOptions['will']): Will | undefined {
  * `close`, `error`, `message`, `reconnect` events; `options.will` read at each
  * attempt (so a `reconnect` handler may change it); publish queued while
  * down for QoS 1 (mqtt.js's offline queue), dropped for QoS 0
- * (`queueQoSZero: false`); `stream.write` of ready-made ack frames; `end`.
+ * (`queueQoSZero: false`); QoS 1 sent but not acknowledged when a connection
+ * ends kept and sent again, first, on the next one (mqtt.js's outgoing store:
+ * resent on every CONNACK whatever `clean` says; the broker takes the copy as a
+ * new message, at least once); `stream.write` of ready-made ack frames; `end`.
  */
 export class SimMqttClient extends EventEmitter {
   connected = false;
@@ -56,6 +59,8 @@ export class SimMqttClient extends EventEmitter {
   #ended = false;
   #connecting = false;
   #queue: { topic: string; payload: Buffer; retain: boolean; cb?: (err?: Error) => void }[] = [];
+  /** QoS 1 sent and not acknowledged yet, in the order sent (mqtt.js's outgoing store). */
+  readonly #inflight = new Set<{ topic: string; payload: Buffer; retain: boolean; cb?: (err?: Error) => void }>();
   readonly stream: { write: (b: Buffer) => boolean; destroyed: boolean; writable: boolean; writableLength: number; setNoDelay: () => void };
 
   constructor(
@@ -67,10 +72,12 @@ export class SimMqttClient extends EventEmitter {
     readonly identity: string,
   ) {
     super();
+    // The broker model keeps no sessions (broker.ts): a client asking for one would be simulated wrongly.
+    if (opts.clean === false) throw new Error(`sim: ${String(opts.clientId)} asks for a persistent session (clean: false); the broker model has clean sessions only (docs/simulation.md)`);
     this.options = { ...opts };
     this.stream = {
       write: (b) => {
-        for (const f of parseFrames(b, opts.protocolVersion ?? 4)) this.#send(f.topic, f.payload, false);
+        for (const f of parseFrames(b, opts.protocolVersion ?? 4)) this.#send(f.topic, f.payload, false, 0);
         return true;
       },
       destroyed: false,
@@ -117,9 +124,13 @@ export class SimMqttClient extends EventEmitter {
         }
         this.#conn = mine = r.conn;
         this.connected = true;
+        // The outgoing store goes first (mqtt.js resends it before it emits `connect`), then the offline queue.
+        const stored = [...this.#inflight];
+        this.#inflight.clear();
+        if (stored.length > 0) this.net.world.trace(`${String(this.options.clientId)} resends ${stored.length} unacknowledged`);
+        for (const m of stored) this.#send(m.topic, m.payload, m.retain, 1, m.cb);
         this.emit('connect', { cmd: 'connack' });
-        const q = this.#queue.splice(0);
-        for (const m of q) this.publish(m.topic, m.payload, { qos: 1, retain: m.retain }, m.cb);
+        for (const m of this.#queue.splice(0)) this.#send(m.topic, m.payload, m.retain, 1, m.cb);
       },
     );
   }
@@ -143,12 +154,25 @@ export class SimMqttClient extends EventEmitter {
     }, period);
   }
 
-  #send(topic: string, payload: Buffer, retain: boolean, cb?: (err?: Error) => void): void {
+  #send(topic: string, payload: Buffer, retain: boolean, qos: 0 | 1, cb?: (err?: Error) => void): void {
     const c = this.#conn;
     if (c === undefined) return;
+    if (qos === 0) {
+      this.net.send(c, (b) => {
+        b.publish(c, topic, payload, retain);
+        if (cb) this.net.deliverAck(c, () => cb());
+      });
+      return;
+    }
+    const m = { topic, payload, retain, ...(cb ? { cb } : {}) };
+    this.#inflight.add(m);
     this.net.send(c, (b) => {
       b.publish(c, topic, payload, retain);
-      if (cb) this.net.deliverAck(c, () => cb());
+      // The PUBACK: only over this connection (a lost one leaves the message stored).
+      this.net.deliverAck(c, () => {
+        if (!this.#inflight.delete(m)) return;
+        m.cb?.();
+      });
     });
   }
 
@@ -158,7 +182,7 @@ export class SimMqttClient extends EventEmitter {
       if ((opts.qos ?? 0) > 0 && !this.#ended) this.#queue.push({ topic, payload: p, retain: opts.retain === true, ...(cb ? { cb } : {}) });
       return this;
     }
-    this.#send(topic, p, opts.retain === true, cb);
+    this.#send(topic, p, opts.retain === true, (opts.qos ?? 0) > 0 ? 1 : 0, cb);
     return this;
   }
 
@@ -185,6 +209,7 @@ export class SimMqttClient extends EventEmitter {
     this.connected = false;
     if (c !== undefined) this.net.close(c, force !== true);
     this.#queue.length = 0;
+    this.#inflight.clear();
     if (cb) this.clock.setTimeout(cb, 1);
     return this;
   }
@@ -216,9 +241,17 @@ interface TBroker {
   connecting: boolean;
   subs: Map<string, Qos>;
   queue: { topic: string; payload: Buffer; retain: boolean }[];
+  /** QoS 1 sent on the current connection and not acknowledged yet, in the order sent. */
+  inflight: Set<{ topic: string; payload: Buffer; retain: boolean }>;
 }
 
-/** The agent's Transport: one connection per broker key, no reconnect of its own, QoS 1 queued while down (bounded, oldest dropped). */
+/**
+ * The agent's Transport: one connection per broker key, no reconnect of its
+ * own, QoS 1 queued while down (bounded, oldest dropped), and QoS 1 sent but
+ * not acknowledged when a connection ends — lost or left — put back at the
+ * head of that queue, to go first on the next connection (mqtt-brokers.ts
+ * `retire`): at least once, so a broker may get a message twice, and late.
+ */
 export class SimTransport implements Transport {
   readonly #b = new Map<string, TBroker>();
   #closed = false;
@@ -240,7 +273,7 @@ export class SimTransport implements Transport {
   #get(broker: string): TBroker {
     const k = brokerKey(broker);
     let b = this.#b.get(k);
-    if (b === undefined) this.#b.set(k, (b = { conn: undefined, connecting: false, subs: new Map(), queue: [] }));
+    if (b === undefined) this.#b.set(k, (b = { conn: undefined, connecting: false, subs: new Map(), queue: [], inflight: new Set() }));
     return b;
   }
 
@@ -270,6 +303,7 @@ export class SimTransport implements Transport {
           closed: () => {
             if (!this.#alive() || b.conn !== mine || mine === undefined) return;
             b.conn = undefined;
+            this.#retire(b);
             this.events.down(key, 'closed', {});
           },
         },
@@ -285,7 +319,7 @@ export class SimTransport implements Transport {
         const subs = [...b.subs.entries()];
         if (subs.length > 0) this.net.send(c, (br) => { for (const [t, q] of subs) br.subscribe(c, [t], q); });
         const q = b.queue.splice(0);
-        for (const m of q) this.net.send(c, (br) => br.publish(c, m.topic, m.payload, m.retain));
+        for (const m of q) this.#sendQos1(b, c, m);
         this.events.up(key);
       },
     );
@@ -296,7 +330,26 @@ export class SimTransport implements Transport {
     if (b?.conn === undefined) return;
     const c = b.conn;
     b.conn = undefined;
+    this.#retire(b);
     this.net.close(c, true);
+  }
+
+  /** The connection ended: what it left unacknowledged goes back to the head of the queue (bounded, oldest dropped). */
+  #retire(b: TBroker): void {
+    if (b.inflight.size === 0) return;
+    b.queue = [...b.inflight, ...b.queue];
+    b.inflight.clear();
+    if (b.queue.length > this.maxQueue) b.queue.splice(0, b.queue.length - this.maxQueue);
+  }
+
+  #sendQos1(b: TBroker, c: Conn, m: { topic: string; payload: Buffer; retain: boolean }): void {
+    b.inflight.add(m);
+    this.net.send(c, (br) => {
+      br.publish(c, m.topic, m.payload, m.retain);
+      this.net.deliverAck(c, () => {
+        if (b.conn === c) b.inflight.delete(m);
+      });
+    });
   }
 
   isUp(broker: string): boolean {
@@ -329,7 +382,8 @@ export class SimTransport implements Transport {
       }
       return;
     }
-    this.net.send(c, (br) => br.publish(c, topic, p, opts.retain === true));
+    if (opts.qos === 1) this.#sendQos1(b, c, { topic, payload: p, retain: opts.retain === true });
+    else this.net.send(c, (br) => br.publish(c, topic, p, opts.retain === true));
   }
 
   async close(): Promise<void> {

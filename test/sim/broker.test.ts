@@ -6,7 +6,8 @@
  */
 import test from 'ava';
 import { Net, openAcl, printedAcl, topicMatches, type Conn } from '../../src/sim/broker.js';
-import { Host } from '../../src/sim/clock.js';
+import { Host, ProcessClock } from '../../src/sim/clock.js';
+import { SimTransport } from '../../src/sim/clients.js';
 import { Rng } from '../../src/sim/rng.js';
 import { World } from '../../src/sim/world.js';
 
@@ -103,4 +104,73 @@ test('messages of one connection arrive in the order sent', async (t) => {
   for (let i = 0; i < 50; i++) s.net.send(ac, (b) => b.publish(ac, 't', Buffer.from(String(i)), false));
   await s.run(2000);
   t.deepEqual(s.got.map((g) => Number(g.payload)), Array.from({ length: 50 }, (_, i) => i));
+});
+
+// Every product client connects with clean: true (mqtt-transport.ts, cm-session.ts, peer-links.ts,
+// admin/connect.ts), so the model keeps no sessions: QoS 1 is neither queued for an absent client
+// nor redelivered to its next connection (docs/simulation.md, "QoS 1 and sessions").
+test('clean sessions: a QoS 1 message published while a client is away never reaches its next connection; retained ones do', async (t) => {
+  const s = world();
+  const pub = s.open('pub', 'x', 'pub');
+  const first = s.open('sub', 'y', 'sub');
+  void s.run(100);
+  const [pc, c1] = await Promise.all([pub, first]);
+  s.net.send(c1, (b) => b.subscribe(c1, ['t/+'], 1));
+  await s.run(100);
+  s.net.close(c1, true);
+  await s.run(100);
+  s.net.send(pc, (b) => b.publish(pc, 't/queued', Buffer.from('missed'), false));
+  s.net.send(pc, (b) => b.publish(pc, 't/kept', Buffer.from('retained'), true));
+  await s.run(100);
+  const again = s.open('sub', 'y', 'sub');
+  void s.run(100);
+  const c2 = await again;
+  s.net.send(c2, (b) => b.subscribe(c2, ['t/+'], 1));
+  await s.run(200);
+  t.deepEqual(s.got.map((g) => `${g.topic} ${g.payload} ${g.retain}`), ['t/kept retained true']);
+});
+
+test('the printed ACL lets an operator write phones\' config and pointers; a phone writes no config topic, its own included', (t) => {
+  const acl = printedAcl(P, ['cm-a'], ['op-1']);
+  t.true(acl.canWrite('op-1', `${P}/phone/p-0001/config`));
+  t.true(acl.canWrite('op-1', `${P}/phone/p-0001/pointers`));
+  t.true(acl.canRead('op-1', `${P}/phone/p-0001/status`));
+  t.false(acl.canWrite('p-6666', `${P}/phone/p-0001/config`));
+  t.false(acl.canWrite('p-6666', `${P}/phone/p-6666/config`));
+  t.true(acl.canRead('p-0001', `${P}/phone/p-0001/config`));
+  t.false(acl.canRead('p-6666', `${P}/phone/p-0001/config`));
+});
+
+// What the product does instead of sessions (mqtt-brokers.ts `retire`, mqtt.js's outgoing store): a QoS 1
+// message whose PUBACK never came is sent again, first, on the client's next connection. At least once:
+// the broker may get it twice.
+test('client-side redelivery: a QoS 1 message left unacknowledged by a lost connection is sent again first on the next one', async (t) => {
+  const s = world();
+  const seen: string[] = [];
+  s.net.observers.push((_b, from, topic, payload) => {
+    if (from?.clientId === 'ipphone-p1' && !topic.endsWith('/status')) seen.push(`${topic} ${payload.toString()}`);
+  });
+  const host = new Host(s.w, 'p1');
+  const downs: string[] = [];
+  const tr = new SimTransport(s.net, host, new ProcessClock(host), 'p1', 'ipphone-p1', { up: () => undefined, down: (_b, r) => downs.push(r), message: () => undefined }, { topic: `${P}/phone/p1/status`, payload: Buffer.from('{"online":false}'), qos: 1, retain: true }, 10_000, 3000, 100);
+  tr.connect(s.b.url);
+  await s.run(100);
+  t.true(tr.isUp(s.b.url));
+  // The broker gets the message, its PUBACK is lost (broker→phone cut), and the connection ends by keep-alive.
+  s.net.setCut(host, s.b, false, true);
+  tr.publish(s.b.url, 'one', 'first', { qos: 1 });
+  tr.publish(s.b.url, 'zero', 'once', { qos: 0 });
+  await s.run(20_000);
+  t.false(tr.isUp(s.b.url));
+  t.deepEqual(downs, ['closed']);
+  s.net.setCut(host, s.b, false, false);
+  tr.publish(s.b.url, 'two', 'second', { qos: 1 });
+  tr.connect(s.b.url);
+  await s.run(200);
+  t.deepEqual(seen, ['one first', 'zero once', 'one first', 'two second']);
+  // Acknowledged now: a later loss sends nothing again.
+  tr.disconnect(s.b.url);
+  tr.connect(s.b.url);
+  await s.run(200);
+  t.is(seen.length, 4);
 });
