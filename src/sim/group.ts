@@ -50,6 +50,30 @@ export interface Topology {
   backoff: { baseMs: number; maxMs: number };
   /** The call managers' probe of their SIP registrar (`sip.probeMs`, `sip.missLimit`). */
   sip: { probeMs: number; missLimit: number };
+  /** The group's rebalancing (src/sim/rebalance.ts draws it); absent: off, capacity 100. */
+  rebalance?: RebalanceSetting;
+  /** Call managers installed during the run (a group membership change adds them): hosts, not yet members. */
+  spare?: CmSpec[];
+}
+
+/** The `rebalance` section every group member runs with, and each member's `capacity`. */
+export interface RebalanceSetting {
+  enabled: boolean;
+  periodMs: number;
+  threshold: number;
+  maxMovesPerSec: number;
+  cooldownMs: number;
+  capacity: number;
+}
+
+/** What one call manager's config says differently from the topology (a workload's restart, a plant). */
+export interface CmOverride {
+  /** `rebalance.enabled` (the rebalancing on/off workload). */
+  rebalance?: boolean;
+  /** `rebalance.threshold` really configured (the `wide-threshold` plant). */
+  threshold?: number;
+  /** The `group` member ids (a membership change), in priority order. */
+  group?: string[];
 }
 
 /** The default world: two sites of one group (cm-a, cm-b on broker A; cm-c on broker B) and a remote site's cm-r on broker R. */
@@ -110,17 +134,22 @@ export function topologyFromGroup(raw: unknown, phones: number): { topo: Topolog
 }
 
 export function allCms(t: Topology): CmSpec[] {
-  return [...t.group, ...t.remote];
+  return [...t.group, ...t.remote, ...(t.spare ?? [])];
 }
 
-export function cmConfig(t: Topology, cm: CmSpec): CmConfig {
-  const members = cm.group === 'g' ? t.group : [cm];
+export function cmConfig(t: Topology, cm: CmSpec, over: CmOverride = {}): CmConfig {
+  const known = [...t.group, ...(t.spare ?? [])];
+  const members = over.group !== undefined ? over.group.map((id) => known.find((m) => m.id === id)!) : cm.group === 'g' ? t.group : [cm];
+  const rb = cm.group === 'g' ? t.rebalance : undefined;
   const r = validateCmConfig({
     cmId: cm.id,
     broker: cm.broker,
     http: { host: '127.0.0.1', port: 1 },
-    group: members.map((m) => ({ id: m.id, broker: m.broker, services: m.services, capacity: 100 })),
-    rebalance: { enabled: false },
+    group: members.map((m) => ({ id: m.id, broker: m.broker, services: m.services, capacity: rb?.capacity ?? 100 })),
+    rebalance:
+      rb === undefined
+        ? { enabled: false }
+        : { enabled: over.rebalance ?? rb.enabled, periodMs: rb.periodMs, threshold: over.threshold ?? rb.threshold, maxMovesPerSec: rb.maxMovesPerSec, cooldownMs: rb.cooldownMs },
     signingKey: '/nonexistent/sim.pem',
     keyId: KEY_ID,
     topicPrefix: PREFIX,

@@ -23,7 +23,7 @@ import type { Net } from './broker.js';
 import { asMqttClient, SimMqttClient, SimTransport } from './clients.js';
 import { Host, ProcessClock } from './clock.js';
 import { SimDisk } from './disk.js';
-import { agentConfig, allCms, cmConfig, signer, type CmSpec, type Topology } from './group.js';
+import { agentConfig, allCms, cmConfig, signer, type CmOverride, type CmSpec, type Topology } from './group.js';
 import type { Rng } from './rng.js';
 import type { World } from './world.js';
 
@@ -57,6 +57,12 @@ export class CmHost {
   errors: string[] = [];
   /** Its SIP registrar answers OPTIONS (the `registrar-down` fault clears it). */
   registrarUp = true;
+  /** What its config file says beyond the topology (an operator's edit before a restart; a plant). */
+  over: CmOverride = {};
+  /** Between an operator's `systemctl stop` and the process's exit: it serves no one (src/sim/rebalance.ts). */
+  stopping = false;
+  /** Not installed (a spare not yet added) or removed from the group: nothing starts it. */
+  retired = false;
 
   constructor(
     readonly world: World,
@@ -74,11 +80,11 @@ export class CmHost {
   }
 
   start(): void {
-    if (this.cm !== null) return;
+    if (this.cm !== null || this.retired) return;
     const clock = (this.clock = new ProcessClock(this.host));
     this.clients = [];
     const cm = (this.cm = new CallManager({
-      config: cmConfig(this.topo, this.spec),
+      config: cmConfig(this.topo, this.spec, this.over),
       log: silentLogger(),
       clock,
       mqttConnect: (url: string, opts: IClientOptions) => {
@@ -146,7 +152,27 @@ export class CmHost {
     this.clock = null;
     this.startedAt = null;
   }
-}
+
+  /**
+   * `systemctl stop` (SIGTERM): the product's own stop — its signed offline
+   * state, a clean disconnect (no will) — then the process is gone. The
+   * stop begins `graceMs` after `stopping` is set, so the checkers see the
+   * call manager as not serving before its phones hear of it.
+   */
+  stop(graceMs = 60, exitMs = 2000): void {
+    const cm = this.cm;
+    if (cm === null) return;
+    this.stopping = true;
+    this.world.trace(`${this.spec.id} stop`);
+    const clock = this.clock!;
+    this.world.after(graceMs, () => {
+      if (this.cm === cm && !clock.dead) cm.stop().catch((err: unknown) => this.errors.push(`${this.spec.id} stop: ${errorMessage(err)}`));
+    });
+    this.world.after(graceMs + exitMs, () => {
+      if (this.cm === cm) this.crash();
+      this.stopping = false;
+    });
+  }}
 
 /** What a phone's boot found on flash, and the last list it reported acting on. */
 export interface BootRecord {

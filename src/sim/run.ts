@@ -14,6 +14,7 @@ import { bounds, Checkers, type Violation } from './invariants.js';
 import { Rng } from './rng.js';
 import { World } from './world.js';
 import { withMutation, type MutationName } from './mutations.js';
+import { ConvergeChecker, convergeBounds, drawRebalance, scheduleRebalance, withPlan, type RebalancePlan } from './rebalance.js';
 
 /** Link delay bound, ms. */
 export const MAX_DELAY_MS = 30;
@@ -39,14 +40,17 @@ export interface RunOptions {
    * `push-dead` (cm-a dies at 20 s; at 90 s cm-b signs a list with cm-a first),
    * `kick` (from 20 s to 50 s broker A drops every new connection of cm-b
    * 5 ms after accepting it: its client reconnects every second, as mqtt.js does,
-   * and the planted no-storm bound of 20 a minute must catch it).
+   * and the planted no-storm bound of 20 a minute must catch it),
+   * `wide-threshold` (rebalancing forced on; cm-a's rebalancer runs threshold 0.9 where 0.1 is declared),
+   * `flap` (rebalancing forced on; in the quiet window a phone's call manager moves it for `rebalance`
+   * and 8 s later its new one moves it back).
    */
   plant?: Plant;
   /** A defect put back in the product for this run (src/sim/mutations.ts): proof the simulator finds it. */
   mutate?: MutationName;
 }
 
-export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick';
+export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap';
 
 export interface RunResult {
   seed: number;
@@ -82,7 +86,7 @@ function seedCrypto(rng: Rng | null): void {
   syncBuiltinESMExports();
 }
 
-export function scheduleFor(seed: number, o: RunOptions = {}): { topo: Topology; faults: Fault[]; open: boolean } {
+export function scheduleFor(seed: number, o: RunOptions = {}): { topo: Topology; faults: Fault[]; open: boolean; plan: RebalancePlan } {
   const root = new Rng(seed);
   const setup = root.fork('setup');
   const phones = o.phones ?? setup.int(3, 6);
@@ -90,24 +94,25 @@ export function scheduleFor(seed: number, o: RunOptions = {}): { topo: Topology;
   const open = setup.chance(0.25);
   const drawn = drawFaults(root.fork('faults'), topo);
   const faults = o.faults ?? (o.keep ? o.keep.map((i) => drawn[i]!).filter((f) => f !== undefined) : drawn);
-  return { topo, faults, open };
+  const plan = drawRebalance(root.fork('rebalance'), topo, { force: o.plant === 'wide-threshold' || o.plant === 'flap', membership: o.topology === undefined && o.plant !== 'wide-threshold' && o.plant !== 'flap' });
+  return { topo: withPlan(topo, plan), faults, open, plan };
 }
 
 export async function runSeed(seed: number, o: RunOptions = {}): Promise<RunResult> {
   const root = new Rng(seed);
-  const { topo, faults, open } = scheduleFor(seed, o);
+  const { topo, faults, open, plan } = scheduleFor(seed, o);
   seedCrypto(root.fork('crypto'));
   try {
-    return await withMutation(o.mutate, () => run(seed, root, topo, faults, open, o.plant));
+    return await withMutation(o.mutate, () => run(seed, root, topo, faults, open, o.plant, plan));
   } finally {
     seedCrypto(null);
   }
 }
 
-async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], open: boolean, plant: Plant | undefined): Promise<RunResult> {
+async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], open: boolean, plant: Plant | undefined, plan: RebalancePlan): Promise<RunResult> {
   const world = new World();
   const net = new Net(world, root.fork('net'), MAX_DELAY_MS);
-  const groupAcl = open ? openAcl : printedAcl(PREFIX, topo.group.map((c) => c.id));
+  const groupAcl = open ? openAcl : printedAcl(PREFIX, [...topo.group, ...(topo.spare ?? [])].map((c) => c.id));
   const brokerById = new Map<string, Broker>();
   for (const b of topo.brokers) {
     const acl = open ? openAcl : b.id === 'R' ? printedAcl(PREFIX, topo.remote.map((c) => c.id)) : groupAcl;
@@ -130,7 +135,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       if (c?.will !== undefined) b.publish(null, c.will.topic, c.will.payload, true);
     });
   }
-  const pushAs = (cm: string, phone: string, version: number, ids: string[]): void => {
+  const pushAs = (cm: string, phone: string, version: number, ids: string[], reason = 'failover'): void => {
     const b = net.byUrl(cms.get(cm)!.spec.broker)!;
     const c = b.conns().find((x) => x.clientId === `ipphone-cm-${cm}`);
     if (c === undefined) return;
@@ -138,7 +143,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       const spec = cms.get(id)!.spec;
       return { id, broker: spec.broker, services: spec.services };
     });
-    b.publish(c, `${PREFIX}/phone/${phone}/pointers`, Buffer.from(JSON.stringify(signer({ version, reason: 'failover', list, phone } as Parameters<typeof signer>[0]))), false);
+    b.publish(c, `${PREFIX}/phone/${phone}/pointers`, Buffer.from(JSON.stringify(signer({ version, reason, list, phone } as Parameters<typeof signer>[0]))), false);
   };
   if (plant === 'erase-remote' || plant === 'dragged-version') {
     world.at(30_000, () => {
@@ -170,7 +175,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
 
   const serving = (id: string): boolean => {
     const h = cms.get(id);
-    if (h === undefined || !h.alive || h.host.paused || !h.registrarUp) return false;
+    if (h === undefined || !h.alive || h.stopping || h.host.paused || !h.registrarUp) return false;
     const b = brokerOfCm(id);
     if (!b.up) return false;
     const cut = net.cut(h.host.id, b.id);
@@ -199,6 +204,9 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   );
   net.observers.push((_b, from, topic, payload) => checkers.onPublish(from, topic, payload));
   net.onAccept.push((b, clientId) => checkers.onConnect(b, clientId));
+  // Rebalancing on/off and membership changes (src/sim/rebalance.ts), as an operator does them: a restart with an edited config.
+  if (plant === 'wide-threshold') cms.get('cm-a')!.over = { threshold: 0.9 };
+  const groupView = scheduleRebalance(world, plan, topo, cms, (cm, ids) => checkers.setGroup(cm, ids));
 
   // Everyone starts.
   const start = root.fork('start');
@@ -309,15 +317,44 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
 
   // Workload: phones go off-hook and back (all on-hook well before the end).
   const work = root.fork('work');
+  let hooksEnd = 0;
   for (const p of phones.values()) {
     for (let t = work.int(5_000, 30_000); t < 120_000; t += work.int(10_000, 60_000)) {
       const len = work.int(1_000, 20_000);
       world.at(t, () => p.agent !== null && p.hook.set(true));
       world.at(t + len, () => p.hook.set(false));
+      hooksEnd = Math.max(hooksEnd, t + len);
     }
   }
 
-  const endAt = Math.max(faultsEnd, 60_000) + QUIET_MS;
+  const disturbedUntil = Math.max(faultsEnd, groupView.endMs);
+  // converge: judged from when nothing disturbs the group (faults, restarts, off-hook phones); such a run lasts until it can be.
+  const quietFrom = Math.max(disturbedUntil, hooksEnd, 60_000);
+  const cb = topo.rebalance !== undefined ? convergeBounds(topo.rebalance, topo, checkers.bounds.fallbackMs) : undefined;
+  const converge = cb !== undefined ? new ConvergeChecker(() => world.now, phones, groupView, topo.rebalance!, cb, quietFrom, (d) => checkers.violate('converge', d), (id) => cms.get(id)!.host.wall()) : undefined;
+  if (converge !== undefined) net.observers.push((_b, from, topic, payload) => {
+    const m = /^ipphone\/v1\/phone\/([^/]+)\/event$/.exec(topic);
+    if (m === null || from?.identity !== m[1]) return;
+    const e = parseJson(payload) as { type?: unknown; reason?: unknown; from?: unknown; to?: unknown } | undefined;
+    if (e?.type === 'rehomed') converge.onRehomed(m[1]!, e.reason, e.from, e.to);
+  });
+  if (plant === 'flap' && cb !== undefined) {
+    const at = quietFrom + cb.settleMs + Math.round(cb.convergeMs / 2);
+    const ids = [...topo.pointers];
+    let moved: { phone: string; from: string; to: string } | undefined;
+    world.at(at, () => {
+      const p = [...phones.values()].find((x) => x.agent !== null && ['cm-a', 'cm-b', 'cm-c'].includes(x.agent.home ?? ''));
+      if (p === undefined) return;
+      const from = p.agent!.home!;
+      const to = from === 'cm-a' ? 'cm-b' : 'cm-a';
+      moved = { phone: p.phoneId, from, to };
+      pushAs(from, p.phoneId, cms.get(from)!.host.wall() + 60_000, [to, ...ids.filter((x) => x !== to)], 'rebalance');
+    });
+    world.at(at + 8000, () => {
+      if (moved !== undefined) pushAs(moved.to, moved.phone, cms.get(moved.to)!.host.wall() + 120_000, [moved.from, ...ids.filter((x) => x !== moved!.from)], 'rebalance');
+    });
+  }
+  const endAt = Math.max(Math.max(disturbedUntil, 60_000) + QUIET_MS, cb !== undefined ? quietFrom + cb.settleMs + cb.convergeMs + 5000 : 0);
   const homes = new Map<string, string | null>();
   await world.runUntil(endAt, () => {
     for (const [id, p] of phones) {
@@ -328,8 +365,9 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       }
     }
     checkers.tick();
+    converge?.tick();
   }, () => checkers.violations.length > 0);
-  if (checkers.violations.length === 0) checkers.finish(faultsEnd);
+  if (checkers.violations.length === 0) checkers.finish(disturbedUntil);
   const errors = [...[...cms.values()].flatMap((h) => h.errors), ...[...phones.values()].flatMap((p) => p.errors)];
   // Stop the world: nothing of this run may fire in the next.
   for (const h of cms.values()) h.crash();
@@ -346,4 +384,12 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     open,
     errors,
   };
+}
+
+function parseJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }
