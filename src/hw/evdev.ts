@@ -6,15 +6,17 @@
  * keypad, the hook switch: both may share one device, e.g. a `gpio-keys`
  * node carrying the hook switch and extra keys).
  *
- * How it reads: a blocking `read(2)` loop on the fd through libuv's thread
- * pool (node:fs), no native addon and no epoll: an evdev device is a
- * character device, which libuv will not poll as a stream. Each open device
- * therefore holds one of the pool's threads (4 by default) while it waits for
- * the next event; a phone has one or two such devices. A read that is waiting
- * cannot be cancelled: {@link EvdevDevice.close} returns at once and the fd is
- * closed when that read returns (closing it under the read could hand the fd
- * number to another file first); the agent exits with `process.exit`, so a
- * waiting read never holds it up.
+ * How it reads: the device is opened non-blocking and read through node:fs
+ * until it has nothing (EAGAIN); then it is read again after `pollMs` (50 ms
+ * by default, on top of the kernel's own debounce: not noticeable on a
+ * keypad, and the kernel queues at least 64 events per reader meanwhile, so a
+ * key is never lost to the wait). Why not wait for data instead: libuv polls
+ * only sockets, pipes and ttys as streams (a character device is a "file" to
+ * it), and a blocking read in libuv's thread pool would hold the process at
+ * exit — Node joins the pool's threads then (uv_library_shutdown), so a
+ * SIGTERM with no key pressed would never finish. An epoll addon would do,
+ * but then a board without sysfs GPIO would still need a native addon built
+ * for its architecture; this way evdev and LED-class boards need none.
  *
  * Like the serial LCD (src/hw/serial-lcd.ts), a device that is missing at
  * start or goes away (ENOENT/ENODEV on open, a read error: the kernel answers
@@ -23,7 +25,7 @@
  * agent keeps running without keys meanwhile. A frame cut by the loss is
  * dropped, and listeners are told that events may have been lost.
  */
-import { close as fsClose, open as fsOpen, read as fsRead } from 'node:fs';
+import { close as fsClose, constants, open as fsOpen, read as fsRead } from 'node:fs';
 import { systemClock, type Clock, type Random, type TimerHandle } from '../lib/clock.js';
 import { IpphoneError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -32,17 +34,24 @@ import { EvdevFramer, decodeEvents, layoutFor, ARCH_LAYOUTS, type EvdevLayout, t
 
 /** The file operations the reader needs; tests inject failures and a fake clock drives the retries. */
 export interface EvdevFs {
-  /** Open read-only (blocking: a FIFO waits here for its writer). Resolves with the fd. */
+  /** Open read-only and non-blocking. Resolves with the fd. */
   open(path: string): Promise<number>;
-  /** Read into `buf`; resolves with the byte count (0 = end of file). */
-  read(fd: number, buf: Buffer): Promise<number>;
+  /** Read into `buf`; resolves with the byte count (0 = end of file), or null when there is nothing to read now. */
+  read(fd: number, buf: Buffer): Promise<number | null>;
   close(fd: number): Promise<void>;
 }
 
-/** node:fs through the thread pool. */
+/** node:fs (each call a short job in libuv's thread pool: the fd is non-blocking). */
 export const nodeEvdevFs: EvdevFs = {
-  open: (path) => new Promise((resolve, reject) => fsOpen(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd)))),
-  read: (fd, buf) => new Promise((resolve, reject) => fsRead(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n)))),
+  open: (path) => new Promise((resolve, reject) => fsOpen(path, constants.O_RDONLY | constants.O_NONBLOCK, (err, fd) => (err ? reject(err) : resolve(fd)))),
+  read: (fd, buf) =>
+    new Promise((resolve, reject) =>
+      fsRead(fd, buf, 0, buf.length, null, (err, n) => {
+        if (err && (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK')) resolve(null);
+        else if (err) reject(err);
+        else resolve(n);
+      }),
+    ),
   close: (fd) => new Promise((resolve) => fsClose(fd, () => resolve())),
 };
 
@@ -70,6 +79,8 @@ export interface EvdevDeviceOptions {
   arch?: string;
   /** Reopen backoff (see {@link backoffDelay}). Defaults baseMs 500, maxMs 30000. */
   reopen?: { baseMs?: number; maxMs?: number };
+  /** How long to wait before reading again once the device had nothing, ms (> 0). Default 50. */
+  pollMs?: number;
   /** Default {@link nodeEvdevFs}. */
   fs?: EvdevFs;
 }
@@ -88,6 +99,7 @@ export class EvdevDevice {
   readonly #fs: EvdevFs;
   readonly #baseMs: number;
   readonly #maxMs: number;
+  readonly #pollMs: number;
   readonly #listeners: EvdevListener[] = [];
   readonly #framer = new EvdevFramer();
   #layout: EvdevLayout | null = null;
@@ -98,6 +110,8 @@ export class EvdevDevice {
   #attempt = 0;
   #everOpened = false;
   #timer: TimerHandle | null = null;
+  /** Resumes a read loop waiting out `pollMs`, so close() can end it (and close its fd) at once. */
+  #wake: (() => void) | null = null;
 
   /** Counters for tests and diagnostics. */
   readonly stats = { opens: 0, losses: 0, frames: 0, dropped: 0 };
@@ -111,6 +125,7 @@ export class EvdevDevice {
     this.#fs = opts.fs ?? nodeEvdevFs;
     this.#baseMs = opts.reopen?.baseMs ?? 500;
     this.#maxMs = opts.reopen?.maxMs ?? 30_000;
+    this.#pollMs = opts.pollMs ?? 50;
   }
 
   /** True while the device is open. */
@@ -139,9 +154,10 @@ export class EvdevDevice {
       const problem = `input ${this.path}: struct input_event layout unknown for architecture ${arch} (known: ${Object.keys(ARCH_LAYOUTS).join(', ')})`;
       throw new IpphoneError(problem, 'HW_UNAVAILABLE', { problems: [problem] });
     }
-    if (!(this.#baseMs > 0) || !(this.#maxMs >= this.#baseMs)) {
+    if (!(this.#baseMs > 0) || !(this.#maxMs >= this.#baseMs) || !(this.#pollMs > 0)) {
       this.#state = 'closed';
-      throw new IpphoneError('input reopen: need 0 < baseMs <= maxMs', 'BOARD_INVALID', { problems: ['input reopen: need 0 < baseMs <= maxMs'] });
+      const problem = 'input: need 0 < reopen.baseMs <= reopen.maxMs and pollMs > 0';
+      throw new IpphoneError(problem, 'BOARD_INVALID', { problems: [problem] });
     }
     this.#open();
   }
@@ -154,6 +170,7 @@ export class EvdevDevice {
     this.#gen++;
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
+    this.#wake?.();
   }
 
   #open(): void {
@@ -179,12 +196,16 @@ export class EvdevDevice {
     );
   }
 
+  /**
+   * Read until the device has nothing, then again after `pollMs`. At most one
+   * read is in flight; a read that returns after close() or a loss closes its fd.
+   */
   async #readLoop(fd: number, gen: number): Promise<void> {
     const layout = this.#layout!;
     const buf = Buffer.alloc(layout.size * RECORDS_PER_READ);
     let rest: Buffer = Buffer.alloc(0);
     for (;;) {
-      let n: number;
+      let n: number | null;
       try {
         n = await this.#fs.read(fd, buf);
       } catch (err) {
@@ -193,14 +214,29 @@ export class EvdevDevice {
         return;
       }
       if (gen !== this.#gen) {
-        // Closed (or lost) while the read waited: the fd is ours to close now.
         await this.#fs.close(fd);
         return;
       }
       if (n === 0) {
+        // A device never ends; a FIFO standing in for one does when its writer goes.
         await this.#fs.close(fd);
         this.#lost(gen, new Error('end of file'));
         return;
+      }
+      if (n === null) {
+        await new Promise<void>((resume) => {
+          this.#timer = this.#clock.setTimeout(() => {
+            this.#timer = null;
+            resume();
+          }, this.#pollMs);
+          this.#wake = resume;
+        });
+        this.#wake = null;
+        if (gen !== this.#gen) {
+          await this.#fs.close(fd);
+          return;
+        }
+        continue;
       }
       this.#attempt = 0;
       const decoded = decodeEvents(rest.length === 0 ? buf.subarray(0, n) : Buffer.concat([rest, buf.subarray(0, n)]), layout);

@@ -1,12 +1,18 @@
 /**
  * A FIFO standing in for `/dev/input/eventN`: the test writes `struct
  * input_event` records (src/hw/evdev-codec.ts `encodeEvents`, either layout)
- * and the driver reads them as it reads a device. Closing the writer is the
- * device going away (the reader sees end of file); unlinking the FIFO first
- * makes the reopen attempts fail with ENOENT until it is made again.
+ * and the driver reads them as it reads a device (non-blocking, src/hw/evdev.ts).
+ *
+ * The feeder opens its end read-write (Linux allows it on a FIFO, and it never
+ * blocks): the FIFO then always has a writer, so the driver's reads find
+ * "nothing yet" rather than end of file, and always has a reader, so a record
+ * written before the driver has it open waits in the pipe instead of failing
+ * with EPIPE. Closing the feeder is the device going away (the driver reads end
+ * of file); unlinking the FIFO first makes the reopen attempts fail with ENOENT
+ * until it is made again.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants, open, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, unlinkSync, writeSync } from 'node:fs';
 import { encodeEvents, layoutFor, type InputEvent } from '../../src/hw/evdev-codec.js';
 import { EV_KEY, EV_SW, EV_SYN, SYN_DROPPED, SYN_REPORT } from '../../src/hw/input-codes.js';
 
@@ -23,20 +29,23 @@ export const ev = {
   dropped: (): InputEvent => ({ type: EV_SYN, code: SYN_DROPPED, value: 0 }),
 };
 
-/** The writing end of a FIFO; `open()` resolves once a reader has the FIFO open too. */
+/** The kernel's end of a FIFO device. */
 export class FifoFeeder {
   readonly path: string;
   readonly arch: string;
   #fd: number | null = null;
 
-  constructor(path: string, arch: string) {
+  /** Make the FIFO at `path` (unless `exists`) and open the feeding end. */
+  constructor(path: string, arch: string, exists = false) {
     this.path = path;
     this.arch = arch;
+    if (!exists) mkfifo(path);
+    this.open();
   }
 
-  /** Open for writing: waits (in the thread pool) for the driver to open the read end. */
-  async open(): Promise<void> {
-    this.#fd = await new Promise<number>((resolve, reject) => open(this.path, 'w', (err, fd) => (err ? reject(err) : resolve(fd))));
+  /** Open (again) the feeding end; the FIFO must exist. */
+  open(): void {
+    if (this.#fd === null) this.#fd = openSync(this.path, constants.O_RDWR | constants.O_NONBLOCK);
   }
 
   /** Write events as the kernel lays them out for `arch`. */
@@ -50,29 +59,21 @@ export class FifoFeeder {
     writeSync(this.#fd, buf);
   }
 
-  /** Close the writing end: the reader sees end of file. */
+  /** Close the feeding end: a reader with no data left reads end of file. */
   close(): void {
     if (this.#fd !== null) closeSync(this.#fd);
     this.#fd = null;
   }
 
-  /**
-   * End of the test: close the writer, and wake a reader still blocked opening
-   * the FIFO (a non-blocking open for writing succeeds only while a reader is
-   * there), so no thread of the pool stays blocked after the test.
-   */
-  release(): void {
-    this.close();
-    try {
-      closeSync(openSync(this.path, constants.O_WRONLY | constants.O_NONBLOCK));
-    } catch {
-      // ENXIO: no reader waiting; ENOENT: the FIFO is gone.
-    }
-  }
-
-  /** The device is unplugged: the FIFO is gone, then the writer closes. */
+  /** The device is unplugged: the FIFO is gone, then its feeding end closes. */
   remove(): void {
     unlinkSync(this.path);
     this.close();
+  }
+
+  /** Plugged in again: a new FIFO at the same path. */
+  replug(): void {
+    mkfifo(this.path);
+    this.open();
   }
 }

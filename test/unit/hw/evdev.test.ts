@@ -1,9 +1,8 @@
 /**
  * The evdev reader, keypad and hook switch on real files: a FIFO fed with
  * kernel-format records of both layouts (test/helpers/evdev-fifo.ts) stands in
- * for /dev/input/eventN. The reopen backoff is checked on an injected file
- * system and a fake clock. FIFO tests are serial: each open device holds a
- * thread of libuv's pool while it waits (src/hw/evdev.ts).
+ * for /dev/input/eventN. The reopen backoff and the poll are checked on an
+ * injected file system and a fake clock.
  */
 import { join } from 'node:path';
 import test from 'ava';
@@ -16,7 +15,7 @@ import { FakeClock } from '../../../src/lib/clock.js';
 import { isIpphoneError } from '../../../src/lib/errors.js';
 import { silentLogger } from '../../../src/lib/log.js';
 import { capturingLogger } from '../../helpers/log-capture.js';
-import { FifoFeeder, ev, mkfifo } from '../../helpers/evdev-fifo.js';
+import { FifoFeeder, ev } from '../../helpers/evdev-fifo.js';
 import { tempDir, until } from '../../helpers/pty.js';
 
 const K = KEY_CODES;
@@ -25,7 +24,7 @@ const K = KEY_CODES;
 async function rig(t: { teardown(fn: () => unknown): void }, arch: string, opts: { keymap?: Record<string, string>; event?: string; offHookValue?: 0 | 1 } = {}) {
   const tmp = tempDir('ipphone-evdev-');
   const path = join(tmp.dir, 'event0');
-  mkfifo(path);
+  const feeder = new FifoFeeder(path, arch);
   const cap = capturingLogger();
   const device = new EvdevDevice({ path, log: cap.log, arch, reopen: { baseMs: 10, maxMs: 40 } });
   const keypad = new EvdevKeypad({ device, ...(opts.keymap ? { keymap: opts.keymap } : {}), log: cap.log });
@@ -34,23 +33,20 @@ async function rig(t: { teardown(fn: () => unknown): void }, arch: string, opts:
   const changes: boolean[] = [];
   keypad.onKey((k) => keys.push(k));
   hook.onChange((h) => changes.push(h));
-  const feeder = new FifoFeeder(path, arch);
   t.teardown(async () => {
     await keypad.close();
     await hook.close();
-    // The reader's pending read (or open) returns once the writer closes (or opens and closes).
-    feeder.release();
+    feeder.close();
     tmp.remove();
   });
   await keypad.start();
   await hook.start();
-  await feeder.open();
   return { device, keypad, hook, keys, changes, feeder, cap, path };
 }
 
 for (const arch of ['x64', 'arm']) {
   const size = layoutFor(arch)!.size;
-  test.serial(`${arch} (${size}-byte records): presses become keys, releases and autorepeats do not; the hook follows KEY_PHONE`, async (t) => {
+  test(`${arch} (${size}-byte records): presses become keys, releases and autorepeats do not; the hook follows KEY_PHONE`, async (t) => {
     const r = await rig(t, arch, { keymap: { KEY_1: '1', KEY_NUMERIC_STAR: '*', KEY_NUMERIC_POUND: '#', '257': 'menu' } });
     r.feeder.write([ev.key(K.KEY_1!, 1), ev.report(), ev.key(K.KEY_1!, 2), ev.report(), ev.key(K.KEY_1!, 2), ev.report(), ev.key(K.KEY_1!, 0), ev.report()]);
     r.feeder.write([ev.key(K.KEY_NUMERIC_STAR!, 1), ev.report(), ev.key(K.KEY_NUMERIC_STAR!, 0), ev.report()]);
@@ -70,7 +66,7 @@ for (const arch of ['x64', 'arm']) {
   });
 }
 
-test.serial('records split across writes are put together; events act only when their frame ends', async (t) => {
+test('records split across writes are put together; events act only when their frame ends', async (t) => {
   const r = await rig(t, 'x64');
   const bytes = encodeEvents([ev.key(K.KEY_NUMERIC_5!, 1), ev.key(K.KEY_KP7!, 1), ev.report()], layoutFor('x64')!);
   r.feeder.bytes(bytes.subarray(0, 30));
@@ -81,7 +77,7 @@ test.serial('records split across writes are put together; events act only when 
   t.deepEqual(r.keys, ['5', '7'], 'the default keymap: phone and numeric keypad digits');
 });
 
-test.serial('SYN_DROPPED: the partial frame and the rest up to the next SYN_REPORT are discarded; the hook keeps its last state, marked stale, until the next hook event', async (t) => {
+test('SYN_DROPPED: the partial frame and the rest up to the next SYN_REPORT are discarded; the hook keeps its last state, marked stale, until the next hook event', async (t) => {
   const r = await rig(t, 'x64');
   r.feeder.write([ev.key(K.KEY_PHONE!, 1), ev.report()]);
   await until(() => r.changes.length === 1, 5000, 'off hook');
@@ -102,7 +98,7 @@ test.serial('SYN_DROPPED: the partial frame and the rest up to the next SYN_REPO
   t.false(r.hook.isOffHook());
 });
 
-test.serial('a hook on a switch (EV_SW) with offHookValue 0: the switch closed means on the cradle', async (t) => {
+test('a hook on a switch (EV_SW) with offHookValue 0: the switch closed means on the cradle', async (t) => {
   const r = await rig(t, 'arm', { event: 'SW_DOCK', offHookValue: 0 });
   r.feeder.write([ev.sw(SW_CODES.SW_DOCK!, 0), ev.report()]);
   await until(() => r.changes.length === 1, 5000, 'off hook');
@@ -113,7 +109,7 @@ test.serial('a hook on a switch (EV_SW) with offHookValue 0: the switch closed m
   t.deepEqual(r.changes, [true, false]);
 });
 
-test.serial('the device removed and made again: the reader reopens it and keys flow; the hook state is kept, stale', async (t) => {
+test('the device removed and made again: the reader reopens it and keys flow; the hook state is kept, stale', async (t) => {
   const r = await rig(t, 'x64');
   r.feeder.write([ev.key(K.KEY_1!, 1), ev.report(), ev.key(K.KEY_PHONE!, 1), ev.report()]);
   await until(() => r.changes.length === 1, 5000, 'first key and off hook');
@@ -122,8 +118,7 @@ test.serial('the device removed and made again: the reader reopens it and keys f
   t.false(r.device.isOpen);
   t.true(r.hook.stale);
   t.true(r.hook.isOffHook());
-  mkfifo(r.path);
-  await r.feeder.open();
+  r.feeder.replug();
   await until(() => r.device.isOpen, 5000, 'reopened');
   r.feeder.write([ev.key(K.KEY_2!, 1), ev.report()]);
   await until(() => r.keys.length === 2, 5000, 'a key after the reopen');
@@ -133,7 +128,7 @@ test.serial('the device removed and made again: the reader reopens it and keys f
   t.deepEqual(infos, ['input device opened', 'input device lost', 'input device reopened']);
 });
 
-test.serial('a device missing at start is waited for; the agent starts without it', async (t) => {
+test('a device missing at start is waited for; the agent starts without it', async (t) => {
   const tmp = tempDir('ipphone-evdev-');
   t.teardown(tmp.remove);
   const path = join(tmp.dir, 'late');
@@ -144,29 +139,32 @@ test.serial('a device missing at start is waited for; the agent starts without i
   keypad.onKey((k) => keys.push(k));
   await keypad.start();
   await until(() => cap.lines.some((l) => l.msg === 'input device not available; retrying'), 5000, 'the warning');
-  mkfifo(path);
   const feeder = new FifoFeeder(path, process.arch);
-  await feeder.open();
   t.teardown(async () => {
     await keypad.close();
-    feeder.release();
+    feeder.close();
   });
   feeder.write([ev.key(K.KEY_0!, 1), ev.report()]);
   await until(() => keys.length === 1, 5000, 'the key');
   t.deepEqual(keys, ['0']);
 });
 
-/** A file system whose open fails with `codes` in turn, then hands out fd 7 whose reads never return. */
-function failingFs(codes: string[]): EvdevFs & { opens: number } {
+/** A file system whose open fails with `codes` in turn, then hands out fd 7 that never has anything to read. */
+function failingFs(codes: string[]): EvdevFs & { opens: number; reads: number; closed: number[] } {
   const fs = {
     opens: 0,
+    reads: 0,
+    closed: [] as number[],
     open: async () => {
       const code = codes[fs.opens++];
       if (code !== undefined) throw Object.assign(new Error(code), { code });
       return 7;
     },
-    read: () => new Promise<number>(() => {}),
-    close: async () => {},
+    read: async () => {
+      fs.reads++;
+      return null;
+    },
+    close: async (fd: number) => void fs.closed.push(fd),
   };
   return fs;
 }
@@ -191,6 +189,30 @@ test('reopen backoff: attempt n waits random × min(max, base × 2^n) on the inj
   }
   t.true(device.isOpen);
   await device.close();
+  t.is(clock.pending, 0);
+});
+
+test('a device with nothing to read is read again every pollMs; close() ends the wait and closes the fd at once', async (t) => {
+  const clock = new FakeClock();
+  const fs = failingFs([]);
+  const device = new EvdevDevice({ path: '/dev/input/event9', log: silentLogger(), clock, pollMs: 50, fs });
+  await device.start();
+  await flush();
+  t.is(fs.reads, 1);
+  clock.advance(49);
+  await flush();
+  t.is(fs.reads, 1);
+  clock.advance(1);
+  await flush();
+  t.is(fs.reads, 2);
+  for (let i = 0; i < 10; i++) {
+    clock.advance(50);
+    await flush();
+  }
+  t.is(fs.reads, 12, 'one read per 50 ms while idle');
+  await device.close();
+  await flush();
+  t.deepEqual(fs.closed, [7]);
   t.is(clock.pending, 0);
 });
 
