@@ -8,7 +8,7 @@
 //     usr/lib/ipphone/node_modules/    only the native-addon packages (@serialport/bindings-cpp, onoff) and their deps
 //     lib/systemd/system/*.service     the units
 //     usr/share/ipphone/boards/*.json  board profiles, and the schemas
-//     lib/udev/rules.d/99-ipphone-gpio.rules
+//     lib/udev/rules.d/99-ipphone-gpio.rules, 99-ipphone-input.rules
 //
 // Loading one bundled file instead of hundreds of ES modules cuts the agent's
 // resident memory by about a third (bench/results.md). Native addons stay
@@ -116,4 +116,5 @@ cpSync('hw/boards', path.join(image, 'usr/share/ipphone/boards'), { recursive: t
 cpSync('schema', path.join(image, 'usr/share/ipphone/schema'), { recursive: true });
 mkdirSync(path.join(image, 'lib/udev/rules.d'), { recursive: true });
 cpSync('hw/udev/99-ipphone-gpio.rules', path.join(image, 'lib/udev/rules.d/99-ipphone-gpio.rules'));
+cpSync('hw/udev/99-ipphone-input.rules', path.join(image, 'lib/udev/rules.d/99-ipphone-input.rules'));
 console.log(`bundled ${programs.join(', ')} into dist/bundle/; staged ${image}/ with ${natives.length} native-addon packages`);

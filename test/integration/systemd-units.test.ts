@@ -135,13 +135,14 @@ test('both units: notify with a watchdog, restarts forever, memory capped with a
   t.is(one('ipphone-cm.service', 'MemoryMax'), '512M');
 });
 
-test('agent unit: fixed user and groups, state dir, serial ports and sysfs GPIO reachable', (t) => {
+test('agent unit: fixed user and groups, state dir, serial ports, input devices (read only) and sysfs GPIO reachable', (t) => {
   const u = 'ipphone-agent.service';
   t.is(one(u, 'User'), 'ipphone');
   t.is(one(u, 'DynamicUser'), undefined);
-  t.is(one(u, 'SupplementaryGroups'), 'dialout gpio');
+  t.is(one(u, 'SupplementaryGroups'), 'dialout gpio input');
   t.is(one(u, 'StateDirectory'), 'ipphone-agent');
-  t.deepEqual(all(u, 'DeviceAllow'), ['char-ttyS rw', 'char-ttyAMA rw', 'char-ttyUSB rw', 'char-ttyACM rw']);
+  // The evdev keypad and hook switch (major 13, "input"): read only.
+  t.deepEqual(all(u, 'DeviceAllow'), ['char-ttyS rw', 'char-ttyAMA rw', 'char-ttyUSB rw', 'char-ttyACM rw', 'char-input r']);
   t.is(one(u, 'ReadWritePaths'), '/sys/class/gpio');
   // Both would break the tty and /sys/class/gpio/export (systemd/README.md).
   t.is(one(u, 'PrivateDevices'), undefined);
