@@ -25,15 +25,25 @@ import type { Host } from './clock.js';
 import type { Rng } from './rng.js';
 import type { World } from './world.js';
 
-const matchCache = new Map<string, boolean>();
+/** Per filter: null for one without wildcards (it matches itself alone), else its answers by topic. */
+const matchCache = new Map<string, Map<string, boolean> | null>();
 
-/** Whether `topic` matches the MQTT filter `filter` (`+`, `#`); memoised (topics repeat). */
+/**
+ * Whether `topic` matches the MQTT filter `filter` (`+`, `#`); memoised per
+ * filter (filters are few, topics repeat; the hottest path of a run: every
+ * publish asks it for every subscription of every connection).
+ */
 export function topicMatches(filter: string, topic: string): boolean {
-  const key = `${filter}\u0000${topic}`;
-  let m = matchCache.get(key);
+  let byTopic = matchCache.get(filter);
+  if (byTopic === undefined) {
+    if (matchCache.size > 10_000) matchCache.clear();
+    matchCache.set(filter, (byTopic = filter.includes('+') || filter.includes('#') ? new Map() : null));
+  }
+  if (byTopic === null) return filter === topic;
+  let m = byTopic.get(topic);
   if (m === undefined) {
-    if (matchCache.size > 100_000) matchCache.clear();
-    matchCache.set(key, (m = matchUncached(filter, topic)));
+    if (byTopic.size > 20_000) byTopic.clear();
+    byTopic.set(topic, (m = matchUncached(filter, topic)));
   }
   return m;
 }
