@@ -1,7 +1,7 @@
 /**
  * The evdev reader, keypad and hook switch on real files: a FIFO fed with
  * kernel-format records of both layouts (test/helpers/evdev-fifo.ts) stands in
- * for /dev/input/eventN. The reopen backoff and the poll are checked on an
+ * for /dev/input/eventN. The reopen backoff and the poll intervals are checked on an
  * injected file system and a fake clock.
  */
 import { join } from 'node:path';
@@ -192,25 +192,57 @@ test('reopen backoff: attempt n waits random × min(max, base × 2^n) on the inj
   t.is(clock.pending, 0);
 });
 
-test('a device with nothing to read is read again every pollMs; close() ends the wait and closes the fd at once', async (t) => {
+/** A file system with one device (fd 7) whose reads return what `queue` holds, else nothing. */
+function queueFs(queue: Buffer[]): EvdevFs & { reads: number; closed: number[] } {
+  const fs = {
+    reads: 0,
+    closed: [] as number[],
+    open: async () => 7,
+    read: async (_fd: number, buf: Buffer) => {
+      fs.reads++;
+      const next = queue.shift();
+      if (next === undefined) return null;
+      next.copy(buf);
+      return next.length;
+    },
+    close: async (fd: number) => void fs.closed.push(fd),
+  };
+  return fs;
+}
+
+test('an idle device is read every poll.idleMs, every poll.activeMs within poll.activeForMs of its last event; close() ends the wait and closes the fd at once', async (t) => {
   const clock = new FakeClock();
-  const fs = failingFs([]);
-  const device = new EvdevDevice({ path: '/dev/input/event9', log: silentLogger(), clock, pollMs: 50, fs });
-  await device.start();
+  const queue: Buffer[] = [];
+  const fs = queueFs(queue);
+  const keys: string[] = [];
+  const device = new EvdevDevice({ path: '/dev/input/event9', log: silentLogger(), clock, arch: 'x64', poll: { idleMs: 100, activeMs: 20, activeForMs: 1000 }, fs });
+  const keypad = new EvdevKeypad({ device, log: silentLogger() });
+  keypad.onKey((k) => keys.push(k));
+  await keypad.start();
   await flush();
   t.is(fs.reads, 1);
-  clock.advance(49);
-  await flush();
-  t.is(fs.reads, 1);
-  clock.advance(1);
-  await flush();
+  /** Let `ms` pass in steps of 10 ms, running the reads each step makes due. */
+  const run = async (ms: number) => {
+    for (let i = 0; i < ms / 10; i++) {
+      clock.advance(10);
+      await flush();
+    }
+  };
+  await run(90);
+  t.is(fs.reads, 1, 'idle: nothing read before 100 ms');
+  await run(10);
   t.is(fs.reads, 2);
-  for (let i = 0; i < 10; i++) {
-    clock.advance(50);
-    await flush();
-  }
-  t.is(fs.reads, 12, 'one read per 50 ms while idle');
-  await device.close();
+  await run(1000);
+  t.is(fs.reads, 12, 'one read per 100 ms while idle');
+  queue.push(encodeEvents([ev.key(K.KEY_5!, 1), ev.report()], layoutFor('x64')!));
+  await run(100);
+  t.deepEqual(keys, ['5'], 'the key at the next idle read');
+  const atKey = fs.reads;
+  await run(1000);
+  t.is(fs.reads - atKey, 50, 'every 20 ms for a second after the key');
+  await run(1000);
+  t.is(fs.reads - atKey, 60, 'then every 100 ms again');
+  await keypad.close();
   await flush();
   t.deepEqual(fs.closed, [7]);
   t.is(clock.pending, 0);
