@@ -49,7 +49,8 @@ export class ClassLed implements Led {
   readonly #random: Random;
   readonly #fs: LedFs;
   #max: number | null = null;
-  #want = false;
+  /** The state asked for; null until the first set(): start() leaves the lamp as the kernel has it. */
+  #want: boolean | null = null;
   /** What `brightness` holds as far as we know; null = unknown (write it). */
   #written: number | null = null;
   #busy = false;
@@ -70,7 +71,12 @@ export class ClassLed implements Led {
     this.#fs = opts.fs ?? nodeLedFs;
   }
 
-  /** Start dark. Resolves after the first attempt; a failure there is logged and retried, never thrown. */
+  /**
+   * Read `max_brightness`; write nothing, so a lamp the device tree lit
+   * (`default-state = "on"` on the no-service lamp) does not flicker dark
+   * before the agent's first word. Resolves after the first attempt; a
+   * failure there is logged and retried, never thrown.
+   */
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
@@ -83,14 +89,14 @@ export class ClassLed implements Led {
     if (this.#timer === null) void this.#sync();
   }
 
-  /** The state asked for last. */
+  /** The state asked for last (false before any). */
   get on(): boolean {
-    return this.#want;
+    return this.#want === true;
   }
 
   /** Whether `brightness` is known to hold the asked-for state. */
   get settled(): boolean {
-    return this.#written !== null && this.#written === (this.#want ? this.#max : 0);
+    return this.#want === null || (this.#written !== null && this.#written === (this.#want ? this.#max : 0));
   }
 
   async close(): Promise<void> {
@@ -105,6 +111,7 @@ export class ClassLed implements Led {
     try {
       for (;;) {
         if (this.#max === null) this.#max = parseMax(await this.#fs.readFile(join(this.#o.dir, 'max_brightness')));
+        if (this.#want === null) break;
         const value = this.#want ? this.#max : 0;
         if (value === this.#written) break;
         await this.#fs.writeFile(join(this.#o.dir, 'brightness'), `${value}\n`);

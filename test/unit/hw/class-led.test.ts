@@ -21,11 +21,11 @@ function ledDir(t: { teardown(fn: () => unknown): void }, max: string) {
   return { dir, brightness: () => readFileSync(join(dir, 'brightness'), 'utf8') };
 }
 
-test('lit writes max_brightness to brightness, dark writes 0; it starts dark', async (t) => {
+test('lit writes max_brightness to brightness, dark writes 0; start() leaves the lamp as the kernel has it', async (t) => {
   const d = ledDir(t, '255\n');
   const led = new ClassLed({ dir: d.dir, name: 'noService', log: capturingLogger().log });
   await led.start();
-  t.is(d.brightness(), '0\n');
+  t.is(d.brightness(), '7\n', 'no flicker before the first set()');
   led.set(true);
   await until(() => led.settled, 5000, 'lit');
   t.is(d.brightness(), '255\n');
