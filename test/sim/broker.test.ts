@@ -7,7 +7,7 @@
 import test from 'ava';
 import { Net, openAcl, printedAcl, topicMatches, type Conn } from '../../src/sim/broker.js';
 import { Host, ProcessClock } from '../../src/sim/clock.js';
-import { SimTransport } from '../../src/sim/clients.js';
+import { SimMqttClient, SimTransport } from '../../src/sim/clients.js';
 import { Rng } from '../../src/sim/rng.js';
 import { World } from '../../src/sim/world.js';
 
@@ -173,4 +173,33 @@ test('client-side redelivery: a QoS 1 message left unacknowledged by a lost conn
   tr.connect(s.b.url);
   await s.run(200);
   t.is(seen.length, 4);
+});
+
+test('client-side redelivery, mqtt.js: the outgoing store goes again on reconnect before `connect`; the publish callback runs once, at the PUBACK', async (t) => {
+  const s = world();
+  const seen: string[] = [];
+  s.net.observers.push((_b, from, topic, payload) => {
+    if (from?.clientId === 'ipphone-cm-x') seen.push(`${topic} ${payload.toString()}`);
+  });
+  const host = new Host(s.w, 'cm-x');
+  const c = new SimMqttClient(s.net, host, new ProcessClock(host), s.b.url, { clientId: 'ipphone-cm-x', clean: true, keepalive: 10, reconnectPeriod: 1000, connectTimeout: 2000 }, 'cm-x');
+  let acks = 0;
+  let connects = 0;
+  // What a `connect` handler publishes (a call manager's state) goes after the stored messages.
+  c.on('connect', () => {
+    if (++connects === 2) c.publish('two', 'second', { qos: 1 });
+  });
+  c.on('error', () => undefined);
+  await s.run(100);
+  s.net.setCut(host, s.b, false, true);
+  c.publish('one', 'first', { qos: 1 }, () => acks++);
+  await s.run(20_000);
+  t.false(c.connected);
+  s.net.setCut(host, s.b, false, false);
+  await s.run(3_000);
+  t.true(c.connected);
+  t.is(connects, 2);
+  t.deepEqual(seen, ['one first', 'one first', 'two second']);
+  t.is(acks, 1);
+  c.end(true);
 });
