@@ -40,10 +40,12 @@ export type FaultKind = 'crash' | 'pause' | 'broker-down' | 'partition' | 'black
  * round while the checkers are told it runs (the phones leave a home that was "usable all
  * along": `no-forged-effect` must fire); `unwatched-registrar` — cm-a runs without its `sip`
  * section (it never probes its Kamailio) and its Kamailio is stopped past the bounds
- * (`registrar-seen` and `home-is-live` must fire).
+ * (`registrar-seen` and `home-is-live` must fire); `no-acl` — the brokers run without the
+ * printed ACL, so the hostile phone may write other phones' topics (`lists-signed` must fire
+ * on the forged lists it pushes to them).
  */
-export type Plant = 'stopped-as-healthy' | 'slow-detect' | 'storm' | 'hidden-stop' | 'unwatched-registrar';
-export const PLANTS: readonly Plant[] = ['stopped-as-healthy', 'slow-detect', 'storm', 'hidden-stop', 'unwatched-registrar'];
+export type Plant = 'stopped-as-healthy' | 'slow-detect' | 'storm' | 'hidden-stop' | 'unwatched-registrar' | 'no-acl';
+export const PLANTS: readonly Plant[] = ['stopped-as-healthy', 'slow-detect', 'storm', 'hidden-stop', 'unwatched-registrar', 'no-acl'];
 
 export interface ChaosOptions {
   minutes: number;
@@ -147,7 +149,7 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     const observerFiles = await cluster.identity(OBSERVER_CN);
     const observerTls = { ca: readFileSync(observerFiles.ca), cert: readFileSync(observerFiles.cert), key: readFileSync(observerFiles.key) };
     for (const site of SITES) {
-      const m = await startMosquitto({ tls: { cafile: pki.ca.cert, certfile: pki.server.cert, keyfile: pki.server.key, aclFile: acl } });
+      const m = await startMosquitto({ tls: { cafile: pki.ca.cert, certfile: pki.server.cert, keyfile: pki.server.key, ...(opts.plant === 'no-acl' ? {} : { aclFile: acl }) } });
       brokers.set(site, m);
       brokerUp.set(site, true);
       // Under TLS the client id is the certificate's CN (a cmId, a phoneId); plain ids kept for a plain broker.

@@ -89,3 +89,10 @@ test.serial('chaos: registrar-seen and home-is-live fire when a call manager doe
   t.true(fired.has('registrar-seen'), JSON.stringify(summary.failures.slice(0, 3)));
   t.true(fired.has('home-is-live'), JSON.stringify(summary.failures.slice(0, 3)));
 });
+
+test.serial('chaos: lists-signed fires on the hostile phone\'s forged lists when the brokers run without the printed ACL (planted), which in every other run keeps them off other phones\' topics', async (t) => {
+  t.timeout(300_000);
+  const { code, summary, out } = await chaos(['--minutes', '0.5', '--seed', SEED, '--phones', '10', '--plant', 'no-acl'], 270_000);
+  t.is(code, 1, out.output().slice(-3000));
+  t.true(summary.failures.some((f) => f.invariant === 'lists-signed'), JSON.stringify(summary.failures.slice(0, 3)));
+});
