@@ -5,13 +5,23 @@
  * genuine messages it could read (signed states, its own lists). On an open
  * broker (no ACL) it also writes other phones' and call managers' topics.
  */
-import type { Conn, Net } from './broker.js';
+import type { Broker, Conn, Net } from './broker.js';
 import type { Host } from './clock.js';
 import { PREFIX, type Topology } from './group.js';
 import type { Rng } from './rng.js';
 import type { World } from './world.js';
 
 export const HOSTILE_ID = 'p-6666';
+
+/** What the hostile phone reads in a call manager's signed state (it reads, it does not verify). */
+interface StateSeen {
+  online: boolean;
+  bdSeq: number;
+  conn: number;
+  nonce: string;
+  seq: number;
+}
+
 /** One step of the drag chain: a day less an hour, within a day of the step before. */
 export const DRAG_STEP_MS = 23 * 3_600_000;
 /** Steps of the chain sent to each call manager in one burst, in order on one connection (issue 15: "30 keep-alives"). */
@@ -26,13 +36,27 @@ export class HostilePhone {
   readonly #drag = new Map<string, number>();
   published = 0;
 
+  /**
+   * Draws for its aimed state replays (#aimed), a fork of its own so the
+   * other attacks' draws stay as they were; null: none are made.
+   */
+  aim: Rng | null = null;
+  /** Per call manager: the signed states it published (or its broker fired as its will), as read, oldest first. */
+  readonly #states = new Map<string, { payload: Buffer; body: StateSeen }[]>();
+  /** Per call manager: the broker (URL) its states were read on. */
+  readonly #brokerOf = new Map<string, string>();
+
   constructor(
     readonly world: World,
     readonly net: Net,
     readonly host: Host,
     readonly topo: Topology,
     readonly rng: Rng,
-  ) {}
+  ) {
+    // A phone of the fleet before it turned: it has read the call managers' states (the printed ACL
+    // lets every phone read them) since the run began, not only once it connects to attack.
+    net.observers.push((b, from, topic, payload) => this.#tapState(b, from, topic, payload));
+  }
 
   /** Connect to every broker (recording from the start) and act until `until`. */
   activate(until: number): void {
@@ -77,12 +101,14 @@ export class HostilePhone {
     for (const b of this.topo.brokers) if (!this.#conns.has(b.url)) this.#connect(b.url);
     if (conns.length > 0) {
       const c = this.rng.pick(conns);
-      const m = this.#message();
+      const aimed = this.#aimed();
+      const m = aimed ?? this.#message();
       if (m !== null) {
         const { topic, payload, retain } = m;
         this.published++;
         this.world.trace(`hostile ${topic} ${payload.length}B${retain ? ' retained' : ''}`);
-        this.net.send(c, (b) => b.publish(c, topic, payload, retain));
+        const via = aimed?.via ?? c;
+        this.net.send(via, (b) => b.publish(via, topic, payload, retain));
       }
     }
     this.world.after(this.rng.int(50, 1500), () => this.#act());
@@ -118,6 +144,50 @@ export class HostilePhone {
       }
     }
     return null;
+  }
+
+  #tapState(b: Broker, from: Conn | null, topic: string, payload: Buffer): void {
+    const cm = /^ipphone\/v1\/cm\/([^/]+)\/state$/.exec(topic)?.[1];
+    if (cm === undefined || from?.identity !== cm || !b.acl.canRead(HOSTILE_ID, topic)) return;
+    this.#brokerOf.set(cm, b.url);
+    let body: StateSeen;
+    try {
+      const o = JSON.parse(payload.toString('utf8')) as { body?: unknown };
+      body = JSON.parse(Buffer.from(String(o.body), 'base64').toString('utf8')) as StateSeen;
+    } catch {
+      return;
+    }
+    if (typeof body.online !== 'boolean' || typeof body.seq !== 'number') return;
+    const seen = this.#states.get(cm) ?? [];
+    this.#states.set(cm, [...seen.filter((x) => !x.payload.equals(payload)), { payload, body }].slice(-12));
+  }
+
+  /**
+   * Issue 15 §2's attack, timed to matter (a third of its acts while there is
+   * one to make): a genuine offline of a call manager replayed while it is live
+   * — one of the connection it is now online on, signed earlier (its silent
+   * registrar) — and a genuine online replayed once it went offline or died
+   * (its will read). On its state topic, retained or not; the printed ACL
+   * denies a phone that topic, an open broker does not. Only what it read of
+   * the call managers themselves counts.
+   */
+  #aimed(): { topic: string; payload: Buffer; retain: boolean; via: Conn } | null {
+    const r = this.aim;
+    if (r === null || !r.chance(0.35)) return null;
+    const shots: { cm: string; payload: Buffer; via: Conn }[] = [];
+    for (const [cm, seen] of this.#states) {
+      // On the broker where that call manager's state lives, over its own connection there.
+      const via = this.#conns.get(this.#brokerOf.get(cm) ?? '');
+      if (via === undefined) continue;
+      const last = seen.at(-1)!.body;
+      for (const { payload, body } of seen) {
+        const liveNow = last.online && !body.online && body.bdSeq === last.bdSeq && body.conn === last.conn && body.nonce === last.nonce && body.seq < last.seq;
+        if (liveNow || (!last.online && body.online)) shots.push({ cm, payload, via });
+      }
+    }
+    if (shots.length === 0) return null;
+    const shot = r.pick(shots);
+    return { topic: `${PREFIX}/cm/${shot.cm}/state`, payload: shot.payload, retain: r.chance(0.5), via: shot.via };
   }
 
   #message(): { topic: string; payload: Buffer; retain: boolean } | null {

@@ -9,6 +9,7 @@ import { Host } from './clock.js';
 import { drawFaults, describeFault, type Fault } from './faults.js';
 import { allCms, defaultTopology, PREFIX, signer, type Topology } from './group.js';
 import { HostilePhone } from './hostile.js';
+import { LivenessChecks } from './liveness-checks.js';
 import { CmHost, PhoneHost } from './hosts.js';
 import { bounds, Checkers, type Violation } from './invariants.js';
 import { Rng } from './rng.js';
@@ -38,6 +39,10 @@ export interface RunOptions {
    * each phone a list without the remote site's pointer and without `owns`),
    * `dragged-version` (cm-a signs a list 30 days ahead of its clock),
    * `push-dead` (cm-a dies at 20 s; at 90 s cm-b signs a list with cm-a first),
+   * `believe-dead` (cm-a dies at 20 s, its will told to cm-b; at 30 s cm-b signs a list with cm-a
+   * first, as a replayed online believed would make it; cm-a starts again at 60 s),
+   * `push-demote` (at 60 s cm-b signs each phone a failover list with cm-a last while cm-a serves,
+   * as a replayed offline believed would make it),
    * `kick` (from 20 s to 50 s broker A drops every new connection of cm-b
    * 5 ms after accepting it: its client reconnects every second, as mqtt.js does,
    * and the planted no-storm bound of 20 a minute must catch it),
@@ -50,7 +55,7 @@ export interface RunOptions {
   mutate?: MutationName;
 }
 
-export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap';
+export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'believe-dead' | 'push-demote';
 
 export interface RunResult {
   seed: number;
@@ -159,6 +164,20 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     });
     world.at(120_000, () => cms.get('cm-a')!.start());
   }
+  if (plant === 'believe-dead') {
+    world.at(20_000, () => cms.get('cm-a')!.crash());
+    world.at(30_000, () => {
+      const wall = cms.get('cm-b')!.host.wall();
+      for (const p of phones.keys()) pushAs('cm-b', p, wall + 1000, ['cm-a', 'cm-b', 'cm-c', 'cm-r']);
+    });
+    world.at(60_000, () => cms.get('cm-a')!.start());
+  }
+  if (plant === 'push-demote') {
+    world.at(60_000, () => {
+      const wall = cms.get('cm-b')!.host.wall();
+      for (const p of phones.keys()) pushAs('cm-b', p, wall + 1000, ['cm-b', 'cm-c', 'cm-a']);
+    });
+  }
   if (plant === 'kick') {
     const a = net.byUrl(cms.get('cm-b')!.spec.broker)!;
     net.onAccept.push((_b, clientId) => {
@@ -204,6 +223,10 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   );
   net.observers.push((_b, from, topic, payload) => checkers.onPublish(from, topic, payload));
   net.onAccept.push((b, clientId) => checkers.onConnect(b, clientId));
+  // The push part of no-forged-effect and no-replayed-online: what a call manager's lists say it believes of its peers.
+  const liveness = new LivenessChecks({ now: () => world.now, net, cms, serving }, topo, checkers.bounds.liveWindowMs, (inv, d) => checkers.violate(inv, d));
+  net.observers.push((b, from, topic, payload) => liveness.onPublish(b, from, topic, payload));
+  net.onAccept.push((b, clientId) => liveness.onConnect(b, clientId));
   // Rebalancing on/off and membership changes (src/sim/rebalance.ts), as an operator does them: a restart with an edited config.
   if (plant === 'wide-threshold') cms.get('cm-a')!.over = { threshold: 0.9 };
   const groupView = scheduleRebalance(world, plan, topo, cms, (cm, ids) => checkers.setGroup(cm, ids));
@@ -354,6 +377,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       if (moved !== undefined) pushAs(moved.to, moved.phone, cms.get(moved.to)!.host.wall() + 120_000, [moved.from, ...ids.filter((x) => x !== moved!.from)], 'rebalance');
     });
   }
+  hostile.aim = root.fork('hostile-aim');
   const endAt = Math.max(Math.max(disturbedUntil, 60_000) + QUIET_MS, cb !== undefined ? quietFrom + cb.settleMs + cb.convergeMs + 5000 : 0);
   const homes = new Map<string, string | null>();
   await world.runUntil(endAt, () => {
@@ -365,6 +389,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       }
     }
     checkers.tick();
+    liveness.tick();
     converge?.tick();
   }, () => checkers.violations.length > 0);
   if (checkers.violations.length === 0) checkers.finish(disturbedUntil);
