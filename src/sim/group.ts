@@ -174,7 +174,7 @@ export function agentConfig(t: Topology, phoneId: string, over: { missLimit?: nu
     }),
     keepalive: { ...t.keepalive, ...(over.missLimit !== undefined ? { missLimit: over.missLimit } : {}), topic: 'per-phone' },
     fallback: { holdMs: over.holdMs ?? t.holdMs },
-    services: { timeoutMs: 2000 },
+    services: { timeoutMs: 2000, refreshMs: 15_000 },
     topicPrefix: PREFIX,
     stateDir: `/var/lib/ipphone-agent/${phoneId}`,
     trust: { requireSigned: true, keys: { [KEY_ID]: publicKeyPem } },

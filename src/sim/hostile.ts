@@ -58,6 +58,29 @@ export class HostilePhone {
     net.observers.push((b, from, topic, payload) => this.#tapState(b, from, topic, payload));
   }
 
+  /** Until when it acts (sim ms). */
+  get until(): number {
+    return this.#until;
+  }
+
+  /** The genuine messages it recorded (what its subscriptions let it read). */
+  get recorded(): readonly { topic: string; payload: Buffer }[] {
+    return this.#recorded;
+  }
+
+  /**
+   * Another attack's message (src/sim/operator.ts), over one of its connections
+   * picked with the caller's `rng` (its own draws stay as they were).
+   */
+  send(rng: Rng, topic: string, payload: Buffer, retain: boolean): void {
+    const conns = [...this.#conns.values()];
+    if (conns.length === 0 || this.world.now >= this.#until) return;
+    const c = rng.pick(conns);
+    this.published++;
+    this.world.trace(`hostile ${topic} ${payload.length}B${retain ? ' retained' : ''}`);
+    this.net.send(c, (b) => b.publish(c, topic, payload, retain));
+  }
+
   /** Connect to every broker (recording from the start) and act until `until`. */
   activate(until: number): void {
     this.#until = Math.max(this.#until, until);

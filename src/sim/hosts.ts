@@ -25,6 +25,7 @@ import { Host, ProcessClock } from './clock.js';
 import { SimDisk } from './disk.js';
 import { agentConfig, allCms, cmConfig, signer, type CmOverride, type CmSpec, type Topology } from './group.js';
 import type { Rng } from './rng.js';
+import { SimKeypad, type ServicesWorld } from './services.js';
 import type { World } from './world.js';
 
 /** A hook switch the workload lifts and puts down. */
@@ -232,6 +233,7 @@ export class PhoneHost {
     const random = this.rng.fork(`agent-${this.phoneId}-${this.world.now}`);
     const cms = allCms(this.topo);
     this.hook.set(false);
+    this.keypad.reset();
     const agent = (this.agent = new Agent({
       config,
       log,
@@ -253,13 +255,14 @@ export class PhoneHost {
           eff.mqtt.maxQueue,
         )),
       fetchServices: (url, _phone, timeoutMs) =>
-        new Promise<string>((resolve, reject) => {
+        this.services !== null ? this.services.fetch(clock, this.phoneId, url, timeoutMs) : new Promise<string>((resolve, reject) => {
           const cm = cms.find((c) => url.startsWith(c.services.slice(0, c.services.lastIndexOf('/') + 1)));
           const up = cm !== undefined && this.servicesUp(cm.id);
           if (up) this.world.after(this.rng.int(2, 40), () => (clock.dead ? undefined : resolve(`<CiscoIPPhoneText><Title>${cm.id}</Title><Text>ok</Text></CiscoIPPhoneText>`)));
           else this.world.after(timeoutMs, () => (clock.dead ? undefined : reject(new Error('timeout'))));
         }),
       display: new HeadlessDisplay(),
+      keypad: this.keypad,
       hook: this.hook,
     }));
     this.bootedAt = this.world.now;
@@ -272,8 +275,12 @@ export class PhoneHost {
   /** Settings the phone runs with that differ from the declared topology (checker self-tests). */
   plant: { missLimit?: number; holdMs?: number } = {};
 
-  /** Set by the runner: whether a call manager's HTTP answers now. */
+  /** Set by the runner: whether a call manager's HTTP answers now (used when no {@link services} world is attached). */
   servicesUp: (cmId: string) => boolean = () => true;
+  /** The services servers this phone reaches (src/sim/services.ts), set by the runner. */
+  services: ServicesWorld | null = null;
+  /** The keys its user presses (the navigation workload). */
+  readonly keypad = new SimKeypad();
 
   /** Power cut: no FIN, timers and flash writes in flight die, unsynced flash tears. */
   powerCut(): void {

@@ -12,7 +12,7 @@ import type { Conn } from './broker.js';
 import type { CmHost, PhoneHost } from './hosts.js';
 import { publicKeyPem, type Topology } from './group.js';
 
-export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online'] as const;
+export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online', 'config-signed'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
 export interface Violation {
@@ -34,6 +34,10 @@ export interface Truth {
   brokerUp(cm: string): boolean;
   /** Wall clock of a call manager's host now. */
   wallOf(cm: string): number;
+  /** The call manager's services server answers now (src/sim/services.ts `servicesAnswer`); absent: not judged. */
+  servicesAnswer?(cm: string): boolean;
+  /** Identities of operators (`ipphone-admin` certificates): their signed lists and configs are genuine. */
+  operators?: readonly string[];
 }
 
 /** The bounds every checker uses, from the configs (docs/simulation.md). */
@@ -50,7 +54,16 @@ export interface Bounds {
   peerDeadMs: number;
   /** Most connections one client id may make to one broker in {@link STORM_WINDOW_MS}. */
   stormMax: number;
+  /**
+   * A phone whose home's services server answered this long before it chose another pointer's
+   * page for `services-timeout` left a server that answers (ms): every pointer's fetch deadline
+   * (the chain tried home first) and 1000 ms for links and the checker's 50 ms sampling.
+   */
+  servicesWindowMs: number;
 }
+
+/** Longest services fetch deadline a phone runs with (the config file's 2000 ms; remote configs stay at or under it). */
+export const SERVICES_TIMEOUT_MAX_MS = 3000;
 
 /** The window of the no-storm bound (ms). */
 export const STORM_WINDOW_MS = 60_000;
@@ -72,6 +85,7 @@ export function bounds(t: Topology, maxDelayMs: number): Bounds {
     // A call manager's client reconnects at most once a second (mqtt.js reconnectPeriod 1000); a phone waits
     // its backoff (base..max with full jitter) after each failure: neither comes near one a second for a minute.
     stormMax: STORM_WINDOW_MS / 1000,
+    servicesWindowMs: t.pointers.length * SERVICES_TIMEOUT_MAX_MS + 1000,
   };
 }
 
@@ -82,6 +96,8 @@ interface Signed {
   list: { id: string; broker: string }[];
   phone?: string;
   issuer: string;
+  /** Signed by an operator (`ipphone-admin pointers`): it replaces the whole list, owns nothing. */
+  operator?: true;
 }
 
 /** Open a signed envelope as the contract defines it: Ed25519 over exactly the body bytes, by a trusted key id. */
@@ -133,6 +149,14 @@ export class Checkers {
   #lastTick = -Infinity;
   /** Accepted connections by `${broker} ${clientId}`: their times in the last window. */
   readonly #connects = new Map<string, number[]>();
+  /** Per cm: since when its services server has answered continuously. */
+  readonly #servicesSince = new Map<string, number>();
+  /** Per phone: its home and since when (while its process runs). */
+  readonly #homeSince = new Map<string, { home: string | null; since: number }>();
+  /** Per phone: config versions an operator signed for it (or for no phone in particular). */
+  readonly #configs = new Map<string, Set<number>>();
+  /** Per phone: the config version it held at the last check, in which boot. */
+  readonly #configHeld = new Map<string, { boot: number | null; version: number }>();
 
   constructor(truth: Truth, b: Bounds, topo: Topology) {
     this.#t = truth;
@@ -172,10 +196,15 @@ export class Checkers {
   onPublish(from: Conn | null, topic: string, payload: Buffer): void {
     if (from === null) return;
     const cm = this.#t.cms.get(from.identity);
-    const m = /^ipphone\/v1\/phone\/([^/]+)\/(pointers|ack|status|event)$/.exec(topic);
+    const m = /^ipphone\/v1\/phone\/([^/]+)\/(pointers|ack|status|event|config|config\/result)$/.exec(topic);
     if (m === null) return;
     const phone = m[1]!;
     const kind = m[2]!;
+    if (this.#t.operators?.includes(from.identity) === true) {
+      this.#onOperator(phone, kind, payload);
+      return;
+    }
+    if (this.#t.phones.has(phone) && from.identity === phone && (kind === 'config/result' || kind === 'status')) this.#onConfigReport(phone, kind, parse(payload));
     if (cm !== undefined && (kind === 'pointers' || kind === 'ack')) {
       const msg = parse(payload) as Record<string, unknown> | undefined;
       const env = kind === 'pointers' ? msg : typeof msg?.pointers === 'object' ? msg.pointers : undefined;
@@ -196,10 +225,62 @@ export class Checkers {
     if (this.#t.phones.has(phone) && from.identity === phone && kind === 'event') this.#onEvent(phone, parse(payload));
   }
 
+  /** What an operator signs (`ipphone-admin pointers` and `config`) is genuine; it must verify. */
+  #onOperator(phone: string, kind: string, payload: Buffer): void {
+    if (kind !== 'pointers' && kind !== 'config') return;
+    const opened = openSigned(parse(payload));
+    if (opened === null) {
+      this.violate(kind === 'config' ? 'config-signed' : 'lists-signed', `an operator published on ${phone}'s ${kind} topic something that does not verify`);
+      return;
+    }
+    const b = opened.body;
+    if (kind === 'pointers') {
+      if (typeof b.version !== 'number' || !Array.isArray(b.list)) return;
+      this.#record(phone, { version: b.version, list: b.list as Signed['list'], issuer: 'operator', operator: true, ...(typeof b.phone === 'string' ? { phone: b.phone } : {}) });
+      return;
+    }
+    if (typeof b.version !== 'number') return;
+    // A config bound to another phone is not this one's to take.
+    if (b.phone !== undefined && b.phone !== phone) return;
+    const target = typeof b.phone === 'string' ? b.phone : phone;
+    let set = this.#configs.get(target);
+    if (set === undefined) this.#configs.set(target, (set = new Set()));
+    set.add(b.version);
+  }
+
+  /**
+   * config-signed: the config version a phone reports (its status) or confirms
+   * (`config/result` ok) is one an operator signed for it. (Whether it ever goes
+   * down is judged on the version the phone holds, in {@link tick}: a status may
+   * reach a broker late — a QoS 1 message unacknowledged when a connection ended
+   * is sent again on the next one, by design — and say what was true then.)
+   */
+  #onConfigReport(phone: string, kind: string, msg: unknown): void {
+    const o = msg as { version?: unknown; ok?: unknown; configVersion?: unknown; online?: unknown; storage?: unknown } | undefined;
+    const version = kind === 'status' ? (o?.online === true ? o.configVersion : undefined) : o?.ok === true ? o.version : undefined;
+    if (typeof version !== 'number') return;
+    this.checks++;
+    if (version !== 0 && this.#configs.get(phone)?.has(version) !== true) {
+      this.violate('config-signed', `${phone} ${kind === 'status' ? 'reports' : 'confirmed'} config version ${version} that no operator signed for it`);
+      return;
+    }
+  }
+
+  /** config-signed on what the phone holds: a version an operator signed for it, never going down within one run. */
+  #checkConfigHeld(pid: string, boot: number | null, held: number): void {
+    const prev = this.#configHeld.get(pid);
+    if (prev !== undefined && prev.boot === boot && prev.version === held) return;
+    this.#configHeld.set(pid, { boot, version: held });
+    this.checks++;
+    if (held !== 0 && this.#configs.get(pid)?.has(held) !== true) this.violate('config-signed', `${pid} holds config version ${held} that no operator signed for it`);
+    if (prev !== undefined && prev.boot === boot && held < prev.version) this.violate('config-signed', `${pid}'s config version went down from ${prev.version} to ${held} (an older change taken after a newer one)`);
+  }
+
   #onGenuine(phone: string, issuer: string, body: Record<string, unknown>): void {
     const version = body.version;
     const list = body.list;
     if (typeof version !== 'number' || !Array.isArray(list)) return;
+    this.#record(phone, { version, list: list as Signed['list'], issuer, ...(typeof body.phone === 'string' ? { phone: body.phone } : {}) });
     this.checks++;
     // versions-bounded: nothing a call manager issues is more than 24 h ahead of its own wall clock.
     const wall = this.#t.wallOf(issuer);
@@ -210,16 +291,19 @@ export class Checkers {
       const dead = this.#deadSince.get(first);
       if (dead !== undefined && this.#t.now() - dead > this.#b.peerDeadMs) this.violate('lists-live', `${issuer} pushed ${phone} a list with ${first} first, dead for ${this.#t.now() - dead} ms`);
     }
+  }
+
+  #record(phone: string, entry: Signed): void {
     let byVersion = this.#signed.get(phone);
     if (byVersion === undefined) this.#signed.set(phone, (byVersion = new Map()));
-    const entry: Signed = { version, list: list as Signed['list'], issuer, ...(typeof body.phone === 'string' ? { phone: body.phone } : {}) };
-    const at = byVersion.get(version);
-    if (at === undefined) byVersion.set(version, [entry]);
+    const at = byVersion.get(entry.version);
+    if (at === undefined) byVersion.set(entry.version, [entry]);
     else if (at.length < 8) at.push(entry);
   }
 
   #onEvent(phone: string, e: unknown): void {
-    const ev = e as { type?: unknown; from?: unknown; reason?: unknown; rehomeMs?: unknown } | undefined;
+    const ev = e as { type?: unknown; from?: unknown; to?: unknown; reason?: unknown; rehomeMs?: unknown } | undefined;
+    if (ev?.type === 'rehomed' && ev.reason === 'services-timeout') return this.#onServicesTimeout(phone, ev.to, typeof ev.rehomeMs === 'number' ? ev.rehomeMs : 0);
     if (ev?.type !== 'rehomed' || typeof ev.from !== 'string') return;
     if (ev.reason !== 'cm-offline' && ev.reason !== 'keepalive-loss' && ev.reason !== 'broker-lost') return;
     this.checks++;
@@ -231,6 +315,26 @@ export class Checkers {
     // connection at once (broker-lost), before the sample notices. Unusable now, the failure is real.
     if (since !== undefined && decided - since > this.#b.liveWindowMs && this.#t.reachable(phone, ev.from)) {
       this.violate('no-forged-effect', `${phone} left ${ev.from} (${String(ev.reason)}) though ${ev.from} served and was reachable for ${decided - since} ms before`);
+    }
+  }
+
+  /**
+   * no-forged-effect for services: a phone shows another pointer's services page for
+   * `services-timeout` only when its home's server failed. Its home (tried first) having been
+   * its home, and that server having answered, all through the window before the decision
+   * is a phone leaving a services server that answers. (Services moves change what the phone
+   * shows, not its home: home-is-live does not judge them.)
+   */
+  #onServicesTimeout(phone: string, to: unknown, rehomeMs: number): void {
+    if (this.#t.servicesAnswer === undefined) return;
+    this.checks++;
+    const h = this.#homeSince.get(phone);
+    if (h === undefined || h.home === null || h.home === to) return;
+    const decided = this.#t.now() - rehomeMs;
+    const from = decided - this.#b.servicesWindowMs;
+    const up = this.#servicesSince.get(h.home);
+    if (h.since <= from && up !== undefined && up <= from) {
+      this.violate('no-forged-effect', `${phone} showed ${String(to)}'s services (services-timeout) though its home ${h.home} had been its home for ${decided - h.since} ms and its services answered for ${decided - up} ms before (window ${this.#b.servicesWindowMs} ms)`);
     }
   }
 
@@ -248,6 +352,9 @@ export class Checkers {
       const h = t.cms.get(id)!;
       if (!h.alive && t.brokerUp(id) && !this.#deadSince.has(id)) this.#deadSince.set(id, now);
       if (h.alive) this.#deadSince.delete(id);
+      const sa = t.servicesAnswer?.(id) === true;
+      if (sa && !this.#servicesSince.has(id)) this.#servicesSince.set(id, now);
+      if (!sa) this.#servicesSince.delete(id);
     }
     for (const [pid, ph] of t.phones) {
       for (const id of t.cms.keys()) {
@@ -260,11 +367,15 @@ export class Checkers {
       if (agent === null) {
         this.#badHome.delete(pid);
         this.#homeless.delete(pid);
+        this.#homeSince.delete(pid);
         continue;
       }
       if ((agent.state as unknown) === undefined) continue; // still reading its flash
       this.checks++;
       const home = agent.home;
+      if (this.#homeSince.get(pid)?.home !== home) this.#homeSince.set(pid, { home, since: now });
+      // The version the agent holds (AgentCore.configVersion: what it stores and reports; not in its public face).
+      this.#checkConfigHeld(pid, ph.bootedAt, (agent as unknown as { configVersion: number }).configVersion);
       // home-is-live: homed only on a call manager it can use, but for the detection bound.
       if (home !== null && !t.reachable(pid, home)) {
         const b = this.#badHome.get(pid);
@@ -315,6 +426,8 @@ export class Checkers {
         this.violate('lists-signed', `${pid} holds version ${version} [${ids.join(',')}] that no call manager signed for it`);
         continue;
       }
+      // An operator's list replaces the whole list (list-merge.ts: it owns nothing, drops what it leaves out).
+      if (ok.some((c) => c.operator === true)) continue;
       // Pointers the issuing group does not own stay in the list (a remote site's).
       const issuerGroup = this.#groupOf.get(ok[0]!.issuer) ?? new Set<string>();
       const lost = prev.ids.filter((id) => !issuerGroup.has(id) && !ids.includes(id));

@@ -7,7 +7,7 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { Net, openAcl, printedAcl, type Broker } from './broker.js';
 import { Host } from './clock.js';
 import { drawFaults, describeFault, type Fault } from './faults.js';
-import { allCms, defaultTopology, PREFIX, signer, type Topology } from './group.js';
+import { allCms, defaultTopology, KEY_ID, PREFIX, signer, signingKey, type Topology } from './group.js';
 import { HostilePhone } from './hostile.js';
 import { LivenessChecks } from './liveness-checks.js';
 import { CmHost, PhoneHost } from './hosts.js';
@@ -15,6 +15,9 @@ import { bounds, Checkers, type Violation } from './invariants.js';
 import { Rng } from './rng.js';
 import { World } from './world.js';
 import { withMutation, type MutationName } from './mutations.js';
+import { ServicesWorld, navigate } from './services.js';
+import { HostileConfig, Operator, OPERATOR_ID } from './operator.js';
+import { signEnvelope } from '../protocol/envelope.js';
 import { ConvergeChecker, convergeBounds, drawRebalance, scheduleRebalance, withPlan, type RebalancePlan } from './rebalance.js';
 
 /** Link delay bound, ms. */
@@ -48,14 +51,16 @@ export interface RunOptions {
    * and the planted no-storm bound of 20 a minute must catch it),
    * `wide-threshold` (rebalancing forced on; cm-a's rebalancer runs threshold 0.9 where 0.1 is declared),
    * `flap` (rebalancing forced on; in the quiet window a phone's call manager moves it for `rebalance`
-   * and 8 s later its new one moves it back).
+   * and 8 s later its new one moves it back),
+   * `deaf-services` (from 30 s cm-a's services server stops answering while its process runs),
+   * `stray-config` (at 30 s brokers A and B deliver each phone a config signed with the trusted key that no operator sent).
    */
   plant?: Plant;
   /** A defect put back in the product for this run (src/sim/mutations.ts): proof the simulator finds it. */
   mutate?: MutationName;
 }
 
-export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'believe-dead' | 'push-demote';
+export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'believe-dead' | 'push-demote';
 
 export interface RunResult {
   seed: number;
@@ -117,7 +122,7 @@ export async function runSeed(seed: number, o: RunOptions = {}): Promise<RunResu
 async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], open: boolean, plant: Plant | undefined, plan: RebalancePlan): Promise<RunResult> {
   const world = new World();
   const net = new Net(world, root.fork('net'), MAX_DELAY_MS);
-  const groupAcl = open ? openAcl : printedAcl(PREFIX, [...topo.group, ...(topo.spare ?? [])].map((c) => c.id));
+  const groupAcl = open ? openAcl : printedAcl(PREFIX, [...topo.group, ...(topo.spare ?? [])].map((c) => c.id), [OPERATOR_ID]);
   const brokerById = new Map<string, Broker>();
   for (const b of topo.brokers) {
     const acl = open ? openAcl : b.id === 'R' ? printedAcl(PREFIX, topo.remote.map((c) => c.id)) : groupAcl;
@@ -217,6 +222,8 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       reachable,
       brokerUp: (id) => brokerOfCm(id).up,
       wallOf: (id) => cms.get(id)!.host.wall(),
+      servicesAnswer: (id) => services.answers(id),
+      operators: [OPERATOR_ID],
     },
     plant === 'kick' ? { ...bounds(topo, MAX_DELAY_MS), stormMax: 20 } : bounds(topo, MAX_DELAY_MS),
     topo,
@@ -334,6 +341,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       }
       case 'hostile-phone':
         hostile.activate(world.now + f.durationMs);
+        hostileConfig.kick();
         break;
     }
   }
@@ -348,6 +356,26 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       world.at(t + len, () => p.hook.set(false));
       hooksEnd = Math.max(hooksEnd, t + len);
     }
+  }
+
+  // Services navigation, remote config changes and operator lists (services.ts, operator.ts), each on a fork of its own.
+  const services = new ServicesWorld(world, cms, topo, root.fork('services'), MAX_DELAY_MS);
+  services.scheduleOutages();
+  for (const p of phones.values()) p.services = services;
+  navigate(world, root.fork('navigate'), phones.values(), 120_000);
+  new Operator(world, net, topo, root.fork('operator'), (id) => {
+    const home = phones.get(id)?.agent?.home;
+    return home === null || home === undefined ? undefined : cms.get(home)?.spec.broker;
+  }).schedule();
+  const hostileConfig = new HostileConfig(world, hostile, topo, root.fork('hostile-config'));
+  if (plant === 'deaf-services') world.at(30_000, () => services.deaf.add('cm-a'));
+  if (plant === 'stray-config') {
+    world.at(30_000, () => {
+      const wall = cms.get('cm-a')!.host.wall();
+      for (const b of topo.brokers.filter((x) => topo.group.some((c) => c.broker === x.url))) {
+        for (const p of phones.keys()) net.byUrl(b.url)!.publish(null, `${PREFIX}/phone/${p}/config`, Buffer.from(JSON.stringify(signEnvelope({ version: wall + 1_000_000, config: { services: { refreshMs: 50_000 } }, phone: p }, signingKey, KEY_ID))), false);
+      }
+    });
   }
 
   const disturbedUntil = Math.max(faultsEnd, groupView.endMs);

@@ -1,0 +1,218 @@
+/**
+ * Remote configuration changes and operator lists during a run (issue 16's
+ * workloads), and the hostile phone's attacks on them.
+ *
+ * The operator is an identity of its own (`op-1`, an `--operator` of the
+ * printed ACL) doing what `ipphone-admin config` and `ipphone-admin pointers`
+ * do (src/admin/sign-send.ts): connect to one of the group's brokers with a
+ * fresh client id, read the phone's retained status for the version it holds,
+ * build the body with the admin's own builders (src/admin/bodies.ts
+ * `configBody`, `pointersBody`: phone-bound, version max(now, held + 1)), sign
+ * it with the trusted key, publish it QoS 1 and end the session cleanly. The
+ * MQTT exchange is modelled here (sign-send.ts opens a real mqtt.js client and
+ * reads key files); the bodies, the signature and everything the phone does
+ * with them are the product's. `--rebase` is not used: it is the documented
+ * way to lower a phone's held version, and `versions-bounded` forbids that in
+ * this workload.
+ *
+ * Config patches change only what the world's bounds do not depend on
+ * (services deadline up to {@link SERVICES_TIMEOUT_MAX_MS} and refresh, the
+ * confirmation window, a restart-only field) or are refused by the phone (a
+ * fixed field, an invalid value): never `pointers` (a rolled-back change that
+ * set them restores the held list at its older version, the documented
+ * exception `versions-bounded` does not model) nor keep-alive or hold timing.
+ * Operator lists are orders of the configured pointers, sometimes without the
+ * remote site's.
+ *
+ * The hostile phone (hostile.ts) also replays the genuine config messages it
+ * recorded — on their own phone's topic (an older version), another phone's
+ * (bound to someone else) or its own — and forges badly signed and unsigned
+ * ones. Under the printed ACL no phone may write a config topic, so these
+ * reach phones only on an open broker.
+ */
+import { configBody, pointersBody } from '../admin/bodies.js';
+import { signEnvelope } from '../protocol/envelope.js';
+import { topics } from '../protocol/topics.js';
+import type { Pointer } from '../protocol/types.js';
+import type { Conn, Net } from './broker.js';
+import { Host } from './clock.js';
+import { allCms, KEY_ID, PREFIX, signingKey, type Topology } from './group.js';
+import type { HostilePhone } from './hostile.js';
+import { SERVICES_TIMEOUT_MAX_MS } from './invariants.js';
+import type { Rng } from './rng.js';
+import type { World } from './world.js';
+
+export const OPERATOR_ID = 'op-1';
+
+/** How long the operator waits for a phone's retained status after subscribing (sign-send.ts RETAINED_GRACE_MS). */
+const RETAINED_GRACE_MS = 300;
+
+const t = topics(PREFIX);
+
+/** The config patches an operator sends: most apply live, two are refused by the phone. */
+function drawPatch(r: Rng): Record<string, unknown> {
+  switch (r.int(0, 5)) {
+    case 0:
+      return { services: { timeoutMs: r.int(1000, SERVICES_TIMEOUT_MAX_MS) } };
+    case 1:
+      return { services: { refreshMs: r.int(20_000, 120_000) } };
+    case 2:
+      return { remoteConfig: { confirmMs: r.int(20_000, 60_000) } };
+    case 3:
+      // A field that takes effect at the next start: persisted now, `restartRequired` in the result.
+      return { mqtt: { maxQueue: r.int(50, 500) } };
+    case 4:
+      // A fixed field: refused (`cannot be changed remotely`), its version consumed.
+      return { phoneId: 'p-9999' };
+    default:
+      // Invalid: refused by the schema.
+      return { services: { timeoutMs: 'soon' } };
+  }
+}
+
+export class Operator {
+  readonly host: Host;
+  #n = 0;
+  /** Messages the operator sent (figures, tests). */
+  sent = 0;
+
+  constructor(
+    readonly world: World,
+    readonly net: Net,
+    readonly topo: Topology,
+    readonly rng: Rng,
+    /** The broker of the phone's home now, when it has one (what the operator's console shows). */
+    readonly homeBroker: (phone: string) => string | undefined = () => undefined,
+  ) {
+    this.host = new Host(world, OPERATOR_ID);
+  }
+
+  /** Draw the run's operator actions: 0..4 of them between 8 s and 110 s, each to one phone through one broker. */
+  schedule(): void {
+    const r = this.rng;
+    const n = r.int(0, 4);
+    for (let i = 0; i < n; i++) {
+      const at = r.int(8_000, 110_000);
+      const phone = r.pick(this.topo.phones);
+      // Mostly the broker the console shows the phone on (a clean session reaches only a phone connected there), else any of the group's.
+      const anyBroker = r.pick(this.topo.brokers.filter((b) => this.topo.group.some((c) => c.broker === b.url))).url;
+      const viaHome = r.chance(0.7);
+      const action = r.chance(0.5) ? { kind: 'config' as const, patch: drawPatch(r) } : { kind: 'pointers' as const, list: this.#drawList(r) };
+      this.world.at(at, () => this.#send((viaHome ? this.homeBroker(phone) : undefined) ?? anyBroker, phone, action));
+    }
+  }
+
+  #drawList(r: Rng): Pointer[] {
+    const cms = allCms(this.topo);
+    const ids = [...this.topo.pointers];
+    for (let i = ids.length - 1; i > 0; i--) {
+      const j = r.int(0, i);
+      [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+    }
+    const kept = r.chance(0.2) ? ids.filter((id) => !this.topo.remote.some((c) => c.id === id)) : ids;
+    return kept.map((id) => {
+      const c = cms.find((m) => m.id === id)!;
+      return { id: c.id, broker: c.broker, services: c.services };
+    });
+  }
+
+  /** One `ipphone-admin config|pointers` run against `url`; gives up (as the command exits 1) when it cannot connect. */
+  #send(url: string, phone: string, action: { kind: 'config'; patch: Record<string, unknown> } | { kind: 'pointers'; list: Pointer[] }): void {
+    const statusTopic = t.phoneStatus(phone);
+    let held: number | undefined;
+    const field = action.kind === 'config' ? 'configVersion' : 'pointersVersion';
+    this.net.connect(
+      this.host,
+      url,
+      {
+        identity: OPERATOR_ID,
+        clientId: `ipphone-admin-${OPERATOR_ID}-${++this.#n}`,
+        keepaliveMs: 30_000,
+        connectTimeoutMs: 10_000,
+        alive: () => true,
+        sink: {
+          message: (topic, payload, retain) => {
+            if (topic !== statusTopic || !retain) return;
+            try {
+              const v = (JSON.parse(payload.toString('utf8')) as Record<string, unknown>)[field];
+              if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) held = v;
+            } catch {
+              // Not JSON: no version to go by.
+            }
+          },
+          closed: () => undefined,
+        },
+      },
+      (res) => {
+        if (!res.ok) {
+          this.world.trace(`operator ${action.kind} ${phone} via ${url}: ${res.reason}`);
+          return;
+        }
+        const c = res.conn;
+        this.net.send(c, (b) => b.subscribe(c, [statusTopic], 1));
+        this.world.after(RETAINED_GRACE_MS, () => this.#publish(c, phone, action, held));
+      },
+    );
+  }
+
+  #publish(c: Conn, phone: string, action: { kind: 'config'; patch: Record<string, unknown> } | { kind: 'pointers'; list: Pointer[] }, held: number | undefined): void {
+    if (!c.clientOpen) return;
+    const o = { phone, now: this.host.wall(), ...(held !== undefined ? { held } : {}) };
+    const body = action.kind === 'config' ? configBody(action.patch, o) : pointersBody(action.list, 'admin', o);
+    const topic = action.kind === 'config' ? t.phoneConfig(phone) : t.phonePointers(phone);
+    const payload = Buffer.from(JSON.stringify(signEnvelope(body, signingKey, KEY_ID)));
+    this.sent++;
+    this.world.trace(`operator ${action.kind} ${phone} v${body.version}${action.kind === 'pointers' ? ` [${action.list.map((p) => p.id).join(',')}]` : ` ${JSON.stringify(action.patch)}`}`);
+    this.net.send(c, (b) => {
+      b.unsubscribe(c, [t.phoneStatus(phone)]);
+      b.publish(c, topic, payload, false);
+    });
+    // The command waits for the phone's answer, then ends its session cleanly.
+    this.world.after(5_000, () => this.net.close(c, true));
+  }
+}
+
+/** The hostile phone's attacks on remote configuration, on a fork of their own. */
+export class HostileConfig {
+  #running = false;
+  constructor(
+    readonly world: World,
+    readonly hostile: HostilePhone,
+    readonly topo: Topology,
+    readonly rng: Rng,
+  ) {}
+
+  /** The hostile phone was (re)activated: act while it is. */
+  kick(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.world.after(this.rng.int(200, 2000), () => this.#act());
+  }
+
+  #act(): void {
+    if (this.world.now >= this.hostile.until) {
+      this.#running = false;
+      return;
+    }
+    const r = this.rng;
+    const victim = r.pick(this.topo.phones);
+    const genuine = this.hostile.recorded.filter((m) => /\/phone\/[^/]+\/config$/.test(m.topic));
+    const wall = this.hostile.host.wall();
+    let topic = t.phoneConfig(victim);
+    let payload: Buffer;
+    const kind = r.int(0, 2);
+    if (kind === 0 && genuine.length > 0) {
+      // A genuine change again: on its own topic (older than what the phone holds by now), or another phone's.
+      const m = r.pick(genuine);
+      if (r.chance(0.5)) topic = m.topic;
+      payload = m.payload;
+    } else if (kind === 1) {
+      const body = Buffer.from(JSON.stringify({ version: wall + 1e9, config: { services: { timeoutMs: 100 } }, phone: victim })).toString('base64');
+      payload = Buffer.from(JSON.stringify({ kid: KEY_ID, body, sig: 'AAAA' }));
+    } else {
+      payload = Buffer.from(JSON.stringify({ version: wall + 1e9, config: { services: { timeoutMs: 100 } }, phone: victim }));
+    }
+    this.hostile.send(r, topic, payload, r.chance(0.2));
+    this.world.after(r.int(200, 2000), () => this.#act());
+  }
+}
