@@ -26,6 +26,12 @@ interface StateSeen {
 export const DRAG_STEP_MS = 23 * 3_600_000;
 /** Steps of the chain sent to each call manager in one burst, in order on one connection (issue 15: "30 keep-alives"). */
 export const DRAG_BURST = 3;
+/**
+ * Between two steps of a burst (ms): above the call manager's one advancing
+ * report per phone a second (report-limiter.ts) plus the link's jitter, so a
+ * clock that kept the rate limit but lost the wall-clock bound is dragged too.
+ */
+export const DRAG_GAP_MS = 1100;
 
 export class HostilePhone {
   readonly #recorded: { topic: string; payload: Buffer }[] = [];
@@ -139,31 +145,38 @@ export class HostilePhone {
 
   /**
    * Issue 15 §1's attack, as a confined phone can make it: {@link DRAG_BURST}
-   * keep-alives to every call manager, on its own broker (a call manager hears
-   * keep-alives there only) and on the per-phone topic the ACL gives this
-   * identity, each version {@link DRAG_STEP_MS} above the last one sent to that
-   * call manager. A clock bounded from its last version (before issue 15's fix)
-   * takes every step — each is less than a day above what it took — and is
-   * dragged almost three days per burst; a bound from the wall clock takes none
-   * (a phone's report is taken up to 12 h ahead). (A chain of steps from the
-   * wall clock, each a day further, is refused by either rule from its second
-   * step: it is a day plus the time between two steps above the last.) A call
-   * manager whose broker it holds no connection to is skipped; a chain whose
-   * connection closed starts again from the wall clock (a lost step would
-   * stall it). Already sent: returns null.
+   * keep-alives, {@link DRAG_GAP_MS} apart, to every call manager (the later
+   * ones only while it is active and holds the same connection), on the call
+   * manager's own broker (a call manager hears keep-alives there only) and on
+   * the per-phone topic the ACL gives this identity, each version
+   * {@link DRAG_STEP_MS} above the last one sent to that call manager. A clock
+   * bounded from its last version (before issue 15's fix) takes every step —
+   * each is less than a day above what it took — and is dragged almost three
+   * days per burst; a bound from the wall clock takes none (a phone's report is
+   * taken up to 12 h ahead). (A chain of steps from the wall clock, each a day
+   * further, is refused by either rule from its second step: it is a day plus
+   * the time between two steps above the last.) A call manager whose broker it
+   * holds no connection to is skipped; a chain whose connection closed starts
+   * again from the wall clock (a lost step would stall it). Already sent:
+   * returns null.
    */
   #dragAll(wall: number, probe: boolean): null {
     for (const spec of [...this.topo.group, ...this.topo.remote]) {
       const c = this.#conns.get(spec.broker);
       if (c === undefined) continue;
       for (let i = 0; i < DRAG_BURST; i++) {
-        const version = Math.max(this.#drag.get(spec.id) ?? 0, wall) + DRAG_STEP_MS;
-        this.#drag.set(spec.id, version);
-        const topic = `${PREFIX}/cm/${spec.id}/keepalive/${HOSTILE_ID}`;
-        const payload = Buffer.from(JSON.stringify({ phone: HOSTILE_ID, seq: ++this.#seq, pointersVersion: version, busy: false, ...(probe ? { probe: true } : {}) }));
-        this.published++;
-        this.world.trace(`hostile ${topic} ${payload.length}B`);
-        this.net.send(c, (b) => b.publish(c, topic, payload, false));
+        const step = (): void => {
+          if (this.world.now >= this.#until || this.#conns.get(spec.broker) !== c) return;
+          const version = Math.max(this.#drag.get(spec.id) ?? 0, wall + i * DRAG_GAP_MS) + DRAG_STEP_MS;
+          this.#drag.set(spec.id, version);
+          const topic = `${PREFIX}/cm/${spec.id}/keepalive/${HOSTILE_ID}`;
+          const payload = Buffer.from(JSON.stringify({ phone: HOSTILE_ID, seq: ++this.#seq, pointersVersion: version, busy: false, ...(probe ? { probe: true } : {}) }));
+          this.published++;
+          this.world.trace(`hostile ${topic} ${payload.length}B`);
+          this.net.send(c, (b) => b.publish(c, topic, payload, false));
+        };
+        if (i === 0) step();
+        else this.world.after(i * DRAG_GAP_MS, step);
       }
     }
     return null;
