@@ -30,6 +30,8 @@ export interface CmSpec {
   services: string;
   /** The group this call manager belongs to (a remote site's is its own). */
   group: string;
+  /** Its SIP registrar (`sip:HOST:PORT;transport=tcp`); absent: {@link registrarOf} makes one beside its services host. */
+  sip?: string;
 }
 
 export interface Topology {
@@ -50,6 +52,8 @@ export interface Topology {
   backoff: { baseMs: number; maxMs: number };
   /** The call managers' probe of their SIP registrar (`sip.probeMs`, `sip.missLimit`). */
   sip: { probeMs: number; missLimit: number };
+  /** The phones' SIP user agent: REGISTER expiry and refresh (`sip.regintS`), `sip.registerTimeoutMs`. */
+  phoneSip: { regintS: number; registerTimeoutMs: number };
   /** The group's rebalancing (src/sim/rebalance.ts draws it); absent: off, capacity 100. */
   rebalance?: RebalanceSetting;
   /** Call managers installed during the run (a group membership change adds them): hosts, not yet members. */
@@ -101,6 +105,7 @@ export function defaultTopology(phones: number): Topology {
     phoneConnectTimeoutMs: 3000,
     backoff: { baseMs: 500, maxMs: 4000 },
     sip: { probeMs: 1000, missLimit: 3 },
+    phoneSip: { regintS: 60, registerTimeoutMs: 4000 },
   };
 }
 
@@ -117,11 +122,11 @@ export function topologyFromGroup(raw: unknown, phones: number): { topo: Topolog
   const base = defaultTopology(phones);
   const brokers = new Map<string, string>();
   const members: CmSpec[] = group.map((g: unknown, i: number) => {
-    const m = g as { id?: unknown; broker?: unknown; services?: unknown };
+    const m = g as { id?: unknown; broker?: unknown; services?: unknown; sip?: unknown };
     if (typeof m.id !== 'string' || typeof m.broker !== 'string' || typeof m.services !== 'string') throw new Error(`--group: group[${i}] needs id, broker and services strings`);
     let url = brokers.get(m.broker);
     if (url === undefined) brokers.set(m.broker, (url = `mqtt://10.0.${brokers.size + 1}.1:1883`));
-    return { id: m.id, broker: url, services: m.services, group: 'g' };
+    return { id: m.id, broker: url, services: m.services, group: 'g', ...(typeof m.sip === 'string' ? { sip: m.sip } : {}) };
   });
   const topo: Topology = {
     ...base,
@@ -131,6 +136,16 @@ export function topologyFromGroup(raw: unknown, phones: number): { topo: Topolog
     pointers: members.map((m) => m.id),
   };
   return { topo, brokers };
+}
+
+/** A call manager's SIP registrar: its own `sip`, else port 5060 on its services host (the registrar sits beside it). */
+export function registrarOf(c: CmSpec): string {
+  return c.sip ?? `sip:${new URL(c.services).hostname}:5060;transport=tcp`;
+}
+
+/** A phone's SIP user part (its number): `1` and the digits of its id (`p-0003` → `10003`). */
+export function sipUser(phoneId: string): string {
+  return `1${phoneId.replace(/\D/g, '')}`;
 }
 
 export function allCms(t: Topology): CmSpec[] {
@@ -145,7 +160,7 @@ export function cmConfig(t: Topology, cm: CmSpec, over: CmOverride = {}): CmConf
     cmId: cm.id,
     broker: cm.broker,
     http: { host: '127.0.0.1', port: 1 },
-    group: members.map((m) => ({ id: m.id, broker: m.broker, services: m.services, capacity: rb?.capacity ?? 100 })),
+    group: members.map((m) => ({ id: m.id, broker: m.broker, services: m.services, sip: registrarOf(m), capacity: rb?.capacity ?? 100 })),
     rebalance:
       rb === undefined
         ? { enabled: false }
@@ -170,7 +185,7 @@ export function agentConfig(t: Topology, phoneId: string, over: { missLimit?: nu
     phoneId,
     pointers: t.pointers.map((id) => {
       const c = cms.find((m) => m.id === id)!;
-      return { id: c.id, broker: c.broker, services: c.services };
+      return { id: c.id, broker: c.broker, services: c.services, sip: registrarOf(c) };
     }),
     keepalive: { ...t.keepalive, ...(over.missLimit !== undefined ? { missLimit: over.missLimit } : {}), topic: 'per-phone' },
     fallback: { holdMs: over.holdMs ?? t.holdMs },
@@ -179,6 +194,8 @@ export function agentConfig(t: Topology, phoneId: string, over: { missLimit?: nu
     stateDir: `/var/lib/ipphone-agent/${phoneId}`,
     trust: { requireSigned: true, keys: { [KEY_ID]: publicKeyPem } },
     mqtt: { keepaliveSec: t.phoneMqttKeepaliveSec, connectTimeoutMs: t.phoneConnectTimeoutMs, backoff: t.backoff },
+    // The user agent is the world's (src/sim/sip.ts), behind the port baresip's adapter fills in production.
+    sip: { driver: 'baresip', ctrl: '127.0.0.1:4444', user: sipUser(phoneId), regintS: t.phoneSip.regintS, registerTimeoutMs: t.phoneSip.registerTimeoutMs },
     log: { level: 'silent' },
   });
   if (!r.ok) throw new Error(`sim: agent config ${phoneId}: ${r.problems.join('; ')}`);

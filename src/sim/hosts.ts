@@ -26,6 +26,7 @@ import { SimDisk } from './disk.js';
 import { agentConfig, allCms, cmConfig, signer, type CmOverride, type CmSpec, type Topology } from './group.js';
 import type { Rng } from './rng.js';
 import { SimKeypad, type ServicesWorld } from './services.js';
+import { SimUserAgent, type SipWorld } from './sip.js';
 import type { World } from './world.js';
 
 /** A hook switch the workload lifts and puts down. */
@@ -173,7 +174,8 @@ export class CmHost {
       if (this.cm === cm) this.crash();
       this.stopping = false;
     });
-  }}
+  }
+}
 
 /** What a phone's boot found on flash, and the last list it reported acting on. */
 export interface BootRecord {
@@ -264,6 +266,7 @@ export class PhoneHost {
       display: new HeadlessDisplay(),
       keypad: this.keypad,
       hook: this.hook,
+      ...(this.sipWorld !== null ? { sip: (this.ua = new SimUserAgent(this.sipWorld, this.phoneId, clock)) } : {}),
     }));
     this.bootedAt = this.world.now;
     this.world.trace(`${this.phoneId} boot`);
@@ -281,6 +284,15 @@ export class PhoneHost {
   services: ServicesWorld | null = null;
   /** The keys its user presses (the navigation workload). */
   readonly keypad = new SimKeypad();
+  /** The SIP world its user agent lives in (src/sim/sip.ts), set by the runner; null: the phone runs without SIP. */
+  sipWorld: SipWorld | null = null;
+  /** The user agent of the running process, or null. */
+  ua: SimUserAgent | null = null;
+
+  /** Off hook or a call in its user agent: the contract's busy. */
+  get busy(): boolean {
+    return this.hook.offHook || this.ua?.call != null;
+  }
 
   /** Power cut: no FIN, timers and flash writes in flight die, unsynced flash tears. */
   powerCut(): void {
@@ -294,6 +306,7 @@ export class PhoneHost {
     this.agent = null;
     this.clock = null;
     this.transport = null;
+    this.ua = null;
     this.bootedAt = null;
   }
 }

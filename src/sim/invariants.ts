@@ -12,7 +12,7 @@ import type { Conn } from './broker.js';
 import type { CmHost, PhoneHost } from './hosts.js';
 import { publicKeyPem, type Topology } from './group.js';
 
-export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online', 'config-signed'] as const;
+export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online', 'config-signed', 'sip-at-home'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
 export interface Violation {
@@ -442,7 +442,7 @@ export class Checkers {
     if (now - faultsEnd < this.#topo.holdMs + this.#b.fallbackMs) return;
     for (const [pid, ph] of t.phones) {
       const agent = ph.agent;
-      if (agent === null || ph.hook.offHook) continue;
+      if (agent === null || ph.busy) continue;
       this.checks++;
       const want = agent.state.list.find((p) => {
         const since = this.#reachSince.get(`${pid} ${p.id}`);

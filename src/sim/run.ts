@@ -7,7 +7,7 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { Net, openAcl, printedAcl, type Broker } from './broker.js';
 import { Host } from './clock.js';
 import { drawFaults, describeFault, type Fault } from './faults.js';
-import { allCms, defaultTopology, KEY_ID, PREFIX, signer, signingKey, type Topology } from './group.js';
+import { allCms, defaultTopology, registrarOf, KEY_ID, PREFIX, signer, signingKey, type Topology } from './group.js';
 import { HostilePhone } from './hostile.js';
 import { LivenessChecks } from './liveness-checks.js';
 import { CmHost, PhoneHost } from './hosts.js';
@@ -18,6 +18,7 @@ import { withMutation, type MutationName } from './mutations.js';
 import { ServicesWorld, navigate } from './services.js';
 import { HostileConfig, Operator, OPERATOR_ID } from './operator.js';
 import { signEnvelope } from '../protocol/envelope.js';
+import { scheduleCalls, SipAtHome, sipBounds, SipWorld } from './sip.js';
 import { ConvergeChecker, convergeBounds, drawRebalance, scheduleRebalance, withPlan, type RebalancePlan } from './rebalance.js';
 
 /** Link delay bound, ms. */
@@ -53,14 +54,16 @@ export interface RunOptions {
    * `flap` (rebalancing forced on; in the quiet window a phone's call manager moves it for `rebalance`
    * and 8 s later its new one moves it back),
    * `deaf-services` (from 30 s cm-a's services server stops answering while its process runs),
-   * `stray-config` (at 30 s brokers A and B deliver each phone a config signed with the trusted key that no operator sent).
+   * `stray-config` (at 30 s brokers A and B deliver each phone a config signed with the trusted key that no operator sent),
+   * `registrar-keeps` (registrars ignore unregisters and expiry: a binding lives for ever),
+   * `registrar-forgets` (registrars answer a REGISTER 200 OK and store nothing).
    */
   plant?: Plant;
   /** A defect put back in the product for this run (src/sim/mutations.ts): proof the simulator finds it. */
   mutate?: MutationName;
 }
 
-export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'believe-dead' | 'push-demote';
+export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'registrar-keeps' | 'registrar-forgets' | 'believe-dead' | 'push-demote';
 
 export interface RunResult {
   seed: number;
@@ -151,7 +154,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     if (c === undefined) return;
     const list = ids.map((id) => {
       const spec = cms.get(id)!.spec;
-      return { id, broker: spec.broker, services: spec.services };
+      return { id, broker: spec.broker, services: spec.services, sip: registrarOf(spec) };
     });
     b.publish(c, `${PREFIX}/phone/${phone}/pointers`, Buffer.from(JSON.stringify(signer({ version, reason, list, phone } as Parameters<typeof signer>[0]))), false);
   };
@@ -368,6 +371,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     return home === null || home === undefined ? undefined : cms.get(home)?.spec.broker;
   }).schedule();
   const hostileConfig = new HostileConfig(world, hostile, topo, root.fork('hostile-config'));
+  hostile.aim = root.fork('hostile-aim');
   if (plant === 'deaf-services') world.at(30_000, () => services.deaf.add('cm-a'));
   if (plant === 'stray-config') {
     world.at(30_000, () => {
@@ -378,9 +382,15 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     });
   }
 
+  // SIP: a registrar per call manager, the phones' user agents, calls (src/sim/sip.ts), each on a fork of its own.
+  const sip = new SipWorld(world, net, root.fork('sip'), MAX_DELAY_MS, topo, cms, plant === 'registrar-keeps' || plant === 'registrar-forgets' ? plant : undefined);
+  for (const p of phones.values()) p.sipWorld = sip;
+  const callsEnd = scheduleCalls(world, root.fork('calls'), phones, sip);
+  const sipAtHome = new SipAtHome(sip, phones, sipBounds(topo, MAX_DELAY_MS), (d) => checkers.violate('sip-at-home', d), () => checkers.checks++);
+
   const disturbedUntil = Math.max(faultsEnd, groupView.endMs);
-  // converge: judged from when nothing disturbs the group (faults, restarts, off-hook phones); such a run lasts until it can be.
-  const quietFrom = Math.max(disturbedUntil, hooksEnd, 60_000);
+  // converge: judged from when nothing disturbs the group (faults, restarts, busy phones); such a run lasts until it can be.
+  const quietFrom = Math.max(disturbedUntil, hooksEnd, callsEnd, 60_000);
   const cb = topo.rebalance !== undefined ? convergeBounds(topo.rebalance, topo, checkers.bounds.fallbackMs) : undefined;
   const converge = cb !== undefined ? new ConvergeChecker(() => world.now, phones, groupView, topo.rebalance!, cb, quietFrom, (d) => checkers.violate('converge', d), (id) => cms.get(id)!.host.wall()) : undefined;
   if (converge !== undefined) net.observers.push((_b, from, topic, payload) => {
@@ -405,7 +415,6 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       if (moved !== undefined) pushAs(moved.to, moved.phone, cms.get(moved.to)!.host.wall() + 120_000, [moved.from, ...ids.filter((x) => x !== moved!.from)], 'rebalance');
     });
   }
-  hostile.aim = root.fork('hostile-aim');
   const endAt = Math.max(Math.max(disturbedUntil, 60_000) + QUIET_MS, cb !== undefined ? quietFrom + cb.settleMs + cb.convergeMs + 5000 : 0);
   const homes = new Map<string, string | null>();
   await world.runUntil(endAt, () => {
@@ -419,6 +428,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     checkers.tick();
     liveness.tick();
     converge?.tick();
+    sipAtHome.tick(world.now);
   }, () => checkers.violations.length > 0);
   if (checkers.violations.length === 0) checkers.finish(disturbedUntil);
   const errors = [...[...cms.values()].flatMap((h) => h.errors), ...[...phones.values()].flatMap((p) => p.errors)];
