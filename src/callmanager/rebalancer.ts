@@ -48,7 +48,7 @@ const INFLIGHT_PERIODS = 10;
  * hold-down (not known here; 120 s by default): its move counts as in flight
  * this many periods.
  */
-const RELEASED_PERIODS = 40;
+export const RELEASED_PERIODS = 40;
 /** Periods to wait for a member that is not offline but has published no load yet. */
 const INCOMPLETE_WAIT_PERIODS = 5;
 /** Periods a completed move still counts for its target (its published load lags). */

@@ -133,6 +133,10 @@ export class Checkers {
   readonly #groupOf = new Map<string, Set<string>>();
   /** Genuine signed lists for each phone, by version (from call managers' publishes). */
   readonly #signed = new Map<string, Map<number, Signed[]>>();
+  /** Per call manager: its process run (its clock) and the highest wall clock of that run so far. */
+  readonly #wallMax = new Map<string, { clock: unknown; max: number }>();
+  /** `issuer version` of every version already judged by versions-bounded (at its first publication, for any phone: the same version re-signed bound to another phone was issued then). */
+  readonly #judgedVersions = new Set<string>();
   /** Per phone: the list and version it held at the last check, and since when its home was unusable. */
   readonly #held = new Map<string, { version: number; ids: string[]; boot: number | null }>();
   readonly #badHome = new Map<string, { home: string; since: number }>();
@@ -283,8 +287,15 @@ export class Checkers {
     this.#record(phone, { version, list: list as Signed['list'], issuer, ...(typeof body.phone === 'string' ? { phone: body.phone } : {}) });
     this.checks++;
     // versions-bounded: nothing a call manager issues is more than 24 h ahead of its own wall clock.
-    const wall = this.#t.wallOf(issuer);
-    if (version > wall + MAX_AHEAD_MS) this.violate('versions-bounded', `${issuer} issued version ${version} for ${phone}, ${Math.round((version - wall) / 3_600_000)} h ahead of its wall clock`);
+    // Judged when the version is first published, against the highest wall clock the issuer's process
+    // has had since it started: versions are allocated when the list changes and signed when a phone
+    // first needs them, so the clock may have stepped back in between (seeds 7112, 5137); a list
+    // re-sent later (an ack carrying the list the phone holds) was judged when it was new.
+    const wall = this.#issuerWall(issuer);
+    const key = `${issuer} ${version}`;
+    const fresh = !this.#judgedVersions.has(key);
+    if (fresh) this.#judgedVersions.add(key);
+    if (fresh && version > wall + MAX_AHEAD_MS) this.violate('versions-bounded', `${issuer} issued version ${version} for ${phone}, ${Math.round((version - wall) / 3_600_000)} h ahead of its wall clock`);
     // lists-live: a call manager does not put first a member its broker told it is dead.
     const first = (list[0] as { id?: unknown } | undefined)?.id;
     if (typeof first === 'string' && first !== issuer) {
@@ -339,10 +350,24 @@ export class Checkers {
   }
 
   /** After every event; the costly part runs at most every 50 ms of simulated time. */
+  /** The highest wall clock `cm`'s running process has had since it started (its wall now when not running). */
+  #issuerWall(cm: string): number {
+    const wall = this.#t.wallOf(cm);
+    const clock = this.#t.cms.get(cm)?.clock ?? null;
+    const e = this.#wallMax.get(cm);
+    if (e === undefined || e.clock !== clock) {
+      this.#wallMax.set(cm, { clock, max: wall });
+      return wall;
+    }
+    e.max = Math.max(e.max, wall);
+    return e.max;
+  }
+
   tick(): void {
     const t = this.#t;
     const now = t.now();
     this.#checkLists();
+    for (const id of t.cms.keys()) this.#issuerWall(id);
     if (now - this.#lastTick < 50) return;
     this.#lastTick = now;
     for (const id of t.cms.keys()) {

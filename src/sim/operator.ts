@@ -87,10 +87,14 @@ export class Operator {
     this.host = new Host(world, OPERATOR_ID);
   }
 
-  /** Draw the run's operator actions: 0..4 of them between 8 s and 110 s, each to one phone through one broker. */
-  schedule(): void {
+  /**
+   * Draw the run's operator actions: 0..4 of them between 8 s and 110 s, each to one phone through one broker.
+   * Returns when the last operator list is sent (0 without one): `converge` waits out a rebalance release it overrides.
+   */
+  schedule(): { lastPointersAt: number } {
     const r = this.rng;
     const n = r.int(0, 4);
+    let lastPointersAt = 0;
     for (let i = 0; i < n; i++) {
       const at = r.int(8_000, 110_000);
       const phone = r.pick(this.topo.phones);
@@ -98,8 +102,10 @@ export class Operator {
       const anyBroker = r.pick(this.topo.brokers.filter((b) => this.topo.group.some((c) => c.broker === b.url))).url;
       const viaHome = r.chance(0.7);
       const action = r.chance(0.5) ? { kind: 'config' as const, patch: drawPatch(r) } : { kind: 'pointers' as const, list: this.#drawList(r) };
+      if (action.kind === 'pointers') lastPointersAt = Math.max(lastPointersAt, at);
       this.world.at(at, () => this.#send((viaHome ? this.homeBroker(phone) : undefined) ?? anyBroker, phone, action));
     }
+    return { lastPointersAt };
   }
 
   #drawList(r: Rng): Pointer[] {

@@ -17,6 +17,7 @@ import { World } from './world.js';
 import { withMutation, type MutationName } from './mutations.js';
 import { ServicesWorld, navigate } from './services.js';
 import { HostileConfig, Operator, OPERATOR_ID } from './operator.js';
+import { RELEASED_PERIODS } from '../callmanager/rebalancer.js';
 import { signEnvelope } from '../protocol/envelope.js';
 import { scheduleCalls, SipAtHome, sipBounds, SipWorld } from './sip.js';
 import { ConvergeChecker, convergeBounds, drawRebalance, scheduleRebalance, withPlan, type RebalancePlan } from './rebalance.js';
@@ -366,7 +367,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   services.scheduleOutages();
   for (const p of phones.values()) p.services = services;
   navigate(world, root.fork('navigate'), phones.values(), 120_000);
-  new Operator(world, net, topo, root.fork('operator'), (id) => {
+  const { lastPointersAt } = new Operator(world, net, topo, root.fork('operator'), (id) => {
     const home = phones.get(id)?.agent?.home;
     return home === null || home === undefined ? undefined : cms.get(home)?.spec.broker;
   }).schedule();
@@ -390,7 +391,11 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
 
   const disturbedUntil = Math.max(faultsEnd, groupView.endMs);
   // converge: judged from when nothing disturbs the group (faults, restarts, busy phones); such a run lasts until it can be.
-  const quietFrom = Math.max(disturbedUntil, hooksEnd, callsEnd, 60_000);
+  // An operator's list overrides the group's: a phone the rebalancer had released to its restored
+  // list stays where the operator put it, and the member counts that release as in flight for
+  // RELEASED_PERIODS before it plans again (rebalancer.ts; seed 7189): judged from after that.
+  const releaseOverMs = topo.rebalance !== undefined && lastPointersAt > 0 ? lastPointersAt + RELEASED_PERIODS * topo.rebalance.periodMs + 4 * topo.keepalive.intervalMs : 0;
+  const quietFrom = Math.max(disturbedUntil, hooksEnd, callsEnd, releaseOverMs, 60_000);
   const cb = topo.rebalance !== undefined ? convergeBounds(topo.rebalance, topo, checkers.bounds.fallbackMs) : undefined;
   const converge = cb !== undefined ? new ConvergeChecker(() => world.now, phones, groupView, topo.rebalance!, cb, quietFrom, (d) => checkers.violate('converge', d), (id) => cms.get(id)!.host.wall()) : undefined;
   if (converge !== undefined) net.observers.push((_b, from, topic, payload) => {
