@@ -18,7 +18,11 @@
  *
  * Links drop nothing while up, delay each message 1..maxDelayMs (in order),
  * and may be cut host→broker, broker→host or both (a blackhole: no RST, both
- * ends find out by keep-alive).
+ * ends find out by keep-alive). What a live connection sends over a cut link
+ * is held, as TCP retransmits it, and arrives in order when the link heals —
+ * unless the connection has ended by then (seed 9270: a call manager's online
+ * published during a 15 s cut shorter than its keep-alive was dropped, and its
+ * peers held it offline for good).
  */
 import { aclRules, type AclRule } from '../admin/acl.js';
 import type { Host } from './clock.js';
@@ -112,6 +116,9 @@ export class Conn {
   readonly subs = new Map<string, 0 | 1>();
   upFree = 0;
   downFree = 0;
+  /** Sent over a cut link while the connection lives: retransmitted, in order, when the link heals (TCP). */
+  heldUp: (() => void)[] = [];
+  heldDown: (() => void)[] = [];
   constructor(
     readonly id: number,
     readonly broker: Broker,
@@ -164,6 +171,12 @@ export class Net {
   setCut(host: Host, broker: Broker, h2b: boolean, b2h: boolean): void {
     this.#cuts.set(`${host.id} ${broker.id}`, { h2b, b2h });
     this.world.trace(`link ${host.id}~${broker.id} h2b=${h2b ? 'cut' : 'up'} b2h=${b2h ? 'cut' : 'up'}`);
+    for (const c of broker.conns()) {
+      if (c.host !== host) continue;
+      // The link heals: TCP retransmits what each live connection sent meanwhile, in order.
+      if (!h2b) for (const f of c.heldUp.splice(0)) f();
+      if (!b2h) for (const f of c.heldDown.splice(0)) f();
+    }
     if (!h2b && !b2h) return;
     for (const c of broker.conns()) {
       if (c.host !== host) continue;
@@ -230,11 +243,16 @@ export class Net {
     });
   }
 
-  /** Client → broker, in order on the connection; lost while the link is cut. */
+  /** Client → broker, in order on the connection; held while the link is cut (lost if the connection ends first). */
   send(c: Conn, fn: (b: Broker) => void): void {
     if (!c.clientOpen) return;
     const b = c.broker;
-    if (this.cut(c.host.id, b.id).h2b) return;
+    if (this.cut(c.host.id, b.id).h2b) {
+      c.heldUp.push(() => {
+        if (c.open) this.send(c, fn);
+      });
+      return;
+    }
     const at = Math.max(this.world.now + this.delay(), c.upFree);
     c.upFree = at;
     this.world.at(at, () => {
@@ -242,9 +260,14 @@ export class Net {
     });
   }
 
-  /** Broker → client, in order on the connection; lost while the link is cut. */
+  /** Broker → client, in order on the connection; held while the link is cut (lost if the connection ends first). */
   deliver(c: Conn, topic: string, payload: Buffer, retain: boolean): void {
-    if (this.cut(c.host.id, c.broker.id).b2h) return;
+    if (this.cut(c.host.id, c.broker.id).b2h) {
+      c.heldDown.push(() => {
+        if (c.open) this.deliver(c, topic, payload, retain);
+      });
+      return;
+    }
     const at = Math.max(this.world.now + this.delay(), c.downFree);
     c.downFree = at;
     this.world.at(at, () => {
@@ -255,9 +278,14 @@ export class Net {
     });
   }
 
-  /** A PUBACK (or any reply) back to the client, in order; lost while the link is cut. */
+  /** A PUBACK (or any reply) back to the client, in order; held while the link is cut (lost if the connection ends first). */
   deliverAck(c: Conn, fn: () => void): void {
-    if (this.cut(c.host.id, c.broker.id).b2h) return;
+    if (this.cut(c.host.id, c.broker.id).b2h) {
+      c.heldDown.push(() => {
+        if (c.open) this.deliverAck(c, fn);
+      });
+      return;
+    }
     const at = Math.max(this.world.now + this.delay(), c.downFree);
     c.downFree = at;
     this.world.at(at, () => {

@@ -203,3 +203,39 @@ test('client-side redelivery, mqtt.js: the outgoing store goes again on reconnec
   t.is(acks, 1);
   c.end(true);
 });
+
+test('a cut shorter than the keep-alive delays what a live connection sends, as TCP retransmits it; a connection that ends first loses it', async (t) => {
+  const s = world();
+  const pw = s.open('w', 'watch', 'w');
+  const pa = s.open('a', 'cm-a', 'id-a');
+  void s.run(100);
+  const [wc, ca] = await Promise.all([pw, pa]);
+  s.net.send(wc, (b) => b.subscribe(wc, [`${P}/cm/+/state`, `${P}/cmd`], 1));
+  await s.run(100);
+  const a = s.b.conns().find((c) => c.clientId === 'id-a')!.host;
+  const w = s.b.conns().find((c) => c.clientId === 'w')!.host;
+  // Publisher cut both ways for 3 s (keep-alive 10 s: nobody notices): its online arrives after the heal.
+  s.net.setCut(a, s.b, true, true);
+  s.net.send(ca, (b) => b.publish(ca, `${P}/cm/cm-a/state`, Buffer.from('online'), true));
+  await s.run(3000);
+  t.deepEqual(s.got.map((g) => g.payload), []);
+  s.net.setCut(a, s.b, false, false);
+  await s.run(200);
+  t.deepEqual(s.got.map((g) => g.payload), ['online']);
+  // The subscriber cut broker→host: the message waits and arrives, in order, when the link heals.
+  s.net.setCut(w, s.b, false, true);
+  s.net.send(ca, (b) => b.publish(ca, `${P}/cm/cm-a/state`, Buffer.from('offline'), true));
+  s.net.send(ca, (b) => b.publish(ca, `${P}/cm/cm-a/state`, Buffer.from('online-2'), true));
+  await s.run(2000);
+  t.deepEqual(s.got.map((g) => g.payload), ['online']);
+  s.net.setCut(w, s.b, false, false);
+  await s.run(200);
+  t.deepEqual(s.got.map((g) => g.payload), ['online', 'offline', 'online-2']);
+  // A cut past the keep-alive: the connection ends, and what it sent meanwhile is lost with it.
+  s.net.setCut(a, s.b, true, true);
+  s.net.send(ca, (b) => b.publish(ca, `${P}/cm/cm-a/state`, Buffer.from('lost'), true));
+  await s.run(20_000);
+  s.net.setCut(a, s.b, false, false);
+  await s.run(200);
+  t.false(s.got.some((g) => g.payload === 'lost'));
+});
