@@ -296,6 +296,10 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
       await Promise.all(attempts);
     } else if (opts.plant === 'hidden-stop') {
       say('plant: cm-a SIGSTOPped for 2 × the phones\' round, the checkers told it runs');
+      // Only a home usable for longer than the live window before the phones decide counts as
+      // "usable all along": on a loaded CI machine the fleet can be ready a few seconds after cm-a
+      // started, and the phones' leave then fell inside the window (the plant was not caught).
+      await delay(bounds.liveWindow + 1000);
       claimedUp.add('cm-a');
       cluster.cms.get('cm-a')!.signal('SIGSTOP');
       cmState.set('cm-a', 'stopped');
