@@ -131,8 +131,11 @@ export class Rebalancer {
       m.intervalMs = iv;
       let over = false;
       if (here.has(phone)) {
-        // It stayed — but only once its departure would have shown in our table by now.
-        over = now - m.at > (m.released ? RELEASED_PERIODS : INFLIGHT_PERIODS) * o.periodMs + (HOMED_INTERVALS + 1) * iv;
+        // It left and is back (a fault, an operator's list moved it again): a new arrival, that move
+        // is over — counted on as incoming to its target, it skewed every plan for the rest of the
+        // released time-out (the group simulation, seed 100,095). Or it stayed — but only once its
+        // departure would have shown in our table by now.
+        over = m.leftAt !== null || now - m.at > (m.released ? RELEASED_PERIODS : INFLIGHT_PERIODS) * o.periodMs + (HOMED_INTERVALS + 1) * iv;
       } else if (m.leftAt === null) m.leftAt = now;
       else over = now - m.leftAt > LEFT_GRACE_PERIODS * o.periodMs;
       if (over) {

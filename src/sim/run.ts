@@ -389,7 +389,9 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   const callsEnd = scheduleCalls(world, root.fork('calls'), phones, sip);
   const sipAtHome = new SipAtHome(sip, phones, sipBounds(topo, MAX_DELAY_MS), (d) => checkers.violate('sip-at-home', d), () => checkers.checks++);
 
-  const disturbedUntil = Math.max(faultsEnd, groupView.endMs);
+  // An operator's list is a change the phone must act on like a fault's: fallback is judged a quiet
+  // period after the last one (seed 400,134: a list at 93 s, the run ended at 104 s).
+  const disturbedUntil = Math.max(faultsEnd, groupView.endMs, lastPointersAt);
   // converge: judged from when nothing disturbs the group (faults, restarts, busy phones); such a run lasts until it can be.
   // An operator's list overrides the group's: a phone the rebalancer had released to its restored
   // list stays where the operator put it, and the member counts that release as in flight for

@@ -198,3 +198,31 @@ test('a member that is up but has published no load yet is waited for, not left 
   t.is(s.pushes.length, 40);
   t.is(s.pushes.filter((p) => p.to === 'b').length, 20);
 });
+
+test('a moved phone that left and came back is a new arrival: its old move no longer counts as incoming to the target (the group simulation, seed 100,095)', (t) => {
+  const group = [
+    { id: 'a', capacity: 3 },
+    { id: 'b', capacity: 3 },
+    { id: 'c', capacity: 3 },
+  ];
+  const s = setup({ maxMovesPerSec: 10, group }, 2);
+  s.r.onLoad('b', { phones: 0, capacity: 3, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 0, capacity: 3, servicesRps: 0 }, -1e9);
+  // A peer came back: p0 is released to b and leaves a.
+  s.r.restore([{ phone: 'p0', to: 'b' }]);
+  s.r.tick(0);
+  s.drainFor(0, 200);
+  t.is(s.released.length, 1);
+  s.homed.delete('p0');
+  s.r.tick(1000);
+  s.r.tick(2000);
+  // Later (a fault, an operator's list) p0 is back on a, and b still holds no phone: a holds 2, b 0,
+  // c 0, so the fair shares are {a 1, b 1, c 0} and a's one move goes to b. Counting p0 as still on
+  // its way to b (b 1) would make them {1, 1, 1} and send it to c instead.
+  s.homed.set('p0', false);
+  for (let x = 3000; x <= 12_000; x += 1000) {
+    s.r.tick(x);
+    s.drainFor(x, 900);
+  }
+  t.deepEqual(s.pushes.map((p) => p.to), ['b'], 'one move, to b');
+});
