@@ -6,12 +6,13 @@
  * is named after the Sparkplug-style rule it proves (src/protocol/cm-liveness.ts).
  */
 import test from 'ava';
-import { connect, type MqttClient } from 'mqtt';
+import { connect } from 'mqtt';
 import { encodeCmState } from '../../src/protocol/cm-state.js';
-import { generateKeyPair, openEnvelope, parsePrivateKey, parsePublicKey, signEnvelope } from '../../src/protocol/envelope.js';
+import { generateKeyPair, parsePrivateKey, signEnvelope } from '../../src/protocol/envelope.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
+import { bodyOf, watch as watchWire } from '../helpers/state-wire.js';
 
 let mosq: Mosquitto;
 test.before(async () => {
@@ -21,32 +22,14 @@ test.after.always(async () => {
   await mosq?.stop();
 });
 
-type StateBody = { cm: string; online: boolean; bdSeq: number; conn: number; nonce: string; seq: number; will?: true };
-
-/** An MQTT client that keeps every message (raw text, retain flag) of its subscriptions. */
-async function watch(t: { teardown(fn: () => Promise<void>): void }, topics: string[]) {
-  const client: MqttClient = connect(mosq.url, { reconnectPeriod: 0, clientId: `watch-${Math.random().toString(16).slice(2)}` });
-  t.teardown(async () => void (await client.endAsync(true)));
-  const got: { topic: string; text: string; at: number }[] = [];
-  client.on('message', (topic, payload) => got.push({ topic, text: payload.toString('utf8'), at: Date.now() }));
-  await new Promise<void>((done, fail) => {
-    client.once('connect', () => done());
-    client.once('error', fail);
-  });
-  await client.subscribeAsync(topics, { qos: 1 });
-  return { client, got, on: (topic: string) => got.filter((m) => m.topic === topic) };
-}
+/** A subscriber on the test's broker that keeps every message of its subscriptions (test/helpers/state-wire.ts). */
+const watch = (t: { teardown(fn: () => Promise<void> | void): void }, topics: string[]) => watchWire(t, mosq.url, topics);
 
 /** The retained message on `topic` now, as a fresh subscriber gets it. */
 async function retained(t: { teardown(fn: () => Promise<void>): void }, topic: string): Promise<string> {
   const w = await watch(t, [topic]);
   await waitFor(() => w.got.length > 0, { timeoutMs: 30_000, what: `retained ${topic}` });
   return w.got[0]!.text;
-}
-
-function bodyOf(c: Cluster, text: string): StateBody {
-  const o = JSON.parse(text) as { kid: string; body: string; sig: string; online: boolean };
-  return JSON.parse(openEnvelope(o, new Map([['ops-1', parsePublicKey(c.publicPem)]])).toString('utf8')) as StateBody;
 }
 
 async function metrics(c: Cluster, id: string): Promise<string> {
