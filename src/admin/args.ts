@@ -47,8 +47,11 @@ export type AdminArgs =
   | { kind: 'keygen'; out: string; force: boolean }
   | ({ kind: 'config'; conn: ConnArgs; file: string; timeoutMs: number } & SignArgs)
   | ({ kind: 'pointers'; conn: ConnArgs; list: string; reason: PointerReason; wait: boolean; timeoutMs: number; /** A rebase: see {@link REBASE_DEFAULT_EXPIRES_MS}, protocol/codec.ts checkRebase. */ rebase: boolean } & SignArgs)
-  | { kind: 'status'; conn: ConnArgs; phone?: string; once: boolean; timeoutMs?: number; quietMs: number }
+  | { kind: 'status'; conn: ConnArgs; phone?: string; once: boolean; timeoutMs?: number; quietMs: number; /** `--json` or `--table`; absent: a table on a terminal, JSON lines otherwise (admin/status-table.ts). */ format?: StatusFormat }
   | { kind: 'acl'; config: string; operators: string[] };
+
+/** How `status` prints: one JSON line per status (scripts), or a table (people). */
+export type StatusFormat = 'json' | 'table';
 
 /** Default wait for a config result or a pointer push (`--timeout`), ms. */
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -87,7 +90,7 @@ const FLAGS: Record<Subcommand, Record<string, FlagKind>> = {
   keygen: { '--out': 'string', '--force': 'bool' },
   config: { ...CONN, ...SIGN, '--file': 'string' },
   pointers: { ...CONN, ...SIGN, '--list': 'string', '--reason': 'string', '--wait': 'bool', '--rebase': 'bool' },
-  status: { ...CONN, '--phone': 'string', '--once': 'bool', '--timeout': 'int', '--quiet': 'int' },
+  status: { ...CONN, '--phone': 'string', '--once': 'bool', '--timeout': 'int', '--quiet': 'int', '--json': 'bool', '--table': 'bool' },
   acl: { '--config': 'string', '--operator': 'list' },
 };
 
@@ -169,6 +172,7 @@ function problems(sub: Subcommand, v: Values): string[] {
   const mv = num(v, '--mqtt-version');
   if (mv !== undefined && mv !== 4 && mv !== 5) out.push(`--mqtt-version must be 4 or 5 (got ${mv})`);
   if (v.has('--password') && v.has('--password-file')) out.push('give --password or --password-file, not both');
+  if (v.has('--json') && v.has('--table')) out.push('give --json or --table, not both');
   if (v.has('--cert') !== v.has('--tls-key')) out.push('give --cert and --tls-key together (a client certificate and its key)');
   const tlsFlags = ['--ca', '--cert', '--tls-key'].filter((f) => v.has(f));
   if (broker !== undefined && tlsFlags.length > 0 && !/^(mqtts|wss):/i.test(broker)) {
@@ -251,6 +255,8 @@ export function parseAdminArgs(argv: readonly string[]): AdminArgs {
       const timeout = num(read, '--timeout');
       if (phone !== undefined) out.phone = phone;
       if (timeout !== undefined) out.timeoutMs = timeout;
+      if (read.has('--json')) out.format = 'json';
+      if (read.has('--table')) out.format = 'table';
       return out;
     }
     case 'acl':

@@ -10,6 +10,7 @@ import { parseAdminArgs } from './args.js';
 import { keygen, keygenReport } from './keygen.js';
 import { sendConfig, sendPointers, type AdminIo } from './sign-send.js';
 import { watchStatus } from './status.js';
+import { statusFormat } from './status-table.js';
 import { SUBCOMMAND_USAGE, USAGE } from './usage.js';
 
 export { USAGE };
@@ -44,7 +45,8 @@ export async function main(argv: readonly string[], io: AdminIo = processIo): Pr
       case 'pointers':
         return await sendPointers(args, io);
       case 'status':
-        return await watchStatus(args, io);
+        // A person at a terminal gets a table; a pipe or a file (scripts) the JSON lines.
+        return await watchStatus({ ...args, format: statusFormat(args.format, io === processIo && process.stdout.isTTY === true) }, io);
       case 'acl':
         io.stdout(aclForCmConfig(args.config, args.operators));
         return 0;

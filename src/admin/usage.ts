@@ -76,14 +76,20 @@ Without --wait, exit 0 once the broker has the message.
 ${COMMON}
 `,
   status: `Usage: ipphone-admin status --broker URL [--phone ID] [--once] [--timeout MS]
-                            [--quiet MS]
+                            [--quiet MS] [--json | --table]
 
-Print phones' status as it arrives (the retained ones first), one JSON line
-each: { phone, online, home, services, state, pointersVersion, … }.
+Print phones' status as it arrives (the retained ones first). On a terminal, a
+table: PHONE ONLINE STATE HOME SERVICES SIP POINTERS CONFIG REHOMES (with --once,
+one row per phone sorted by id, printed when the retained ones have arrived;
+otherwise a row per status as it arrives, with the time it was heard). To a pipe
+or a file, one JSON line each: { phone, online, home, services, state,
+pointersVersion, … }.
   --phone ID              only this phone (default: every phone under the prefix)
   --once                  exit once the retained statuses have arrived (no message
                           for --quiet MS, default 1000); with --phone, exit 1 when
                           the phone has no status
+  --json                  JSON lines even on a terminal (for scripts)
+  --table                 the table even to a pipe or a file
   --timeout MS            stop after MS (exit 0)
 Otherwise runs until SIGINT/SIGTERM.
 

@@ -29,9 +29,10 @@ interface Ran {
 }
 
 /** Run `ipphone-admin ARGS…` to its end; `live` sees its stdout so far while it runs. */
-function admin(args: string[], timeoutMs = 30_000, live?: { stdout: string }, env?: NodeJS.ProcessEnv): Promise<Ran> {
+function admin(args: string[], timeoutMs = 30_000, live?: { stdout: string }, env?: NodeJS.ProcessEnv, argv?: string[]): Promise<Ran> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [...programArgs('ipphone-admin'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+    const [file, ...rest] = argv ?? [process.execPath, ...programArgs('ipphone-admin'), ...args];
+    const child = spawn(file!, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => {
@@ -384,4 +385,44 @@ test('a missing or non-PEM TLS file is an error naming it, before any connection
   t.regex(r.stderr, /--cert \S*not-a-cert\.pem: is not a PEM file/);
   t.regex(r.stderr, /--tls-key \S*missing\.key: cannot read it \(ENOENT\)/);
   t.notRegex(r.stderr, /cannot connect/);
+});
+
+/** Run `ipphone-admin ARGS…` with its stdout on a real terminal (util-linux `script` gives it a pty); what the terminal showed. */
+async function adminOnTerminal(args: string[]): Promise<Ran> {
+  const command = [process.execPath, ...programArgs('ipphone-admin'), ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  return admin([], 30_000, undefined, undefined, ['script', '-qefc', command, '/dev/null']);
+}
+
+test.serial('status --once on a terminal prints a table (phone, online, state, home…); --json keeps the JSON lines; a pipe gets JSON lines', async (t) => {
+  const prefix = `tbl${Math.random().toString(16).slice(2, 8)}/v1`;
+  const pub = connect(mosq.url, { reconnectPeriod: 0 });
+  t.teardown(() => pub.end(true));
+  await new Promise<void>((done, fail) => {
+    pub.once('connect', () => done());
+    pub.once('error', fail);
+  });
+  await pub.publishAsync(`${prefix}/phone/p-tbl-1/status`, JSON.stringify({ online: true, home: 'cm-a', services: 'cm-a', state: 'homed', pointersVersion: 12, configVersion: 3, rehomes: 2 }), { qos: 1, retain: true });
+  await pub.publishAsync(`${prefix}/phone/p-tbl-2/status`, JSON.stringify({ online: false }), { qos: 1, retain: true });
+  const base = ['status', '--broker', mosq.url, '--prefix', prefix, '--once', '--quiet', '300'];
+
+  const tty = await adminOnTerminal(base);
+  t.is(tty.code, 0, tty.stdout + tty.stderr);
+  const rows = tty.stdout.replace(/\r/g, '').trimEnd().split('\n');
+  t.deepEqual(rows.map((r) => r.split(/\s+/)), [
+    ['PHONE', 'ONLINE', 'STATE', 'HOME', 'SERVICES', 'SIP', 'POINTERS', 'CONFIG', 'REHOMES'],
+    ['p-tbl-1', 'yes', 'homed', 'cm-a', 'cm-a', '-', '12', '3', '2'],
+    ['p-tbl-2', 'no', 'offline', '-', '-', '-', '-', '-', '-'],
+  ], tty.stdout);
+
+  const json = await adminOnTerminal([...base, '--json']);
+  t.is(json.code, 0, json.stdout);
+  t.deepEqual(lines(json.stdout.replace(/\r/g, '')).map((l) => [l.phone, l.online]), [['p-tbl-1', true], ['p-tbl-2', false]]);
+
+  // Scripts (stdout a pipe) keep the JSON lines without a flag; --table forces the table there.
+  const piped = await admin(base);
+  t.deepEqual(lines(piped.stdout).map((l) => l.phone).sort(), ['p-tbl-1', 'p-tbl-2']);
+  const forced = await admin([...base, '--table']);
+  t.regex(forced.stdout, /^PHONE\s+ONLINE\s+STATE/);
+  await pub.publishAsync(`${prefix}/phone/p-tbl-1/status`, '', { qos: 1, retain: true });
+  await pub.publishAsync(`${prefix}/phone/p-tbl-2/status`, '', { qos: 1, retain: true });
 });
