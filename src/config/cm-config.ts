@@ -9,6 +9,7 @@ import { parseSipUri } from '../protocol/sip-uri.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
 import { LogLevelSchema } from './agent-config.js';
 import { credentialFileProblems, credentialSchema, credentialShapeProblems } from './mqtt-credentials.js';
+import { expandCmCredentialPaths } from './credentials-dir.js';
 import { configInvalid, ID_PATTERN, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, trustKeyProblems, type Defaulted } from './problems.js';
 
 /**
@@ -220,14 +221,19 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
  * `signingKey` (resolved against the working directory) is a readable
  * Ed25519 PKCS#8 PEM key, that the files `mqtt` names are usable
  * (`credentialFileProblems`) and that `console.tokenFile` holds a usable
- * token ({@link readConsoleToken}). Throws CONFIG_INVALID whose message is every
+ * token ({@link readConsoleToken}). Paths written `${CREDENTIALS_DIRECTORY}/NAME`
+ * are read from `env.CREDENTIALS_DIRECTORY` (credentials-dir.ts: the unit's
+ * `LoadCredential=`). Throws CONFIG_INVALID whose message is every
  * problem, one per line (context `{ problems, path }`).
  */
-export function loadCmConfigFile(path: string): CmConfig {
-  const read = readJsonFile(path);
-  if (!read.ok) throw configInvalid(path, read.problems);
+export function loadCmConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): CmConfig {
+  const file = readJsonFile(path);
+  if (!file.ok) throw configInvalid(path, file.problems);
+  // `${CREDENTIALS_DIRECTORY}/NAME` paths (the unit's LoadCredential=) become real paths first.
+  const expanded = expandCmCredentialPaths(file.value, env);
+  const read = { ok: true as const, value: expanded.value };
   const result = validateCmConfig(read.value);
-  const problems = result.ok ? [] : [...result.problems];
+  const problems = [...expanded.problems, ...(result.ok ? [] : result.problems)];
   const keyPath: unknown = (read.value as { signingKey?: unknown } | null)?.signingKey;
   if (typeof keyPath === 'string' && keyPath !== '') {
     try {
