@@ -158,9 +158,15 @@ export function startUnit(o: UnitRun, spawnIt = spawnNamed): Proc {
   const credDir = `/run/credentials/${o.unit}`;
   if (creds.length > 0) {
     lines.push(`mountpoint_for ${q(credDir)} dir`, `mount -t tmpfs -o mode=0700,size=1m tmpfs ${q(credDir)}`);
+    // A SetCredential= of the same name is the default when the LoadCredential= file cannot be read
+    // (systemd.exec(5)); without one a missing file fails the start, as `cp` fails here.
+    const defaults = new Map(serviceList(settings, 'SetCredential').map((c) => c.split(/:(.*)/s) as [string, string]));
     for (const c of creds) {
       const [name, src] = c.split(/:(.*)/s) as [string, string];
-      lines.push(`cp ${q(src)} ${q(`${credDir}/${name}`)}`, `chmod 0400 ${q(`${credDir}/${name}`)}`, `chown ${id.uid}:${id.gid} ${q(`${credDir}/${name}`)}`);
+      const dst = q(`${credDir}/${name}`);
+      const fallback = defaults.get(name);
+      lines.push(fallback === undefined ? `cp ${q(src)} ${dst}` : `if [ -r ${q(src)} ]; then cp ${q(src)} ${dst}; else printf '%b' ${q(fallback)} > ${dst}; fi`);
+      lines.push(`chmod 0400 ${dst}`, `chown ${id.uid}:${id.gid} ${dst}`);
     }
     lines.push(`chown ${id.uid}:${id.gid} ${q(credDir)}`, `chmod 0500 ${q(credDir)}`);
   }

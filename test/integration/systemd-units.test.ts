@@ -162,7 +162,16 @@ test('call manager unit: dynamic user, private devices, key through a credential
   t.is(one(u, 'PrivateDevices'), 'yes');
   t.is(one(u, 'ProtectKernelTunables'), 'yes');
   t.is(one(u, 'SupplementaryGroups'), undefined);
-  t.regex(one(u, 'LoadCredential') ?? '', /^signing-key\.pem:\/etc\/ipphone-cm\//);
+  // Every secret through a credential (DynamicUser= cannot own a file in /etc): the signing key
+  // (required: no default, a missing key fails the start), the MQTT client key and password and the
+  // console token (optional: a SetCredential= default of the same name keeps a missing file from failing it).
+  t.deepEqual(all(u, 'LoadCredential'), [
+    'signing-key.pem:/etc/ipphone-cm/signing-key.pem',
+    'mqtt-client-key.pem:/etc/ipphone-cm/mqtt-client-key.pem',
+    'mqtt-password:/etc/ipphone-cm/mqtt-password',
+    'console.token:/etc/ipphone-cm/console.token',
+  ]);
+  t.deepEqual(all(u, 'SetCredential'), ['mqtt-client-key.pem:\\n', 'mqtt-password:\\n', 'console.token:\\n']);
   const { argv } = shippedUnit(u).exec;
   const flags = unitNodeOptions(u);
   t.deepEqual([argv[0], argv[1 + flags.length]], ['/usr/bin/node', '/usr/lib/ipphone/ipphone-cm.mjs']);
