@@ -3,12 +3,23 @@
 //   dist/bundle/*.mjs          one JavaScript file per program (esbuild), and
 //   dist/bundle/chunks/*.mjs   code loaded on demand (board drivers: serial LCD,
 //                              GPIO) or shared by several programs
-//   dist/image/                a staging root filesystem:
+//   dist/image/                a staging root filesystem (this machine's arch;
+//                              `--arch arm64` / `--arch armhf` stage dist/image-arm64/,
+//                              dist/image-armhf/ with the same layout):
 //     usr/lib/ipphone/*.mjs            the bundles
 //     usr/lib/ipphone/node_modules/    only the native-addon packages (@serialport/bindings-cpp, onoff) and their deps
 //     lib/systemd/system/*.service     the units
 //     usr/share/ipphone/boards/*.json  board profiles, and the schemas
 //     lib/udev/rules.d/99-ipphone-gpio.rules, 99-ipphone-input.rules
+//     usr/share/ipphone/image.json     the image's arch (Node and Debian names), the Node line
+//                                      its addons are built for, and each addon with `file`'s word on it
+//
+// `--arch A` (arm64, armhf; x64/amd64 is this machine): serialport's prebuilds
+// pruned to the target's, onoff's epoll cross-built with Debian's cross
+// compiler against npm's node-linux-<arch>@MAJOR headers (`--node MAJOR`,
+// default 22 for arm64, 20 for armhf: npm has no newer armv7l Node);
+// scripts/lib/cross-addons.mjs. Every image's prebuilds are pruned to its
+// own arch (glibc), and every .node file in it is checked with `file`.
 //
 // Loading one bundled file instead of hundreds of ES modules cuts the agent's
 // resident memory by about a third (bench/results.md). Native addons stay
@@ -18,9 +29,28 @@
 // program, loading serialport, onoff and their dependencies on every phone,
 // headless ones included.
 import { build } from 'esbuild';
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { closure, NATIVE_ROOTS } from './lib/native-addons.mjs';
+import { checkAddons, crossBuildAddons, fetchNode, hostTarget, prunePrebuilds, sizeOf, targetOf } from './lib/cross-addons.mjs';
+
+const argv = process.argv.slice(2);
+const opt = (name) => {
+  const i = argv.indexOf(name);
+  if (i < 0) return undefined;
+  if (argv[i + 1] === undefined || argv[i + 1].startsWith('--')) throw new Error(`${name} needs a value`);
+  return argv[i + 1];
+};
+const unknown = argv.filter((a, i) => a.startsWith('--') && !['--arch', '--node'].includes(a) && !['--arch', '--node'].includes(argv[i - 1]));
+if (unknown.length > 0) {
+  console.error(`usage: node scripts/bundle.mjs [--arch x64|arm64|armhf] [--node MAJOR]  (unknown: ${unknown.join(' ')})`);
+  process.exit(2);
+}
+const target = targetOf(opt('--arch') ?? process.arch);
+const native = target === hostTarget();
+if (native && opt('--node') !== undefined) throw new Error(`--node is for cross images: the ${target.name} image's addons are the ones npm ci built for this node (${process.version})`);
+const major = Number(opt('--node') ?? target.defaultMajor);
+if (!Number.isInteger(major) || major < 20) throw new Error(`--node ${opt('--node')}: a Node major, 20 or later`);
 
 const programs = ['ipphone-agent', 'ipphone-cm', 'ipphone-fleet', 'ipphone-admin'];
 // Native addons stay outside the bundle (built for the target; see README, "Device image"):
@@ -61,6 +91,11 @@ const serialportInBundle = {
  * - TypeBox's `Value` namespace: only the operations the sources use;
  * - fast-xml-parser is evaluated on the first Cisco XML screen parsed, not
  *   at start (headless phones never parse one).
+ * - mqtt.js's TLS connector (node:tls) is evaluated on the first `mqtts:`
+ *   connection, not on every connect; node:assert in sonic-boom (one check),
+ *   node:fs/promises in src/store/durable-file.ts (four calls) and node:zlib
+ *   in src/store/crc32.ts (its table CRC is the same) are not loaded at all
+ *   (bench/results-footprint.md has what each saved).
  */
 const shim = (name) => ({ path: path.join(root, 'scripts/shims', name) });
 const from = (args, ...parts) => args.importer.includes(path.join('node_modules', ...parts));
@@ -75,6 +110,10 @@ const unusedCodeOut = {
     b.onResolve({ filter: /^@sinclair\/typebox\/value$/ }, (args) => (args.importer.startsWith(path.join(root, 'src') + path.sep) ? shim('typebox-value.mjs') : undefined));
     b.onResolve({ filter: /^fast-xml-parser$/ }, (args) => (args.importer.startsWith(path.join(root, 'src') + path.sep) ? shim('fast-xml-parser-lazy.cjs') : undefined));
     b.onResolve({ filter: /^worker_threads$/ }, (args) => (from(args, 'pino', 'lib', 'tools.js') ? shim('pino-main-thread.cjs') : undefined));
+    b.onResolve({ filter: /^\.\/tls$/ }, (args) => (from(args, 'mqtt', 'build', 'lib', 'connect', 'index.js') ? shim('mqtt-tls-lazy.cjs') : undefined));
+    b.onResolve({ filter: /^assert$/ }, (args) => (from(args, 'sonic-boom') ? shim('assert-lite.cjs') : undefined));
+    b.onResolve({ filter: /^node:fs\/promises$/ }, (args) => (args.importer === path.join(root, 'src/store/durable-file.ts') ? shim('fs-promises-lite.mjs') : undefined));
+    b.onResolve({ filter: /^node:zlib$/ }, (args) => (args.importer === path.join(root, 'src/store/crc32.ts') ? shim('zlib-crc32-table.mjs') : undefined));
   },
 };
 rmSync('dist/bundle', { recursive: true, force: true });
@@ -102,7 +141,7 @@ const result = await build({
 });
 writeFileSync('dist/bundle/meta.json', JSON.stringify(result.metafile));
 
-const image = 'dist/image';
+const image = native ? 'dist/image' : `dist/image-${target.name}`;
 rmSync(image, { recursive: true, force: true });
 const lib = path.join(image, 'usr/lib/ipphone');
 mkdirSync(lib, { recursive: true });
@@ -111,10 +150,31 @@ cpSync('dist/bundle/chunks', path.join(lib, 'chunks'), { recursive: true, filter
 // The packages with native addons (their JavaScript is in the bundle too; the addons and node-gyp-build are used from here).
 const natives = closure(NATIVE_ROOTS);
 for (const name of natives) cpSync(path.join('node_modules', name), path.join(lib, 'node_modules', name), { recursive: true, dereference: true });
+const addonDir = path.join(lib, 'node_modules');
+const unpruned = sizeOf(addonDir);
+let addonInfo;
+let addonNode;
+if (native) {
+  const prunedBytes = prunePrebuilds(addonDir, target);
+  addonInfo = { prunedBytes, built: [], addons: checkAddons(addonDir, target) };
+  addonNode = { version: process.version, modules: process.versions.modules };
+} else {
+  const cache = path.resolve(process.env.IPPHONE_NODE_CACHE || (process.env.XDG_CACHE_HOME ? path.join(process.env.XDG_CACHE_HOME, 'ipphone-node') : 'node_modules/.cache/ipphone-node'));
+  const rt = fetchNode(target, major, cache, (m) => console.error(`bundle: ${m}`));
+  addonInfo = crossBuildAddons(addonDir, target, rt.nodedir, (m) => console.error(`bundle: ${m}`));
+  addonNode = { version: rt.version, modules: readFileSync(path.join(rt.nodedir, 'include/node/node_version.h'), 'utf8').match(/#define NODE_MODULE_VERSION (\d+)/)[1] };
+}
 cpSync('systemd', path.join(image, 'lib/systemd/system'), { recursive: true, filter: (src) => !src.endsWith('.md') });
 cpSync('hw/boards', path.join(image, 'usr/share/ipphone/boards'), { recursive: true });
 cpSync('schema', path.join(image, 'usr/share/ipphone/schema'), { recursive: true });
 mkdirSync(path.join(image, 'lib/udev/rules.d'), { recursive: true });
 cpSync('hw/udev/99-ipphone-gpio.rules', path.join(image, 'lib/udev/rules.d/99-ipphone-gpio.rules'));
 cpSync('hw/udev/99-ipphone-input.rules', path.join(image, 'lib/udev/rules.d/99-ipphone-input.rules'));
-console.log(`bundled ${programs.join(', ')} into dist/bundle/; staged ${image}/ with ${natives.length} native-addon packages`);
+writeFileSync(
+  path.join(image, 'usr/share/ipphone/image.json'),
+  `${JSON.stringify({ arch: target.arch, debArch: target.deb, node: { major: Number(addonNode.version.slice(1).split('.')[0]), version: addonNode.version, modules: Number(addonNode.modules) }, addons: addonInfo.addons }, null, 2)}\n`,
+);
+const mib = (n) => `${(n / 1048576).toFixed(2)} MiB`;
+console.log(`bundled ${programs.join(', ')} into dist/bundle/; staged ${image}/ (${target.name}, addons for Node ${addonNode.version}) with ${natives.length} native-addon packages`);
+console.log(`  image ${mib(sizeOf(image))}; native-addon packages ${mib(sizeOf(addonDir))} (${mib(unpruned)} before pruning other platforms' prebuilds: ${mib(addonInfo.prunedBytes)} saved)${addonInfo.built.length ? `; cross-built ${addonInfo.built.join(', ')}` : ''}`);
+for (const a of addonInfo.addons) console.log(`  ${a.file}: ${a.kind.split(',').slice(0, 2).join(',')}`);

