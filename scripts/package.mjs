@@ -35,8 +35,8 @@ const DEBIAN = path.join(ROOT, 'deploy/debian');
 const DEB_ARCH = { x64: 'amd64', arm64: 'arm64', arm: 'armhf' };
 /** What each Debian architecture is called in prebuilds/ directories and by the cross binutils. */
 const TARGET = {
-  amd64: { prebuilds: 'linux-x64', strip: ['strip', 'x86_64-linux-gnu-strip'] },
-  arm64: { prebuilds: 'linux-arm64', strip: ['aarch64-linux-gnu-strip'] },
+  amd64: { prebuilds: 'linux-x64', strip: ['strip', 'x86_64-linux-gnu-strip'], machine: 62 /* EM_X86_64 */ },
+  arm64: { prebuilds: 'linux-arm64', strip: ['aarch64-linux-gnu-strip'], machine: 183 /* EM_AARCH64 */ },
 };
 /** Node's NODE_MODULE_VERSION (ABI of addons built with nan) → major (nodejs.org/en/download/releases). */
 const NODE_ABI = { 115: 20, 120: 21, 127: 22, 131: 23, 137: 24 };
@@ -105,7 +105,23 @@ function checkImage(o) {
   }
   if (!existsSync(agent)) fail(`${path.relative(ROOT, o.image) || o.image}/ is not staged: the ${o.arch} image must be staged first (${stage}), then run this again`);
   if (stale()) fail(`${path.relative(ROOT, o.image)}/ is older than the sources it is staged from: stage it again (${stage})`);
+  const missing = IMAGE_FILES.filter((f) => !existsSync(path.join(o.image, f)));
+  if (missing.length > 0) fail(`${path.relative(ROOT, o.image) || o.image}/ lacks ${missing.join(', ')}: a partly staged image? Stage it again (${stage})`);
 }
+
+/** What the packages take from the image (scripts/bundle.mjs stages them). */
+const IMAGE_FILES = [
+  'usr/lib/ipphone/ipphone-agent.mjs',
+  'usr/lib/ipphone/ipphone-cm.mjs',
+  'usr/lib/ipphone/ipphone-admin.mjs',
+  'lib/systemd/system/ipphone-agent.service',
+  'lib/systemd/system/ipphone-cm.service',
+  'lib/udev/rules.d',
+  'usr/share/ipphone/boards/headless.json',
+  'usr/share/ipphone/schema/agent-config.schema.json',
+  'usr/share/ipphone/schema/board.schema.json',
+  'usr/share/ipphone/schema/cm-config.schema.json',
+];
 
 /** Relative `.mjs` files a bundle file imports (static or dynamic), as paths relative to lib. */
 function importsOf(lib, file) {
@@ -136,10 +152,13 @@ function needsNodeModules(lib, files) {
   return files.some((f) => /["'](onoff|epoll|node-gyp-build|serialport|@serialport\/[\w-]+)["']/.test(readFileSync(path.join(lib, f), 'utf8')));
 }
 
-const isElf = (file) => readFileSync(file).subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+/** A regular file (not a link) that is an ELF object. */
+const isElf = (file) => lstatSync(file).isFile() && readFileSync(file).subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+/** ELF e_machine (little-endian u16 at offset 18). */
+const elfMachine = (file) => readFileSync(file).readUInt16LE(18);
 
-/** Directories of npm packages that nothing loads at run time. */
-const PRUNED_DIRS = new Set(['test', 'tests', 'integration-test', 'example', 'examples', 'doc', 'docs', 'benchmark', '.github']);
+/** Directories of npm packages that nothing loads at run time (node_gyp_bins: node-gyp's link to the build machine's python). */
+const PRUNED_DIRS = new Set(['test', 'tests', 'integration-test', 'example', 'examples', 'doc', 'docs', 'benchmark', '.github', 'node_gyp_bins']);
 
 /**
  * Copy the image's node_modules for one architecture: serialport's prebuilds
@@ -168,6 +187,8 @@ function copyNodeModules(from, to, arch) {
   });
   const strip = TARGET[arch].strip.find((s) => spawnSync(s, ['--version'], { stdio: 'ignore' }).status === 0);
   const elves = walk(to).filter((f) => isElf(path.join(to, f)));
+  const foreign = elves.filter((f) => elfMachine(path.join(to, f)) !== TARGET[arch].machine);
+  if (foreign.length > 0) fail(`the image's node_modules hold ELF objects for another machine than ${arch}: ${foreign.join(', ')} (stage the ${arch} image again)`);
   for (const f of elves) {
     if (strip === undefined) {
       process.stderr.write(`npm run package: no ${TARGET[arch].strip.join(' or ')}: ${f} left unstripped\n`);
