@@ -22,7 +22,13 @@ import type { ServicesFetcher } from './ports.js';
  */
 const nodeRequire = createRequire(import.meta.url);
 const http = nodeRequire('node:http') as typeof import('node:http');
-const https = nodeRequire('node:https') as typeof import('node:https');
+/**
+ * node:https (and node:tls under it) on the first `https:` services URL only: most
+ * call managers serve the page over http:, and loading them at start cost an `mqtt:`
+ * agent about 1.1 MiB of RSS on Node 20 under --jitless (bench/results-footprint.md).
+ */
+let httpsModule: typeof import('node:https') | undefined;
+const https = (): typeof import('node:https') => (httpsModule ??= nodeRequire('node:https') as typeof import('node:https'));
 
 /** Largest services page accepted, bytes (256 KiB). */
 export const SERVICES_MAX_BYTES = 256 * 1024;
@@ -71,7 +77,7 @@ export function createServicesFetcher(opts: ServicesFetcherOptions = {}): Servic
         reject(new IpphoneError(`services URL is not a URL: ${JSON.stringify(url)}`, 'CONFIG_INVALID', { url }));
         return;
       }
-      const lib = parsed.protocol === 'https:' ? https : parsed.protocol === 'http:' ? http : undefined;
+      const lib = parsed.protocol === 'https:' ? https() : parsed.protocol === 'http:' ? http : undefined;
       if (!lib) {
         reject(new IpphoneError(`services URL must be http: or https:, got ${parsed.protocol}`, 'CONFIG_INVALID', { url }));
         return;
