@@ -18,6 +18,7 @@
  * never another phone's.
  */
 import type { Clock } from '../lib/clock.js';
+import { REHOME_REASONS } from '../protocol/types.js';
 
 /** Rehomes kept for the page (newest first). */
 export const REHOMES_MAX = 50;
@@ -35,6 +36,11 @@ export const REHOME_REFILL_MS = 30_000;
 export const REHOME_BUCKETS_MAX = 8192;
 /** Longest string kept from the network (phone ids, reasons, member ids). */
 export const TEXT_MAX = 128;
+/** The rehome summary counts the believed rehomes of this long (ms, monotonic), in {@link SUMMARY_SLOT_MS} steps. */
+export const SUMMARY_WINDOW_MS = 10 * 60_000;
+/** Granularity of the summary's window: a rehome leaves the summary between WINDOW and WINDOW + SLOT after it. */
+export const SUMMARY_SLOT_MS = 60_000;
+const KNOWN_REASONS: ReadonlySet<string> = new Set(REHOME_REASONS);
 
 /** One group member as shown. */
 export interface MemberView {
@@ -42,11 +48,17 @@ export interface MemberView {
   online: boolean;
   /** True for the call manager serving the page. */
   self: boolean;
-  /** From its last load (or measured, for this one); null before any load was seen. */
+  /**
+   * Phones it serves now: from its last load (or measured, for this one); null before any load
+   * was seen, and null while it is offline — an offline member serves no phone, and the phones it
+   * had are counted again where they rehome (issue 17: counted twice, the group looked twice its size).
+   */
   phones: number | null;
+  /** The phones of its last load or measure, kept while it is offline to show what it had (stale, counted nowhere). */
+  lastPhones: number | null;
   capacity: number;
   servicesRps: number | null;
-  /** phones ÷ capacity, 0…(more than 1 when overloaded); null while unknown. */
+  /** phones ÷ capacity, 0…(more than 1 when overloaded); null while unknown or offline. */
   load: number | null;
   /** Wall time (ms since the epoch) its load was last seen or measured; null before. */
   loadAt: number | null;
@@ -86,18 +98,41 @@ export interface PhoneView {
   events: PhoneEventView[];
 }
 
+/** The group's totals: over the members online only (an offline member's last figure is stale). */
+export interface GroupTotals {
+  members: number;
+  online: number;
+  /** Phones served by the online members whose load is known. */
+  phones: number;
+  /** Capacity of the online members. */
+  capacity: number;
+}
+
 /** The group part of the page: members and moves (sent as one `members` change). */
 export interface GroupView {
   cmId: string;
   members: MemberView[];
+  totals: GroupTotals;
   moves: MoveView[];
   movesQueued: number;
+}
+
+/**
+ * Believed rehomes of the last {@link SUMMARY_WINDOW_MS}, counted by reason (issue 17: a
+ * 50-phone failover was 50 rows and no summary). Reasons outside the protocol's list count as
+ * `other`. `byReason` is sorted by count, largest first, then by name.
+ */
+export interface RehomeSummary {
+  windowMs: number;
+  total: number;
+  byReason: { reason: string; count: number }[];
 }
 
 /** Everything the page starts from (the `snapshot`). */
 export interface ConsoleSnapshot extends GroupView {
   at: number;
   rehomes: RehomeView[];
+  summary: RehomeSummary;
 }
 
 /** A peer's member input: its state and its last load. */
@@ -166,6 +201,8 @@ export class ConsoleModel {
   readonly #rehomeBuckets = new Map<string, { tokens: number; at: number }>();
   /** `rehomed` events not believed: over their phone's limit ({@link REHOME_BURST}, {@link REHOME_REFILL_MS}). */
   rehomesLimited = 0;
+  /** Believed rehomes per reason, per {@link SUMMARY_SLOT_MS} slot of monotonic time (oldest first; bounded by the window). */
+  readonly #summarySlots: { slot: number; counts: Map<string, number> }[] = [];
 
   constructor(opts: ConsoleModelOptions) {
     this.#o = opts;
@@ -225,6 +262,7 @@ export class ConsoleModel {
       break;
     }
     if (this.#rehomes.length > REHOMES_MAX) this.#rehomes.length = REHOMES_MAX;
+    this.#countRehome(r.reason);
     return r;
   }
 
@@ -260,17 +298,45 @@ export class ConsoleModel {
     const members = o.group.map((g): MemberView => {
       if (g.id === o.cmId) {
         const s = this.#self;
-        return { id: g.id, online: s.connected, self: true, phones: s.phones, capacity: g.capacity, servicesRps: s.servicesRps, load: s.phones / g.capacity, loadAt: this.#selfAt };
+        const phones = s.connected ? s.phones : null;
+        return { id: g.id, online: s.connected, self: true, phones, lastPhones: s.phones, capacity: g.capacity, servicesRps: s.connected ? s.servicesRps : null, load: phones === null ? null : phones / g.capacity, loadAt: this.#selfAt };
       }
       const r = this.#peers.get(g.id)!;
-      return { id: g.id, online: r.online, self: false, phones: r.phones, capacity: g.capacity, servicesRps: r.servicesRps, load: r.phones === null ? null : r.phones / g.capacity, loadAt: r.loadAt };
+      const phones = r.online ? r.phones : null;
+      return { id: g.id, online: r.online, self: false, phones, lastPhones: r.phones, capacity: g.capacity, servicesRps: r.online ? r.servicesRps : null, load: phones === null ? null : phones / g.capacity, loadAt: r.loadAt };
     });
-    return { cmId: o.cmId, members, moves: this.#moves.map((m) => ({ ...m })), movesQueued: this.#queued };
+    const online = members.filter((m) => m.online);
+    const totals: GroupTotals = { members: members.length, online: online.length, phones: online.reduce((n, m) => n + (m.phones ?? 0), 0), capacity: online.reduce((n, m) => n + m.capacity, 0) };
+    return { cmId: o.cmId, members, totals, moves: this.#moves.map((m) => ({ ...m })), movesQueued: this.#queued };
+  }
+
+  /** Believed rehomes of the last {@link SUMMARY_WINDOW_MS} by reason. */
+  summary(): RehomeSummary {
+    this.#expireSlots();
+    const counts = new Map<string, number>();
+    for (const s of this.#summarySlots) for (const [reason, n] of s.counts) counts.set(reason, (counts.get(reason) ?? 0) + n);
+    const byReason = [...counts].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : 0));
+    return { windowMs: SUMMARY_WINDOW_MS, total: byReason.reduce((n, r) => n + r.count, 0), byReason };
   }
 
   /** The whole page state. */
   snapshot(): ConsoleSnapshot {
-    return { ...this.group(), at: this.#o.clock.now(), rehomes: this.#rehomes.map((r) => ({ ...r })) };
+    return { ...this.group(), at: this.#o.clock.now(), rehomes: this.#rehomes.map((r) => ({ ...r })), summary: this.summary() };
+  }
+
+  #countRehome(reason: string): void {
+    const key = KNOWN_REASONS.has(reason) ? reason : 'other';
+    const slot = Math.floor(this.#o.clock.elapsed() / SUMMARY_SLOT_MS);
+    let last = this.#summarySlots.at(-1);
+    if (last === undefined || last.slot !== slot) this.#summarySlots.push((last = { slot, counts: new Map() }));
+    last.counts.set(key, (last.counts.get(key) ?? 0) + 1);
+    this.#expireSlots();
+  }
+
+  /** Drop the slots wholly older than the window. */
+  #expireSlots(): void {
+    const oldest = Math.floor((this.#o.clock.elapsed() - SUMMARY_WINDOW_MS) / SUMMARY_SLOT_MS);
+    while (this.#summarySlots.length > 0 && this.#summarySlots[0]!.slot < oldest) this.#summarySlots.shift();
   }
 
   /** True when phone `id` may report one more rehome now (and takes it from its bucket). */

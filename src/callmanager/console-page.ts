@@ -10,12 +10,21 @@
 import { createHash } from 'node:crypto';
 import { REHOMES_MAX, REHOMES_PER_PHONE } from './console-model.js';
 
+/** What the console's "detect ms" column means (its header's tooltip, the legend under the table; docs/http.md says the same). */
+export const DETECT_MS_TITLE =
+  "ms from the old home's last sign of life (the last keep-alive ack the phone had from it) to the phone's decision that it is lost: about missLimit × intervalMs when it hangs or the network drops its traffic, less than one intervalMs when it crashes or stops (its will or offline state arrives at once); it includes the quiet time before the fault";
+/** What "rehome ms" means. */
+export const REHOME_MS_TITLE = "ms from that decision to the new home's first keep-alive ack";
+
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:1em;color:#222;background:#fafafa}
 h1{font-size:1.3em;margin:0 0 .5em}h2{font-size:1.05em;margin:1.2em 0 .3em}
 table{border-collapse:collapse;min-width:40em}td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left}
 th{background:#eee}.on{color:#070;font-weight:600}.off{color:#b00;font-weight:600}
 meter{width:8em}#live{font-size:.85em;color:#666}#live.down{color:#b00}
+.stale{color:#888;font-style:italic}tfoot td{font-weight:600;border-top:2px solid #bbb}
+#summary span{margin-right:1em}.legend{font-size:.85em;color:#555;max-width:60em}
+th[title]{text-decoration:underline dotted;cursor:help}
 pre{background:#fff;border:1px solid #ddd;padding:.5em;max-width:60em;overflow:auto;white-space:pre-wrap}
 input{font:inherit;width:16em}
 form.out{float:right}.err{color:#b00;font-weight:600}
@@ -24,7 +33,7 @@ form.out{float:right}.err{color:#b00;font-weight:600}
 const SCRIPT = `
 'use strict';
 (function () {
-  var state = { cmId: '', members: [], moves: [], movesQueued: 0, rehomes: [] };
+  var state = { cmId: '', members: [], totals: null, moves: [], movesQueued: 0, rehomes: [], summary: null };
   var $ = function (id) { return document.getElementById(id); };
   function el(tag, text, cls) {
     var e = document.createElement(tag);
@@ -50,11 +59,22 @@ const SCRIPT = `
       var load = document.createElement('span');
       load.appendChild(bar);
       load.appendChild(el('span', m.load === null ? ' ?' : ' ' + Math.round(m.load * 100) + ' %'));
-      var tr = row([m.id + (m.self ? ' (this one)' : ''), el('span', m.online ? 'online' : 'offline', m.online ? 'on' : 'off'), num(m.phones), String(m.capacity), load, num(m.servicesRps)]);
+      // An offline member serves no phone: its last figure is shown as stale and counted nowhere.
+      var phones = m.online ? el('span', num(m.phones)) : el('span', m.lastPhones === null ? '-' : '- (had ' + m.lastPhones + ', stale)', 'stale');
+      if (!m.online) phones.title = 'offline: not counted; its phones are counted where they rehomed';
+      var tr = row([m.id + (m.self ? ' (this one)' : ''), el('span', m.online ? 'online' : 'offline', m.online ? 'on' : 'off'), phones, String(m.capacity), load, m.online ? num(m.servicesRps) : '-']);
       tr.dataset.member = m.id;
       tr.dataset.online = String(m.online);
       return tr;
     }));
+    var tt = state.totals;
+    fill('totals', tt ? [row(['group: ' + tt.online + ' of ' + tt.members + ' online', '', String(tt.phones), String(tt.capacity), tt.capacity > 0 ? Math.round(tt.phones / tt.capacity * 100) + ' %' : '-', ''])] : []);
+    var sum = state.summary, parts = [];
+    if (sum) {
+      parts.push(el('span', 'Last ' + Math.round(sum.windowMs / 60000) + ' min: ' + sum.total + (sum.total === 1 ? ' rehome' : ' rehomes') + (sum.total > 0 ? ':' : '')));
+      sum.byReason.forEach(function (x) { var s = el('span', x.count + ' ' + x.reason); s.dataset.reason = x.reason; s.dataset.count = String(x.count); parts.push(s); });
+    }
+    fill('summary', parts);
     fill('moves', state.moves.map(function (m) { return row([m.phone, m.to, Math.round(m.ageMs / 1000) + ' s']); }));
     $('queued').textContent = String(state.movesQueued);
     fill('rehomes', state.rehomes.map(function (r) {
@@ -66,7 +86,8 @@ const SCRIPT = `
   function live(ok) { var l = $('live'); l.textContent = ok ? 'live' : 'reconnecting…'; l.className = ok ? '' : 'down'; }
   var es = new EventSource('/console/events');
   es.addEventListener('snapshot', function (e) { state = JSON.parse(e.data); live(true); render(); });
-  es.addEventListener('members', function (e) { var g = JSON.parse(e.data); state.members = g.members; state.moves = g.moves; state.movesQueued = g.movesQueued; render(); });
+  es.addEventListener('members', function (e) { var g = JSON.parse(e.data); state.members = g.members; state.totals = g.totals; state.moves = g.moves; state.movesQueued = g.movesQueued; render(); });
+  es.addEventListener('summary', function (e) { state.summary = JSON.parse(e.data); render(); });
   es.addEventListener('rehome', function (e) {
     var r = JSON.parse(e.data), own = 0;
     state.rehomes.unshift(r);
@@ -147,11 +168,13 @@ export function consolePage(cmId: string): string {
 <form method="post" action="/console/logout" class="out"><button id="logout" type="submit">log out</button></form>
 <h1>Call-manager group as <span id="cm"></span> sees it <span id="live">connecting…</span></h1>
 <h2>Members</h2>
-<table><thead><tr><th>member</th><th>state</th><th>phones</th><th>capacity</th><th>load</th><th>services req/s</th></tr></thead><tbody id="members"></tbody></table>
+<table><thead><tr><th>member</th><th>state</th><th>phones</th><th>capacity</th><th>load</th><th>services req/s</th></tr></thead><tbody id="members"></tbody><tfoot id="totals"></tfoot></table>
 <h2>Rebalance moves in flight (queued: <span id="queued">0</span>)</h2>
 <table><thead><tr><th>phone</th><th>to</th><th>since</th></tr></thead><tbody id="moves"></tbody></table>
 <h2>Recent rehomes</h2>
-<table><thead><tr><th>heard</th><th>phone</th><th>from</th><th>to</th><th>reason</th><th>detect ms</th><th>rehome ms</th></tr></thead><tbody id="rehomes"></tbody></table>
+<p id="summary"></p>
+<table><thead><tr><th>heard</th><th>phone</th><th>from</th><th>to</th><th>reason</th><th id="detect-ms" title="${escapeHtml(DETECT_MS_TITLE)}">detect ms</th><th id="rehome-ms" title="${escapeHtml(REHOME_MS_TITLE)}">rehome ms</th></tr></thead><tbody id="rehomes"></tbody></table>
+<p class="legend"><b>detect ms</b>: ${escapeHtml(DETECT_MS_TITLE)}. <b>rehome ms</b>: ${escapeHtml(REHOME_MS_TITLE)}. The summary counts the rehomes this call manager believed in that window, by reason; the list keeps at most ${REHOMES_PER_PHONE} of one phone.</p>
 <h2>Look up a phone</h2>
 <p><input id="phone" placeholder="phone id" autocomplete="off"> <button id="go" type="button">look up</button></p>
 <pre id="phoneout"></pre>

@@ -75,6 +75,7 @@ export class CmConsole {
   readonly #phoneHead: string;
   #timer: TimerHandle | undefined;
   #lastGroupKey = '';
+  #lastSummaryKey = '';
   #stopped = false;
   /**
    * Completed rehomes *to this call manager*, by reason, as the phones report
@@ -135,6 +136,7 @@ export class CmConsole {
     const rehome = this.#model.phoneEvent(phone, body);
     if (rehome === undefined) return;
     this.#hub.broadcast('rehome', rehome);
+    this.#sendSummaryIfChanged();
     if (rehome.to === this.#o.cmId) {
       const reason = KNOWN_REASONS.has(rehome.reason) ? rehome.reason : 'other';
       this.rehomesHere.set(reason, (this.rehomesHere.get(reason) ?? 0) + 1);
@@ -306,10 +308,21 @@ export class CmConsole {
     if (this.#stopped) return;
     this.#measure();
     this.#sendGroupIfChanged();
+    // Rehomes leave the summary's window with time alone.
+    this.#sendSummaryIfChanged();
     this.#timer = this.#o.clock.setTimeout(() => {
       this.#timer = undefined;
       this.#refresh();
     }, REFRESH_MS);
+  }
+
+  /** Send the rehome summary by reason when it changed (a rehome came, or one left the window). */
+  #sendSummaryIfChanged(): void {
+    const summary = this.#model.summary();
+    const key = JSON.stringify(summary);
+    if (key === this.#lastSummaryKey) return;
+    this.#lastSummaryKey = key;
+    this.#hub.broadcast('summary', summary);
   }
 
   /** Send the members and moves when anything but the times changed. */

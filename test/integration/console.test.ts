@@ -103,6 +103,7 @@ test.serial('the page of cm-b shows the group live; after kill -9 of cm-a, cm-a 
     await page.until(`${cell('cm-a', 2)} === '2'`, 'cm-a with its 2 phones (from its load)');
     t.is(await page.eval(cell('cm-b', 2)), '0');
     t.is(await page.eval(cell('cm-a', 3)), '1000');
+    await page.until(`document.querySelector('#totals tr')?.children[2]?.textContent === '2'`, 'the group total: 2 phones');
     t.is(await page.eval(`document.getElementById('live').textContent`), 'live');
     // The lookup box: what cm-b heard of p-1 (its retained status says it is homed on cm-a).
     await page.eval(`(document.getElementById('phone').value = 'p-1', document.getElementById('go').click(), true)`);
@@ -131,6 +132,18 @@ test.serial('the page of cm-b shows the group live; after kill -9 of cm-a, cm-a 
     t.regex(r[5]!, /^\d+$/, 'detect ms');
     t.regex(r[6]!, /^\d+$/, 'rehome ms');
     await page.until(`${cell('cm-b', 2)} === '2'`, 'cm-b with the 2 phones');
+    // offline-member-counts-no-phones: dead cm-a's last load (2) is shown stale, not as phones it has;
+    // the group total is the 2 phones on cm-b, not 4.
+    t.is(await page.eval(cell('cm-a', 2)), '- (had 2, stale)');
+    t.is(await page.eval(`${row('cm-a')}.children[2].querySelector('.stale') !== null`), true);
+    await page.until(`document.querySelector('#totals tr')?.children[2]?.textContent === '2'`, 'the group total: 2 phones');
+    t.regex(await page.eval<string>(`document.querySelector('#totals tr').children[0].textContent`), /1 of 2 online/);
+    // rehome-summary-by-reason: the failover summed up by reason above the list.
+    await page.until(`document.querySelector('#summary span[data-reason="cm-offline"]')?.dataset.count === '2'`, 'the summary: 2 cm-offline');
+    t.regex(await page.eval<string>(`document.getElementById('summary').textContent`), /Last 10 min: 2 rehomes:.*2 cm-offline/);
+    // detect ms is defined where it is shown: the header's tooltip and the legend.
+    t.regex(await page.eval<string>(`document.getElementById('detect-ms').title`), /last keep-alive ack/);
+    t.regex(await page.eval<string>(`document.querySelector('.legend').textContent`), /detect ms: ms from the old home's last sign of life/);
     t.is(await page.eval('window.__sameDocument'), 42, 'live: no reload');
   });
   t.deepEqual(page.logs.filter((l) => /Content Security Policy|exception/i.test(l)), [], 'no CSP violation, no exception');

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { FakeClock } from '../../../src/lib/clock.js';
-import { cleanText, ConsoleModel, EVENTS_PER_PHONE, PHONES_MAX, REHOME_BUCKETS_MAX, REHOME_BURST, REHOME_REFILL_MS, REHOMES_MAX, REHOMES_PER_PHONE, TEXT_MAX } from '../../../src/callmanager/console-model.js';
+import { cleanText, ConsoleModel, SUMMARY_SLOT_MS, SUMMARY_WINDOW_MS, EVENTS_PER_PHONE, PHONES_MAX, REHOME_BUCKETS_MAX, REHOME_BURST, REHOME_REFILL_MS, REHOMES_MAX, REHOMES_PER_PHONE, TEXT_MAX } from '../../../src/callmanager/console-model.js';
 
 const GROUP = [
   { id: 'cm-a', capacity: 100 },
@@ -19,10 +19,10 @@ test('members in group order: self measured, peers from their loads and the offl
     m.group().members.map((x) => [x.id, x.online, x.self, x.phones, x.load]),
     [
       ['cm-a', true, false, null, null],
-      ['cm-b', false, true, 0, 0],
+      ['cm-b', false, true, null, null],
       ['cm-c', true, false, null, null],
     ],
-    'before anything: peers count online (as PeerTracker does), loads unknown, self not yet connected',
+    'before anything: peers count online (as PeerTracker does), loads unknown, self not yet connected (so counting no phones)',
   );
   m.measureSelf({ connected: true, phones: 50, servicesRps: 1.5 });
   clock.advance(1000);
@@ -31,9 +31,9 @@ test('members in group order: self measured, peers from their loads and the offl
   m.setOffline(new Set(['cm-c']));
   const g = m.group();
   t.deepEqual(g.members, [
-    { id: 'cm-a', online: true, self: false, phones: 25, capacity: 100, servicesRps: 0.25, load: 0.25, loadAt: 1_700_000_001_000 },
-    { id: 'cm-b', online: true, self: true, phones: 50, capacity: 200, servicesRps: 1.5, load: 0.25, loadAt: 1_700_000_000_000 },
-    { id: 'cm-c', online: false, self: false, phones: null, capacity: 50, servicesRps: null, load: null, loadAt: null },
+    { id: 'cm-a', online: true, self: false, phones: 25, lastPhones: 25, capacity: 100, servicesRps: 0.25, load: 0.25, loadAt: 1_700_000_001_000 },
+    { id: 'cm-b', online: true, self: true, phones: 50, lastPhones: 50, capacity: 200, servicesRps: 1.5, load: 0.25, loadAt: 1_700_000_000_000 },
+    { id: 'cm-c', online: false, self: false, phones: null, lastPhones: null, capacity: 50, servicesRps: null, load: null, loadAt: null },
   ]);
   t.is(g.cmId, 'cm-b');
   m.setOffline(new Set());
@@ -153,4 +153,50 @@ test('rehome-rate-limited-per-phone: bounded memory; a phone dropped from the bu
   t.is(m.phoneEvent('p-first', { type: 'rehomed', to: 'cm-b' }), undefined);
   for (let i = 0; i < REHOME_BUCKETS_MAX; i++) m.phoneEvent(`p-${i}`, { type: 'rehomed', to: 'cm-b' });
   t.truthy(m.phoneEvent('p-first', { type: 'rehomed', to: 'cm-b' }), 'its bucket was the least recently heard, dropped');
+});
+
+test('offline-member-counts-no-phones: a member gone offline shows no phones (its last figure kept as lastPhones) and the totals count only online members', (t) => {
+  const { m } = model();
+  m.measureSelf({ connected: true, phones: 0, servicesRps: 0 });
+  m.peerLoad('cm-a', { phones: 40, servicesRps: 2 });
+  m.peerLoad('cm-c', { phones: 10, servicesRps: 0 });
+  t.deepEqual(m.group().totals, { members: 3, online: 3, phones: 50, capacity: 350 });
+  // cm-a dies: its 40 phones rehome to cm-b, whose own measure now counts them; cm-a's last load must not count them again.
+  m.setOffline(new Set(['cm-a']));
+  m.measureSelf({ connected: true, phones: 40, servicesRps: 3 });
+  const a = m.group().members[0]!;
+  t.like(a, { id: 'cm-a', online: false, phones: null, lastPhones: 40, load: null, servicesRps: null });
+  t.deepEqual(m.group().totals, { members: 3, online: 2, phones: 50, capacity: 250 }, 'the group is 50 phones, not 90');
+  t.is(m.snapshot().totals.phones, 50);
+  // Back online with a fresh load: counted again.
+  m.setOffline(new Set());
+  m.peerLoad('cm-a', { phones: 0, servicesRps: 0 });
+  t.like(m.group().members[0]!, { online: true, phones: 0, lastPhones: 0 });
+  // This call manager cut off from its broker counts nothing either.
+  m.measureSelf({ connected: false, phones: 40, servicesRps: 0 });
+  t.like(m.group().members[1]!, { online: false, phones: null, lastPhones: 40 });
+  t.is(m.group().totals.phones, 10);
+});
+
+test('rehome-summary-by-reason: a 50-phone failover is one line of counts per reason, largest first; unknown reasons count as other; the window forgets', (t) => {
+  const { m, clock } = model();
+  t.deepEqual(m.summary(), { windowMs: SUMMARY_WINDOW_MS, total: 0, byReason: [] });
+  for (let i = 0; i < 48; i++) m.phoneEvent(`p-${i}`, { type: 'rehomed', from: 'cm-a', to: 'cm-b', reason: 'keepalive-loss', detectMs: 3000, rehomeMs: 10 });
+  m.phoneEvent('p-48', { type: 'rehomed', from: 'cm-a', to: 'cm-b', reason: 'cm-offline', detectMs: 500, rehomeMs: 8 });
+  m.phoneEvent('p-49', { type: 'rehomed', from: 'cm-a', to: 'cm-b', reason: 'cm-offline', detectMs: 500, rehomeMs: 8 });
+  m.phoneEvent('p-50', { type: 'rehomed', from: 'cm-a', to: 'cm-b', reason: '<made up>', detectMs: 1, rehomeMs: 1 });
+  // One more of p-50 is within its burst (REHOME_BURST 2); the rest are over its limit: not believed, not counted.
+  for (let i = 0; i < 5; i++) m.phoneEvent('p-50', { type: 'rehomed', from: 'cm-a', to: 'cm-b', reason: 'cm-offline', detectMs: 1, rehomeMs: 1 });
+  const s = m.snapshot().summary;
+  t.deepEqual(s.byReason, [
+    { reason: 'keepalive-loss', count: 48 },
+    { reason: 'cm-offline', count: 3 },
+    { reason: 'other', count: 1 },
+  ]);
+  t.is(s.total, 52);
+  clock.advance(SUMMARY_WINDOW_MS - SUMMARY_SLOT_MS);
+  m.phoneEvent('p-60', { type: 'rehomed', from: 'cm-b', to: 'cm-a', reason: 'fallback', detectMs: 0, rehomeMs: 5 });
+  t.is(m.summary().total, 53, 'still inside the window');
+  clock.advance(2 * SUMMARY_SLOT_MS + 1);
+  t.deepEqual(m.summary().byReason, [{ reason: 'fallback', count: 1 }], 'the failover left the window, the later fallback did not');
 });
