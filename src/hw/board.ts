@@ -56,8 +56,9 @@ export async function hardwareFor(board: BoardProfile | null, o: HardwareOptions
     const { SerialLcd } = await import('./serial-lcd.js');
     display = new SerialLcd({ path: d.path!, baudRate: Number(d.baudRate), cols: d.cols, rows: d.rows, protocol: d.protocol as 'matrix-orbital' | 'hd44780-backpack', log: o.log, clock });
   } else if (d.driver === 'terminal') {
-    // The simulated LCD draws on stderr: stdout carries the JSON log lines.
-    display = new TerminalDisplay({ cols: d.cols, rows: d.rows, out: process.stderr, isTTY: process.stderr.isTTY === true, title: board.name });
+    // The simulated LCD draws on stderr: stdout carries the JSON log lines. On a terminal it is
+    // pinned at the top and the log lines scroll below it (terminal-display.ts).
+    display = new TerminalDisplay({ cols: d.cols, rows: d.rows, out: process.stderr, isTTY: process.stderr.isTTY === true, title: board.name, pin: true });
   } else display = new HeadlessDisplay(d.cols, d.rows);
 
   let gpio = o.gpio;

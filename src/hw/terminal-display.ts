@@ -3,12 +3,23 @@
  * box-drawing frame. On a TTY the frame is redrawn in place with ANSI cursor
  * movement; otherwise (a pipe, a log file, CI) every changed screen is printed
  * as plain lines, so a log stays readable and greppable.
+ *
+ * Pinned (`pin`, the sim board's display): the frame owns the top rows of the
+ * terminal and everything else written to the same terminal — the agent's JSON
+ * log lines on stdout — scrolls in the region below it (a DEC scrolling region,
+ * `CSI top;bottom r`), so log lines never scroll the LCD away (issue 17: with
+ * `examples/phone-sim.json` they did within a second, the frame being drawn
+ * relative to a cursor the log had moved). Redraws save the cursor, draw at the
+ * top and restore it. `close()` gives the whole screen back. A process killed
+ * with SIGKILL leaves the region set: `reset` (or `tput reset`) clears it.
  */
 import type { Display } from './types.js';
 
 /** Where the display writes: `process.stdout`, `process.stderr`, or a test fake. */
 export interface TextSink {
   write(chunk: string): unknown;
+  /** The terminal's height in rows (Node's tty.WriteStream has it); a pinned display needs it. */
+  rows?: number;
 }
 
 export interface TerminalDisplayOptions {
@@ -21,7 +32,23 @@ export interface TerminalDisplayOptions {
   isTTY?: boolean;
   /** Shown in the top border, e.g. the phone id; cut to fit. Default none. */
   title?: string;
+  /**
+   * On a TTY, keep the frame at the top of the screen and let other output scroll below it
+   * (above). Needs the terminal's height (`out.rows`) to leave at least 3 rows below the frame;
+   * otherwise the frame is redrawn in place as without it. Default false.
+   */
+  pin?: boolean;
 }
+
+/** What a pinned display reads of its terminal: its height, and its resize events (Node's tty.WriteStream). */
+interface SizedSink {
+  rows?: unknown;
+  on?: (event: 'resize', listener: () => void) => unknown;
+  off?: (event: 'resize', listener: () => void) => unknown;
+}
+
+/** Rows a pinned frame leaves at least for the scrolling region below it. */
+const PIN_MIN_BELOW = 3;
 
 const ESC = '\x1b[';
 
@@ -50,6 +77,10 @@ export class TerminalDisplay implements Display {
   #onScreen = false;
   #drawn = false;
   #closed = false;
+  readonly #pin: boolean;
+  /** Pinned: the terminal height the scrolling region was set for; 0 while not pinned (yet). */
+  #pinnedRows = 0;
+  readonly #onResize = (): void => this.#repin();
   /** Screens written; for tests and the demo. */
   draws = 0;
 
@@ -60,6 +91,12 @@ export class TerminalDisplay implements Display {
     this.#tty = o.isTTY ?? (o.out as { isTTY?: unknown }).isTTY === true;
     this.#title = (o.title ?? '').replace(CONTROL, ' ');
     this.#lines = Array.from({ length: this.rows }, () => '');
+    this.#pin = o.pin === true && this.#tty;
+  }
+
+  /** True while the frame is pinned at the top with a scrolling region below it. */
+  get pinned(): boolean {
+    return this.#pinnedRows > 0;
   }
 
   /** The rows now shown, each exactly `cols` characters wide. */
@@ -94,7 +131,8 @@ export class TerminalDisplay implements Display {
   printAbove(text: string): void {
     const t = text.endsWith('\n') ? text : `${text}\n`;
     try {
-      if (!this.#tty || !this.#onScreen || this.#closed) {
+      // Pinned: the text scrolls in the region below the frame by itself.
+      if (!this.#tty || !this.#onScreen || this.#closed || this.pinned) {
         this.#out.write(t);
         return;
       }
@@ -104,10 +142,56 @@ export class TerminalDisplay implements Display {
     }
   }
 
-  /** Idempotent. Leaves the last screen visible; later show() calls are ignored. */
+  /** Idempotent. Leaves the last screen visible; later show() calls are ignored. Pinned: the whole screen scrolls again. */
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     this.#onScreen = false;
+    if (this.pinned) {
+      (this.#out as SizedSink).off?.('resize', this.#onResize);
+      try {
+        // Whole-screen scrolling back (this homes the cursor), then to the last row for what follows.
+        this.#out.write(`${ESC}r${ESC}${this.#pinnedRows};1H\n`);
+      } catch {
+        // As show().
+      }
+      this.#pinnedRows = 0;
+    }
+  }
+
+  /** The terminal's height when pinning is possible now, else 0. */
+  #screenRows(): number {
+    const rows = (this.#out as SizedSink).rows;
+    return typeof rows === 'number' && Number.isInteger(rows) && rows >= this.rows + 2 + PIN_MIN_BELOW ? rows : 0;
+  }
+
+  /** First pinned draw, or the terminal was resized: clear, set the region below the frame, draw. */
+  #repin(): void {
+    if (this.#closed) return;
+    const screen = this.#screenRows();
+    const frame = this.#frame();
+    try {
+      if (screen === 0) {
+        // Too small now: scroll the whole screen, draw in place from here on.
+        if (this.pinned) this.#out.write(`${ESC}r${ESC}${this.#pinnedRows};1H\n`);
+        this.#pinnedRows = 0;
+        this.#onScreen = false;
+        return;
+      }
+      const first = !this.pinned;
+      if (first) (this.#out as SizedSink).on?.('resize', this.#onResize);
+      this.#pinnedRows = screen;
+      // Clear the screen, frame at the top, region below it (setting it homes the cursor), cursor to its last row.
+      this.#out.write(`${ESC}H${ESC}2J${this.#atTop(frame)}${ESC}${frame.length + 1};${screen}r${ESC}${screen};1H`);
+      this.#onScreen = true;
+    } catch {
+      // As show().
+    }
+  }
+
+  /** The frame written at rows 1… with absolute moves, each row cleared first. */
+  #atTop(frame: readonly string[]): string {
+    return frame.map((l, i) => `${ESC}${i + 1};1H${ESC}2K${l}`).join('');
   }
 
   #normalise(lines: readonly string[]): string[] {
@@ -133,7 +217,10 @@ export class TerminalDisplay implements Display {
 
   #draw(): void {
     const frame = this.#frame();
-    if (this.#tty) {
+    if (this.#pin && !this.pinned && !this.#drawn) this.#repin();
+    if (this.pinned) {
+      if (this.#drawn) this.#out.write(`\x1b7${this.#atTop(frame)}\x1b8`);
+    } else if (this.#tty) {
       // Up over the old frame, then rewrite each row after clearing it.
       const up = this.#onScreen ? `${ESC}${frame.length}A` : '';
       this.#out.write(`${up}${frame.map((l) => `\r${ESC}2K${l}`).join('\n')}\n`);

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { TerminalDisplay } from '../../../src/hw/terminal-display.js';
+import { VtScreen } from '../../helpers/vt-screen.js';
 
 /** A writable that records every chunk. */
 function sink(isTTY?: boolean) {
@@ -147,4 +148,82 @@ test('bad sizes fall back to 20 × 4', (t) => {
   const d = new TerminalDisplay({ cols: 0, rows: Number.NaN, out });
   t.is(d.cols, 20);
   t.is(d.rows, 4);
+});
+
+/** A terminal of `cols` × `rows` the display and "the log" both write to, modelled cell by cell. */
+function terminal(cols: number, rows: number) {
+  const screen = new VtScreen(cols, rows);
+  const listeners: (() => void)[] = [];
+  const out = {
+    isTTY: true,
+    rows,
+    write: (s: string) => screen.feed(s),
+    on: (_e: 'resize', l: () => void) => listeners.push(l),
+    off: (_e: 'resize', l: () => void) => listeners.splice(listeners.indexOf(l), 1),
+  };
+  return { screen, out, listeners };
+}
+
+const logLine = (i: number): string => `{"level":30,"time":${1_700_000_000 + i},"phone":"p-0003","msg":"keepalive ack ${i}"}\n`;
+
+test('sim-lcd-stays-readable: pinned, the frame keeps the top rows while log lines on the same terminal scroll below it', (t) => {
+  const { screen, out } = terminal(100, 14);
+  const d = new TerminalDisplay({ cols: 20, rows: 4, out, pin: true, title: 'sim' });
+  d.show(['homed: cm-a', 'p-0003']);
+  t.true(d.pinned);
+  for (let i = 0; i < 40; i++) screen.feed(logLine(i));
+  t.deepEqual(screen.lines().slice(0, 6), ['┌─ sim ──────────────┐', '│homed: cm-a         │', '│p-0003              │', '│                    │', '│                    │', '└────────────────────┘']);
+  // Each line ends in a newline: the newest is on the row above the cursor's (the last one, empty).
+  t.regex(screen.lines()[12]!, /keepalive ack 39/, 'the newest log line at the bottom');
+  t.regex(screen.lines()[6]!, /keepalive ack 33/, 'older ones scrolled off below the frame, not over it');
+  // A redraw after the log moved the cursor: at the top again, and the log goes on where it was.
+  d.show(['homed: cm-b', 'p-0003']);
+  screen.feed(logLine(40));
+  t.is(screen.lines()[1], '│homed: cm-b         │');
+  t.regex(screen.lines()[12]!, /keepalive ack 40/);
+  t.regex(screen.lines()[11]!, /keepalive ack 39/);
+  t.is(screen.lines().filter((l) => l.startsWith('┌')).length, 1, 'one frame on screen');
+});
+
+test('without pin (the demo), the frame is drawn where the cursor is: log lines written meanwhile scroll it away', (t) => {
+  const { screen, out } = terminal(100, 14);
+  const d = new TerminalDisplay({ cols: 20, rows: 4, out, title: 'sim' });
+  d.show(['homed: cm-a']);
+  for (let i = 0; i < 40; i++) screen.feed(logLine(i));
+  t.false(d.pinned);
+  t.false(screen.lines().some((l) => l.includes('homed: cm-a')), 'what issue 17 reported for phone-sim.json');
+});
+
+test('pinned: a terminal too small for the frame and 3 log rows, or of unknown height, draws in place as before', (t) => {
+  for (const rows of [5, undefined]) {
+    const chunks: string[] = [];
+    const d = new TerminalDisplay({ cols: 3, rows: 1, out: { write: (s: string) => chunks.push(s), rows }, isTTY: true, pin: true });
+    d.show(['x']);
+    t.false(d.pinned, `rows ${rows}`);
+    t.false(chunks.join('').includes('r'), 'no scrolling region set');
+  }
+  const d = new TerminalDisplay({ cols: 3, rows: 1, out: { write: () => 0, rows: 6 }, isTTY: true, pin: true });
+  d.show(['x']);
+  t.true(d.pinned, 'frame 3 rows + 3 log rows fit in 6');
+});
+
+test('pinned: close gives the whole screen back (region reset, cursor to the last row); a resize re-pins to the new height', async (t) => {
+  const { screen, out, listeners } = terminal(100, 12);
+  const d = new TerminalDisplay({ cols: 10, rows: 2, out, pin: true });
+  d.show(['a']);
+  t.is(listeners.length, 1);
+  out.rows = 20;
+  screen.feed('');
+  const grown = new VtScreen(100, 20);
+  out.write = (s: string) => grown.feed(s);
+  listeners[0]!();
+  t.is(grown.lines()[1], '│a         │', 'redrawn at the top of the resized screen');
+  for (let i = 0; i < 30; i++) grown.feed(logLine(i));
+  t.is(grown.lines()[1], '│a         │');
+  t.regex(grown.lines()[18]!, /ack 29/);
+  await d.close();
+  t.is(listeners.length, 0);
+  for (let i = 30; i < 60; i++) grown.feed(logLine(i));
+  t.false(grown.lines().some((l) => l.includes('│a')), 'after close the whole screen scrolls');
+  d.printAbove('after close');
 });
