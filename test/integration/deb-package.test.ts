@@ -287,3 +287,70 @@ test('deb-package: unpacked into empty roots, the call manager serves /healthz w
   t.is(await cm.exited, 0, cm.output());
   rmSync(join(agentRoot, 'var/lib/ipphone-agent'), { recursive: true, force: true });
 });
+
+/**
+ * The maintainer scripts where no systemd runs, as in an image build's chroot
+ * (this machine has no /run/systemd/system), inside a private mount namespace
+ * whose /etc and /var/lib are overlays: the host's users and directories are
+ * never touched. The package's /usr/lib (sysusers.d, tmpfiles.d) is laid
+ * over the host's. With the host's systemd-sysusers and systemd-tmpfiles,
+ * and with both hidden (a chroot without systemd yet: useradd, install).
+ */
+function maintainerScripts(p: Pkg, hideSystemdTools: boolean): Record<string, string> {
+  const scratch = mkdtempSync(join(tmpdir(), 'ipphone-deb-maint-'));
+  removeAtExit(scratch);
+  const control = join(out, `control-${p}-maint`);
+  if (!existsSync(control)) run('dpkg-deb', ['-e', debs[p], control]);
+  const script = [
+    'set -eu',
+    'scratch=$1 pkg=$2 control=$3 hide=$4 unit=$5',
+    'ov() { mkdir -p "$scratch/ov$1/u" "$scratch/ov$1/w"; mount -t overlay overlay -o "lowerdir=$1,upperdir=$scratch/ov$1/u,workdir=$scratch/ov$1/w" "$1"; }',
+    'ov /etc; ov /var/lib',
+    'mount -t overlay overlay -o "lowerdir=$pkg/usr/lib:/usr/lib" /usr/lib',
+    // Hidden: a PATH of links to every command but those two.
+    'if [ "$hide" = 1 ]; then mkdir "$scratch/bin"; ln -s /usr/bin/* "$scratch/bin/"; ln -sf /usr/sbin/* "$scratch/bin/"; rm "$scratch/bin/systemd-sysusers" "$scratch/bin/systemd-tmpfiles"; export PATH=$scratch/bin; fi',
+    'echo "tools=$(command -v systemd-sysusers || echo none)"',
+    'sh "$control/postinst" configure ""',
+    'echo "passwd=$(getent passwd ipphone || true)"',
+    'echo "groups=$(id -nG ipphone 2>/dev/null || true)"',
+    'echo "state=$(stat -c "%U:%G %a" /var/lib/ipphone-agent 2>/dev/null || echo none)"',
+    'sh "$control/postinst" configure 0.0.1',
+    'echo "upgrade=ok"',
+    'sh "$control/prerm" remove',
+    'sh "$control/postrm" remove',
+    'echo "after-remove=$(test -d /var/lib/ipphone-agent && echo kept || echo gone)"',
+    'sh "$control/postrm" purge',
+    'echo "after-purge=$(test -d /var/lib/ipphone-agent && echo kept || echo gone)"',
+  ].join('\n');
+  const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'bash', '-c', script, 'bash', scratch, roots[p], control, hideSystemdTools ? '1' : '0', `${p}.service`], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`${p} maintainer scripts (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+  return Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+for (const hide of [false, true]) {
+  test.serial(`deb-package: maintainer scripts without a running systemd (${hide ? 'nor systemd-sysusers/tmpfiles: useradd, install' : 'systemd-sysusers, systemd-tmpfiles'}): the agent unit's user, groups and state directory; upgrade, remove, purge`, (t) => {
+    if (!existsSync('/usr/bin/systemd-sysusers')) throw new Error('systemd-sysusers is not installed (Debian package systemd)');
+    const before = spawnSync('getent', ['passwd', 'ipphone']).status;
+    const seen = maintainerScripts('ipphone-agent', hide);
+    t.is(seen.tools === 'none', hide, seen.tools);
+    const { settings } = unitOf('ipphone-agent');
+    const user = serviceSetting(settings, 'User')!;
+    t.regex(seen.passwd ?? '', new RegExp(`^${user}:x:\\d+:\\d+:ipphone agent:/var/lib/ipphone-agent:`), JSON.stringify(seen));
+    t.deepEqual((seen.groups ?? '').split(' ').sort(), [user, ...serviceList(settings, 'SupplementaryGroups')].sort());
+    t.is(seen.state, `${user}:${user} ${serviceSetting(settings, 'StateDirectoryMode')!.replace(/^0/, '')}`);
+    t.is(seen.upgrade, 'ok');
+    t.is(seen['after-remove'], 'kept', 'remove keeps the flash state');
+    t.is(seen['after-purge'], 'gone', 'purge removes it');
+    t.is(spawnSync('getent', ['passwd', 'ipphone']).status, before, 'the host is untouched');
+  });
+}
+
+test.serial('deb-package: the call manager\'s maintainer scripts run without a running systemd', (t) => {
+  const control = join(out, 'control-ipphone-cm-maint');
+  run('dpkg-deb', ['-e', debs['ipphone-cm'], control]);
+  for (const args of [['postinst', 'configure', ''], ['postinst', 'configure', '0.0.1'], ['prerm', 'remove'], ['postrm', 'remove'], ['postrm', 'purge']]) {
+    // purge removes /var/lib/private/ipphone-cm: in a namespace with /var/lib an overlay, like the agent's.
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'bash', '-c', 'set -eu; d=$(mktemp -d); mkdir $d/u $d/w; mount -t overlay overlay -o lowerdir=/var/lib,upperdir=$d/u,workdir=$d/w /var/lib; sh "$@"; rm -rf $d', 'bash', join(control, args[0]!), ...args.slice(1)], { encoding: 'utf8' });
+    t.is(r.status, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  }
+});
