@@ -33,6 +33,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path';
 import { closure, NATIVE_ROOTS } from './lib/native-addons.mjs';
 import { checkAddons, crossBuildAddons, fetchNode, hostTarget, prunePrebuilds, sizeOf, targetOf } from './lib/cross-addons.mjs';
+import { builtinRequire } from './lib/builtin-require.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name) => {
@@ -130,7 +131,7 @@ const result = await build({
   minify: true,
   sourcemap: 'linked',
   external,
-  plugins: [serialportInBundle, unusedCodeOut],
+  plugins: [serialportInBundle, unusedCodeOut, builtinRequire(root)],
   metafile: true,
   // Some CommonJS dependencies call require() or read __dirname; give each ESM file both
   // (@serialport/bindings-cpp passes its __dirname to the node-gyp-build shim, which ignores it).
