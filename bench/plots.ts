@@ -74,6 +74,33 @@ export function homingSpec(curves: readonly Samples[], count: number): TopLevelS
   } as TopLevelSpec;
 }
 
+/**
+ * A backup absorbing a failed peer (bench/absorb.ts): share of the phones acked
+ * with their demoting list against ms since the will, one step line per run
+ * (size × call manager build), each point a phone (thinned to at most 2,000 per
+ * run: every k-th phone, the last one always).
+ */
+export function absorbSpec(runs: readonly (Samples & { phones: number })[]): TopLevelSpec {
+  const values = runs.flatMap((r) => {
+    const s = [...r.ms].sort((a, b) => a - b);
+    const step = Math.max(1, Math.ceil(s.length / 2000));
+    const pts = [{ run: r.label, ms: 0, share: 0 }];
+    for (let i = 0; i < s.length; i++) if (i % step === step - 1 || i === s.length - 1) pts.push({ run: r.label, ms: s[i]!, share: (i + 1) / r.phones });
+    return pts;
+  });
+  return {
+    ...base,
+    title: { text: 'A backup call manager absorbing a failed peer: phones acked with their demoting list', subtitle: "ms since cm-a's will (first seen); a phone counts once it has cm-b's ack and a list with cm-a last" },
+    data: { values },
+    mark: { type: 'line', interpolate: 'step-after' },
+    encoding: {
+      x: { field: 'ms', type: 'quantitative', title: "ms since cm-a's will" },
+      y: { field: 'share', type: 'quantitative', title: 'share of the phones done', axis: { format: '%' }, scale: { domain: [0, 1] } },
+      color: { field: 'run', type: 'nominal', title: 'phones, call manager', sort: runs.map((r) => r.label) },
+    },
+  } as TopLevelSpec;
+}
+
 /** Rebalance convergence: phones per member against rebalance periods since the idle members started. */
 export function rebalanceSpec(timeline: readonly HomesAt[], members: readonly string[], periodMs: number): TopLevelSpec {
   const values = timeline.flatMap((t) => members.map((m) => ({ member: m, period: t.ms / periodMs, phones: t.byHome[m] ?? 0 })));

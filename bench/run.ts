@@ -14,24 +14,27 @@ import { runThroughput } from './throughput.js';
 import { runServicesFailover } from './services.js';
 import { runStormCompare } from './storm.js';
 import { runSip } from './sip.js';
+import { absorbTable, buildBaseline, runAbsorbPart, type AbsorbVariant } from './absorb.js';
 import { spawnNode, tempDir } from './harness.js';
-import { failoverSpec, homingSpec, rebalanceSpec, renderSvg, stormSpec } from './plots.js';
+import { absorbSpec, failoverSpec, homingSpec, rebalanceSpec, renderSvg, stormSpec } from './plots.js';
 import type { TopLevelSpec } from 'vega-lite';
 import { ensureDist, installCleanup, median, percentile, ROOT } from './harness.js';
 
-const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--tls] [--only failover|services|footprint|throughput|rebalance|fleet|storm|sip]
+const USAGE = `Usage: npm run bench -- [--quick] [--steady-ms MS] [--runs N] [--rss-ms MS] [--hold-ms MS] [--tls] [--only failover|services|footprint|throughput|rebalance|fleet|storm|sip|absorb] [--absorb-baseline REV] [--absorb-sizes N,N]
   --quick          CI-sized: 5 runs per failover series, RSS after 15 s, 30 s steady window
   --steady-ms MS   steady keep-alive window for the flash-write count (full default 600000)
   --runs N         runs per failover series (full default 20)
   --rss-ms MS      how long the agents are homed before RSS is read (full default 60000)
   --hold-ms MS     the bench agent's fallback.holdMs, i.e. how fast it returns home between runs (default 2000)
   --tls            failover: also on TLS-only brokers (mqtts:, client certificates; needs the call manager's mqtt.ca/cert/key)
-  --only WHAT      run only one part: failover, services, footprint, throughput, rebalance, fleet, storm or sip
+  --only WHAT      run only one part: failover, services, footprint, throughput, rebalance, fleet, storm, sip or absorb
+  --absorb-baseline REV  absorb: also run the call managers of git revision REV (built in a worktree), side by side
+  --absorb-sizes N,N     absorb: phone counts (default 2000,10000,50000; --quick 2000)
 Writes bench/results.md (--quick: bench/results-quick.md; --only: bench/results-WHAT.md) and its plots,
 bench/plots/NAME.svg (--quick: NAME-quick.svg; --only: NAME-only.svg), linked from it.
 `;
 
-const PARTS = ['failover', 'services', 'footprint', 'throughput', 'rebalance', 'fleet', 'storm', 'sip'] as const;
+const PARTS = ['failover', 'services', 'footprint', 'throughput', 'rebalance', 'fleet', 'storm', 'sip', 'absorb'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Options {
@@ -42,11 +45,13 @@ interface Options {
   holdMs: number;
   only: Part | null;
   tls: boolean;
+  absorbBaseline: string | null;
+  absorbSizes: number[] | null;
 }
 
 function parse(argv: readonly string[]): Options {
   const quick = argv.includes('--quick');
-  const o: Options = { quick, runs: quick ? 5 : 20, steadyMs: quick ? 30_000 : 600_000, rssMs: quick ? 15_000 : 60_000, holdMs: 2000, only: null, tls: argv.includes('--tls') };
+  const o: Options = { quick, runs: quick ? 5 : 20, steadyMs: quick ? 30_000 : 600_000, rssMs: quick ? 15_000 : 60_000, holdMs: 2000, only: null, tls: argv.includes('--tls'), absorbBaseline: null, absorbSizes: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick' || a === '--tls') continue;
@@ -57,6 +62,16 @@ function parse(argv: readonly string[]): Options {
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
     const value = inline ?? argv[++i];
     if (value === undefined) usage(`${flag} needs a value`);
+    if (flag === '--absorb-baseline') {
+      o.absorbBaseline = value;
+      continue;
+    }
+    if (flag === '--absorb-sizes') {
+      const sizes = value.split(',').map(Number);
+      if (sizes.some((x) => !Number.isInteger(x) || x < 1)) usage(`--absorb-sizes takes positive integers separated by commas, not ${JSON.stringify(value)}`);
+      o.absorbSizes = sizes;
+      continue;
+    }
     if (flag === '--only') {
       if (!(PARTS as readonly string[]).includes(value)) usage(`--only takes ${PARTS.join(', ')}, not ${value}`);
       o.only = value as Part;
@@ -340,6 +355,31 @@ async function main(): Promise<void> {
     rows.push([`SIP: \`#\` → far end ringing (through Kamailio), median of ${r.setupMs.length}`, fmtMs(median(r.setupMs)), 'reported', `p95 ${fmtMs(percentile(r.setupMs, 95))}`]);
     rows.push(['SIP: agent RSS with a baresip attached / without SIP (side by side, sim board on a pty)', `${mib(r.rss.sipAgentKiB)} / ${mib(r.rss.plainAgentKiB)}`, 'reported', `${(r.rss.sipAgentKiB / r.rss.plainAgentKiB).toFixed(2)}×; baresip itself ${mib(r.rss.baresipKiB)}`]);
     notes.push(`- SIP: ${r.registerMs.length} registrations measured over ${r.deathToBackupMs.length} registrar kill/restart cycles (two phones, fallback hold 1 s), ${r.setupMs.length} calls.`);
+  }
+
+  if (want('absorb')) {
+    const variants: AbsorbVariant[] = [
+      { label: 'this build', statuses: true },
+      { label: 'this build, no phone statuses (nothing to sign ahead)', statuses: false },
+    ];
+    if (o.absorbBaseline !== null) variants.unshift({ label: `before (${o.absorbBaseline})`, root: await buildBaseline(o.absorbBaseline, log), statuses: true });
+    const sizes = o.absorbSizes ?? (o.quick ? [2000] : [2000, 10_000, 50_000]);
+    const runs = await runAbsorbPart({ sizes, variants, log });
+    const ten = runs.find((r) => r.result?.phones === 10_000 && r.variant.label === 'this build')?.result;
+    if (ten !== undefined) {
+      rows.push(['10,000 phones: will → last acked by the backup with its demoting list', Number.isFinite(ten.absorbMs) ? fmtMs(ten.absorbMs) : `${ten.done}/10000`, '≤ 400 ms', verdict(ten.absorbMs, 400)]);
+      const ratio = ten.acksPerSec / ten.ceilingPerSec;
+      rows.push(['… acks/s ÷ broker publish→subscribe ceiling (same run, same generator)', `${Math.round(ten.acksPerSec)}/s ÷ ${Math.round(ten.ceilingPerSec)}/s`, '≥ 0.5', `${ratio.toFixed(2)} — ${ratio >= 0.5 ? 'meets' : 'misses'} (load ${ten.load[0].toFixed(1)})`]);
+    }
+    sections.push(
+      `## A backup call manager absorbing a failed peer (issue 18)\n\nN phones homed on cm-a (raw MQTT clients in 4 processes × 25 connections, pre-encoded packets: bench/absorb-gen.ts), cm-a and cm-b as \`node dist/bin/ipphone-cm.js\`, mosquitto with \`set_tcp_nodelay true\`; kill -9 cm-a; every phone's keep-alive to cm-b at the will (resent each second while not done, as an agent does). Done: cm-b's ack and a list (ack or push) naming the phone, cm-a last, the group in \`owns\`, above the version held; a sample of signatures verified. Ceiling: one message per phone on its own ack topic, all at one trigger, same processes and connections. Load = the 1-minute load average of this shared 2-core machine.\n\n${absorbTable(runs)}`,
+    );
+    plots.push({
+      name: 'absorb',
+      alt: 'phones acked by the backup over time',
+      caption: "Share of the phones acked by cm-b with their demoting list, ms since cm-a's will; one line per size and build.",
+      spec: absorbSpec(runs.flatMap((r) => (r.result ? [{ label: `${r.result.phones.toLocaleString('en')}, ${r.variant.label}`, ms: r.result.doneMs, phones: r.result.phones }] : []))),
+    });
   }
 
   const cpus = os.cpus();
