@@ -200,11 +200,27 @@ function copyNodeModules(from, to, arch) {
 }
 
 /**
- * The Node major the image's nan addons were built for (their build/config.gypi
- * says `node_module_version`), or undefined when every addon is N-API (any
- * Node ≥ 20 loads those).
+ * The Node major the image's nan addons were built for, or undefined when
+ * every addon is N-API (any Node ≥ 20 loads those). The image's
+ * usr/share/ipphone/image.json says it when scripts/bundle.mjs wrote one
+ * (cross-built addons: node-gyp's config.gypi then records the build
+ * machine's node, not the target's); else each addon's build/config.gypi
+ * (`node_module_version`).
  */
-function addonNodeMajor(modules) {
+function addonNodeMajor(o, modules) {
+  const info = path.join(o.image, 'usr/share/ipphone/image.json');
+  if (existsSync(info)) {
+    const image = JSON.parse(readFileSync(info, 'utf8'));
+    if (image.debArch !== undefined && image.debArch !== o.arch) fail(`${path.relative(ROOT, info)} says the image is for ${image.debArch}, not ${o.arch}`);
+    const modulesVersion = image.node?.modules;
+    const hasNan = existsSync(path.join(modules, 'epoll'));
+    if (hasNan && modulesVersion !== undefined) {
+      const major = NODE_ABI[modulesVersion];
+      if (major === undefined) fail(`${path.relative(ROOT, info)}: node.modules ${modulesVersion} is not a Node line this script knows (${Object.values(NODE_ABI).join(', ')})`);
+      return major;
+    }
+    if (!hasNan) return undefined;
+  }
   const majors = new Set();
   for (const f of existsSync(modules) ? walk(modules) : []) {
     if (!f.endsWith(`build${path.sep}config.gypi`)) continue;
@@ -384,9 +400,17 @@ function build(o, pkg, stage, fields, conffiles) {
   return deb;
 }
 
+/**
+ * `nodejs (>= 20.11~)` for JavaScript alone; with nan addons built for one
+ * major, that line from its oldest supported release (package.json
+ * "engines": `^22.11` → 22.11) to the next major.
+ */
 function nodeDepends(major) {
-  const min = major === undefined || major === 20 ? NODE_MIN : String(major);
-  return major === undefined ? `nodejs (>= ${min}~)` : `nodejs (>= ${min}~), nodejs (<< ${major + 1}~)`;
+  if (major === undefined) return `nodejs (>= ${NODE_MIN}~)`;
+  const engines = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).engines?.node ?? '';
+  const min = new RegExp(`\\^(${major}\\.\\d+)`).exec(engines)?.[1];
+  if (min === undefined) fail(`the image's addons are built for Node ${major}, which package.json "engines" (${engines}) does not support`);
+  return `nodejs (>= ${min}~), nodejs (<< ${major + 1}~)`;
 }
 
 function agentPackage(o, work) {
@@ -396,13 +420,15 @@ function agentPackage(o, work) {
   const files = closure(lib, ['ipphone-agent.mjs']);
   for (const f of files) put(stage, `usr/lib/ipphone/${f}`, readFileSync(path.join(lib, f)));
   const elves = needsNodeModules(lib, files) ? copyNodeModules(path.join(lib, 'node_modules'), path.join(stage, 'usr/lib/ipphone/node_modules'), o.arch) : [];
-  const major = addonNodeMajor(path.join(stage, 'usr/lib/ipphone/node_modules'));
+  const major = addonNodeMajor(o, path.join(stage, 'usr/lib/ipphone/node_modules'));
   put(stage, 'lib/systemd/system/ipphone-agent.service', readFileSync(path.join(o.image, 'lib/systemd/system/ipphone-agent.service')));
   for (const r of readdirSync(path.join(o.image, 'lib/udev/rules.d'))) put(stage, `lib/udev/rules.d/${r}`, readFileSync(path.join(o.image, 'lib/udev/rules.d', r)));
   put(stage, 'usr/lib/sysusers.d/ipphone-agent.conf', readFileSync(path.join(DEBIAN, pkg, 'sysusers.conf')));
   put(stage, 'usr/lib/tmpfiles.d/ipphone-agent.conf', readFileSync(path.join(DEBIAN, pkg, 'tmpfiles.conf')));
   cpSync(path.join(o.image, 'usr/share/ipphone/boards'), path.join(stage, 'usr/share/ipphone/boards'), { recursive: true });
   for (const s of ['agent-config.schema.json', 'board.schema.json']) put(stage, `usr/share/ipphone/schema/${s}`, readFileSync(path.join(o.image, 'usr/share/ipphone/schema', s)));
+  // What the image's addons were built for (scripts/bundle.mjs), when it says.
+  if (existsSync(path.join(o.image, 'usr/share/ipphone/image.json'))) put(stage, 'usr/share/ipphone/image.json', readFileSync(path.join(o.image, 'usr/share/ipphone/image.json')));
   put(stage, 'etc/ipphone-agent/agent.json', readFileSync(path.join(DEBIAN, pkg, 'agent.json')));
   put(stage, 'etc/ipphone-agent/board.json', readFileSync(path.join(o.image, 'usr/share/ipphone/boards/headless.json')));
   putDocs(stage, pkg, [['hw/udev/README.md', 'hw/udev/README.md']]);
