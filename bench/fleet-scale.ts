@@ -32,6 +32,7 @@
  * timer can run late.
  */
 import { spawn } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,7 @@ import { loadFleetConfigFile } from '../src/fleet/config.js';
 import { Cluster } from '../test/helpers/cluster.js';
 import { waitFor } from '../test/helpers/net.js';
 import { brokerCpuMs, parseTransports, ratio, startBroker, type Transport } from './transport.js';
+import { cpuMs } from '../test/helpers/proc.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -89,6 +91,14 @@ export interface FleetRun {
   rssHomed: number;
   heapUsed: number;
   rehome: Spread;
+  /**
+   * The same window from each phone's own `rehomed` event (ms after the kill, sorted), not from the
+   * 20 ms poll: under the flood of MQTT callbacks node's poll phase holds timers back, and the poll
+   * then sees every phone at once, late.
+   */
+  rehomedMs: number[];
+  /** The machine's 1-minute load average at the kill (other processes share the 2 cores). */
+  loadAtKill: number;
   lagMaxMs: number;
   lagP99Ms: number;
   rehomesBefore: number;
@@ -97,6 +107,8 @@ export interface FleetRun {
   stopMs: number;
   /** CPU ms per window: start (connects), settle (steady keep-alives), rehome (kill -9 → all homed). */
   brokerCpu: { start: number; settle: number; rehome: number };
+  /** cm-b's CPU ms from the kill -9 to all homed (the product's side of the failover: its acks and signed lists). */
+  cmBCpuRehome: number;
   fleetCpu: { start: number; settle: number; rehome: number };
 }
 
@@ -122,6 +134,33 @@ async function homedSpread(f: Fleet, cm: string, t0: number, what: string): Prom
   const sorted = [...at].sort((a, b) => a - b);
   const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
   return { firstMs: sorted[0]!, medianMs: q(50), p95Ms: q(95), allMs: Date.now() - t0, sortedMs: sorted };
+}
+
+/**
+ * When each phone's agent emitted its `rehomed` event to `cm`, ms after `t0`, sorted: the agent's own
+ * moment, read by wrapping its event publisher (bench only). The poll of {@link homedSpread} runs on a
+ * timer, and under a flood of MQTT callbacks node's poll phase can hold timers back for seconds: the
+ * poll then sees every phone at once, late. Phones that emitted none are left out (`length` < count).
+ */
+function rehomedEvents(f: Fleet): { since(t0: number, cm: string): number[] } {
+  const at: Array<{ cm: string; t: number }[]> = [];
+  f.phones().forEach((p, i) => {
+    const seen: { cm: string; t: number }[] = (at[i] = []);
+    const a = p.agent as unknown as { event(e: Record<string, unknown>): void };
+    const publish = a.event.bind(a);
+    a.event = (e) => {
+      if (e.type === 'rehomed') seen.push({ cm: String(e.to), t: Date.now() });
+      publish(e);
+    };
+  });
+  return {
+    since: (t0, cm) =>
+      at
+        .map((seen) => seen.find((x) => x.cm === cm && x.t >= t0)?.t)
+        .filter((t): t is number => t !== undefined)
+        .map((t) => t - t0)
+        .sort((a, b) => a - b),
+  };
 }
 
 async function runOnce(transport: Transport): Promise<FleetRun> {
@@ -154,6 +193,7 @@ async function runOnce(transport: Transport): Promise<FleetRun> {
     const startedMs = Date.now() - t0;
     note(`${transport}: start() returned after ${startedMs} ms: ${JSON.stringify(f.summary())}`);
     const start = await homing;
+    const events = rehomedEvents(f);
     const cpu1 = { broker: brokerCpuMs(mosq), fleet: ownCpuMs() };
     note(`${transport}: all ${count} homed on cm-a after ${start.allMs} ms`);
 
@@ -163,23 +203,37 @@ async function runOnce(transport: Transport): Promise<FleetRun> {
     const mem = process.memoryUsage();
     note(`${transport}: rss ${mib(mem.rss)} (before ${mib(rssBefore)}), heapUsed ${mib(mem.heapUsed)}`);
 
-    await c.startCm('cm-b', cmExtra);
+    // IPPHONE_BENCH_CPU_PROF=DIR: cm-b runs under --cpu-prof (profile written into DIR when it stops);
+    // run this script itself with --cpu-prof for the fleet's side.
+    const profDir = process.env.IPPHONE_BENCH_CPU_PROF;
+    await c.startCm('cm-b', cmExtra, profDir ? { command: 'sh', args: ['-c', `exec "$0" --cpu-prof --cpu-prof-dir=${profDir} "$@"`] } : undefined);
     await new Promise((r) => setTimeout(r, 2000));
     const before = f.summary();
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
-    const cpu3 = { broker: brokerCpuMs(mosq), fleet: ownCpuMs() };
+    const cmBPid = c.cms.get('cm-b')!.pid;
+    const cpu3 = { broker: brokerCpuMs(mosq), fleet: ownCpuMs(), cmB: cpuMs(cmBPid) };
+    const loadAtKill = loadavg()[0]!;
     const tKill = Date.now();
+    // The monotonic clock of --cpu-prof profiles (µs), to cut this window out of the fleet's and cm-b's profiles.
+    note(`${transport}: kill at hrtime ${process.hrtime.bigint() / 1000n} µs`);
     const progress = setInterval(() => note(`${transport}: +${Date.now() - tKill} ms: ${JSON.stringify(f.summary().byHome)}, event loop delay max ${(lag.max / 1e6).toFixed(0)} ms`), 1000);
     c.cms.get('cm-a')!.signal('SIGKILL');
     const rehome = await homedSpread(f, 'cm-b', tKill, 'all homed on cm-b');
-    const cpu4 = { broker: brokerCpuMs(mosq), fleet: ownCpuMs() };
+    const rehomedMs = events.since(tKill, 'cm-b');
+    const cpu4 = { broker: brokerCpuMs(mosq), fleet: ownCpuMs(), cmB: cpuMs(cmBPid) };
     clearInterval(progress);
     lag.disable();
     const after = f.summary();
-    note(`${transport}: all ${count} homed on cm-b ${rehome.allMs} ms after kill -9`);
+    note(`${transport}: all ${count} homed on cm-b ${rehome.allMs} ms after kill -9 (hrtime ${process.hrtime.bigint() / 1000n} µs); rehomed events: ${rehomedMs.length}, first ${rehomedMs[0]} ms, median ${rehomedMs[rehomedMs.length >> 1]} ms, last ${rehomedMs.at(-1)} ms`);
     const rssAfterRehome = process.memoryUsage().rss;
 
+    if (profDir !== undefined) {
+      // A profile is written only on a clean exit.
+      const cmB = c.cms.get('cm-b')!;
+      cmB.signal('SIGTERM');
+      await waitFor(() => cmB.output().includes('[exited'), { timeoutMs: 20_000, what: 'cm-b to exit' });
+    }
     const tStop = Date.now();
     await f.stop();
     const stopMs = Date.now() - tStop;
@@ -193,6 +247,8 @@ async function runOnce(transport: Transport): Promise<FleetRun> {
       rssHomed: mem.rss,
       heapUsed: mem.heapUsed,
       rehome,
+      rehomedMs,
+      loadAtKill,
       lagMaxMs: lag.max / 1e6,
       lagP99Ms: lag.percentile(99) / 1e6,
       rehomesBefore: before.rehomes,
@@ -201,6 +257,7 @@ async function runOnce(transport: Transport): Promise<FleetRun> {
       stopMs,
       brokerCpu: { start: cpu1.broker - cpu0.broker, settle: cpu2.broker - cpu1.broker, rehome: cpu4.broker - cpu3.broker },
       fleetCpu: { start: cpu1.fleet - cpu0.fleet, settle: cpu2.fleet - cpu1.fleet, rehome: cpu4.fleet - cpu3.fleet },
+      cmBCpuRehome: cpu4.cmB - cpu3.cmB,
     };
   } finally {
     await fleet?.stop();
@@ -246,6 +303,10 @@ function table(runs: readonly FleetRun[]): string {
     ['kill -9 cm-a → median phone homed on cm-b', (r) => r.rehome.medianMs, secs],
     ['kill -9 cm-a → p95 phone homed on cm-b', (r) => r.rehome.p95Ms, secs],
     [`kill -9 cm-a → all ${count} homed on cm-b`, (r) => r.rehome.allMs, secs],
+    ['kill -9 cm-a → first phone\'s own `rehomed` event (to cm-b)', (r) => r.rehomedMs[0], secs],
+    ['kill -9 cm-a → median phone\'s own `rehomed` event', (r) => r.rehomedMs[r.rehomedMs.length >> 1], secs],
+    [`kill -9 cm-a → last phone's own \`rehomed\` event (phones with one: see note)`, (r) => r.rehomedMs.at(-1), secs],
+    ['cm-b CPU, kill -9 → all homed (product: keep-alives, acks, signed lists)', (r) => r.cmBCpuRehome, cpuS],
     ['broker CPU, kill -9 → all homed on cm-b', (r) => r.brokerCpu.rehome, cpuS],
     ['fleet process CPU, kill -9 → all homed on cm-b', (r) => r.fleetCpu.rehome, cpuS],
     ['fleet event loop delay during the rehome: max', (r) => r.lagMaxMs, (v) => `${v.toFixed(0)} ms`],
@@ -265,6 +326,7 @@ function table(runs: readonly FleetRun[]): string {
     '| --- | --- | --- | --- |',
     ...rows.map(([k, get, fmt]) => `| ${k} | ${cell(plain, get, fmt)} | ${cell(tls, get, fmt)} | ${ratio(tls && get(tls), plain && get(plain))} |`),
     '',
+    `rehomed events seen: ${runs.map((r) => `${r.transport} ${r.rehomedMs.length} of ${r.count}`).join(', ')}. Machine load (1-minute average) at the kill: ${runs.map((r) => `${r.transport} ${r.loadAtKill.toFixed(2)}`).join(', ')}.`,
     `rehomes before the kill: ${runs.map((r) => `${r.transport} ${r.rehomesBefore}`).join(', ')}. TLS: client certificates required, one certificate shared by the fleet (so no use_username_as_clientid, no per-identity ACL); call managers over TLS with their own certificates; broker config otherwise identical (set_tcp_nodelay true). Each transport in its own fresh process, one after the other.`,
     '',
   ];

@@ -14,6 +14,9 @@
  *   bare node of the same version with the same options, all spawned in the
  *   same group so they share the contention; RSS and CPU per hour of each,
  *   and the agent/bare ratio per line (issue #9's figure, goal ≤ 1.2×).
+ *   The same again as deployed (issue 18): `mqtts:` with a client
+ *   certificate (test/helpers/pki.ts, openssl) to a TLS-only broker of the
+ *   production shape, beside the same bare node, in the same run.
  * The RSS read happens inside the steady window (both start once homed).
  */
 import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
@@ -22,6 +25,7 @@ import { cpuMs, distStaleFiles, ensureDist, Observer, rssKiB, sleep, spawnNode, 
 import { unitNodeOptions, wxWrapper } from '../test/helpers/unit-runtime.js';
 import { nodeRuntime, stageRuntimeImage, SUPPORTED_MAJORS, type Major } from '../test/helpers/node-runtimes.js';
 import { PtyLcd } from '../test/helpers/pty.js';
+import { makePki } from '../test/helpers/pki.js';
 
 export interface FootprintOptions {
   /** How long the agents are homed before VmRSS is read (ms). */
@@ -38,8 +42,11 @@ export interface RuntimeFootprint {
   major: Major;
   /** `vX.Y.Z`. */
   version: string;
-  /** `jitless`: as the unit runs it (its options, under W^X where the kernel has it); `jit`: the same options without --jitless. */
-  mode: 'jitless' | 'jit';
+  /**
+   * `jitless`: as the unit runs it (its options, under W^X where the kernel has it), `mqtt:`;
+   * `tls`: the same, `mqtts:` with a client certificate; `jit`: the same options without --jitless, `mqtt:`.
+   */
+  mode: 'jitless' | 'tls' | 'jit';
   flags: string[];
   wx: boolean;
   agentRssKiB: number;
@@ -150,12 +157,18 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
   await ensureDist();
   const group = await startGroup();
   const observer = await Observer.connect(group.broker.url);
+  // The deployed set-up: a TLS-only broker requiring client certificates (CN as user name).
+  const pki = await makePki();
+  const client = await pki.client('p-bench-rss-tls');
+  const tlsGroup = await startGroup({ tls: { ca: pki.ca.cert, server: pki.server, client } });
+  const tlsObserver = await Observer.connect(tlsGroup.broker.url, tlsGroup.clientOptions);
   const children: Child[] = [];
   const watches: DirWatch[] = [];
   const closers: Array<() => Promise<void>> = [];
   try {
     await group.startCm('cm-a', observer);
     await group.startCm('cm-b', observer);
+    await tlsGroup.startCm('cm-a', tlsObserver);
     const bare = spawnNode('bare-node', ['-e', 'setInterval(()=>{},1000)']);
     const unitFlags = unitNodeOptions();
     const bareUnit = spawnNode('bare-node-unit-flags', [...unitFlags, '-e', 'setInterval(()=>{},1000)']);
@@ -176,22 +189,23 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
     const lines = (o.majors ?? SUPPORTED_MAJORS).flatMap((major) => {
       const rt = nodeRuntime(major);
       const lib = stageRuntimeImage(rt);
-      return (['jitless', 'jit'] as const).map((mode) => {
-        const flags = mode === 'jitless' ? unitFlags : unitFlags.filter((f) => f !== '--jitless');
-        const w = mode === 'jitless' && wx.supported ? wx : undefined;
+      return (['jitless', 'tls', 'jit'] as const).map((mode) => {
+        const flags = mode === 'jit' ? unitFlags.filter((f) => f !== '--jitless') : unitFlags;
+        const w = mode !== 'jit' && wx.supported ? wx : undefined;
         const phone = `p-bench-rss-node${major}-${mode}`;
-        const config = group.agentConfig(phone, { holdMs: 120_000, stateDir: tempDir(`state-node${major}-${mode}`) });
+        const g = mode === 'tls' ? tlsGroup : group;
+        const config = g.agentConfig(phone, { holdMs: 120_000, stateDir: tempDir(`state-node${major}-${mode}`) });
         const spawnedAt = performance.now();
         const child = spawnNode(phone, [...flags, path.join(lib, 'ipphone-agent.mjs'), '--config', config], w, rt.node);
         const bareLine = spawnNode(`bare-node${major}-${mode}`, [...flags, '-e', 'setInterval(()=>{},1000)'], w, rt.node);
         children.push(child, bareLine);
-        return { major, version: rt.version, mode, flags, wx: w !== undefined, phone, child, bare: bareLine, spawnedAt, homedMs: NaN };
+        return { major, version: rt.version, mode, flags, wx: w !== undefined, phone, child, bare: bareLine, spawnedAt, homedMs: NaN, observer: mode === 'tls' ? tlsObserver : observer };
       });
     });
     // Spawned together, so each start-to-homed time sees the same contention.
     await Promise.all(
       [...agents, ...lines].map(async (a) => {
-        await observer.waitHomed(a.phone, 'cm-a', 60_000, a.child);
+        await ('observer' in a ? a.observer : observer).waitHomed(a.phone, 'cm-a', 60_000, a.child);
         a.homedMs = performance.now() - a.spawnedAt;
       }),
     );
@@ -267,7 +281,10 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
     await Promise.all(children.map((c) => c.stop('SIGKILL')));
     for (const c of closers.reverse()) await c().catch(() => undefined);
     await observer.close().catch(() => undefined);
+    await tlsObserver.close().catch(() => undefined);
     await group.close();
+    await tlsGroup.close();
+    pki.remove();
   }
 }
 
@@ -283,7 +300,8 @@ export function runtimeFootprintRows(f: Pick<FootprintResult, 'runtimes' | 'rssM
   const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
   const perHour = (ms: number): string => `${((ms / f.steadyMs) * 3600).toFixed(1)} s per hour`;
   return f.runtimes.flatMap((r) => {
-    const how = r.mode === 'jitless' ? `as the unit runs it (\`${r.flags.join(' ')}\`${r.wx ? ', under W^X' : ', not under W^X'})` : `with the JIT (\`${r.flags.join(' ')}\`)`;
+    const unit = `as the unit runs it (\`${r.flags.join(' ')}\`${r.wx ? ', under W^X' : ', not under W^X'})`;
+    const how = r.mode === 'jitless' ? `${unit}, mqtt:` : r.mode === 'tls' ? `${unit}, mqtts: with a client certificate` : `with the JIT (\`${r.flags.join(' ')}\`), mqtt:`;
     const ratio = r.agentRssKiB / r.bareRssKiB;
     return [
       [`RSS agent on Node ${r.version} ${how}, homed ${Math.round(f.rssMs / 1000)} s; bare node ${r.version} with the same options`, `${mib(r.agentRssKiB)}; bare ${mib(r.bareRssKiB)}`, `≤ ${RUNTIME_RSS_GOAL}× bare`, `${ratio.toFixed(2)}× — ${ratio <= RUNTIME_RSS_GOAL ? 'meets' : `misses by ${mib(r.agentRssKiB - RUNTIME_RSS_GOAL * r.bareRssKiB)}`}`],

@@ -1,8 +1,11 @@
 import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { isIpphoneError } from '../../src/lib/errors.js';
 import { freePort, waitFor } from '../helpers/net.js';
+import { makePki } from '../helpers/pki.js';
 import { SERVICES_MAX_BYTES, fetchServices, servicesUrl } from '../../src/agent/http-services.js';
 
 /** A real HTTP server on 127.0.0.1 with `handler`; remembers request URLs and closes every socket on teardown. */
@@ -125,4 +128,20 @@ test('a refused connection rejects with TRANSPORT; a bad URL with CONFIG_INVALID
   t.true(isIpphoneError(e2, 'CONFIG_INVALID'));
   const e3 = await t.throwsAsync(fetchServices('no url', 'p', OK_MS));
   t.true(isIpphoneError(e3, 'CONFIG_INVALID'));
+});
+
+test('an https: services URL is fetched over TLS (node:https, loaded on the first such URL): a server whose certificate no trusted CA signed is refused with TRANSPORT', async (t) => {
+  const pki = await makePki();
+  t.teardown(() => pki.remove());
+  let handshakes = 0;
+  const server = https.createServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) }, (_req, res) => res.end('<CiscoIPPhoneText/>'));
+  server.on('tlsClientError', () => handshakes++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as AddressInfo).port;
+  const e = await t.throwsAsync(fetchServices(`https://127.0.0.1:${port}/s`, 'p', OK_MS));
+  t.true(isIpphoneError(e, 'TRANSPORT'));
+  t.regex(e!.message, /certificate/);
+  await waitFor(() => handshakes === 1, { timeoutMs: 5000, what: 'the server to see the refused handshake' });
+  t.pass();
 });
