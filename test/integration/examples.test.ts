@@ -43,6 +43,8 @@ for (const file of configs) {
 let mosq: Mosquitto | undefined;
 const children: ChildProcess[] = [];
 let dir: string | undefined;
+/** Start one program of the group (set by the group test). */
+let startProgram: ((program: 'ipphone-cm' | 'ipphone-agent', file: string) => ChildProcess) | undefined;
 test.after.always(async () => {
   for (const c of children) c.kill('SIGKILL');
   await mosq?.stop();
@@ -71,14 +73,16 @@ test.serial('the group started from examples/ homes its phones on the primary', 
     return out;
   };
   const output = new Map<string, string>();
-  const start = (program: 'ipphone-cm' | 'ipphone-agent', file: string): void => {
+  const start = (program: 'ipphone-cm' | 'ipphone-agent', file: string): ChildProcess => {
     const child = spawn(process.execPath, [...programArgs(program), '--config', copy(file)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     output.set(file, '');
     const keep = (b: Buffer): void => void output.set(file, (output.get(file)! + b.toString()).slice(-4000));
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
+    return child;
   };
+  startProgram = start;
 
   const cmA = read('cm-a.json');
   const primary = cmA.group[0].id as string;
@@ -113,4 +117,61 @@ test.serial('the group started from examples/ homes its phones on the primary', 
   const base = `http://127.0.0.1:${httpPorts.get('8081')}`;
   t.is((await fetch(`${base}/healthz`)).status, 200);
   t.regex(await (await fetch(`${base}/services?phone=${ids[0]}`)).text(), new RegExp(`<Title>[^<]*${primary}`));
+});
+
+test('the README\'s pkill lines signal the program itself, under npx or not, never npm or sh (killing npm orphans the program)', (t) => {
+  const readme = readFileSync(join(EXAMPLES, 'README.md'), 'utf8');
+  const lines = [...readme.matchAll(/^pkill -(\w+) -f '([^']+)'/gm)];
+  t.deepEqual(lines.map((m) => m[1]), ['KILL', 'STOP', 'TERM']);
+  // The command lines `ps -eo args` shows for `npx ipphone-cm --config examples/cm-a.json` (npm 11),
+  // and for the program run directly.
+  const npm = 'npm exec ipphone-cm --config examples/cm-a.json';
+  const sh = "sh -c 'ipphone-cm' --config examples/cm-a.json";
+  const underNpx = 'node /root/.npm/_npx/5eec080bf95e7d97/node_modules/.bin/ipphone-cm --config examples/cm-a.json';
+  const direct = '/usr/bin/node dist/bin/ipphone-cm.js --config examples/cm-a.json';
+  const other = 'node /root/.npm/_npx/5eec080bf95e7d97/node_modules/.bin/ipphone-cm --config examples/cm-b.json';
+  for (const [, signal, pattern] of lines) {
+    // pkill -f matches an extended regular expression anywhere in the command line.
+    const re = new RegExp(pattern!);
+    t.true(re.test(underNpx) && re.test(direct), `${signal}: the call manager itself`);
+    t.false(re.test(npm) || re.test(sh) || re.test(other), `${signal}: not npm exec, sh or cm-b`);
+  }
+});
+
+test.serial('examples: a crash of cm-a (kill -9) rehomes with reason cm-offline, a hang (SIGSTOP) with keepalive-loss', async (t) => {
+  // After "the group started from examples/ homes its phones on the primary" (same processes).
+  if (mosq === undefined || children.length < 4 || startProgram === undefined) return t.fail('the group test did not start the group');
+  const [cmA] = children;
+  const events: { phone: string; reason: string; to: string }[] = [];
+  const homes = new Map<string, string | null>();
+  const w = connect(mosq.url, { reconnectPeriod: 0 });
+  t.teardown(() => w.end(true));
+  await new Promise<void>((resolve, reject) => {
+    w.once('connect', () => resolve());
+    w.once('error', reject);
+  });
+  w.on('message', (topic, payload) => {
+    const phone = topic.split('/')[3]!;
+    try {
+      const o = JSON.parse(payload.toString()) as { type?: string; reason?: string; to?: string; home?: string | null };
+      if (topic.endsWith('/status')) homes.set(phone, o.home ?? null);
+      else if (o.type === 'rehomed') events.push({ phone, reason: o.reason!, to: o.to! });
+    } catch {
+      // not for this test
+    }
+  });
+  await w.subscribeAsync(['ipphone/v1/phone/+/status', 'ipphone/v1/phone/+/event']);
+  const ids = ['p-0001', 'p-0002'];
+  await waitFor(() => ids.every((id) => homes.get(id) === 'cm-a'), { timeoutMs: 30_000, what: 'both on cm-a' });
+  cmA!.kill('SIGKILL');
+  await waitFor(() => ids.every((id) => events.some((e) => e.phone === id && e.to === 'cm-b')), { timeoutMs: 30_000, what: 'both rehomed to cm-b after the crash' });
+  t.deepEqual(events.filter((e) => e.to === 'cm-b').map((e) => e.reason), ['cm-offline', 'cm-offline'], 'a crash: the will, at once');
+  // cm-a back: the phones fall back after the hold; then it hangs: only the missed keep-alives tell.
+  const cmA2 = startProgram('ipphone-cm', 'cm-a.json');
+  await waitFor(() => ids.every((id) => homes.get(id) === 'cm-a'), { timeoutMs: 60_000, what: 'both back on cm-a after fallback.holdMs' });
+  events.length = 0;
+  cmA2.kill('SIGSTOP');
+  t.teardown(() => void cmA2.kill('SIGKILL'));
+  await waitFor(() => ids.every((id) => events.some((e) => e.phone === id && e.to === 'cm-b')), { timeoutMs: 30_000, what: 'both rehomed to cm-b after the hang' });
+  t.deepEqual(events.filter((e) => e.to === 'cm-b').map((e) => e.reason), ['keepalive-loss', 'keepalive-loss'], 'a hang: missed keep-alives');
 });
