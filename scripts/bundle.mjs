@@ -7,7 +7,8 @@
 //                              `--arch arm64` / `--arch armhf` stage dist/image-arm64/,
 //                              dist/image-armhf/ with the same layout):
 //     usr/lib/ipphone/*.mjs            the bundles
-//     usr/lib/ipphone/node_modules/    only the native-addon packages (@serialport/bindings-cpp, onoff) and their deps
+//     usr/lib/ipphone/node_modules/    only the native-addon packages (@serialport/bindings-cpp, onoff) and their
+//                                      run-time deps (not the C++ headers they build with: BUILD_ONLY)
 //     lib/systemd/system/*.service     the units
 //     usr/share/ipphone/boards/*.json  board profiles, and the schemas
 //     lib/udev/rules.d/99-ipphone-gpio.rules, 99-ipphone-input.rules
@@ -31,7 +32,7 @@
 import { build } from 'esbuild';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { closure, NATIVE_ROOTS } from './lib/native-addons.mjs';
+import { BUILD_ONLY, closure, NATIVE_ROOTS } from './lib/native-addons.mjs';
 import { checkAddons, crossBuildAddons, fetchNode, hostTarget, prunePrebuilds, sizeOf, targetOf } from './lib/cross-addons.mjs';
 import { builtinRequire } from './lib/builtin-require.mjs';
 
@@ -171,11 +172,16 @@ cpSync('schema', path.join(image, 'usr/share/ipphone/schema'), { recursive: true
 mkdirSync(path.join(image, 'lib/udev/rules.d'), { recursive: true });
 cpSync('hw/udev/99-ipphone-gpio.rules', path.join(image, 'lib/udev/rules.d/99-ipphone-gpio.rules'));
 cpSync('hw/udev/99-ipphone-input.rules', path.join(image, 'lib/udev/rules.d/99-ipphone-input.rules'));
+// The addons are built: the C++ header packages they compiled against are not needed on the phone.
+const buildOnlyBytes = BUILD_ONLY.filter((n) => natives.includes(n)).reduce((n, name) => n + sizeOf(path.join(addonDir, name)), 0);
+for (const name of BUILD_ONLY) rmSync(path.join(addonDir, name), { recursive: true, force: true });
 writeFileSync(
   path.join(image, 'usr/share/ipphone/image.json'),
   `${JSON.stringify({ arch: target.arch, debArch: target.deb, node: { major: Number(addonNode.version.slice(1).split('.')[0]), version: addonNode.version, modules: Number(addonNode.modules) }, addons: addonInfo.addons }, null, 2)}\n`,
 );
 const mib = (n) => `${(n / 1048576).toFixed(2)} MiB`;
 console.log(`bundled ${programs.join(', ')} into dist/bundle/; staged ${image}/ (${target.name}, addons for Node ${addonNode.version}) with ${natives.length} native-addon packages`);
-console.log(`  image ${mib(sizeOf(image))}; native-addon packages ${mib(sizeOf(addonDir))} (${mib(unpruned)} before pruning other platforms' prebuilds: ${mib(addonInfo.prunedBytes)} saved)${addonInfo.built.length ? `; cross-built ${addonInfo.built.join(', ')}` : ''}`);
+console.log(
+  `  image ${mib(sizeOf(image))}; native-addon packages ${mib(sizeOf(addonDir))} (${mib(unpruned)} as copied: other platforms' prebuilds ${mib(addonInfo.prunedBytes)}, build-only ${BUILD_ONLY.join(', ')} ${mib(buildOnlyBytes)} left out)${addonInfo.built.length ? `; cross-built ${addonInfo.built.join(', ')}` : ''}`,
+);
 for (const a of addonInfo.addons) console.log(`  ${a.file}: ${a.kind.split(',').slice(0, 2).join(',')}`);

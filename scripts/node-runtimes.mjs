@@ -32,7 +32,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { closure } from './lib/native-addons.mjs';
-import { crossBuildAddons, fetchNode, hostTarget, targetOf } from './lib/cross-addons.mjs';
+import { crossBuildAddons, fetchNode, gypEnv, hostTarget, targetOf } from './lib/cross-addons.mjs';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -89,7 +89,8 @@ function addons(major, rt, version) {
   const names = closure(undefined, path.join(root, 'node_modules'));
   if (names.length === 0) throw new Error('no native-addon packages in ./node_modules: run `npm ci` first');
   const versions = names.map((n) => `${n}@${JSON.parse(readFileSync(path.join(root, 'node_modules', n, 'package.json'), 'utf8')).version}`);
-  const stamp = createHash('sha256').update(JSON.stringify({ version, versions })).digest('hex');
+  // recipe 2: built without npm's npm_config_* variables (a build under npx ignored --nodedir; gypEnv) — older caches are rebuilt.
+  const stamp = createHash('sha256').update(JSON.stringify({ version, versions, recipe: 2 })).digest('hex');
   const stampFile = path.join(dir, '.stamp');
   if (existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return path.join(dir, 'node_modules');
   log(`building native addons for node ${version}`);
@@ -98,7 +99,8 @@ function addons(major, rt, version) {
   for (const n of names) cpSync(path.join(root, 'node_modules', n), path.join(tmp, 'node_modules', n), { recursive: true, dereference: true });
   const gyp = nodeGyp();
   // node-gyp's child processes (epoll's binding.gyp runs `node -e "require('nan')"`) find this runtime first on PATH.
-  const env = { ...process.env, PATH: `${path.dirname(rt.node)}:${process.env.PATH}` };
+  // Without npm's npm_config_* variables: under `npm run`/`npx` npm_config_nodedir (the machine's node) overrides --nodedir (lib/cross-addons.mjs gypEnv).
+  const env = { ...gypEnv(), PATH: `${path.dirname(rt.node)}:${process.env.PATH}` };
   for (const n of names) {
     const pkgDir = path.join(tmp, 'node_modules', n);
     if (!existsSync(path.join(pkgDir, 'binding.gyp'))) continue;

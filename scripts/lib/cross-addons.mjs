@@ -139,7 +139,7 @@ export function fetchNode(target, major, cache, log = () => {}) {
       rmSync(tmp, { recursive: true, force: true });
     }
   }
-  const version = `v${JSON.parse(readFileSync(path.join(pkg, 'package.json'), 'utf8')).version}`;
+  const version = `v${JSON.parse(readFileSync(path.join(pkg, 'package.json'), 'utf8')).version.replace(/^v/, '')}`;
   if (!version.startsWith(`v${major}.`)) throw new Error(`${pkg} is Node ${version}, not ${major}`);
   const kind = describe(node);
   if (!target.elf.test(kind)) throw new Error(`${node} is not a ${target.name} binary: ${kind}`);
@@ -166,6 +166,20 @@ export function nodeGyp() {
   const found = candidates.find((c) => existsSync(c));
   if (found === undefined) throw new Error(`node-gyp not found (looked for ${candidates.join(', ')})`);
   return found;
+}
+
+/**
+ * The environment node-gyp runs in: `base` without npm's configuration
+ * variables. node-gyp takes every `npm_config_*` (and
+ * `npm_package_config_node_gyp_*`) variable as an option that OVERRIDES its
+ * command line (node-gyp lib/node-gyp.js, parseArgv), and `npm run` / `npx`
+ * set `npm_config_nodedir` to the machine's own Node: under them
+ * `--nodedir=<target's headers>` was ignored and epoll was compiled against
+ * the machine's Node (NODE_MODULE_VERSION 115 in an image for Node 22, found
+ * by test/integration/image-arm64 loading onoff on the target).
+ */
+export function gypEnv(base = process.env) {
+  return Object.fromEntries(Object.entries(base).filter(([k]) => !/^npm_config_/i.test(k) && !/^npm_package_config_node_gyp_/i.test(k)));
 }
 
 /**
@@ -200,7 +214,7 @@ export function crossBuildAddons(nodeModules, target, nodedir, log = () => {}) {
     }
     log(`cross-building ${pkg} for ${target.name} with ${cxx} against ${nodedir}`);
     // The host's node runs node-gyp and binding.gyp's `node -e "require('nan')"`; only the compiler and headers are the target's.
-    const env = { ...process.env, CC: cc, CXX: cxx, LINK: cxx, AR: `${target.triplet}-ar`, npm_config_arch: target.gyp };
+    const env = { ...gypEnv(), CC: cc, CXX: cxx, LINK: cxx, AR: `${target.triplet}-ar` };
     try {
       run(process.execPath, [nodeGyp(), 'rebuild', `--arch=${target.gyp}`, `--nodedir=${nodedir}`], { cwd: dir, env });
     } catch (err) {

