@@ -1,4 +1,4 @@
-// `npm run package [-- --arch arm64]`: Debian packages of the two sides, built
+// `npm run package [-- --arch arm64|armhf]`: Debian packages of the two sides, built
 // from the staged image tree of `npm run bundle` (dist/image/ for this
 // machine's architecture, dist/image-ARCH/ for another) with dpkg-deb alone:
 //
@@ -37,6 +37,7 @@ const DEB_ARCH = { x64: 'amd64', arm64: 'arm64', arm: 'armhf' };
 const TARGET = {
   amd64: { prebuilds: 'linux-x64', strip: ['strip', 'x86_64-linux-gnu-strip'], machine: 62 /* EM_X86_64 */ },
   arm64: { prebuilds: 'linux-arm64', strip: ['aarch64-linux-gnu-strip'], machine: 183 /* EM_AARCH64 */ },
+  armhf: { prebuilds: 'linux-arm', strip: ['arm-linux-gnueabihf-strip'], machine: 40 /* EM_ARM */ },
 };
 /** Node's NODE_MODULE_VERSION (ABI of addons built with nan) → major (nodejs.org/en/download/releases). */
 const NODE_ABI = { 115: 20, 120: 21, 127: 22, 131: 23, 137: 24 };
@@ -55,14 +56,14 @@ function parseArgs(argv) {
     const [flag, inline] = argv[i].startsWith('--') && argv[i].includes('=') ? [argv[i].slice(0, argv[i].indexOf('=')), argv[i].slice(argv[i].indexOf('=') + 1)] : [argv[i], undefined];
     const value = () => inline ?? argv[++i] ?? fail(`${flag} needs a value`);
     if (flag === '--help' || flag === '-h') {
-      process.stdout.write('Usage: npm run package [-- --arch amd64|arm64] [--out DIR] [--image DIR]\n  Debian packages ipphone-agent and ipphone-cm from the staged image (npm run bundle [-- --arch ARCH]).\n');
+      process.stdout.write('Usage: npm run package [-- --arch amd64|arm64|armhf] [--out DIR] [--image DIR]\n  Debian packages ipphone-agent and ipphone-cm from the staged image (npm run bundle [-- --arch ARCH]).\n');
       process.exit(0);
     } else if (flag === '--arch') o.arch = value();
     else if (flag === '--out') o.out = path.resolve(value());
     else if (flag === '--image') o.image = path.resolve(value());
     else fail(`unknown argument ${JSON.stringify(argv[i])}`);
   }
-  if (!(o.arch in TARGET)) fail(`--arch ${o.arch}: amd64 or arm64`);
+  if (!(o.arch in TARGET)) fail(`--arch ${o.arch}: amd64, arm64 or armhf`);
   o.hostImage = o.arch === host;
   o.imageGiven = o.image !== undefined;
   o.image ??= path.join(ROOT, o.hostImage ? 'dist/image' : `dist/image-${o.arch}`);

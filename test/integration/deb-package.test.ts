@@ -356,36 +356,38 @@ test.serial('deb-package: the call manager\'s maintainer scripts run without a r
   }
 });
 
-test.serial('deb-package: --arch arm64 packages the staged arm64 image: arm64 fields, only AArch64 objects, Depends on the Node line its addons are built for, lintian clean, the addons load under qemu on that Node', (t) => {
-  t.timeout(900_000);
-  const image = ensureCrossImage('arm64');
-  const armOut = mkdtempSync(join(tmpdir(), 'ipphone-deb-arm64-'));
-  removeAtExit(armOut);
-  run(process.execPath, [join(ROOT, 'scripts/package.mjs'), '--arch', 'arm64', '--image', image, '--out', armOut]);
-  const deb = (p: Pkg): string => join(armOut, `${p}_${VERSION}_arm64.deb`);
-  for (const p of PACKAGES) t.is(run('dpkg-deb', ['-f', deb(p), 'Architecture']).stdout.trim(), 'arm64', p);
-  const info = JSON.parse(readFileSync(join(image, 'usr/share/ipphone/image.json'), 'utf8')) as { node: { major: number } };
-  const depends = run('dpkg-deb', ['-f', deb('ipphone-agent'), 'Depends']).stdout.trim();
-  t.regex(depends, new RegExp(`^nodejs \\(>= ${info.node.major}\\.\\d+~\\), nodejs \\(<< ${info.node.major + 1}~\\), libc6`), depends);
+for (const [arch, machine, nodeArch] of [['arm64', 'ARM aarch64', 'arm64'], ['armhf', 'ARM, EABI5', 'arm']] as const) {
+  test.serial(`deb-package: --arch ${arch} packages the staged ${arch} image: ${arch} fields, only ${machine} objects, Depends on the Node line its addons are built for, lintian clean, the addons load under qemu on that Node`, (t) => {
+    t.timeout(900_000);
+    const image = ensureCrossImage(arch);
+    const armOut = mkdtempSync(join(tmpdir(), `ipphone-deb-${arch}-`));
+    removeAtExit(armOut);
+    run(process.execPath, [join(ROOT, 'scripts/package.mjs'), '--arch', arch, '--image', image, '--out', armOut]);
+    const deb = (p: Pkg): string => join(armOut, `${p}_${VERSION}_${arch}.deb`);
+    for (const p of PACKAGES) t.is(run('dpkg-deb', ['-f', deb(p), 'Architecture']).stdout.trim(), arch, p);
+    const info = JSON.parse(readFileSync(join(image, 'usr/share/ipphone/image.json'), 'utf8')) as { node: { major: number } };
+    const depends = run('dpkg-deb', ['-f', deb('ipphone-agent'), 'Depends']).stdout.trim();
+    t.regex(depends, new RegExp(`^nodejs \\(>= ${info.node.major}\\.\\d+~\\), nodejs \\(<< ${info.node.major + 1}~\\), libc6`), depends);
 
-  const root = join(armOut, 'root');
-  mkdirSync(root);
-  run('dpkg-deb', ['-x', deb('ipphone-agent'), root]);
-  const objects = run('find', [root, '-type', 'f', '-name', '*.node']).stdout.trim().split('\n');
-  t.true(objects.length >= 2, objects.join(' '));
-  for (const o of objects) t.regex(run('file', ['-b', o]).stdout, /ELF 64-bit LSB shared object, ARM aarch64/, o);
+    const root = join(armOut, 'root');
+    mkdirSync(root);
+    run('dpkg-deb', ['-x', deb('ipphone-agent'), root]);
+    const objects = run('find', [root, '-type', 'f', '-name', '*.node']).stdout.trim().split('\n');
+    t.true(objects.length >= 2, objects.join(' '));
+    for (const o of objects) t.regex(run('file', ['-b', o]).stdout, new RegExp(`LSB shared object, ${machine}`), o);
 
-  const lint = run('lintian', ['--tag-display-limit', '0', ...PACKAGES.map(deb)], { ok: false });
-  t.deepEqual(`${lint.stdout}${lint.stderr}`.split('\n').filter((l) => /^[EW]: /.test(l)), []);
+    const lint = run('lintian', ['--tag-display-limit', '0', ...PACKAGES.map(deb)], { ok: false });
+    t.deepEqual(`${lint.stdout}${lint.stderr}`.split('\n').filter((l) => /^[EW]: /.test(l)), []);
 
-  const rt = crossRuntime('arm64', info.node.major);
-  const modules = join(root, 'usr/lib/ipphone/node_modules');
-  const script = `const r = require('node:module').createRequire(${JSON.stringify(`${modules}/`)});
-    const b = r('@serialport/bindings-cpp').autoDetect(); if (typeof b.list !== 'function') throw new Error('no serialport binding');
-    const { Epoll } = r('epoll'); if (typeof Epoll !== 'function') throw new Error('no epoll addon');
-    console.log(process.arch, 'loaded');`;
-  const r = spawnSync(rt.qemu, [rt.node, '-e', script], { encoding: 'utf8', timeout: 300_000 });
-  t.is(r.status, 0, r.stderr);
-  t.is(r.stdout.trim(), 'arm64 loaded');
-  t.log(`arm64: ${PACKAGES.map((p) => `${p} ${statSync(deb(p)).size} bytes`).join(', ')}; node ${rt.version} under ${rt.qemu}`);
-});
+    const rt = crossRuntime(arch, info.node.major);
+    const modules = join(root, 'usr/lib/ipphone/node_modules');
+    const script = `const r = require('node:module').createRequire(${JSON.stringify(`${modules}/`)});
+      const b = r('@serialport/bindings-cpp').autoDetect(); if (typeof b.list !== 'function') throw new Error('no serialport binding');
+      const { Epoll } = r('epoll'); if (typeof Epoll !== 'function') throw new Error('no epoll addon');
+      console.log(process.arch, 'loaded');`;
+    const r = spawnSync(rt.qemu, [rt.node, '-e', script], { encoding: 'utf8', timeout: 300_000 });
+    t.is(r.status, 0, r.stderr);
+    t.is(r.stdout.trim(), `${nodeArch} loaded`);
+    t.log(`${arch}: ${PACKAGES.map((p) => `${p} ${statSync(deb(p)).size} bytes`).join(', ')}; node ${rt.version} under ${rt.qemu}`);
+  });
+}
