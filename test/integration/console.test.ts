@@ -149,6 +149,27 @@ test.serial('the page of cm-b shows the group live; after kill -9 of cm-a, cm-a 
   t.deepEqual(page.logs.filter((l) => /Content Security Policy|exception/i.test(l)), [], 'no CSP violation, no exception');
 });
 
+test.serial('a 50-phone failover: one summary line by reason (50 cm-offline), the dead member stale and out of the totals', async (t) => {
+  const c = await Cluster.group(t, mosq.url, ['cm-a', 'cm-b'], withToken);
+  const ids = Array.from({ length: 50 }, (_, i) => `sim-${i + 1}`);
+  const fleet = c.startFleet('fleet-50', ['--config', c.agentConfig('ignored', { log: { level: 'warn' } }), '--count', '50', '--state-dir', join(c.dir, 'fleet')]);
+  await waitFor(() => ids.every((id) => c.status(id)?.home === 'cm-a'), { timeoutMs: 60_000, what: `50 phones homed on cm-a\n${fleet.output().slice(-2000)}` });
+  const page = await chromium.newPage();
+  t.teardown(() => page.close());
+  await logIn(page, `${base(c, 'cm-b')}/`);
+  await page.until(`${cell('cm-a', 2)} === '50'`, 'cm-a with its 50 phones');
+  c.cms.get('cm-a')!.signal('SIGKILL');
+  await waitFor(() => ids.every((id) => c.status(id)?.home === 'cm-b'), { timeoutMs: 60_000, what: '50 phones on cm-b' });
+  await shot(t, c, page, '5-fleet-failover', async () => {
+    await page.until(`document.querySelector('#summary span[data-reason="cm-offline"]')?.dataset.count === '50'`, 'the summary: 50 cm-offline');
+    t.regex(await page.eval<string>(`document.getElementById('summary').textContent`), /Last 10 min: 50 rehomes:\s*50 cm-offline/);
+    t.is(await page.eval(`document.querySelectorAll('#summary span[data-reason]').length`), 1, 'one reason');
+    await page.until(`${cell('cm-b', 2)} === '50'`, 'cm-b with the 50 phones');
+    t.is(await page.eval(cell('cm-a', 2)), '- (had 50, stale)');
+    await page.until(`document.querySelector('#totals tr')?.children[2]?.textContent === '50'`, 'the group total: 50 phones, not 100');
+  });
+});
+
 test.serial('what phones send is shown as text: a phone id and a reason with markup run nothing; the stream ends cleanly on stop', async (t) => {
   const c = await Cluster.group(t, mosq.url, ['cm-a'], withToken);
   const page = await chromium.newPage();
