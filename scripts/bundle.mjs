@@ -33,7 +33,7 @@ import { build } from 'esbuild';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BUILD_ONLY, closure, NATIVE_ROOTS } from './lib/native-addons.mjs';
-import { checkAddons, crossBuildAddons, fetchNode, hostTarget, prunePrebuilds, sizeOf, targetOf } from './lib/cross-addons.mjs';
+import { checkAddons, crossBuildAddons, fetchNode, hostTarget, prunePrebuilds, sizeOf, targetOf, tidyBuild } from './lib/cross-addons.mjs';
 import { builtinRequire } from './lib/builtin-require.mjs';
 
 const argv = process.argv.slice(2);
@@ -157,7 +157,8 @@ const unpruned = sizeOf(addonDir);
 let addonInfo;
 let addonNode;
 if (native) {
-  const prunedBytes = prunePrebuilds(addonDir, target);
+  // npm ci's own builds (epoll) keep only their .node files, as cross builds do.
+  const prunedBytes = prunePrebuilds(addonDir, target) + natives.reduce((n, name) => n + tidyBuild(path.join(addonDir, name)), 0);
   addonInfo = { prunedBytes, built: [], addons: checkAddons(addonDir, target) };
   addonNode = { version: process.version, modules: process.versions.modules };
 } else {
@@ -182,6 +183,6 @@ writeFileSync(
 const mib = (n) => `${(n / 1048576).toFixed(2)} MiB`;
 console.log(`bundled ${programs.join(', ')} into dist/bundle/; staged ${image}/ (${target.name}, addons for Node ${addonNode.version}) with ${natives.length} native-addon packages`);
 console.log(
-  `  image ${mib(sizeOf(image))}; native-addon packages ${mib(sizeOf(addonDir))} (${mib(unpruned)} as copied: other platforms' prebuilds ${mib(addonInfo.prunedBytes)}, build-only ${BUILD_ONLY.join(', ')} ${mib(buildOnlyBytes)} left out)${addonInfo.built.length ? `; cross-built ${addonInfo.built.join(', ')}` : ''}`,
+  `  image ${mib(sizeOf(image))}; native-addon packages ${mib(sizeOf(addonDir))} (${mib(unpruned)} as copied: other platforms' prebuilds and build by-products ${mib(addonInfo.prunedBytes)}, build-only ${BUILD_ONLY.join(', ')} ${mib(buildOnlyBytes)} left out)${addonInfo.built.length ? `; cross-built ${addonInfo.built.join(', ')}` : ''}`,
 );
 for (const a of addonInfo.addons) console.log(`  ${a.file}: ${a.kind.split(',').slice(0, 2).join(',')}`);

@@ -223,16 +223,30 @@ export function crossBuildAddons(nodeModules, target, nodedir, log = () => {}) {
     const release = path.join(dir, 'build/Release');
     const addons = readdirSync(release).filter((f) => f.endsWith('.node'));
     if (addons.length === 0) throw new Error(`cross build of ${pkg} for ${target.name} produced no .node file`);
-    // Keep only build/Release/*.node (what `bindings` loads): object files, Makefiles and a config.gypi naming this machine's paths are build by-products.
-    const keep = path.join(dir, 'build.keep');
-    mkdirSync(keep);
-    for (const f of addons) renameSync(path.join(release, f), path.join(keep, f));
-    rmSync(path.join(dir, 'build'), { recursive: true, force: true });
-    mkdirSync(path.join(dir, 'build'));
-    renameSync(keep, path.join(dir, 'build/Release'));
+    tidyBuild(dir);
     built.push(pkg);
   }
   return { prunedBytes, built, addons: checkAddons(nodeModules, target) };
+}
+
+/**
+ * Keep only `build/Release/*.node` (what `bindings` loads) of a package's
+ * node-gyp build: object files, Makefiles and a config.gypi naming the build
+ * machine's paths are by-products. Returns the bytes removed (0 without a build/).
+ */
+export function tidyBuild(pkgDir) {
+  const build = path.join(pkgDir, 'build');
+  const release = path.join(build, 'Release');
+  if (!existsSync(release)) return 0;
+  const before = sizeOf(build);
+  const keep = path.join(pkgDir, 'build.keep');
+  rmSync(keep, { recursive: true, force: true });
+  mkdirSync(keep);
+  for (const f of readdirSync(release).filter((f) => f.endsWith('.node'))) renameSync(path.join(release, f), path.join(keep, f));
+  rmSync(build, { recursive: true, force: true });
+  mkdirSync(build);
+  renameSync(keep, release);
+  return before - sizeOf(build);
 }
 
 /** Every `*.node` under `nodeModules` with what `file` says of it; throws if one is not an ELF for `target`. */

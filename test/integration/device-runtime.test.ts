@@ -34,6 +34,7 @@ test('the x64 image holds only this machine\'s addons: serialport keeps only its
   t.deepEqual(readdirSync(path.join(nm, '@serialport/bindings-cpp/prebuilds')), ['linux-x64']);
   t.deepEqual(readdirSync(path.join(nm, '@serialport/bindings-cpp/prebuilds/linux-x64')), ['@serialport+bindings-cpp.glibc.node']);
   for (const headers of ['nan', 'node-addon-api']) t.false(existsSync(path.join(nm, headers)), `${headers} is not in the image`);
+  t.deepEqual(readdirSync(path.join(nm, 'epoll/build/Release')), ['epoll.node'], 'of npm ci\'s build of epoll only the addon');
   const addons = readdirSync(nm, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.node'));
   t.true(addons.length >= 2);
   for (const a of addons) t.regex(spawnSync('file', ['-b', path.join(a.parentPath, a.name)], { encoding: 'utf8' }).stdout, /^ELF 64-bit LSB shared object, x86-64/, a.name);
