@@ -40,7 +40,10 @@ const argv = process.argv.slice(2);
 const opt = (name) => {
   const i = argv.indexOf(name);
   if (i < 0) return undefined;
-  if (argv[i + 1] === undefined || argv[i + 1].startsWith('--')) throw new Error(`${name} needs a value`);
+  if (argv[i + 1] === undefined || argv[i + 1].startsWith('--')) {
+    console.error(`bundle: ${name} needs a value`);
+    process.exit(2);
+  }
   return argv[i + 1];
 };
 const unknown = argv.filter((a, i) => a.startsWith('--') && !['--arch', '--node'].includes(a) && !['--arch', '--node'].includes(argv[i - 1]));
@@ -48,11 +51,21 @@ if (unknown.length > 0) {
   console.error(`usage: node scripts/bundle.mjs [--arch x64|arm64|armhf] [--node MAJOR]  (unknown: ${unknown.join(' ')})`);
   process.exit(2);
 }
-const target = targetOf(opt('--arch') ?? process.arch);
+/** A bad flag: one line on stderr, exit 2. */
+const usage = (why) => {
+  console.error(`bundle: ${why}\nusage: node scripts/bundle.mjs [--arch x64|arm64|armhf] [--node MAJOR]`);
+  process.exit(2);
+};
+let target;
+try {
+  target = targetOf(opt('--arch') ?? process.arch);
+} catch (err) {
+  usage(err.message);
+}
 const native = target === hostTarget();
-if (native && opt('--node') !== undefined) throw new Error(`--node is for cross images: the ${target.name} image's addons are the ones npm ci built for this node (${process.version})`);
+if (native && opt('--node') !== undefined) usage(`--node is for cross images: the ${target.name} image's addons are the ones npm ci built for this node (${process.version})`);
 const major = Number(opt('--node') ?? target.defaultMajor);
-if (!Number.isInteger(major) || major < 20) throw new Error(`--node ${opt('--node')}: a Node major, 20 or later`);
+if (!Number.isInteger(major) || major < 20) usage(`--node ${opt('--node')}: a Node major, 20 or later (engines)`);
 
 const programs = ['ipphone-agent', 'ipphone-cm', 'ipphone-fleet', 'ipphone-admin'];
 // Native addons stay outside the bundle (built for the target; see README, "Device image"):
@@ -163,8 +176,16 @@ if (native) {
   addonNode = { version: process.version, modules: process.versions.modules };
 } else {
   const cache = path.resolve(process.env.IPPHONE_NODE_CACHE || (process.env.XDG_CACHE_HOME ? path.join(process.env.XDG_CACHE_HOME, 'ipphone-node') : 'node_modules/.cache/ipphone-node'));
-  const rt = fetchNode(target, major, cache, (m) => console.error(`bundle: ${m}`));
-  addonInfo = crossBuildAddons(addonDir, target, rt.nodedir, (m) => console.error(`bundle: ${m}`));
+  let rt;
+  try {
+    rt = fetchNode(target, major, cache, (m) => console.error(`bundle: ${m}`));
+    addonInfo = crossBuildAddons(addonDir, target, rt.nodedir, (m) => console.error(`bundle: ${m}`));
+  } catch (err) {
+    // A missing Node for the target or cross compiler is an operator's problem, not a crash: the reason alone.
+    rmSync(image, { recursive: true, force: true });
+    console.error(`bundle: ${image}/ not staged: ${err.message}`);
+    process.exit(1);
+  }
   addonNode = { version: rt.version, modules: readFileSync(path.join(rt.nodedir, 'include/node/node_version.h'), 'utf8').match(/#define NODE_MODULE_VERSION (\d+)/)[1] };
 }
 cpSync('systemd', path.join(image, 'lib/systemd/system'), { recursive: true, filter: (src) => !src.endsWith('.md') });
