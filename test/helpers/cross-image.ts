@@ -70,7 +70,7 @@ const TOOLS: Record<CrossArch, { qemu: string; files: [string, string][]; cxx: s
 export function requireCrossTools(arch: CrossArch): string {
   const tools = TOOLS[arch];
   const missing: string[] = [];
-  const qemu = spawnSync('sh', ['-c', `command -v ${tools.qemu}`], { encoding: 'utf8' }).stdout.trim();
+  const qemu = (spawnSync('/bin/sh', ['-c', `command -v ${tools.qemu}`], { encoding: 'utf8' }).stdout ?? '').trim();
   if (qemu === '') missing.push(`${tools.qemu} (qemu-user-static)`);
   for (const [file, pkg] of tools.files) if (!existsSync(file)) missing.push(`${file} (${pkg})`);
   if (spawnSync(tools.cxx, ['--version']).status !== 0) missing.push(`${tools.cxx} (g++-${tools.cxx.replace(/-g\+\+$/, '')})`);
