@@ -52,8 +52,16 @@ export interface FrameSink {
 }
 
 /**
- * Collects frames during a tick and writes them as one buffer on the next
- * `process.nextTick` (or at {@link flush}). Counts what it had to drop.
+ * Collects frames and writes them as one buffer at the next `setImmediate` (or
+ * at {@link flush}), then runs `afterFlush` (the session publishes the QoS 1
+ * pushes of the batch there, after their acks). Counts what it had to drop.
+ *
+ * Why setImmediate and not process.nextTick: mqtt.js 5 hands the client one
+ * incoming packet per nextTick (its parser's `work` pump), so a flush on the
+ * next tick ran between every two keep-alives — one socket write per ack, and
+ * one per push, the write path most of a backup call manager's CPU when a
+ * failed peer's phones all arrive at once (bench/absorb.ts, issue 18). An
+ * immediate runs once the pump has handled everything the socket delivered.
  */
 export class AckBatcher {
   #frames: Buffer[] = [];
@@ -68,6 +76,8 @@ export class AckBatcher {
     readonly protocolVersion: 4 | 5,
     /** Flush early once a batch holds this many bytes. */
     readonly maxBatchBytes = 256 * 1024,
+    /** Run at the end of every flush (after the frames were handed to the sink). */
+    readonly afterFlush?: () => void,
   ) {}
 
   add(topic: string, payload: string): void {
@@ -75,19 +85,27 @@ export class AckBatcher {
     this.#frames.push(frame);
     this.#bytes += frame.length;
     if (this.#bytes >= this.maxBatchBytes) this.flush();
-    else if (!this.#scheduled) {
-      this.#scheduled = true;
-      process.nextTick(() => this.flush());
-    }
+    else this.schedule();
+  }
+
+  /** Make sure a flush comes (for `afterFlush` work queued without a frame). */
+  schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      if (this.#scheduled) this.flush();
+    });
   }
 
   flush(): void {
     this.#scheduled = false;
     const frames = this.#frames;
-    if (frames.length === 0) return;
-    this.#frames = [];
-    this.#bytes = 0;
-    if (this.sink.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) this.written += frames.length;
-    else this.dropped += frames.length;
+    if (frames.length > 0) {
+      this.#frames = [];
+      this.#bytes = 0;
+      if (this.sink.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) this.written += frames.length;
+      else this.dropped += frames.length;
+    }
+    this.afterFlush?.();
   }
 }

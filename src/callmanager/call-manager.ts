@@ -16,6 +16,7 @@ import { renderMetrics } from './metrics.js';
 import { PhoneTable, type HomedPhone } from './phone-table.js';
 import type { Rebalancer } from './rebalancer.js';
 import { Responder } from './responder.js';
+import { Presigner } from './presigner.js';
 import { loadSigningKey } from './signer.js';
 import { bootSeqFor } from './boot-seq.js';
 import { groupFloorFor } from './group-floor.js';
@@ -100,6 +101,8 @@ export class CallManager {
   #table: PhoneTable | undefined;
   #peers: CmPeers | undefined;
   #responder: Responder | undefined;
+  /** Signs ahead, while idle, the lists a peer's failure will need (presigner.ts). */
+  #presigner: Presigner | undefined;
   /** The OPTIONS probe of `sip.registrar` (absent without `sip`). */
   #sip: CmSipProbe | undefined;
   /** Liveness challenges waiting for our signed answer (challenge-queue.ts bounds the signing). */
@@ -218,6 +221,13 @@ export class CallManager {
     });
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
     book.groupList();
+    const presigner = (this.#presigner = new Presigner({ book, self: c.cmId, peers: c.group.filter((g) => g.id !== c.cmId).map((g) => g.id), clock: this.#clock }));
+    const statusHead = this.#phoneBase;
+    const onPhoneStatus = (topic: string, payload: Buffer): void => {
+      if (!topic.startsWith(statusHead) || !topic.endsWith('/status')) return;
+      const phone = topic.slice(statusHead.length, -'/status'.length);
+      if (phone.length > 0 && !phone.includes('/')) presigner.onStatus(phone, payload);
+    };
 
     const host = { connected: () => this.connected, sipOnline: () => this.sipOnline, phonesHomed: () => this.phonesHomed(), homedPhones: () => this.homedPhones(), metricsText: () => this.metricsText(), ...(cons !== undefined ? { raw: cons.handle.bind(cons) } : {}) };
     this.#http = new CmHttp(c, this.#clock, this.#clock.elapsed(), host, this.#root.child({ mod: 'http' }));
@@ -230,12 +240,17 @@ export class CallManager {
       topics: this.#t,
       run,
       onKeepalive: (payload, topicPhone) => this.#onKeepalive(payload, topicPhone),
-      onPeerMessage: (topic, payload) => (cons?.wants(topic) === true ? cons.onMessage(topic, payload) : this.#peers?.onMessage(topic, payload)),
+      onPeerMessage: (topic, payload) => {
+        if (topic.startsWith(statusHead)) onPhoneStatus(topic, payload);
+        if (cons?.wants(topic) === true) cons.onMessage(topic, payload);
+        else if (!topic.startsWith(statusHead)) this.#peers?.onMessage(topic, payload);
+      },
       onChallenge: (from, payload) => this.#onChallenge(from, payload),
       onConnect: () => this.#publishLoad(true),
       ...(cons !== undefined ? { watch: cons.filters } : {}),
     });
     cons?.start();
+    presigner.start();
     this.#peers.start();
     this.#startSipProbe(run);
     this.#scheduleTick();
@@ -438,7 +453,7 @@ export class CallManager {
     if (!force && !policy.due(phones, now)) return;
     const self = this.#config.group.find((g) => g.id === this.#config.cmId);
     const servicesRps = this.#http?.rps(now) ?? 0;
-    const body = JSON.stringify({ phones, capacity: self?.capacity ?? 0, servicesRps, version: this.#book?.lastVersion ?? 0 });
+    const body = JSON.stringify({ phones, capacity: self?.capacity ?? 0, servicesRps, version: this.#book?.publishedVersion ?? 0 });
     session.publishRetained(this.#t.cmLoad(this.#config.cmId), body);
     policy.published(phones, now);
   }
@@ -449,6 +464,7 @@ export class CallManager {
     if (this.#challengeTimer !== undefined) this.#clock.clearTimeout(this.#challengeTimer);
     this.#challengeTimer = undefined;
     this.#peers?.halt();
+    this.#presigner?.stop();
     this.#sip?.stop();
     // Streams end cleanly before the HTTP server drops its connections.
     this.#console?.stop();

@@ -19,8 +19,15 @@ import type { CmRun } from './run-state.js';
 /** How the MQTT client is made; tests may inject one. */
 export type MqttConnect = (url: string, opts: IClientOptions) => MqttClient;
 
-/** Bytes waiting for the broker socket above which acks are dropped rather than queued. */
-const ACK_BACKLOG_MAX = 4 * 1024 * 1024;
+/**
+ * Bytes waiting for the broker socket above which acks are dropped rather than
+ * queued. Room for a failed peer's phones arriving at once: each is written an
+ * ack and pushed its list (~0.8 kB together), 50,000 phones ~40 MB; at 4 MiB a
+ * 10,000-phone failover on a busy broker had most acks dropped while their
+ * pushes (QoS 1, never dropped) queued, and every phone waited a keep-alive
+ * interval for another (bench/absorb.ts, issue 18).
+ */
+const ACK_BACKLOG_MAX = 64 * 1024 * 1024;
 /** How long stop() waits for the broker to acknowledge the offline state (ms). */
 const STOP_PUBLISH_TIMEOUT_MS = 2000;
 
@@ -73,6 +80,8 @@ export class CmSession {
   readonly #o: CmSessionOptions;
   readonly #client: MqttClient;
   readonly #acks: AckBatcher;
+  /** QoS 1 lists to publish after the acks of the batch they belong to. */
+  #pushes: { topic: string; json: string }[] = [];
   #connected = false;
 
   constructor(opts: CmSessionOptions) {
@@ -114,13 +123,21 @@ export class CmSession {
       {
         write: (frames) => {
           const stream = client.stream as (typeof client.stream & { destroyed?: boolean; writable?: boolean; writableLength?: number }) | undefined;
-          // QoS 0: while disconnected, or with 4 MiB already waiting for the socket, an ack is dropped (the phone's next keep-alive gets one).
+          // QoS 0: while disconnected, or with ACK_BACKLOG_MAX already waiting for the socket, an ack is dropped (the phone's next keep-alive gets one).
           if (!client.connected || client.disconnecting || stream === undefined || stream.destroyed === true || stream.writable === false || (stream.writableLength ?? 0) > ACK_BACKLOG_MAX) return false;
+          // Corked until the next tick, as mqtt-packet corks each packet: the batch's pushes,
+          // published right after (afterFlush), go out in the same writev as its acks.
+          if (typeof stream.cork === 'function') {
+            stream.cork();
+            process.nextTick(() => stream.uncork());
+          }
           stream.write(frames);
           return true;
         },
       },
       c.mqtt.protocolVersion,
+      undefined,
+      () => this.#publishPushes(),
     );
 
     client.on('connect', () => {
@@ -169,10 +186,20 @@ export class CmSession {
     this.#acks.add(topic, payload);
   }
 
-  /** Publish a signed list (QoS 1) after the acks already queued, so a phone's ack precedes its push. */
+  /**
+   * Publish a signed list (QoS 1) after the acks already queued, so a phone's ack
+   * precedes its push: queued, and published with the batch (one write for both).
+   */
   pushList(topic: string, envelopeJson: string): void {
-    this.#acks.flush();
-    this.#client.publish(topic, envelopeJson, { qos: 1 });
+    this.#pushes.push({ topic, json: envelopeJson });
+    this.#acks.schedule();
+  }
+
+  #publishPushes(): void {
+    const pushes = this.#pushes;
+    if (pushes.length === 0) return;
+    this.#pushes = [];
+    for (const p of pushes) this.#client.publish(p.topic, p.json, { qos: 1 });
   }
 
   /** Publish a QoS 1 message, not retained (an answer to a challenge, a challenge of a peer); dropped while disconnected. */
@@ -190,6 +217,8 @@ export class CmSession {
     const client = this.#client;
     const clock = this.#o.clock;
     const run = this.#o.run;
+    // Lists queued in this tick go out before the offline (the phones' acks were written).
+    this.#acks.flush();
     run.stopping();
     if (this.#connected) {
       await new Promise<void>((resolve) => {

@@ -38,12 +38,30 @@ import { VersionClock, type VersionSource } from './version-clock.js';
  * call manager hands out always has at least 12 h to run. A phone judges
  * `expires` only when a list arrives, never for the list it holds: a call manager
  * out of reach for days does not take a phone's list away.
+ *
+ * Failover plans (`planFailover`, `presign`; issue 18): when a peer dies, every
+ * phone it had arrives here within a second, and each needs its own signature —
+ * thousands of Ed25519 signatures in the critical second. So, while idle, the
+ * book signs ahead the list each known phone of a live peer would get if that
+ * peer went offline: ONE version is issued for all plans (the next group list
+ * takes exactly one of them), each plan is the group arranged with that peer
+ * offline too, each signature names its phone and expires like any bound list.
+ * `setOffline` adopts a plan only when it is exactly the change planned and
+ * nothing has moved since: the group list is the one planned against and no
+ * version above the plan's was issued or observed (`versions.last` is still the
+ * plan's version) — then the plan's version is above everything this book knows
+ * phones hold, as a version issued at the change would be. Anything else drops
+ * the plans and the change is issued and signed as before. A phone holding a
+ * version at or above the plan's still gets a list re-issued above it
+ * ({@link ListBook.above}). Nothing planned is published before the change.
  */
 
 /** Lifetime of a bound list's signature (ms): 24 h, renewed with less than half left. */
 export const LIST_LIFETIME_MS = 24 * 3600_000;
 /** Per-list bound signatures kept (phones mid-update); older ones are re-made on demand. */
 const BOUND_CACHE_MAX = 4096;
+/** Most phones signed ahead in all failover plans together (bounded memory and idle work). */
+export const PLAN_PHONES_MAX = 100_000;
 
 /** Signs a pointer-list body; injected so tests can count signatures. */
 export type PointersSigner = (body: PointersBody) => Envelope;
@@ -68,11 +86,21 @@ interface Entry {
   version: number;
   /** Bound signatures of this entry, by phone (see ListBookOptions.bind). */
   bound?: Map<string, BoundSig>;
+  /** Most bound signatures kept (default BOUND_CACHE_MAX; more for an adopted failover plan). */
+  boundMax?: number;
   /** Phones holding a version below this must be given this list; see ListBookOptions.lazyRestore. */
   floor: number;
   reason: PointerReason;
   list: Pointer[];
   signed: SignedList | undefined;
+}
+
+/** The list of one failover plan: the group with one more peer offline, signed ahead per phone. */
+interface Plan {
+  /** The offline set after the change planned. */
+  offline: Set<string>;
+  list: Pointer[];
+  bound: Map<string, BoundSig>;
 }
 
 interface Override {
@@ -125,6 +153,15 @@ export class ListBook {
   readonly #overrides = new Map<string, Override>();
   /** Every group member's id, for the bodies' `owns`. */
   readonly #owns: string[];
+  /** Failover plans by peer id, all at {@link #planVersion}, made against {@link #planBase}. */
+  readonly #plans = new Map<string, Plan>();
+  #planVersion = NaN;
+  #planBase: Entry | undefined;
+  #planned = 0;
+  /** `versions.last` before the plans' version was issued (see publishedVersion). */
+  #beforePlan = 0;
+  /** Failover plans adopted by `setOffline` (counted for tests and the bench). */
+  plansAdopted = 0;
 
   constructor(opts: ListBookOptions) {
     this.#group = opts.group.map(copyPointer);
@@ -155,10 +192,18 @@ export class ListBook {
     const next = new Set(ids);
     if (next.size === this.#offline.size && [...next].every((id) => this.#offline.has(id))) return false;
     const demoted = [...next].some((id) => !this.#offline.has(id));
+    const plan = this.#planFor(next);
+    const planVersion = this.#planVersion;
+    this.#dropPlans();
     this.#offline = next;
-    const version = this.#issue();
+    const version = plan !== undefined ? planVersion : this.#issue();
     const floor = this.#lazyRestore ? this.#groupEntry.floor : version;
     this.#groupEntry = { version, floor, reason: 'failover', list: this.#arrange(this.#group), signed: undefined };
+    if (plan !== undefined) {
+      this.#groupEntry.bound = plan.bound;
+      this.#groupEntry.boundMax = plan.bound.size + BOUND_CACHE_MAX;
+      this.plansAdopted++;
+    }
     for (const o of this.#overrides.values()) {
       // A phone's own list is known to be what it holds: a demotion reaches it at once (it
       // may still be about to move to the peer that just died); a restoration waits for release.
@@ -166,6 +211,84 @@ export class ListBook {
       o.entry = { version, floor: this.#lazyRestore && !demoted ? o.entry.floor : version, reason: o.entry.reason, list: this.#arrange(o.base), signed: undefined };
     }
     return true;
+  }
+
+  /**
+   * True while the failover plans are current: made against the present group
+   * list, and no version above theirs issued or observed since.
+   */
+  get plansCurrent(): boolean {
+    return this.#planBase === this.#groupEntry && this.#versions.last === this.#planVersion;
+  }
+
+  /** Phones signed ahead in the current plans. */
+  get planned(): number {
+    return this.plansCurrent ? this.#planned : 0;
+  }
+
+  /** True when lists change lazily (ListBookOptions.lazyRestore). */
+  get lazyRestore(): boolean {
+    return this.#lazyRestore;
+  }
+
+  /**
+   * Start failover plans afresh: drop the old ones and issue the one version
+   * every plan of the present state carries. False when no plan can be made now
+   * (the version clock stands at its ceiling and could not issue above itself).
+   */
+  planFailover(): boolean {
+    this.#dropPlans();
+    const before = this.#versions.last;
+    const v = this.#issue();
+    // At the ceiling (wall + 24 h) issue() hands out the ceiling's number again: not above the last.
+    if (v <= before || this.#versions.last !== v) return false;
+    this.#beforePlan = before;
+    this.#planVersion = v;
+    this.#planBase = this.#groupEntry;
+    return true;
+  }
+
+  /**
+   * Sign ahead the list `phone` gets here once `peer` goes offline (see the file
+   * comment). Signs nothing, returning false, when the plans are not current
+   * ({@link planFailover} first), `peer` is not an online group member, the phone
+   * has its own list here (an override is re-arranged at the change), it is
+   * already signed with at least half its lifetime left, or
+   * {@link PLAN_PHONES_MAX} phones are signed ahead.
+   */
+  presign(peer: string, phone: string): boolean {
+    if (!this.#bind || !this.plansCurrent || !this.#owns.includes(peer) || this.#offline.has(peer) || this.#overrides.has(phone)) return false;
+    let plan = this.#plans.get(peer);
+    if (plan === undefined) {
+      const offline = new Set([...this.#offline, peer]);
+      plan = { offline, list: this.#arrangeWith(this.#group, offline), bound: new Map() };
+      this.#plans.set(peer, plan);
+    }
+    const now = Math.floor(this.#clock.now());
+    const hit = plan.bound.get(phone);
+    if (hit !== undefined && hit.expires - now > LIST_LIFETIME_MS / 2) return false;
+    if (hit === undefined && this.#planned >= PLAN_PHONES_MAX) return false;
+    const expires = now + LIST_LIFETIME_MS;
+    const envelope = this.#sign({ version: this.#planVersion, reason: 'failover', list: plan.list, owns: this.#owns, phone, expires });
+    plan.bound.set(phone, { expires, envelope, envelopeJson: JSON.stringify(envelope) });
+    if (hit === undefined) this.#planned++;
+    return true;
+  }
+
+  /** The current plan for exactly the offline set `next`, if there is one. */
+  #planFor(next: ReadonlySet<string>): Plan | undefined {
+    if (!this.plansCurrent) return undefined;
+    for (const plan of this.#plans.values()) {
+      if (plan.offline.size === next.size && [...next].every((id) => plan.offline.has(id))) return plan;
+    }
+    return undefined;
+  }
+
+  #dropPlans(): void {
+    this.#plans.clear();
+    this.#planVersion = NaN;
+    this.#planBase = undefined;
+    this.#planned = 0;
   }
 
   /** The group list, signed (signs at most once per version). */
@@ -180,9 +303,21 @@ export class ListBook {
     return this.#bind ? new BoundList(entry, () => this.#boundSig(entry, phoneId)) : this.#signed(entry);
   }
 
-  /** The highest version issued or observed (published in the load, for peers to observe). */
+  /** The highest version issued or observed. */
   get lastVersion(): number {
     return this.#versions.last;
+  }
+
+  /**
+   * The version to publish in the load, for peers to observe: {@link lastVersion},
+   * less the plans' version while they are current. That version is on no list
+   * yet; were it published, a peer observing it would find its own plans stale,
+   * remake them above it, and each member's plans would keep outdating the
+   * other's. A peer issuing below it is harmless: its phones then hold less than
+   * our plans' version and take the planned list.
+   */
+  get publishedVersion(): number {
+    return this.plansCurrent ? this.#beforePlan : this.#versions.last;
   }
 
   /**
@@ -229,7 +364,7 @@ export class ListBook {
     // drops the pointers it holds outside the group (a remote site; list-merge.ts, issue 15).
     const envelope = this.#sign({ version: entry.version, reason: entry.reason, list: entry.list, owns: this.#owns, phone, expires });
     const sig: BoundSig = { expires, envelope, envelopeJson: JSON.stringify(envelope) };
-    if (hit === undefined && cache.size >= BOUND_CACHE_MAX) cache.delete(cache.keys().next().value!);
+    if (hit === undefined && cache.size >= (entry.boundMax ?? BOUND_CACHE_MAX)) cache.delete(cache.keys().next().value!);
     cache.set(phone, sig);
     return sig;
   }
@@ -274,8 +409,12 @@ export class ListBook {
 
   /** `list` with offline members moved to the end (relative order kept), cut to what a phone accepts. */
   #arrange(list: readonly Pointer[]): Pointer[] {
-    const up = list.filter((p) => !this.#offline.has(p.id));
-    const down = list.filter((p) => this.#offline.has(p.id));
+    return this.#arrangeWith(list, this.#offline);
+  }
+
+  #arrangeWith(list: readonly Pointer[], offline: ReadonlySet<string>): Pointer[] {
+    const up = list.filter((p) => !offline.has(p.id));
+    const down = list.filter((p) => offline.has(p.id));
     return [...up, ...down].slice(0, MAX_POINTERS).map(copyPointer);
   }
 

@@ -47,12 +47,12 @@ test('an empty topic, a topic over 65,535 bytes and a body over the cap are refu
   t.throws(() => publishFrame('t', 'x'.repeat(MAX_FRAME_BODY), 4), { instanceOf: RangeError });
 });
 
-test('a tick of acks is one write of whole frames, in order; the next tick is another write', async (t) => {
+test('a batch of acks (until the next immediate: every packet the socket delivered) is one write of whole frames, in order; the next is another write', async (t) => {
   const writes: Buffer[] = [];
   const b = new AckBatcher({ write: (f) => (writes.push(f), true) }, 5);
   for (let i = 0; i < 100; i++) b.add(`p/phone/p-${i}/ack`, `{"seq":${i}}`);
   t.is(writes.length, 0, 'nothing written within the tick');
-  await new Promise((r) => process.nextTick(r));
+  await new Promise((r) => setImmediate(r));
   t.is(writes.length, 1);
   const packets = parseAll(writes[0]!, 5) as mqttPacket.IPublishPacket[];
   t.deepEqual(
@@ -60,7 +60,7 @@ test('a tick of acks is one write of whole frames, in order; the next tick is an
     Array.from({ length: 100 }, (_, i) => `p/phone/p-${i}/ack`),
   );
   b.add('p/phone/x/ack', '{}');
-  await new Promise((r) => process.nextTick(r));
+  await new Promise((r) => setImmediate(r));
   t.is(writes.length, 2);
   t.is(b.written, 101);
   t.is(b.dropped, 0);
@@ -85,15 +85,44 @@ test('a sink that cannot write (disconnected, backlog full) drops and counts the
   const b = new AckBatcher({ write: (f) => (open ? (writes.push(f), true) : false) }, 5);
   b.add('a/ack', '1');
   b.add('b/ack', '2');
-  await new Promise((r) => process.nextTick(r));
+  await new Promise((r) => setImmediate(r));
   t.is(b.dropped, 2);
   t.is(writes.length, 0);
   open = true;
   b.add('c/ack', '3');
-  await new Promise((r) => process.nextTick(r));
+  await new Promise((r) => setImmediate(r));
   t.is(b.written, 1);
   t.deepEqual(
     (parseAll(writes[0]!, 5) as mqttPacket.IPublishPacket[]).map((p) => p.payload.toString()),
     ['3'],
   );
+});
+
+test('acks-of-a-per-packet-pump-are-one-write: mqtt.js hands one packet per nextTick; every ack of what the socket delivered goes out in one write', async (t) => {
+  const writes: Buffer[] = [];
+  const b = new AckBatcher({ write: (f) => (writes.push(f), true) }, 5);
+  // mqtt.js 5's parser pump: one incoming packet handled per process.nextTick.
+  await new Promise<void>((done) => {
+    let i = 0;
+    const work = (): void => {
+      b.add(`p/phone/p-${i}/ack`, `{"seq":${i}}`);
+      if (++i < 50) process.nextTick(work);
+      else done();
+    };
+    process.nextTick(work);
+  });
+  await new Promise((r) => setImmediate(r));
+  t.is(writes.length, 1, 'one write for the 50 acks, not one per packet');
+  t.is(parseAll(writes[0]!, 5).length, 50);
+});
+
+test('after-flush-runs-after-the-frames: pushes queued with acks are published after those acks were written', async (t) => {
+  const order: string[] = [];
+  const b = new AckBatcher({ write: () => (order.push('acks'), true) }, 5, undefined, () => order.push('pushes'));
+  b.add('p/phone/a/ack', '{}');
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(order, ['acks', 'pushes']);
+  b.schedule();
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(order, ['acks', 'pushes', 'pushes'], 'schedule() alone runs afterFlush (a push without an ack in the batch)');
 });
