@@ -127,7 +127,7 @@ export class Agent extends AgentMessages {
     const d = this.d;
     return new SipPhone({
       ua,
-      cfg: { user: sip.user, regintS: sip.regintS, timeoutMs: sip.registerTimeoutMs },
+      cfg: { user: sip.user, regintS: sip.regintS, timeoutMs: sip.registerTimeoutMs, credentials: sip.passwordFile !== undefined, authRetryMs: sip.authRetryMs },
       clock: d.clock,
       log: d.log.child({ mod: 'sip' }),
       display: d.display,

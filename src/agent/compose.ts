@@ -18,9 +18,16 @@ import { MqttTransport, type MqttTransportOptions } from './mqtt-transport.js';
 import type { ServicesFetcher, StateStore } from './ports.js';
 import type { SipUserAgent } from '../sip/user-agent.js';
 import { BaresipUserAgent } from '../sip/baresip.js';
+import { readSipCredentials, type SipCredentials } from '../config/sip-credentials.js';
 
-/** Builds the phone's SIP user agent from `config.sip` (issue 11). */
-export type SipUserAgentFactory = (sip: NonNullable<AgentConfig['sip']>, deps: { host: string; port: number; clock: Clock; random: Random; log: Logger }) => SipUserAgent;
+/**
+ * Builds the phone's SIP user agent from `config.sip` (issue 11); `auth`: the digest credentials
+ * read from `sip.passwordFile` at start (issue 17), null without one.
+ */
+export type SipUserAgentFactory = (
+  sip: NonNullable<AgentConfig['sip']>,
+  deps: { host: string; port: number; clock: Clock; random: Random; log: Logger; auth: SipCredentials | null },
+) => SipUserAgent;
 
 /** The built-in SIP driver: baresip over its `ctrl_tcp` socket (src/sip/baresip.ts). */
 export const defaultSipUserAgent: SipUserAgentFactory = (_sip, deps) => new BaresipUserAgent(deps);
@@ -57,7 +64,8 @@ export function composeAgent(o: ComposeOptions): Agent {
   const c = o.config;
   const clock = o.clock ?? systemClock;
   const random = o.random ?? Math.random;
-  const sip = c.sip === undefined ? null : (o.sipUserAgent ?? defaultSipUserAgent)(c.sip, { ...ctrlAddress(c.sip.ctrl), clock, random, log: o.log });
+  // The password is read here, once: an unreadable file stops the start with its reason (CONFIG_INVALID).
+  const sip = c.sip === undefined ? null : (o.sipUserAgent ?? defaultSipUserAgent)(c.sip, { ...ctrlAddress(c.sip.ctrl), clock, random, log: o.log, auth: readSipCredentials(c.sip) });
   return new Agent({
     config: c,
     log: o.log,

@@ -19,7 +19,7 @@ import type { Display, HookSwitch, Keypad, Led } from '../hw/types.js';
 import type { Pointer } from '../protocol/types.js';
 import type { SipEvent, SipUserAgent } from '../sip/user-agent.js';
 import { callBusy, callLines, initialCallState, nextCall, type CallEffect, type CallInput, type CallPhase, type CallState } from './call-control.js';
-import { initialRegState, nextReg, type RegEffect, type RegInput, type RegistrationConfig, type RegState } from './sip-registration.js';
+import { initialRegState, nextReg, unregisteredReason, type RegEffect, type RegInput, type RegistrationConfig, type RegState, type SipUnregisteredReason } from './sip-registration.js';
 
 /** Half-period of the message lamp's blink while a call rings in (ms). */
 export const LAMP_BLINK_MS = 500;
@@ -28,6 +28,8 @@ export interface SipStatus {
   /** Id of the call manager whose registrar the phone is registered at, or null. */
   registrar: string | null;
   call: CallPhase;
+  /** Why the phone is not registered at its home's registrar (sip-registration.ts), or null when it is. */
+  reason: SipUnregisteredReason | null;
 }
 
 export interface SipPhoneHost {
@@ -119,7 +121,7 @@ export class SipPhone {
   }
 
   status(): SipStatus {
-    return { registrar: this.#reg.registered?.cm ?? null, call: this.#call.phase };
+    return { registrar: this.#reg.registered?.cm ?? null, call: this.#call.phase, reason: unregisteredReason(this.#reg) };
   }
 
   /** The lines on the real display's rows 1… while the call screen shows, else null. */
@@ -149,7 +151,7 @@ export class SipPhone {
       case 'registered':
         return this.#regInput({ type: 'registered', aor: e.aor });
       case 'register-failed':
-        return this.#regInput({ type: 'register-failed', aor: e.aor, reason: e.reason });
+        return this.#regInput({ type: 'register-failed', aor: e.aor, reason: e.reason, ...(e.status !== undefined ? { status: e.status } : {}) });
       case 'incoming':
       case 'ringing':
       case 'established':
@@ -167,10 +169,12 @@ export class SipPhone {
 
   #regInput(input: RegInput): void {
     const regBefore = this.#reg.registered?.cm ?? null;
+    const refusedBefore = this.#reg.authFailed !== null;
     const step = nextReg(this.#reg, input, this.#o.clock.elapsed());
     this.#reg = step.state;
     for (const fx of step.effects) this.#regEffect(fx);
-    if ((this.#reg.registered?.cm ?? null) !== regBefore) this.#changed();
+    // Published on a change of registrar, and when refused credentials start or stop being the reason.
+    if ((this.#reg.registered?.cm ?? null) !== regBefore || (this.#reg.authFailed !== null) !== refusedBefore) this.#changed();
   }
 
   #regEffect(fx: RegEffect): void {
@@ -186,6 +190,8 @@ export class SipPhone {
         return this.#toAgent(() => o.host.sipFailed(fx.cm, fx.reason));
       case 'registered':
         return o.host.event({ type: 'sip-registered', cm: fx.cm, ms: Math.round(fx.ms) });
+      case 'auth-failed':
+        return o.host.event({ type: 'sip-auth-failed', cm: fx.cm, reason: fx.reason, retryMs: fx.retryMs });
       case 'wake':
         if (this.#regTimer !== null) o.clock.clearTimeout(this.#regTimer);
         this.#regTimer = fx.at === null ? null : o.clock.setTimeout(() => this.#regInput({ type: 'wake' }), Math.ceil(fx.at - o.clock.elapsed()));

@@ -10,10 +10,23 @@
  *
  * While a call is up, an old account is not removed (it may carry the call:
  * baresip ends a deleted account's calls); it lingers until the call ends.
+ * A lingering account whose refresh fails has lost its binding: moving back
+ * to it during the call waits (registered where it was) for the user agent's
+ * own retry to answer, or for the call's end, when it is made afresh — it
+ * is never taken back as registered (issue 17).
+ *
+ * A registrar that refuses the phone's own credentials (401, 403 or 407
+ * after the user agent sent them: the phone has a `sip.passwordFile`) is not
+ * a failure of that call manager: no `failed` (no rehome, no tour of the
+ * group), the phone is registered nowhere, `auth-failed` says why, and the
+ * account is tried again after `authRetryMs`, doubling up to
+ * {@link AUTH_RETRY_MAX_MS}. Without credentials a 401/403 is a failure as
+ * before; so are time-outs, 408 and 5xx.
  * While the machine searches without a home the registration stays where it
  * is (the next home replaces it make-before-break); with no home and no
  * search, or a home without `sip`, the phone is registered nowhere.
  */
+import { SIP_UNREGISTERED_REASONS } from '../protocol/payload-schemas.js';
 import { aorAt, parseRegistrar, pointerSip, type Registrar } from '../sip/sip-uri.js';
 
 /** Tunables. */
@@ -24,6 +37,31 @@ export interface RegistrationConfig {
   regintS: number;
   /** A new registration not answered this long after its account was added counts as failed (ms). */
   timeoutMs: number;
+  /** The user agent sends credentials (`sip.passwordFile`): a 401/403/407 then means they were refused. Default false. */
+  credentials?: boolean;
+  /** First wait before trying again after the registrar refused the credentials (ms); doubles per refusal. Default {@link AUTH_RETRY_MS}. */
+  authRetryMs?: number;
+}
+
+/** Default first wait after refused credentials (ms). */
+export const AUTH_RETRY_MS = 30_000;
+/** The longest wait between two tries with refused credentials (ms), unless `authRetryMs` is longer. */
+export const AUTH_RETRY_MAX_MS = 600_000;
+
+/**
+ * Why a phone with a SIP user agent is not registered at its home (status `sip.reason`; null when
+ * it is): `registering` (a REGISTER under way, or failed and the phone moving on), `sip-auth-failed`
+ * (the home's registrar refused the phone's credentials: no rehome, tried again slowly), `ua-down`
+ * (the user agent is unreachable), `no-registrar` (no home, or a home without `sip`). The reason
+ * changes only where the registrar does, or refused credentials start or end, so it adds no
+ * status publication of its own.
+ */
+export { SIP_UNREGISTERED_REASONS };
+export type SipUnregisteredReason = (typeof SIP_UNREGISTERED_REASONS)[number];
+
+/** SIP answers that refuse credentials: 401/407 (challenged again after they were sent), 403. */
+export function refusesCredentials(status: number | undefined): boolean {
+  return status === 401 || status === 403 || status === 407;
 }
 
 /** One account: at which call manager's registrar, under which AOR. */
@@ -38,10 +76,18 @@ export interface RegState {
   uaUp: boolean;
   /** The account the phone is registered with (status `sip.registrar`), or null. */
   registered: Account | null;
-  /** A new account added and not yet answered. */
-  pending: (Account & { since: number; deadline: number }) | null;
+  /**
+   * A new account added and not yet answered. `deferred`: a lingering account whose binding is
+   * gone, wanted again during the call: not re-made (that would end the call) until the call ends
+   * or the user agent's own retry answers; no deadline.
+   */
+  pending: (Account & { since: number; deadline: number; deferred?: boolean }) | null;
   /** Old accounts kept while a call is up. */
   lingering: string[];
+  /** The lingering accounts whose refresh failed: their binding is gone. */
+  lingeringDead: string[];
+  /** The home's registrar refused the phone's credentials for this account: tried again at `retryAt`. */
+  authFailed: { cm: string; aor: string; reason: string; attempt: number; retryAt: number } | null;
   callIdle: boolean;
   /** What the agent wants, from its last `target` input. */
   want: Account | null | 'keep';
@@ -56,7 +102,7 @@ export type RegInput =
   | { type: 'ua-up' }
   | { type: 'ua-down' }
   | { type: 'registered'; aor: string }
-  | { type: 'register-failed'; aor: string; reason: string }
+  | { type: 'register-failed'; aor: string; reason: string; status?: number }
   /** The user agent refused `addAccount`. */
   | { type: 'add-failed'; aor: string; reason: string }
   | { type: 'call-idle'; idle: boolean }
@@ -67,13 +113,27 @@ export type RegEffect =
   | { type: 'remove'; aor: string }
   /** Registration at `cm` failed: that pointer fails. */
   | { type: 'failed'; cm: string; reason: string }
+  /** The registrar of `cm` refused the phone's credentials; tried again in `retryMs`. Not a failure of `cm`. */
+  | { type: 'auth-failed'; cm: string; reason: string; retryMs: number }
   /** Registered at `cm`, `ms` after the home change asked for it. */
   | { type: 'registered'; cm: string; ms: number }
   | { type: 'wake'; at: number | null }
   | { type: 'log'; level: 'info' | 'warn' | 'debug'; msg: string; data: Record<string, unknown> };
 
 export function initialRegState(cfg: RegistrationConfig): RegState {
-  return { cfg, uaUp: false, registered: null, pending: null, lingering: [], callIdle: true, want: null, gaveUp: null, wakeAt: null };
+  return { cfg, uaUp: false, registered: null, pending: null, lingering: [], lingeringDead: [], authFailed: null, callIdle: true, want: null, gaveUp: null, wakeAt: null };
+}
+
+/** Why the phone is not registered at its home (status `sip.reason`), or null when it is registered. */
+export function unregisteredReason(s: RegState): SipUnregisteredReason | null {
+  if (s.registered !== null && (s.want === 'keep' || s.want === null || s.registered.aor === s.want.aor)) return null;
+  // No home wanted first: a phone starting (its user agent not yet up) says so once, not twice.
+  if (s.want === null || s.want === 'keep') return 'no-registrar';
+  if (!s.uaUp) return 'ua-down';
+  if (s.authFailed !== null) return 'sip-auth-failed';
+  // A failed registration is 'registering' too: the phone moves on and registers at the next home.
+  // (A reason of its own would publish one more status per failure, for a state that lasts a step.)
+  return 'registering';
 }
 
 /** The account wanted for a home pointer: none when it has no (valid) `sip`. */
@@ -84,7 +144,7 @@ export function accountFor(cfg: RegistrationConfig, home: object & { id: string 
 }
 
 export function nextReg(state: RegState, input: RegInput, now: number): { state: RegState; effects: RegEffect[] } {
-  const s: RegState = { ...state, lingering: [...state.lingering] };
+  const s: RegState = { ...state, lingering: [...state.lingering], lingeringDead: [...state.lingeringDead] };
   const fx: RegEffect[] = [];
   const drop = (aor: string): void => {
     if (s.callIdle) fx.push({ type: 'remove', aor });
@@ -92,16 +152,32 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
   };
   const fail = (reason: string): void => {
     const p = s.pending!;
-    s.pending = null;
+    dropPending(s, fx);
     s.gaveUp = p.aor;
-    fx.push({ type: 'remove', aor: p.aor });
     fx.push({ type: 'log', level: 'warn', msg: 'sip registration failed', data: { cm: p.cm, aor: p.aor, reason } });
     fx.push({ type: 'failed', cm: p.cm, reason });
+  };
+  /** The registrar of `a` refused the phone's credentials: registered nowhere, no failure, a slow retry. */
+  const refused = (a: Account, reason: string): void => {
+    const attempt = s.authFailed !== null && s.authFailed.aor === a.aor ? s.authFailed.attempt + 1 : 0;
+    const base = s.cfg.authRetryMs ?? AUTH_RETRY_MS;
+    const retryMs = Math.min(Math.max(base, AUTH_RETRY_MAX_MS), base * 2 ** Math.min(attempt, 20));
+    s.authFailed = { cm: a.cm, aor: a.aor, reason, attempt, retryAt: now + retryMs };
+    // Registered at the home's registrar and nowhere else: an older registration goes too.
+    if (s.registered !== null) {
+      drop(s.registered.aor);
+      s.registered = null;
+    }
+    fx.push({ type: 'log', level: 'warn', msg: 'sip registrar refused the credentials: not registered, no rehome', data: { cm: a.cm, aor: a.aor, reason, retryMs } });
+    fx.push({ type: 'auth-failed', cm: a.cm, reason, retryMs });
   };
   switch (input.type) {
     case 'target': {
       const want = input.home !== null ? accountFor(s.cfg, input.home) : input.searching ? 'keep' : null;
-      if (wantKey(want) !== wantKey(s.want)) s.gaveUp = null;
+      if (wantKey(want) !== wantKey(s.want)) {
+        s.gaveUp = null;
+        if (want !== 'keep') s.authFailed = null;
+      }
       s.want = want;
       break;
     }
@@ -115,11 +191,15 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
       s.registered = null;
       s.pending = null;
       s.lingering = [];
+      s.lingeringDead = [];
       break;
-    case 'registered':
+    case 'registered': {
+      const dead = s.lingeringDead.findIndex((a) => sameAor(a, input.aor));
+      if (dead >= 0) s.lingeringDead.splice(dead, 1); // the user agent's own retry answered: bound again
       if (sameAor(s.pending?.aor, input.aor)) {
         const p = s.pending!;
         s.pending = null;
+        s.authFailed = null;
         const old = s.registered;
         s.registered = { cm: p.cm, aor: p.aor, registrar: p.registrar };
         if (old !== null && old.aor !== p.aor) drop(old.aor);
@@ -127,18 +207,37 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
         fx.push({ type: 'registered', cm: p.cm, ms: now - p.since });
       }
       break; // a refresh, or a late answer for an account given up
-    case 'register-failed':
-      if (sameAor(s.pending?.aor, input.aor)) fail(input.reason);
-      else if (sameAor(s.registered?.aor, input.aor)) {
-        // The home's registrar stopped answering refreshes: the phone cannot take calls there.
+    }
+    case 'register-failed': {
+      const auth = s.cfg.credentials === true && refusesCredentials(input.status);
+      if (sameAor(s.pending?.aor, input.aor)) {
+        const p = s.pending!;
+        if (auth) {
+          dropPending(s, fx);
+          refused(p, input.reason);
+        } else fail(input.reason);
+      } else if (sameAor(s.registered?.aor, input.aor)) {
         const r = s.registered!;
+        if (auth) {
+          refused(r, input.reason);
+          break;
+        }
+        // The home's registrar stopped answering refreshes: the phone cannot take calls there.
         s.registered = null;
         s.gaveUp = r.aor;
         drop(r.aor);
         fx.push({ type: 'log', level: 'warn', msg: 'sip registration lost', data: { cm: r.cm, reason: input.reason } });
         fx.push({ type: 'failed', cm: r.cm, reason: input.reason });
+      } else {
+        const aor = s.lingering.find((a) => sameAor(a, input.aor));
+        if (aor !== undefined && !s.lingeringDead.includes(aor)) {
+          // Kept for a call: its binding is gone (nothing to fail: it is not the home's).
+          s.lingeringDead.push(aor);
+          fx.push({ type: 'log', level: 'info', msg: 'sip account kept for a call lost its registration', data: { aor, reason: input.reason } });
+        }
       }
       break;
+    }
     case 'add-failed':
       if (sameAor(s.pending?.aor, input.aor)) fail(`user agent refused the account: ${input.reason}`);
       break;
@@ -147,15 +246,21 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
       if (input.idle) {
         for (const aor of s.lingering) fx.push({ type: 'remove', aor });
         s.lingering = [];
+        s.lingeringDead = [];
+        if (s.pending?.deferred === true) {
+          // Kept for the call with its binding gone: made afresh now (reconcile adds it again).
+          fx.push({ type: 'remove', aor: s.pending.aor });
+          s.pending = null;
+        }
       }
       break;
     case 'wake':
       s.wakeAt = null;
-      if (s.pending !== null && now >= s.pending.deadline) fail(`no answer in ${s.cfg.timeoutMs} ms`);
+      if (s.pending !== null && s.pending.deferred !== true && now >= s.pending.deadline) fail(`no answer in ${s.cfg.timeoutMs} ms`);
       break;
   }
   reconcile(s, fx, now);
-  const at = s.pending?.deadline ?? null;
+  const at = nextWake(s);
   if (at !== s.wakeAt) {
     s.wakeAt = at;
     fx.push({ type: 'wake', at });
@@ -163,13 +268,29 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
   return { state: s, effects: fx };
 }
 
+/** When the controller must look again: a pending account's deadline, or the retry after refused credentials. */
+function nextWake(s: RegState): number | null {
+  if (s.pending !== null) return s.pending.deferred === true ? null : s.pending.deadline;
+  return s.authFailed !== null && s.uaUp ? s.authFailed.retryAt : null;
+}
+
+/** Give up the pending account: removed, or — kept for the call it carries — back among the lingering ones. */
+function dropPending(s: RegState, fx: RegEffect[]): void {
+  const p = s.pending;
+  if (p === null) return;
+  s.pending = null;
+  if (p.deferred === true) {
+    if (!s.lingering.includes(p.aor)) s.lingering.push(p.aor);
+    if (!s.lingeringDead.includes(p.aor)) s.lingeringDead.push(p.aor);
+  } else fx.push({ type: 'remove', aor: p.aor });
+}
+
 /** Bring the accounts toward what is wanted (only while the user agent is up). */
 function reconcile(s: RegState, fx: RegEffect[], now: number): void {
   if (!s.uaUp || s.want === 'keep') return;
   const want = s.want;
   if (want === null) {
-    if (s.pending !== null) fx.push({ type: 'remove', aor: s.pending.aor });
-    s.pending = null;
+    dropPending(s, fx);
     if (s.registered !== null) {
       fx.push({ type: 'log', level: 'info', msg: 'sip registered nowhere', data: { was: s.registered.cm } });
       const aor = s.registered.aor;
@@ -180,8 +301,7 @@ function reconcile(s: RegState, fx: RegEffect[], now: number): void {
     return;
   }
   if (s.registered?.aor === want.aor) {
-    if (s.pending !== null) fx.push({ type: 'remove', aor: s.pending.aor });
-    s.pending = null;
+    dropPending(s, fx);
     if (s.registered.cm !== want.cm) {
       // Two call managers sharing one registrar: the same registration serves the new home.
       s.registered = want;
@@ -190,14 +310,24 @@ function reconcile(s: RegState, fx: RegEffect[], now: number): void {
     return;
   }
   if (s.pending?.aor === want.aor || want.aor === s.gaveUp) return;
-  if (s.pending !== null) fx.push({ type: 'remove', aor: s.pending.aor });
+  // Refused credentials: not again before the retry time.
+  if (s.authFailed !== null && s.authFailed.aor === want.aor && now < s.authFailed.retryAt) return;
+  dropPending(s, fx);
   const li = s.lingering.indexOf(want.aor);
   if (li >= 0) {
-    // Back to an account kept for a call: it is still registered (and refreshed) there.
     s.lingering.splice(li, 1);
+    const dead = s.lingeringDead.indexOf(want.aor);
+    if (dead >= 0) {
+      // Kept for the call, but its binding is gone: not registered there. Deleting and re-making it
+      // would end the call, so it waits for the user agent's own retry or the call's end.
+      s.lingeringDead.splice(dead, 1);
+      s.pending = { ...want, since: now, deadline: now, deferred: true };
+      fx.push({ type: 'log', level: 'info', msg: 'sip account kept for a call has no binding: registering it again once the call ends', data: { cm: want.cm, aor: want.aor } });
+      return;
+    }
+    // Back to an account kept for a call: it is still registered (and refreshed) there.
     const old = s.registered;
     s.registered = want;
-    s.pending = null;
     if (old !== null) s.lingering.push(old.aor);
     fx.push({ type: 'registered', cm: want.cm, ms: 0 });
     return;

@@ -4,6 +4,7 @@ import { show, validatePointerList } from '../protocol/pointers.js';
 import { DEFAULT_PREFIX } from '../protocol/topics.js';
 import { markDerived } from './merge.js';
 import { credentialFileProblems, credentialSchema, credentialShapeProblems } from './mqtt-credentials.js';
+import { sipPasswordFileProblems } from './sip-credentials.js';
 import { configInvalid, ID_PATTERN, LOG_LEVELS, PREFIX_PATTERN, readJsonFile, schemaProblems, structureProblems, trustKeyProblems, type Defaulted } from './problems.js';
 
 /**
@@ -62,6 +63,13 @@ export const SipSchema = Type.Object(
     regintS: Type.Optional(Type.Integer({ default: 120, minimum: 60, maximum: 600, description: 'seconds between REGISTER refreshes' })),
     registerTimeoutMs: Type.Optional(
       Type.Integer({ default: 4000, minimum: 100, maximum: 60000, description: 'ms a new registration may take before that pointer counts as failed' }),
+    ),
+    passwordFile: Type.Optional(
+      Type.String({ minLength: 1, description: 'file whose first line is the SIP digest password (read at start; never logged or published); absent = no credentials' }),
+    ),
+    authUser: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._~+@-]{1,128}$', description: 'digest authentication user name; default the user part (`user`)' })),
+    authRetryMs: Type.Optional(
+      Type.Integer({ default: 30000, minimum: 1000, maximum: 3600000, description: 'ms before trying again after the registrar refused the credentials; doubles per refusal up to 10 minutes' }),
     ),
   },
   { additionalProperties: false, description: 'the phone’s SIP user agent; absent = no SIP' },
@@ -233,6 +241,7 @@ export function checkedAgentConfig(path: string, raw: unknown): AgentConfig {
   const result = validateAgentConfig(raw);
   const problems = result.ok ? [] : [...result.problems];
   problems.push(...credentialFileProblems((raw as { mqtt?: unknown } | null)?.mqtt));
+  problems.push(...sipPasswordFileProblems((raw as { sip?: unknown } | null)?.sip));
   if (!result.ok || problems.length > 0) throw configInvalid(path, problems);
   return result.config;
 }

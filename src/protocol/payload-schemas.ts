@@ -112,10 +112,18 @@ export const ConfigResultSchema = Type.Object(
 /** Call phases of a phone's SIP user agent (agent/call-control.ts). */
 export const CALL_PHASES = ['idle', 'dialing', 'calling', 'ringing', 'connected'] as const;
 
+/** Why a phone is not registered at its home's registrar: status `sip.reason` (agent/sip-registration.ts). */
+export const SIP_UNREGISTERED_REASONS = ['registering', 'sip-auth-failed', 'ua-down', 'no-registrar'] as const;
+
 const SipStatusSchema = Type.Object(
   {
     registrar: IdOrNull('the call manager the phone is registered at'),
     call: Type.Union(CALL_PHASES.map((p) => Type.Literal(p))),
+    reason: Type.Optional(
+      Type.Union([Type.Union(SIP_UNREGISTERED_REASONS.map((r) => Type.Literal(r))), Type.Null()], {
+        description: 'why the phone is not registered at its home, or null when it is (sip-auth-failed: the registrar refused its credentials)',
+      }),
+    ),
   },
   { description: 'present when the phone has a SIP user agent' },
 );
@@ -171,7 +179,16 @@ export const SipRegisteredEventSchema = Type.Object(
   { type: Type.Literal('sip-registered'), cm: IdSchema, ms: Type.Number({ minimum: 0, description: 'ms the REGISTER took' }) },
   { $id: 'SipRegisteredEvent', title: 'sip-registered' },
 );
-export const EventSchema = Type.Union([Type.Ref(RehomedEventSchema), Type.Ref(RejectedEventSchema), Type.Ref(HomedEventSchema), Type.Ref(SipRegisteredEventSchema)], {
+export const SipAuthFailedEventSchema = Type.Object(
+  {
+    type: Type.Literal('sip-auth-failed'),
+    cm: IdSchema,
+    reason: Type.String({ description: 'the registrar\'s answer, e.g. 401 Unauthorized' }),
+    retryMs: Type.Number({ minimum: 0, description: 'ms until the phone tries again' }),
+  },
+  { $id: 'SipAuthFailedEvent', title: 'sip-auth-failed' },
+);
+export const EventSchema = Type.Union([Type.Ref(RehomedEventSchema), Type.Ref(RejectedEventSchema), Type.Ref(HomedEventSchema), Type.Ref(SipRegisteredEventSchema), Type.Ref(SipAuthFailedEventSchema)], {
   $id: 'Event',
   title: 'Phone event',
 });
@@ -241,6 +258,7 @@ export const PAYLOAD_SCHEMAS: readonly TSchema[] = [
   RejectedEventSchema,
   HomedEventSchema,
   SipRegisteredEventSchema,
+  SipAuthFailedEventSchema,
   EventSchema,
   CmStateSchema,
   CmStateBodySchema,

@@ -8,6 +8,10 @@
  * - response `{"response":true,"ok":false,"data":"No such file or directory","token":"7"}`
  * - event `{"event":true,"type":"REGISTER_FAIL","class":"register","accountaor":"sip:1001@127.0.0.1:5070","param":"Connection refused"}`;
  *   call events add `direction`, `peeruri`, `peerdisplayname`, `id`.
+ * - a registrar's refusal of the account's credentials (Kamailio's digest auth, checked against
+ *   it): `REGISTER_FAIL` with `param` `"401 Unauthorized"` (challenged again after the
+ *   credentials were sent, a wrong password or none) or `"403 Forbidden"`; an answer of `uanew`
+ *   echoes its parameters, the password among them (`Creating UA for <…>;auth_pass=…`).
  */
 import { IpphoneError } from '../lib/errors.js';
 import type { SipEvent } from './user-agent.js';
@@ -78,10 +82,33 @@ export function baresipAor(aor: string): string {
   return cut < 0 ? uri : uri.slice(0, cut);
 }
 
-/** The `uanew` parameters: register every `regintS` seconds. */
-export function uanewParams(aor: string, regintS: number): string {
+/**
+ * The `uanew` parameters: register every `regintS` seconds, answering digest challenges with
+ * `auth` when given (`auth_user`, `auth_pass`: baresip's account parameters; the password was
+ * checked at start to hold no space or `;`, which end a parameter). The result holds the
+ * password: never log it unredacted ({@link redactSecrets}).
+ */
+export function uanewParams(aor: string, regintS: number, auth?: { user: string; password: string } | null): string {
   if (!Number.isInteger(regintS) || regintS < 1) throw new IpphoneError('registration interval must be a whole number of seconds ≥ 1', 'CONFIG_INVALID', { regintS });
-  return `<${accountUri(aor)}>;regint=${regintS}`;
+  const creds = auth == null ? '' : `;auth_user=${auth.user};auth_pass=${auth.password}`;
+  return `<${accountUri(aor)}>${creds};regint=${regintS}`;
+}
+
+/**
+ * `text` with every `auth_pass=…` value hidden. baresip echoes a `uanew`'s parameters in its
+ * answer ("Creating UA for <…>;auth_pass=…"), so whatever of a command or an answer may reach a
+ * log line or an error goes through this first.
+ */
+export function redactSecrets(text: string): string;
+export function redactSecrets(text: string | undefined): string | undefined;
+export function redactSecrets(text: string | undefined): string | undefined {
+  return text?.replace(/(auth_pass=)("[^"]*"|[^;\s>"]*)/gi, '$1(hidden)');
+}
+
+/** The SIP status code that starts a REGISTER_FAIL's `param` ("401 Unauthorized"), or undefined (a transport error). */
+export function sipStatusOf(param: string | undefined): number | undefined {
+  const m = /^\s*([1-6][0-9]{2})(?:\s|$)/.exec(param ?? '');
+  return m === null ? undefined : Number(m[1]);
 }
 
 /**
@@ -95,8 +122,11 @@ export function sipEventOf(e: CtrlEvent, aorOf: (accountaor: string) => string):
   switch (e.type) {
     case 'REGISTER_OK':
       return { type: 'registered', aor };
-    case 'REGISTER_FAIL':
-      return { type: 'register-failed', aor, reason: e.param ?? 'register failed' };
+    case 'REGISTER_FAIL': {
+      // "401 Unauthorized" after credentials were sent, "408 Request Timeout", "Connection refused", …
+      const status = sipStatusOf(e.param);
+      return { type: 'register-failed', aor, reason: e.param ?? 'register failed', ...(status !== undefined ? { status } : {}) };
+    }
     case 'CALL_INCOMING':
       return { type: 'incoming', peer };
     case 'CALL_RINGING':

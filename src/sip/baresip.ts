@@ -17,7 +17,7 @@ import net from 'node:net';
 import { systemClock, type Clock, type Random, type TimerHandle } from '../lib/clock.js';
 import { IpphoneError, errorMessage, isIpphoneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { baresipAor, commandBody, decodeCtrl, sipEventOf, uanewParams, type CtrlEvent, type CtrlResponse } from './baresip-messages.js';
+import { baresipAor, commandBody, decodeCtrl, redactSecrets, sipEventOf, uanewParams, type CtrlEvent, type CtrlResponse } from './baresip-messages.js';
 import { NetstringDecoder, encodeNetstring } from './netstring.js';
 import type { SipEvent, SipUserAgent } from './user-agent.js';
 
@@ -34,6 +34,11 @@ export interface BaresipOptions {
   random?: Random;
   /** A command unanswered after this many ms rejects with `TIMEOUT`. Default 5000. */
   commandTimeoutMs?: number;
+  /**
+   * Digest credentials every account answers challenges with (`sip.passwordFile`, `sip.authUser`);
+   * absent: none. The password goes into `uanew` only, never into a log line or an error.
+   */
+  auth?: { user: string; password: string } | null;
   /**
    * Reconnect backoff: attempt n (0-based) waits `random() × min(maxMs, baseMs × 2^n)` ms.
    * Defaults baseMs 100, maxMs 5000 (baresip restarts in well under a second).
@@ -85,7 +90,7 @@ export class BaresipUserAgent implements SipUserAgent {
   }
 
   async addAccount(aor: string, regintS: number): Promise<void> {
-    const params = uanewParams(aor, regintS);
+    const params = uanewParams(aor, regintS, this.#o.auth);
     const name = baresipAor(aor);
     // A UA of the same AOR left from before (the agent re-adds after `up`, but baresip may not have restarted)
     // would register twice and survive one uadel: delete it first. ENOENT (none) is the usual answer.
@@ -159,7 +164,7 @@ export class BaresipUserAgent implements SipUserAgent {
         reject(new IpphoneError('baresip did not answer the command in time', 'TIMEOUT', { command, timeoutMs: this.#timeoutMs() }));
       }, this.#timeoutMs());
       this.#pending.set(token, { command, resolve, reject, timer });
-      this.#log.debug({ command, params, token }, 'baresip command');
+      this.#log.debug({ command, params: redactSecrets(params), token }, 'baresip command');
       socket.write(encodeNetstring(commandBody(command, params, token)));
     });
   }
@@ -240,6 +245,8 @@ export class BaresipUserAgent implements SipUserAgent {
       return;
     }
     if (msg.kind === 'response') {
+      // An answer to uanew echoes the password: hidden before the answer can reach a log or an error.
+      msg.data = redactSecrets(msg.data);
       const p = msg.token === undefined ? undefined : this.#pending.get(msg.token);
       if (p === undefined) {
         this.#log.debug({ token: msg.token }, 'baresip response to no pending command');
@@ -252,7 +259,7 @@ export class BaresipUserAgent implements SipUserAgent {
       return;
     }
     const e = sipEventOf(msg, (name) => this.#aors.get(name) ?? name);
-    this.#log.debug({ event: msg.type, aor: msg.accountaor, peer: msg.peeruri, param: msg.param }, 'baresip event');
+    this.#log.debug({ event: msg.type, aor: msg.accountaor, peer: msg.peeruri, param: redactSecrets(msg.param) }, 'baresip event');
     if (e !== null) this.#emit(e);
   }
 

@@ -8,7 +8,8 @@
  */
 import type { SipEvent, SipUserAgent } from './user-agent.js';
 
-export type RegistrarAnswer = 'ok' | 'fail' | 'never';
+/** `unauthorized`: the registrar refuses the phone's credentials (401 after they were sent). */
+export type RegistrarAnswer = 'ok' | 'fail' | 'never' | 'unauthorized';
 
 export type FakeCommand =
   | { cmd: 'add'; aor: string; regintS: number }
@@ -46,7 +47,13 @@ export class FakeSipUserAgent implements SipUserAgent {
     if (answer === 'never') return;
     queueMicrotask(() => {
       if (!this.accounts.has(aor) || !this.#up) return;
-      this.emit(answer === 'ok' ? { type: 'registered', aor } : { type: 'register-failed', aor, reason: '503 Service Unavailable' });
+      this.emit(
+        answer === 'ok'
+          ? { type: 'registered', aor }
+          : answer === 'unauthorized'
+            ? { type: 'register-failed', aor, reason: '401 Unauthorized', status: 401 }
+            : { type: 'register-failed', aor, reason: '503 Service Unavailable', status: 503 },
+      );
     });
   }
 

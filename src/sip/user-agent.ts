@@ -14,8 +14,8 @@ export type SipEvent =
   | { type: 'down'; reason: string }
   /** REGISTER answered 2xx (again on each refresh). */
   | { type: 'registered'; aor: string }
-  /** REGISTER failed (error answer, time-out, transport error). */
-  | { type: 'register-failed'; aor: string; reason: string }
+  /** REGISTER failed (error answer, time-out, transport error); `status`: the registrar's final SIP status code, when it answered. */
+  | { type: 'register-failed'; aor: string; reason: string; status?: number }
   /** A call is coming in from `peer` (a SIP URI). */
   | { type: 'incoming'; peer: string }
   /** The far end of our outgoing call rings. */
@@ -30,7 +30,10 @@ export interface SipUserAgent {
   start(listener: (e: SipEvent) => void): void;
   /** True while the control connection is up. */
   connected(): boolean;
-  /** Create an account and register it every `regintS` seconds. Rejects when the user agent refuses. */
+  /**
+   * Create an account and register it every `regintS` seconds, with the credentials the adapter
+   * was built with (if any). Rejects when the user agent refuses.
+   */
   addAccount(aor: string, regintS: number): Promise<void>;
   /** Delete an account (unregisters it). Rejects when the user agent refuses; an unknown account is not an error. */
   removeAccount(aor: string): Promise<void>;

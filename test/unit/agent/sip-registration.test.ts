@@ -1,5 +1,5 @@
 import test from 'ava';
-import { accountFor, initialRegState, nextReg, sameAor, type RegEffect, type RegInput, type RegState } from '../../../src/agent/sip-registration.js';
+import { AUTH_RETRY_MAX_MS, accountFor, initialRegState, nextReg, sameAor, unregisteredReason, type RegEffect, type RegInput, type RegState } from '../../../src/agent/sip-registration.js';
 
 const cfg = { user: '1001', regintS: 120, timeoutMs: 4000 };
 const A = { id: 'cm-a', sip: 'sip:127.0.0.1:5071;transport=tcp' };
@@ -144,4 +144,148 @@ test('an answer named by the user agent without URI parameters still counts', (t
   t.false(sameAor(AOR_A, AOR_B));
   const { s } = run([[0, { type: 'ua-up' }], [0, { type: 'target', home: A, searching: false }], [5, { type: 'registered', aor: 'sip:1001@127.0.0.1:5071' }]]);
   t.is(s.registered?.cm, 'cm-a');
+});
+
+test('a lingering account whose refresh failed is not taken back as registered; it is registered afresh once the call ends', (t) => {
+  // In a call homed on A, the phone moves to B; A's account lingers for the call, and its refresh fails
+  // (A's registrar restarted: the binding is gone). Back to A while the call lasts: not registered there.
+  const mid = run(
+    [
+      [50, { type: 'call-idle', idle: false }],
+      [100, { type: 'target', home: B, searching: false }],
+      [120, { type: 'registered', aor: AOR_B }],
+      [5_000, { type: 'register-failed', aor: 'sip:1001@127.0.0.1:5071', reason: 'Connection refused' }],
+    ],
+    run(registeredAtA).s,
+  ).s;
+  const back = run([[6_000, { type: 'target', home: A, searching: false }]], mid);
+  t.false(back.fx.some((e) => e.type === 'registered'), 'no registration at A is claimed');
+  t.not(back.s.registered?.cm, 'cm-a');
+  t.false(back.fx.some((e) => e.type === 'remove' || e.type === 'add'), 'the account carrying the call is neither deleted nor re-made during the call');
+  // The call ends: the stale account goes and A is registered afresh (make-before-break from B).
+  const idle = run([[9_000, { type: 'call-idle', idle: true }]], back.s);
+  t.deepEqual(idle.fx, [
+    { type: 'remove', aor: AOR_A },
+    { type: 'add', aor: AOR_A, regintS: 120 },
+  ]);
+  const done = run([[9_040, { type: 'registered', aor: AOR_A }]], idle.s);
+  t.deepEqual(done.fx, [
+    { type: 'remove', aor: AOR_B },
+    { type: 'registered', cm: 'cm-a', ms: 40 },
+  ]);
+});
+
+test('a lingering account whose refresh failed and which registers again on its own is taken back as registered', (t) => {
+  const mid = run(
+    [
+      [50, { type: 'call-idle', idle: false }],
+      [100, { type: 'target', home: B, searching: false }],
+      [120, { type: 'registered', aor: AOR_B }],
+      [5_000, { type: 'register-failed', aor: AOR_A, reason: 'Connection refused' }],
+      [6_000, { type: 'target', home: A, searching: false }],
+      [40_000, { type: 'registered', aor: AOR_A }], // the user agent's own retry
+    ],
+    run(registeredAtA).s,
+  );
+  t.is(mid.s.registered?.cm, 'cm-a');
+  t.deepEqual(mid.fx.slice(-1), [{ type: 'registered', cm: 'cm-a', ms: 34_000 }]);
+  t.deepEqual(mid.s.lingering, [AOR_B], 'B lingers for the call');
+});
+
+// ---- credentials refused (issue 17) ----------------------------------------------------------
+
+const withCreds = { ...cfg, credentials: true, authRetryMs: 30_000 };
+const credsAtA: RegState = run(registeredAtA, initialRegState(withCreds)).s;
+
+/** Every wake the controller asks for (the last one is where it looks next). */
+function wakes(inputs: [number, RegInput][], s: RegState): (number | null)[] {
+  const out: (number | null)[] = [];
+  for (const [at, input] of inputs) {
+    const step = nextReg(s, input, at);
+    s = step.state;
+    for (const e of step.effects) if (e.type === 'wake') out.push(e.at);
+  }
+  return out;
+}
+
+test('credentials refused (401) at the new home: no failure of that call manager, registered nowhere, the reason says why, tried again slowly', (t) => {
+  const steps: [number, RegInput][] = [
+    [100, { type: 'target', home: B, searching: false }],
+    [120, { type: 'register-failed', aor: 'sip:1001@127.0.0.1:5072', reason: '401 Unauthorized', status: 401 }],
+  ];
+  const { s, fx } = run(steps, credsAtA);
+  t.deepEqual(fx, [
+    { type: 'add', aor: AOR_B, regintS: 120 },
+    { type: 'remove', aor: AOR_B },
+    { type: 'remove', aor: AOR_A },
+    { type: 'auth-failed', cm: 'cm-b', reason: '401 Unauthorized', retryMs: 30_000 },
+  ]);
+  t.false(fx.some((e) => e.type === 'failed'), 'no sip-failed: the phone does not rehome for it');
+  t.is(s.registered, null, 'registered at the home or nowhere: the old registration at A went too');
+  t.is(unregisteredReason(s), 'sip-auth-failed');
+  t.deepEqual(wakes(steps, credsAtA).slice(-1), [30_120]);
+  // Nothing happens before the retry time; then the account is made again.
+  t.deepEqual(run([[20_000, { type: 'wake' }]], s).fx, []);
+  const retry = run([[30_120, { type: 'wake' }]], s);
+  t.deepEqual(retry.fx, [{ type: 'add', aor: AOR_B, regintS: 120 }]);
+  t.is(unregisteredReason(retry.s), 'sip-auth-failed', 'still says why while trying again');
+  // Refused again: the wait doubles. Then the registrar takes the (fixed) credentials.
+  const again = run([[30_130, { type: 'register-failed', aor: AOR_B, reason: '403 Forbidden', status: 403 }]], retry.s);
+  t.deepEqual(again.fx, [{ type: 'remove', aor: AOR_B }, { type: 'auth-failed', cm: 'cm-b', reason: '403 Forbidden', retryMs: 60_000 }]);
+  const ok = run([[90_130, { type: 'wake' }], [90_150, { type: 'registered', aor: AOR_B }]], again.s);
+  t.deepEqual(ok.fx, [{ type: 'add', aor: AOR_B, regintS: 120 }, { type: 'registered', cm: 'cm-b', ms: 20 }]);
+  t.is(ok.s.authFailed, null);
+  t.is(unregisteredReason(ok.s), null);
+});
+
+test('credentials refused on a refresh at the home (403): registered nowhere, no failure, tried again', (t) => {
+  const { s, fx } = run([[60_000, { type: 'register-failed', aor: AOR_A, reason: '403 Forbidden', status: 403 }]], credsAtA);
+  t.deepEqual(fx, [{ type: 'remove', aor: AOR_A }, { type: 'auth-failed', cm: 'cm-a', reason: '403 Forbidden', retryMs: 30_000 }]);
+  t.is(s.registered, null);
+  t.is(unregisteredReason(s), 'sip-auth-failed');
+});
+
+test('the wait after refused credentials doubles up to its cap', (t) => {
+  let s = run([[100, { type: 'target', home: B, searching: false }]], credsAtA).s;
+  const waits: number[] = [];
+  let now = 100;
+  for (let i = 0; i < 8; i++) {
+    const r = nextReg(s, { type: 'register-failed', aor: AOR_B, reason: '401 Unauthorized', status: 401 }, now + 1);
+    const e = r.effects.find((x) => x.type === 'auth-failed') as { retryMs: number };
+    waits.push(e.retryMs);
+    now = r.state.authFailed!.retryAt;
+    s = nextReg(r.state, { type: 'wake' }, now).state;
+    t.is(s.pending?.aor, AOR_B);
+  }
+  t.deepEqual(waits, [30_000, 60_000, 120_000, 240_000, 480_000, AUTH_RETRY_MAX_MS, AUTH_RETRY_MAX_MS, AUTH_RETRY_MAX_MS]);
+});
+
+test('without credentials a 401 or 403 is a failure of that call manager, as before', (t) => {
+  const { fx } = run([[100, { type: 'target', home: B, searching: false }], [120, { type: 'register-failed', aor: AOR_B, reason: '401 Unauthorized', status: 401 }]], run(registeredAtA).s);
+  t.deepEqual(fx.slice(-2), [{ type: 'remove', aor: AOR_B }, { type: 'failed', cm: 'cm-b', reason: '401 Unauthorized' }]);
+});
+
+test('with credentials, time-outs, 408 and 5xx stay failures of that call manager', (t) => {
+  for (const [reason, status] of [['408 Request Timeout', 408], ['503 Service Unavailable', 503], ['500 Server Internal Error', 500], ['Connection refused', undefined]] as const) {
+    const { fx } = run([[100, { type: 'target', home: B, searching: false }], [120, { type: 'register-failed', aor: AOR_B, reason, ...(status !== undefined ? { status } : {}) }]], credsAtA);
+    t.deepEqual(fx.slice(-1), [{ type: 'failed', cm: 'cm-b', reason }], reason);
+  }
+  const timeout = run([[100, { type: 'target', home: B, searching: false }], [4_100, { type: 'wake' }]], credsAtA);
+  t.deepEqual(timeout.fx.slice(-1), [{ type: 'failed', cm: 'cm-b', reason: 'no answer in 4000 ms' }]);
+});
+
+test('a new home after refused credentials registers there at once', (t) => {
+  const refused = run([[100, { type: 'target', home: B, searching: false }], [120, { type: 'register-failed', aor: AOR_B, reason: '401 Unauthorized', status: 401 }]], credsAtA).s;
+  const { s, fx } = run([[500, { type: 'target', home: A, searching: false }]], refused);
+  t.deepEqual(fx, [{ type: 'add', aor: AOR_A, regintS: 120 }]);
+  t.is(s.authFailed, null);
+  t.is(unregisteredReason(s), 'registering');
+});
+
+test('the status reason: registered, registering, no registrar, user agent down', (t) => {
+  t.is(unregisteredReason(credsAtA), null);
+  t.is(unregisteredReason(run([[100, { type: 'target', home: B, searching: false }]], credsAtA).s), 'registering');
+  t.is(unregisteredReason(run([[100, { type: 'target', home: null, searching: false }]], credsAtA).s), 'no-registrar');
+  t.is(unregisteredReason(run([[100, { type: 'ua-down' }]], credsAtA).s), 'ua-down');
+  t.is(unregisteredReason(run([[100, { type: 'target', home: B, searching: false }], [120, { type: 'register-failed', aor: AOR_B, reason: 'x' }]], credsAtA).s), 'registering', 'failed: moving on');
 });

@@ -13,7 +13,7 @@ test('sip with driver, ctrl and user gets its defaults; a pointer keeps its sip'
   const r = validateAgentConfig({ ...base, sip: { driver: 'baresip', ctrl: '127.0.0.1:4444', user: '1001' } });
   t.true(r.ok);
   if (!r.ok) return;
-  t.deepEqual(r.config.sip, { driver: 'baresip', ctrl: '127.0.0.1:4444', user: '1001', regintS: 120, registerTimeoutMs: 4000 });
+  t.deepEqual(r.config.sip, { driver: 'baresip', ctrl: '127.0.0.1:4444', user: '1001', regintS: 120, registerTimeoutMs: 4000, authRetryMs: 30000 });
   t.is((r.config.pointers[0] as { sip?: string }).sip, 'sip:127.0.0.1:5071;transport=tcp');
 });
 

@@ -36,7 +36,7 @@ test("AORs: baresip's name has no params; uanew wraps the URI in <> with regint"
 const ev = (type: string, extra: Partial<CtrlEvent> = {}): CtrlEvent => ({ kind: 'event', type, accountaor: 'sip:1@h', peeruri: 'sip:2@h', param: undefined, ...extra });
 const rows: { in: CtrlEvent; out: unknown }[] = [
   { in: ev('REGISTER_OK'), out: { type: 'registered', aor: 'given:sip:1@h' } },
-  { in: ev('REGISTER_FAIL', { param: '408 Request Timeout' }), out: { type: 'register-failed', aor: 'given:sip:1@h', reason: '408 Request Timeout' } },
+  { in: ev('REGISTER_FAIL', { param: '408 Request Timeout' }), out: { type: 'register-failed', aor: 'given:sip:1@h', reason: '408 Request Timeout', status: 408 } },
   { in: ev('REGISTER_FAIL'), out: { type: 'register-failed', aor: 'given:sip:1@h', reason: 'register failed' } },
   { in: ev('CALL_INCOMING'), out: { type: 'incoming', peer: 'sip:2@h' } },
   { in: ev('CALL_RINGING'), out: { type: 'ringing', peer: 'sip:2@h' } },
