@@ -34,9 +34,11 @@ const dash = (v: unknown): string => (v === null || v === undefined || v === '' 
 function sipCell(sip: unknown): string {
   if (typeof sip !== 'object' || sip === null || Array.isArray(sip)) return '-';
   const s = sip as Record<string, unknown>;
+  // `reason`: why it is not registered at its home (e.g. sip-auth-failed), null when it is.
   const parts = [typeof s.registrar === 'string' ? s.registrar : 'unregistered'];
+  if (typeof s.reason === 'string') parts[0] = `${parts[0]}: ${s.reason}`;
   if (typeof s.call === 'string' && s.call !== 'idle') parts.push(s.call);
-  for (const [k, v] of Object.entries(s)) if (k !== 'registrar' && k !== 'call' && (typeof v === 'string' || typeof v === 'number')) parts.push(`${k}=${v}`);
+  for (const [k, v] of Object.entries(s)) if (k !== 'registrar' && k !== 'call' && k !== 'reason' && (typeof v === 'string' || typeof v === 'number')) parts.push(`${k}=${v}`);
   return parts.join(' ');
 }
 

@@ -50,7 +50,9 @@ test('cells from the network cannot move the cursor: control characters become s
 });
 
 test('the SIP cell says unregistered, and carries any other word the phone gives (why it is not registered)', (t) => {
-  t.is(statusCells({ phone: 'p', status: live({ sip: { registrar: null, call: 'idle', reason: 'auth-failed' } }) })[5], 'unregistered reason=auth-failed');
+  t.is(statusCells({ phone: 'p', status: live({ sip: { registrar: null, call: 'idle', reason: 'sip-auth-failed' } }) })[5], 'unregistered: sip-auth-failed');
+  t.is(statusCells({ phone: 'p', status: live({ sip: { registrar: 'cm-a', call: 'ringing', reason: null } }) })[5], 'cm-a ringing');
+  t.is(statusCells({ phone: 'p', status: live({ sip: { registrar: 'cm-a', call: 'idle', future: 'x' } }) })[5], 'cm-a future=x');
   t.is(statusCells({ phone: 'p', status: live() })[5], '-');
 });
 
