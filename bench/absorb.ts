@@ -232,8 +232,11 @@ export async function runAbsorb(o: AbsorbOptions): Promise<AbsorbResult> {
     list.forEach((g, p) => g.send({ cmd: 'setup', url: broker.url, prefix: PREFIX, phones: slice(p), connections, trigger: TRIGGER, from: 'cm-a', publicPem, group: ids }));
     await Promise.all(list.map((g) => g.next('ready')));
     log(`absorb ${n}: ${procs} generators × ${connections} connections subscribed; homing on cm-a`);
-    list.forEach((g) => g.send({ cmd: 'home', cm: 'cm-a', intervalMs: 1000, timeoutMs: 120_000 }));
-    const homed = await Promise.all(list.map((g) => g.next<{ left: number; versions: number[] }>('homed', 180_000)));
+    // Homing is set-up, not the figure: phones not acked yet ask again only every n/5 ms (cm-a signs
+    // each phone's list once, and a resend storm would only bury it), within a bound that grows with n.
+    const homeTimeoutMs = Math.max(120_000, n * 6);
+    list.forEach((g) => g.send({ cmd: 'home', cm: 'cm-a', intervalMs: Math.max(1000, n / 5), timeoutMs: homeTimeoutMs }));
+    const homed = await Promise.all(list.map((g) => g.next<{ left: number; versions: number[] }>('homed', homeTimeoutMs + 60_000)));
     const left = homed.reduce((s, h) => s + h.left, 0);
     if (left > 0) throw new Error(`absorb: ${left} phones not homed on cm-a`);
     const heldVersions = [...new Set(homed.flatMap((h) => h.versions))];
