@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, waitFor } from './net.js';
@@ -18,6 +18,9 @@ export interface Kamailio {
   readonly port: number;
   /** `sip:127.0.0.1:PORT;transport=tcp` — a member's `sip`, a call manager's `sip.registrar`. */
   readonly uri: string;
+  /** With `tls`: the TLS listener's port and `sip:127.0.0.1:TLSPORT;transport=tls` (a member's `sip` for phones over TLS). */
+  readonly tlsPort?: number;
+  readonly tlsUri?: string;
   /** Pid of the main process of the current run. */
   readonly pid: number | undefined;
   /** Signal the whole process group (SIGKILL: a crash) and wait for the main process to exit. */
@@ -95,17 +98,47 @@ function answersSip(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Variants of deploy/kamailio/kamailio.cfg (issue 17): `auth` switches on its WITH_AUTH digest
+ * authentication with these subscribers (a db_text `subscriber` table in the run's directory);
+ * `tls` its WITH_TLS listener with this certificate and key (PEM files), on a port of its own.
+ */
+export interface KamailioOptions {
+  port?: number;
+  auth?: readonly { user: string; password: string }[];
+  tls?: { cert: string; key: string };
+}
+
 /** Start Kamailio on `opts.port` (default: a free one) and wait until it answers SIP there. */
-export async function startKamailio(opts: { port?: number } = {}): Promise<Kamailio> {
+export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamailio> {
   // SIP: claimed for UDP too, though the shipped config listens on TCP only.
   let port = opts.port ?? (await freePort({ udp: true }));
   const dir = mkdtempSync(path.join(tmpdir(), 'ipphone-kamailio-'));
   const cfg = path.join(dir, 'kamailio.cfg');
+  const tlsPort = opts.tls === undefined ? undefined : await freePort();
+  const defines: string[] = [];
+  if (opts.auth !== undefined) {
+    // db_text: a header line, then `user:password` rows (':' in a value would need escaping).
+    mkdirSync(path.join(dir, 'ipphone-db'));
+    writeFileSync(path.join(dir, 'ipphone-db', 'subscriber'), ['username(str) password(str)', ...opts.auth.map((a) => `${a.user}:${a.password}`), ''].join('\n'));
+    defines.push('-A', 'WITH_AUTH', '-A', `DBURL="text://${path.join(dir, 'ipphone-db')}"`);
+  }
+  if (opts.tls !== undefined) {
+    // The tls module reads `tls/server.pem` and `tls/server.key` relative to the config file.
+    mkdirSync(path.join(dir, 'tls'));
+    copyFileSync(opts.tls.cert, path.join(dir, 'tls', 'server.pem'));
+    copyFileSync(opts.tls.key, path.join(dir, 'tls', 'server.key'));
+    defines.push('-A', 'WITH_TLS');
+  }
   const writeCfg = (): void => {
-    const text = readFileSync(CFG, 'utf8')
+    let text = readFileSync(CFG, 'utf8')
       .replace(/^listen=.*$/m, `listen=tcp:127.0.0.1:${port}`)
       .replace(/^alias=.*$/m, `alias="127.0.0.1:${port}"`);
     if (!text.includes(`listen=tcp:127.0.0.1:${port}`)) throw new Error(`${CFG}: no listen= line to rewrite`);
+    if (tlsPort !== undefined) {
+      text = text.replace(/^listen=(?:tls:|LISTEN_TLS).*\n(alias=.*)?$/m, `listen=tls:127.0.0.1:${tlsPort}\nalias="127.0.0.1:${tlsPort}"`);
+      if (!text.includes(`listen=tls:127.0.0.1:${tlsPort}`)) throw new Error(`${CFG}: no listen=tls: line to rewrite`);
+    }
     writeFileSync(cfg, text);
   };
   writeCfg();
@@ -118,7 +151,7 @@ export async function startKamailio(opts: { port?: number } = {}): Promise<Kamai
   const spawnOnce = async (): Promise<void> => {
     runText = '';
     // -DD: no daemon, workers still forked; -E: log to stderr; -Y/-P: runtime files in our dir.
-    const c = spawn(BIN, ['-DD', '-E', '-Y', dir, '-P', path.join(dir, 'kamailio.pid'), '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    const c = spawn(BIN, ['-DD', '-E', ...defines, '-Y', dir, '-P', path.join(dir, 'kamailio.pid'), '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     child = c;
     killAtExit(c, (k) => killGroup(k, 'SIGKILL'));
     c.stderr?.setEncoding('utf8');
@@ -174,6 +207,7 @@ export async function startKamailio(opts: { port?: number } = {}): Promise<Kamai
   return {
     port,
     uri: `sip:127.0.0.1:${port};transport=tcp`,
+    ...(tlsPort !== undefined ? { tlsPort, tlsUri: `sip:127.0.0.1:${tlsPort};transport=tls` } : {}),
     get pid() {
       return child?.pid;
     },

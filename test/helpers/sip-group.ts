@@ -5,11 +5,11 @@
  * and phones each with its own baresip and the simulator board on a real pty.
  * Everything started is registered with `cleanup` (newest first on close).
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBaresip, type Baresip } from './baresip.js';
 import type { Cluster, Proc } from './cluster.js';
-import { startKamailio, type Kamailio } from './kamailio.js';
+import { startKamailio, type Kamailio, type KamailioOptions } from './kamailio.js';
 import { ROOT } from './programs.js';
 import { startPtyPair } from './pty.js';
 
@@ -27,33 +27,51 @@ export interface SipPhone {
 export interface SipGroupOptions {
   probe: { probeMs: number; missLimit: number };
   fallbackHoldMs: number;
-  /** Phones to start: a number (user part) for a SIP phone, null for one without SIP. */
-  phones: { id: string; user: string | null }[];
+  /**
+   * Phones to start: a number (user part) for a SIP phone, null for one without SIP; `password`:
+   * written to a file the phone's `sip.passwordFile` names (issue 17); `sip`: more of its `sip` section.
+   */
+  phones: { id: string; user: string | null; password?: string; sip?: Record<string, unknown> }[];
+  /** Both registrars' variant (digest auth, TLS); default the plain TCP registrar. */
+  kamailio?: KamailioOptions;
+  /** Phones reach the registrars over TLS (`kamailio.tls` needed): the members' `sip` is the TLS URI; the call managers still probe over TCP. */
+  overTls?: boolean;
+  /** More lines for every phone's baresip config (e.g. `sip_cafile`). */
+  baresipConf?: readonly string[];
+  /** More of every phone's agent config (e.g. `log`). */
+  agent?: Record<string, unknown>;
   /** Called with each stop function, in start order. */
   cleanup: (stop: () => Promise<unknown>) => void;
 }
 
 /** Start the registrars and call managers on `broker`, then the phones (not waited for). */
 export async function startSipGroup(c: Cluster, broker: string, o: SipGroupOptions): Promise<{ ka: Kamailio; kb: Kamailio; phones: SipPhone[]; restartCmA: () => Promise<unknown> }> {
-  const [ka, kb] = await Promise.all([startKamailio(), startKamailio()]);
+  const [ka, kb] = await Promise.all([startKamailio(o.kamailio), startKamailio(o.kamailio)]);
+  const phoneSip = (k: Kamailio): string => (o.overTls === true ? k.tlsUri! : k.uri);
   o.cleanup(() => ka.stop());
   o.cleanup(() => kb.stop());
   await c.defineGroup([
-    { id: 'cm-a', broker, sip: ka.uri },
-    { id: 'cm-b', broker, sip: kb.uri },
+    { id: 'cm-a', broker, sip: phoneSip(ka) },
+    { id: 'cm-b', broker, sip: phoneSip(kb) },
   ]);
   await c.observe(broker);
   await c.startCm('cm-a', { sip: { registrar: ka.uri, ...o.probe } });
   await c.startCm('cm-b', { sip: { registrar: kb.uri, ...o.probe } });
   const board = ['--board', join(ROOT, 'hw/boards/sim.json')];
   const phones: SipPhone[] = [];
-  for (const { id, user } of o.phones) {
+  for (const { id, user, password, sip: sipExtra } of o.phones) {
     const pair = await startPtyPair(join(c.dir, `${id}-near`), join(c.dir, `${id}-far`));
     o.cleanup(() => pair.kill());
-    const ua = user === null ? null : await startBaresip();
+    const ua = user === null ? null : await startBaresip(o.baresipConf !== undefined ? { conf: o.baresipConf } : {});
     if (ua !== null) o.cleanup(() => ua.stop());
-    const sip = ua === null ? {} : { sip: { driver: 'baresip', ctrl: `127.0.0.1:${ua.ctrlPort}`, user } };
-    const agent = c.startAgentOnTty(id, c.agentConfig(id, { ...sip, fallback: { holdMs: o.fallbackHoldMs } }), pair.near, board);
+    let passwordFile: { passwordFile: string } | object = {};
+    if (password !== undefined) {
+      const file = join(c.dir, `${id}-sip.secret`);
+      writeFileSync(file, `${password}\n`, { mode: 0o600 });
+      passwordFile = { passwordFile: file };
+    }
+    const sip = ua === null ? {} : { sip: { driver: 'baresip', ctrl: `127.0.0.1:${ua.ctrlPort}`, user, ...passwordFile, ...sipExtra } };
+    const agent = c.startAgentOnTty(id, c.agentConfig(id, { ...sip, fallback: { holdMs: o.fallbackHoldMs }, ...o.agent }), pair.near, board);
     phones.push({ id, user: user ?? '', agent, ua, type: (keys) => appendFileSync(pair.far, keys) });
   }
   return { ka, kb, phones, restartCmA: () => c.startCm('cm-a', { sip: { registrar: ka.uri, ...o.probe } }) };
