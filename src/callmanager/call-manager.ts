@@ -20,6 +20,7 @@ import { Presigner } from './presigner.js';
 import { loadSigningKey } from './signer.js';
 import { bootSeqFor } from './boot-seq.js';
 import { groupFloorFor } from './group-floor.js';
+import { signRetired } from './retired.js';
 import { DEFAULT_CM_STATE_DIR, readConsoleToken } from '../config/cm-config.js';
 import { ConsoleAuth } from './console-auth.js';
 import { IpphoneError } from '../lib/errors.js';
@@ -169,9 +170,9 @@ export class CallManager {
       log: this.#log,
     }));
     const group: Pointer[] = c.group.map(cleanPointer);
-    // A group changed since the last start reaches every phone (group-floor.ts).
-    const baseVersion = await groupFloorFor({ dir: c.stateDir ?? DEFAULT_CM_STATE_DIR, cmId: c.cmId, group, pointersVersion: c.pointersVersion, now, ...(this.#fs ? { fs: this.#fs } : {}) }, this.#log);
     const lease = (this.#lease = await versionLeaseFor(c, now, this.#log, undefined, this.#fs));
+    // A group changed since the last start reaches every phone (group-floor.ts): above every list we issued before.
+    const baseVersion = await groupFloorFor({ dir: c.stateDir ?? DEFAULT_CM_STATE_DIR, cmId: c.cmId, group, retired: c.retired, issued: lease.previous, pointersVersion: c.pointersVersion, now, ...(this.#fs ? { fs: this.#fs } : {}) }, this.#log);
     const versions = new VersionClock({
       clock: this.#clock,
       start: Math.max(baseVersion, lease.previous),
@@ -179,7 +180,7 @@ export class CallManager {
       slots: c.group.length,
       onAdvance: (last) => lease.advance(last),
     });
-    const book = (this.#book = new ListBook({ group, baseVersion, clock: this.#clock, sign: signer, lazyRestore: c.rebalance.enabled, bind: true, versions }));
+    const book = (this.#book = new ListBook({ group, baseVersion, clock: this.#clock, sign: signRetired(signer, c.retired), lazyRestore: c.rebalance.enabled, bind: true, versions }));
     const table = (this.#table = new PhoneTable(c.keepalive.phoneIntervalMs));
     const responder = (this.#responder = new Responder({ cmId: c.cmId, book, table, clock: this.#clock }));
     this.#kaRate = new RateMeter(this.#clock.elapsed(), 10);
@@ -222,6 +223,8 @@ export class CallManager {
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
     book.groupList();
     const presigner = (this.#presigner = new Presigner({ book, self: c.cmId, peers: c.group.filter((g) => g.id !== c.cmId).map((g) => g.id), clock: this.#clock }));
+    // Phones' statuses say which peer each is homed on: read where the console subscribes to them
+    // (the default), adding no subscription and no traffic of its own.
     const statusHead = this.#phoneBase;
     const onPhoneStatus = (topic: string, payload: Buffer): void => {
       if (!topic.startsWith(statusHead) || !topic.endsWith('/status')) return;
@@ -410,6 +413,7 @@ export class CallManager {
       this.#lastImplausibleLog = now;
     }
     this.#kaRate?.add(now);
+    this.#peers?.onKeepalive(res.phone, payload);
     // res.phone passed the id check in parseKeepalive: safe as one topic level.
     const base = this.#phoneBase + res.phone;
     session.ack(`${base}/ack`, res.ack);

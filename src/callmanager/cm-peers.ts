@@ -19,7 +19,7 @@ import type { TrustedKeys } from '../protocol/envelope.js';
 import { PeerTracker } from './peers.js';
 import type { PhoneTable } from './phone-table.js';
 import { Rebalancer } from './rebalancer.js';
-import type { Responder } from './responder.js';
+import { parseKeepalive, type Responder } from './responder.js';
 
 /** Period of sending queued rebalance moves (ms). */
 const DRAIN_MS = 100;
@@ -91,7 +91,11 @@ export class CmPeers {
       homed: (now) => table.homedPhones(now),
       isOffline: (id) => peers.isOffline(id),
       push: (phone, to) => this.#pushRebalance(phone, to),
-      release: (phone) => opts.responder.release(phone),
+      release: (phone) => {
+        opts.responder.release(phone);
+        return opts.book.forPhone(phone).version;
+      },
+      listVersion: (phone) => opts.book.forPhone(phone).version,
       // Its move is over: the phone has left (its new home gives it lists now) or stayed
       // (it holds our list's version, at or above the floor): its own list is not needed.
       forget: (phone) => opts.book.clearPhoneList(phone),
@@ -130,6 +134,18 @@ export class CmPeers {
     else this.#onPeerState(topic, payload);
   }
 
+  /**
+   * A valid keep-alive of `phone` here, answered: while a rebalance move of it is in
+   * flight, the rebalancer learns which list it holds (a superseded move ends at once).
+   * Parsed again only for those few phones, off the hot path of the rest.
+   */
+  onKeepalive(phone: string, payload: Buffer): void {
+    if (!this.rebalancer.awaits(phone)) return;
+    const ka = parseKeepalive(payload);
+    if (typeof ka === 'string' || ka.probe === true) return;
+    this.rebalancer.onReport(phone, ka.pointersVersion, this.#o.clock.elapsed());
+  }
+
   /** One housekeeping period while connected: plan moves and start sending them. */
   tick(now: number): void {
     this.rebalancer.tick(now);
@@ -166,15 +182,16 @@ export class CmPeers {
   }
 
   /** Send `phone` its own list with `to` first and the group list after it. */
-  #pushRebalance(phone: string, to: string): void {
+  #pushRebalance(phone: string, to: string): number | undefined {
     const { book, responder } = this.#o;
     const group = book.groupList().list;
     const target = group.find((p) => p.id === to);
-    if (target === undefined) return;
+    if (target === undefined) return undefined;
     const signed = book.setPhoneList(phone, [target, ...group.filter((p) => p.id !== to)], 'rebalance');
     this.#o.pushList(`${this.#o.phoneBase}${phone}/pointers`, signed.envelopeJson);
     responder.pushes.set('rebalance', (responder.pushes.get('rebalance') ?? 0) + 1);
     this.#log.debug({ phone, to, version: signed.version }, 'rebalance move sent');
+    return signed.version;
   }
 
   #drain(): void {

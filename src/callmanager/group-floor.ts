@@ -35,20 +35,31 @@ export interface GroupFloorOptions {
   cmId: string;
   group: readonly Pointer[];
   pointersVersion: number;
+  /**
+   * The highest version this call manager may have issued before (its version lease's
+   * reservation, version-lease.ts): a changed group's floor goes above it, or a phone
+   * holding such a list — issued while the clock ran ahead, say — is never given the
+   * new group (the group simulation, seed 16: a removed member stayed in its list).
+   */
+  issued?: number;
+  /** Former members named in the lists' `owns` (config `retired`): a change reaches phones too. */
+  retired?: readonly string[];
   /** Wall clock now, ms. */
   now: number;
   fs?: DurableFs;
 }
 
 /** What identifies the group for the phones: members, order, brokers, services. */
-export function groupFingerprint(group: readonly Pointer[]): string {
+export function groupFingerprint(group: readonly Pointer[], retired: readonly string[] = []): string {
   // `sip` only when present: a group without SIP keeps the fingerprint it had before members could carry one.
-  return JSON.stringify(group.map((p) => (p.sip === undefined ? [p.id, p.broker, p.services] : [p.id, p.broker, p.services, p.sip])));
+  const members = JSON.stringify(group.map((p) => (p.sip === undefined ? [p.id, p.broker, p.services] : [p.id, p.broker, p.services, p.sip])));
+  // Retired ids likewise only when there are some: the lists' `owns` changes with them (retired.ts).
+  return retired.length === 0 ? members : `${members} retired ${JSON.stringify([...retired].sort())}`;
 }
 
 /** The new floor after a group change. */
-export function nextFloor(stored: number | null, pointersVersion: number, now: number): number {
-  return Math.max((stored ?? 0) + 1, pointersVersion, Math.floor(now));
+export function nextFloor(stored: number | null, pointersVersion: number, now: number, issued = 0): number {
+  return Math.max((stored ?? 0) + 1, pointersVersion, Math.floor(now), issued + 1);
 }
 
 function parse(p: Buffer): { group: string; floor: number } | null {
@@ -71,7 +82,7 @@ export async function groupFloor(o: GroupFloorOptions): Promise<{ floor: number;
   });
   const loaded = await slots.load();
   const prev = loaded.payload === null ? null : parse(loaded.payload);
-  const group = groupFingerprint(o.group);
+  const group = groupFingerprint(o.group, o.retired);
   if (prev !== null && prev.floor > Math.floor(o.now) + MAX_AHEAD_MS) {
     const floor = Math.max(o.pointersVersion, Math.floor(o.now));
     await slots.write(Buffer.from(JSON.stringify({ group, floor })));
@@ -79,7 +90,7 @@ export async function groupFloor(o: GroupFloorOptions): Promise<{ floor: number;
   }
   if (prev !== null && prev.group === group && prev.floor >= o.pointersVersion) return { floor: prev.floor, changed: false };
   // First start with a state directory: the configured version is what phones were given.
-  const floor = prev === null ? o.pointersVersion : nextFloor(prev.floor, o.pointersVersion, o.now);
+  const floor = prev === null ? o.pointersVersion : nextFloor(prev.floor, o.pointersVersion, o.now, o.issued);
   await slots.write(Buffer.from(JSON.stringify({ group, floor })));
   return { floor, changed: prev !== null };
 }

@@ -24,11 +24,17 @@ export interface RebalancerOptions {
   homed(now: number): Iterable<HomedPhone>;
   /** True while a peer is known offline (its retained state). */
   isOffline(id: string): boolean;
-  /** Send `phone` a list that puts `to` first. */
-  push(phone: string, to: string): void;
+  /** Send `phone` a list that puts `to` first; returns that list's version (see `onReport`). */
+  push(phone: string, to: string): number | void;
 
-  /** Let `phone` take the restored group list (see `restore`). */
-  release(phone: string): void;
+  /** Let `phone` take the restored group list (see `restore`); returns the version it is released to. */
+  release(phone: string): number | void;
+  /**
+   * The version of the list this member gives `phone` now (ListBook.forPhone): a
+   * phone reporting it holds our own newer list (the group's changed again), so its
+   * move goes on (see `onReport`).
+   */
+  listVersion?(phone: string): number;
   /** The move of `phone` is over (it left, or it stayed): drop its own list (ListBook.clearPhoneList). */
   forget?(phone: string): void;
   /** False while the broker is down: queued moves are dropped, not sent late from a stale plan. */
@@ -46,13 +52,27 @@ const INFLIGHT_PERIODS = 10;
 /**
  * A phone released to its restored list falls back only after its own
  * hold-down (not known here; 120 s by default): its move counts as in flight
- * this many periods.
+ * this many periods — unless its keep-alives report another list sooner
+ * (`Rebalancer.onReport`).
  */
 export const RELEASED_PERIODS = 40;
 /** Periods to wait for a member that is not offline but has published no load yet. */
 const INCOMPLETE_WAIT_PERIODS = 5;
 /** Periods a completed move still counts for its target (its published load lags). */
 const LEFT_GRACE_PERIODS = 3;
+
+/** A move in flight: see `Rebalancer.#inflight`. */
+interface Inflight {
+  to: string;
+  at: number;
+  leftAt: number | null;
+  released: boolean;
+  intervalMs: number;
+  /** Version of the list the move sent or released to the phone (undefined: not known, `onReport` ignores it). */
+  version: number | undefined;
+  /** The phone has reported holding that version. */
+  taken: boolean;
+}
 
 export class Rebalancer {
   readonly #o: RebalancerOptions;
@@ -63,7 +83,7 @@ export class Rebalancer {
    * load that includes it ({@link LEFT_GRACE_PERIODS} after it left us):
    * counting it twice for a moment only makes the next round move less.
    */
-  readonly #inflight = new Map<string, { to: string; at: number; leftAt: number | null; released: boolean; intervalMs: number }>();
+  readonly #inflight = new Map<string, Inflight>();
   /** Keep-alive interval of each homed phone at the last tick (for the in-flight window). */
   #intervals = new Map<string, number>();
   /** phone → when it was last told to move (bounded by MOVED_MEMORY_PERIODS). */
@@ -114,6 +134,40 @@ export class Rebalancer {
 
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** True while a move of `phone` is in flight (the owner then passes its keep-alives' versions to `onReport`). */
+  awaits(phone: string): boolean {
+    return this.#inflight.has(phone);
+  }
+
+  /**
+   * A non-probe keep-alive of `phone`, homed here, says it holds list `version`.
+   * A move in flight ends as soon as the phone holds a list other than the one
+   * the move gave it — above it before it took ours, or any other once it had:
+   * an operator's list or another member's push superseded ours, and the phone
+   * goes where that list says, not to the move's target. Counted on as incoming
+   * to the target until the time-out (a release's is {@link RELEASED_PERIODS}:
+   * two minutes), the move skewed every plan meanwhile and left the group
+   * unbalanced (the group simulation, seed 7189). A version this member gives
+   * the phone now (`listVersion`: the group's list changed again) is still ours:
+   * the move goes on.
+   */
+  onReport(phone: string, version: number, now: number): void {
+    const m = this.#inflight.get(phone);
+    if (m === undefined || m.version === undefined || version === m.version) {
+      if (m !== undefined && version === m.version) m.taken = true;
+      return;
+    }
+    if (!m.taken && version < m.version) return; // ours not taken yet: it still holds the list before it
+    if (this.#o.listVersion?.(phone) === version) {
+      m.version = version;
+      m.taken = true;
+      return;
+    }
+    this.#inflight.delete(phone);
+    this.#o.forget?.(phone);
+    this.#o.log.debug({ phone, to: m.to, version, ours: m.version, ageMs: now - m.at }, 'rebalance move superseded by another list');
   }
 
   /** Housekeeping and, when due, one planning round. */
@@ -226,14 +280,14 @@ export class Rebalancer {
       const m = this.#queue.shift()!;
       this.#tokens -= 1;
       if (m.release === true) {
-        o.release(m.phone);
+        const version = o.release(m.phone);
         // It will fall back to the first pointer of its restored list: count it for that member now.
-        if (m.to !== o.self) this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: true, intervalMs: this.#intervals.get(m.phone) ?? 0 });
+        if (m.to !== o.self) this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: true, intervalMs: this.#intervals.get(m.phone) ?? 0, version: version ?? undefined, taken: false });
         continue;
       }
       if (o.isOffline(m.to)) continue; // target died meanwhile: the next round re-plans
-      o.push(m.phone, m.to);
-      this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: false, intervalMs: this.#intervals.get(m.phone) ?? 0 });
+      const version = o.push(m.phone, m.to);
+      this.#inflight.set(m.phone, { to: m.to, at: now, leftAt: null, released: false, intervalMs: this.#intervals.get(m.phone) ?? 0, version: version ?? undefined, taken: false });
       this.#moved.set(m.phone, now);
       this.moves++;
     }

@@ -100,6 +100,14 @@ export const CmConfigSchema = Type.Object(
       maxItems: MAX_GROUP,
       description: 'every call manager of the group, this one included, in default priority order; unique ids',
     }),
+    retired: Type.Optional(
+      Type.Array(Type.String({ pattern: ID_PATTERN }), {
+        default: [],
+        maxItems: MAX_GROUP,
+        description:
+          'ids of call managers removed from this group (not in group): the lists this call manager signs name them in owns, so every phone drops their pointers at its next ack. Name only former members: a remote site named here would be dropped too',
+      }),
+    ),
     rebalance: section(
       {
         enabled: Type.Optional(Type.Boolean({ default: true, description: 'move idle phones to even out load' })),
@@ -207,6 +215,7 @@ export function validateCmConfig(raw: unknown): { ok: true; config: CmConfig } |
     if (groupProblems.length === 0 && typeof c.cmId === 'string' && !(c.group as { id: string }[]).some((m) => m.id === c.cmId)) {
       problems.push(`group: must include this call manager's cmId ${show(c.cmId)}`);
     }
+    problems.push(...retiredProblems(c.retired, c.group));
   }
   problems.push(...credentialShapeProblems(c.mqtt));
   problems.push(...trustKeyProblems(c.trust?.keys));
@@ -254,4 +263,21 @@ export function loadCmConfigFile(path: string, env: NodeJS.ProcessEnv = process.
   }
   if (!result.ok || problems.length > 0) throw configInvalid(path, problems);
   return result.config;
+}
+
+/**
+ * `retired` names former members only: none of the group (a member named there
+ * would be dropped from every phone by its own lists), no id twice.
+ */
+function retiredProblems(retired: unknown, group: unknown): string[] {
+  if (!Array.isArray(retired) || !Array.isArray(group)) return []; // the schema reported it
+  const members = new Set(group.map((m: { id?: unknown }) => m?.id));
+  const problems: string[] = [];
+  const seen = new Set<unknown>();
+  retired.forEach((id: unknown, i) => {
+    if (members.has(id)) problems.push(`retired/${i}: ${show(id)} is a member of group: only former members may be retired`);
+    else if (seen.has(id)) problems.push(`retired/${i}: ${show(id)} is named twice`);
+    seen.add(id);
+  });
+  return problems;
 }

@@ -78,6 +78,8 @@ export interface CmOverride {
   threshold?: number;
   /** The `group` member ids (a membership change), in priority order. */
   group?: string[];
+  /** `retired`: the former members (a removal). */
+  retired?: string[];
 }
 
 /** The default world: two sites of one group (cm-a, cm-b on broker A; cm-c on broker B) and a remote site's cm-r on broker R. */
@@ -161,6 +163,7 @@ export function cmConfig(t: Topology, cm: CmSpec, over: CmOverride = {}): CmConf
     broker: cm.broker,
     http: { host: '127.0.0.1', port: 1 },
     group: members.map((m) => ({ id: m.id, broker: m.broker, services: m.services, sip: registrarOf(m), capacity: rb?.capacity ?? 100 })),
+    ...(over.retired !== undefined ? { retired: over.retired } : {}),
     rebalance:
       rb === undefined
         ? { enabled: false }

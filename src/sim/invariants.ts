@@ -12,7 +12,7 @@ import type { Conn } from './broker.js';
 import type { CmHost, PhoneHost } from './hosts.js';
 import { publicKeyPem, type Topology } from './group.js';
 
-export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online', 'config-signed', 'sip-at-home'] as const;
+export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online', 'config-signed', 'sip-at-home', 'removed-gone'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
 export interface Violation {
@@ -172,8 +172,9 @@ export class Checkers {
   }
 
   /** A call manager restarted with a new group (a membership change): its lists are judged by that group from now on. */
-  setGroup(cm: string, ids: readonly string[]): void {
-    this.#groupOf.set(cm, new Set(ids));
+  setGroup(cm: string, ids: readonly string[], retired: readonly string[] = []): void {
+    // Its lists own the ids its config retires too (src/callmanager/retired.ts): it may drop those.
+    this.#groupOf.set(cm, new Set([...ids, ...retired]));
   }
 
   get bounds(): Bounds {

@@ -75,6 +75,8 @@ export class Operator {
   #n = 0;
   /** Messages the operator sent (figures, tests). */
   sent = 0;
+  /** Members the operator removed from the group: its lists leave them out from then on (no draw changes). */
+  readonly removed = new Set<string>();
 
   constructor(
     readonly world: World,
@@ -89,7 +91,7 @@ export class Operator {
 
   /**
    * Draw the run's operator actions: 0..4 of them between 8 s and 110 s, each to one phone through one broker.
-   * Returns when the last operator list is sent (0 without one): `converge` waits out a rebalance release it overrides.
+   * Returns when the last operator list is sent (0 without one): the quiet period runs from it, as from a fault.
    */
   schedule(): { lastPointersAt: number } {
     const r = this.rng;
@@ -164,6 +166,7 @@ export class Operator {
   #publish(c: Conn, phone: string, action: { kind: 'config'; patch: Record<string, unknown> } | { kind: 'pointers'; list: Pointer[] }, held: number | undefined): void {
     if (!c.clientOpen) return;
     const o = { phone, now: this.host.wall(), ...(held !== undefined ? { held } : {}) };
+    if (action.kind === 'pointers' && this.removed.size > 0) action = { ...action, list: action.list.filter((p) => !this.removed.has(p.id)) };
     const body = action.kind === 'config' ? configBody(action.patch, o) : pointersBody(action.list, 'admin', o);
     const topic = action.kind === 'config' ? t.phoneConfig(phone) : t.phonePointers(phone);
     const payload = Buffer.from(JSON.stringify(signEnvelope(body, signingKey, KEY_ID)));

@@ -31,6 +31,8 @@ export interface RebalancePlan {
   toggle?: { cm: string; offAt: number; onAt: number };
   /** A member added (the spare) or removed at `at`; the others restarted with the new group `gapMs` apart. */
   membership?: { kind: 'add' | 'remove'; cm: string; at: number; gapMs: number };
+  /** A removal's restarts leave `retired` out of the configs (the `keep-removed` plant: the removed member stays in phones' lists). */
+  noRetired?: boolean;
 }
 
 /**
@@ -82,7 +84,7 @@ export interface GroupView {
  * member's new group as its restart begins (the checkers' `lists-signed`
  * judges a list by its issuer's group).
  */
-export function scheduleRebalance(world: World, plan: RebalancePlan, topo: Topology, cms: Map<string, CmHost>, onGroup: (cm: string, ids: string[]) => void): GroupView {
+export function scheduleRebalance(world: World, plan: RebalancePlan, topo: Topology, cms: Map<string, CmHost>, onGroup: (cm: string, ids: string[], retired: string[]) => void): GroupView {
   let members = topo.group.map((c) => c.id);
   let endMs = 0;
   for (const s of topo.spare ?? []) cms.get(s.id)!.retired = true;
@@ -117,7 +119,7 @@ export function scheduleRebalance(world: World, plan: RebalancePlan, topo: Topol
       if (m.kind === 'add') {
         h.retired = false;
         h.over = { ...h.over, group: next };
-        onGroup(m.cm, next);
+        onGroup(m.cm, next, []);
         h.start();
       } else {
         h.stop();
@@ -128,8 +130,10 @@ export function scheduleRebalance(world: World, plan: RebalancePlan, topo: Topol
       world.at(m.at + (i + 1) * m.gapMs, () => {
         world.trace(`workload ${id} restart with group [${next.join(',')}]`);
         const h = cms.get(id)!;
-        onGroup(id, next);
-        restart(h, () => (h.over = { ...h.over, group: next }));
+        // A removal retires the member (config `retired`, src/callmanager/retired.ts), as docs/configuration.md tells the operator.
+        const retired = m.kind === 'remove' && plan.noRetired !== true ? [m.cm] : [];
+        onGroup(id, next, retired);
+        restart(h, () => (h.over = { ...h.over, group: next, ...(retired.length > 0 ? { retired } : {}) }));
       });
     });
     endMs = Math.max(endMs, m.at + others.length * m.gapMs + STOP_MS + START_GAP_MS);

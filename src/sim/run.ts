@@ -17,9 +17,9 @@ import { World } from './world.js';
 import { withMutation, type MutationName } from './mutations.js';
 import { ServicesWorld, navigate } from './services.js';
 import { HostileConfig, Operator, OPERATOR_ID } from './operator.js';
-import { RELEASED_PERIODS } from '../callmanager/rebalancer.js';
 import { signEnvelope } from '../protocol/envelope.js';
 import { scheduleCalls, SipAtHome, sipBounds, SipWorld } from './sip.js';
+import { RemovalChecker } from './removal.js';
 import { ConvergeChecker, convergeBounds, drawRebalance, scheduleRebalance, withPlan, type RebalancePlan } from './rebalance.js';
 
 /** Link delay bound, ms. */
@@ -57,14 +57,15 @@ export interface RunOptions {
    * `deaf-services` (from 30 s cm-a's services server stops answering while its process runs),
    * `stray-config` (at 30 s brokers A and B deliver each phone a config signed with the trusted key that no operator sent),
    * `registrar-keeps` (registrars ignore unregisters and expiry: a binding lives for ever),
-   * `registrar-forgets` (registrars answer a REGISTER 200 OK and store nothing).
+   * `registrar-forgets` (registrars answer a REGISTER 200 OK and store nothing),
+   * `keep-removed` (a removal's rolling restart leaves `retired` out of the configs: the removed member stays in phones' lists).
    */
   plant?: Plant;
   /** A defect put back in the product for this run (src/sim/mutations.ts): proof the simulator finds it. */
   mutate?: MutationName;
 }
 
-export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'registrar-keeps' | 'registrar-forgets' | 'believe-dead' | 'push-demote';
+export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'registrar-keeps' | 'registrar-forgets' | 'believe-dead' | 'push-demote' | 'keep-removed';
 
 export interface RunResult {
   seed: number;
@@ -240,7 +241,15 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   net.onAccept.push((b, clientId) => liveness.onConnect(b, clientId));
   // Rebalancing on/off and membership changes (src/sim/rebalance.ts), as an operator does them: a restart with an edited config.
   if (plant === 'wide-threshold') cms.get('cm-a')!.over = { threshold: 0.9 };
-  const groupView = scheduleRebalance(world, plan, topo, cms, (cm, ids) => checkers.setGroup(cm, ids));
+  // removed-gone (src/sim/removal.ts): a removal's restarts retire the member; keep-removed leaves `retired` out.
+  if (plant === 'keep-removed') plan.noRetired = true;
+  const ka = topo.keepalive;
+  const removal = new RemovalChecker(() => world.now, cms, phones, ka.intervalMs * (ka.missLimit + 1) + ka.ackTimeoutMs + 2000, (d) => checkers.violate('removed-gone', d));
+  const groupView = scheduleRebalance(world, plan, topo, cms, (cm, ids, retired) => {
+    checkers.setGroup(cm, ids, retired);
+    // Judged from the operator's edit of the rolling restart, whether it retires the member or not (the plant).
+    if (plan.membership?.kind === 'remove' && cm !== plan.membership.cm) removal.edited(cm, plan.membership.cm);
+  });
 
   // Everyone starts.
   const start = root.fork('start');
@@ -367,10 +376,14 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   services.scheduleOutages();
   for (const p of phones.values()) p.services = services;
   navigate(world, root.fork('navigate'), phones.values(), 120_000);
-  const { lastPointersAt } = new Operator(world, net, topo, root.fork('operator'), (id) => {
+  const operator = new Operator(world, net, topo, root.fork('operator'), (id) => {
     const home = phones.get(id)?.agent?.home;
     return home === null || home === undefined ? undefined : cms.get(home)?.spec.broker;
-  }).schedule();
+  });
+  const { lastPointersAt } = operator.schedule();
+  // The operator who removed a member pushes no list naming it from then on.
+  const removing = plan.membership?.kind === 'remove' ? plan.membership : undefined;
+  if (removing !== undefined) world.at(removing.at, () => operator.removed.add(removing.cm));
   const hostileConfig = new HostileConfig(world, hostile, topo, root.fork('hostile-config'));
   hostile.aim = root.fork('hostile-aim');
   if (plant === 'deaf-services') world.at(30_000, () => services.deaf.add('cm-a'));
@@ -393,11 +406,9 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   // period after the last one (seed 400,134: a list at 93 s, the run ended at 104 s).
   const disturbedUntil = Math.max(faultsEnd, groupView.endMs, lastPointersAt);
   // converge: judged from when nothing disturbs the group (faults, restarts, busy phones); such a run lasts until it can be.
-  // An operator's list overrides the group's: a phone the rebalancer had released to its restored
-  // list stays where the operator put it, and the member counts that release as in flight for
-  // RELEASED_PERIODS before it plans again (rebalancer.ts; seed 7189): judged from after that.
-  const releaseOverMs = topo.rebalance !== undefined && lastPointersAt > 0 ? lastPointersAt + RELEASED_PERIODS * topo.rebalance.periodMs + 4 * topo.keepalive.intervalMs : 0;
-  const quietFrom = Math.max(disturbedUntil, hooksEnd, callsEnd, releaseOverMs, 60_000);
+  // An operator's list that overrides a rebalance release ends it at the phone's next keep-alive
+  // (rebalancer.ts onReport; seed 7189 once waited out RELEASED_PERIODS here): no wait after it.
+  const quietFrom = Math.max(disturbedUntil, hooksEnd, callsEnd, 60_000);
   const cb = topo.rebalance !== undefined ? convergeBounds(topo.rebalance, topo, checkers.bounds.fallbackMs) : undefined;
   const converge = cb !== undefined ? new ConvergeChecker(() => world.now, phones, groupView, topo.rebalance!, cb, quietFrom, (d) => checkers.violate('converge', d), (id) => cms.get(id)!.host.wall()) : undefined;
   if (converge !== undefined) net.observers.push((_b, from, topic, payload) => {
@@ -436,6 +447,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     liveness.tick();
     converge?.tick();
     sipAtHome.tick(world.now);
+    removal.tick();
   }, () => checkers.violations.length > 0);
   if (checkers.violations.length === 0) checkers.finish(disturbedUntil);
   const errors = [...[...cms.values()].flatMap((h) => h.errors), ...[...phones.values()].flatMap((p) => p.errors)];

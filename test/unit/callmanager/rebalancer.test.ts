@@ -226,3 +226,74 @@ test('a moved phone that left and came back is a new arrival: its old move no lo
   }
   t.deepEqual(s.pushes.map((p) => p.to), ['b'], 'one move, to b');
 });
+
+/** a holds p0 and p1, b none, c one (capacity 10, threshold 0.1: within one phone); p0 released to b as version 100. */
+function releasedToB(ours: () => number) {
+  const group = [
+    { id: 'a', capacity: 10 },
+    { id: 'b', capacity: 10 },
+    { id: 'c', capacity: 10 },
+  ];
+  const released: string[] = [];
+  const s = setup({ maxMovesPerSec: 10, group, release: (phone) => (released.push(phone), 100), listVersion: () => ours() }, 2);
+  s.r.onLoad('b', { phones: 0, capacity: 10, servicesRps: 0 }, -1e9);
+  s.r.onLoad('c', { phones: 1, capacity: 10, servicesRps: 0 }, -1e9);
+  s.r.restore([{ phone: 'p0', to: 'b' }]);
+  s.r.tick(0);
+  s.drainFor(0, 200);
+  return { ...s, released };
+}
+
+test('a release ends when the phone reports a list other than the one released to it: an operator\'s list that keeps it here is not counted as on its way for the 120 s time-out (the group simulation, seed 7189)', (t) => {
+  const s = releasedToB(() => 100);
+  t.deepEqual(s.released, ['p0']);
+  t.true(s.r.awaits('p0'));
+  // Before it takes ours it reports the list it held; then ours: the release goes on.
+  s.r.onReport('p0', 90, 1000);
+  s.r.onReport('p0', 100, 2000);
+  for (let x = 1000; x <= 4000; x += 1000) {
+    s.r.tick(x);
+    s.drainFor(x, 900);
+  }
+  t.true(s.r.awaits('p0'), 'still on its way to b');
+  t.deepEqual(s.pushes, [], 'a counts p0 as b\'s: loads a 1, b 1, c 1');
+  // An operator's list (version 200) puts a first: p0 stays here. Its release is over: a holds 2,
+  // b 0, c 1, and a's one move goes to b at its next round — not 40 periods later.
+  s.r.onReport('p0', 200, 5000);
+  t.false(s.r.awaits('p0'));
+  for (let x = 5000; x <= 12_000; x += 1000) {
+    s.r.tick(x);
+    s.drainFor(x, 900);
+  }
+  t.deepEqual(s.pushes.map((p) => p.to), ['b'], 'one move, to b');
+});
+
+test('a release goes on when the phone reports the list this member gives it now (the group list changed again), and when it reports an older list before taking the released one', (t) => {
+  let ours = 100;
+  const s = releasedToB(() => ours);
+  s.r.onReport('p0', 50, 1000);
+  t.true(s.r.awaits('p0'), 'an older list: ours not taken yet');
+  ours = 150;
+  s.r.onReport('p0', 150, 2000);
+  t.true(s.r.awaits('p0'), 'our own newer list');
+  s.r.onReport('p0', 100, 3000);
+  t.false(s.r.awaits('p0'), 'once it held ours, any other list ends the move (a rebase down included)');
+});
+
+test('a rebalance push ends the same way: a phone that reports another list than the one pushed stays here, off the target\'s count', (t) => {
+  const group = [
+    { id: 'a', capacity: 10 },
+    { id: 'b', capacity: 10 },
+  ];
+  const s = setup({ maxMovesPerSec: 10, group, push: () => 300, listVersion: () => 300 }, 4);
+  s.r.onLoad('b', { phones: 0, capacity: 10, servicesRps: 0 }, -1e9);
+  s.r.tick(0);
+  s.drainFor(0, 900);
+  const moving = [...s.homed.keys()].filter((p) => s.r.awaits(p));
+  t.is(moving.length, 2, 'a moves two of four to b');
+  s.r.onReport(moving[0]!, 299, 1000);
+  t.true(s.r.awaits(moving[0]!));
+  s.r.onReport(moving[0]!, 400, 1100);
+  t.false(s.r.awaits(moving[0]!), 'superseded');
+  t.true(s.r.awaits(moving[1]!));
+});

@@ -50,6 +50,7 @@ test('defaults fill in', (t) => {
     stateDir: null,
     trust: { keys: {} },
     log: { level: 'info' },
+    retired: [],
   });
   t.is(valid({ ...minimal, rebalance: { periodMs: 1000 } }).rebalance.cooldownMs, 2000);
   t.is(valid({ ...minimal, rebalance: { cooldownMs: 0 } }).rebalance.cooldownMs, 0);
@@ -197,4 +198,12 @@ test('bad sip values: every problem, each naming its field', (t) => {
   t.true(p.some((l) => l.startsWith('sip/extra:')), p.join('\n'));
   t.deepEqual(problems({ ...minimal, sip: {} }), ['sip/registrar: is required (the SIP server to probe, e.g. "sip:127.0.0.1:5061;transport=tcp")']);
   t.deepEqual(problems({ ...minimal, sip: { registrar: 'sip:1001@pbx;transport=tcp' } }), ['sip/registrar: must name a server, without a user part (got "sip:1001@pbx;transport=tcp")']);
+});
+
+test('retired: former members only (none of the group, none twice), empty by default', (t) => {
+  t.deepEqual(valid(minimal).retired, []);
+  t.deepEqual(valid({ ...minimal, retired: ['cm-c', 'cm-d'] }).retired, ['cm-c', 'cm-d']);
+  t.deepEqual(problems({ ...minimal, retired: ['cm-a'] }), ['retired/0: "cm-a" is a member of group: only former members may be retired']);
+  t.deepEqual(problems({ ...minimal, retired: ['cm-c', 'cm-c'] }), ['retired/1: "cm-c" is named twice']);
+  t.true(problems({ ...minimal, retired: ['bad id'] }).some((p) => p.startsWith('retired/0')));
 });

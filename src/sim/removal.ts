@@ -1,0 +1,76 @@
+/**
+ * `removed-gone` (docs/simulation.md): a member removed from the group leaves
+ * the phones' lists. README: "a changed group reaches every phone"; the
+ * product's way is the config's `retired` (src/callmanager/retired.ts): every
+ * list a member restarted with it signs names the removed id in `owns` and
+ * leaves it out, so the phone's merge drops it and keeps the remote site's.
+ *
+ * Judged per phone from the contract, not the code: once a phone has been
+ * homed for the bound on a member whose running process started after the
+ * operator's edit that retires the id, the list it holds does not name that id.
+ * A phone homed on the remote site (its lists own only `cm-r`) or nowhere is
+ * not judged: nothing of the group speaks to it. Nor is one whose wall clock
+ * runs half a list lifetime (12 h) or more ahead of its home's: the lists it is
+ * signed (`expires`, list-book.ts LIST_LIFETIME_MS) may have expired by its
+ * clock, and it rightly refuses them (seed 22: a phone's clock stepped +30 h);
+ * the bound runs again from when the clocks agree.
+ */
+import { LIST_LIFETIME_MS } from '../callmanager/list-book.js';
+import type { CmHost, PhoneHost } from './hosts.js';
+
+export class RemovalChecker {
+  /** The removed id, and per member when the operator's edit retiring it was written (sim ms). */
+  #removed: string | null = null;
+  readonly #editedAt = new Map<string, number>();
+  /** Per phone: its home and since when, as last sampled. */
+  readonly #homed = new Map<string, { home: string | null; since: number }>();
+  checks = 0;
+
+  constructor(
+    readonly now: () => number,
+    readonly cms: Map<string, CmHost>,
+    readonly phones: Map<string, PhoneHost>,
+    /** From when a phone homed on an edited member holds the new list: `round` + 2000 ms. */
+    readonly boundMs: number,
+    readonly violate: (detail: string) => void,
+  ) {}
+
+  /** The operator's edit: `cm`'s config file now retires `removed` (it applies at its next start). */
+  edited(cm: string, removed: string): void {
+    this.#removed = removed;
+    this.#editedAt.set(cm, this.now());
+  }
+
+  tick(): void {
+    const removed = this.#removed;
+    if (removed === null) return;
+    const now = this.now();
+    for (const [pid, p] of this.phones) {
+      const agent = p.agent;
+      const home = agent === null || (agent.state as unknown) === undefined ? null : agent.home;
+      const prev = this.#homed.get(pid);
+      if (prev === undefined || prev.home !== home) {
+        this.#homed.set(pid, { home, since: now });
+        continue;
+      }
+      if (home === null) continue;
+      const h = this.cms.get(home);
+      const edited = this.#editedAt.get(home);
+      if (h === undefined || edited === undefined || h.cm === null || h.startedAt === null || h.startedAt < edited) continue;
+      if (p.host.wall() >= h.host.wall() + LIST_LIFETIME_MS / 2) {
+        prev.since = now;
+        continue;
+      }
+      // Homed on a member running the edited config: from the later of its start and the phone's arrival.
+      const from = Math.max(prev.since, h.startedAt);
+      if (now - from <= this.boundMs) continue;
+      this.checks++;
+      const ids = agent!.state.list.map((x) => x.id);
+      if (ids.includes(removed)) {
+        this.violate(`${pid} still holds removed member ${removed} in [${ids.join(',')}] v${agent!.state.listVersion}, homed on ${home} (restarted without it at ${h.startedAt} ms) for ${now - prev.since} ms (bound ${this.boundMs} ms)`);
+        this.#removed = null; // one report a run
+        return;
+      }
+    }
+  }
+}
