@@ -36,6 +36,8 @@ export interface Truth {
   wallOf(cm: string): number;
   /** The call manager's services server answers now (src/sim/services.ts `servicesAnswer`); absent: not judged. */
   servicesAnswer?(cm: string): boolean;
+  /** Since when the phone's path to that server has been whole (services.ts `wholeSince`); absent: never cut. */
+  servicesWholeSince?(phone: string, cm: string): number;
   /** Identities of operators (`ipphone-admin` certificates): their signed lists and configs are genuine. */
   operators?: readonly string[];
 }
@@ -345,7 +347,8 @@ export class Checkers {
     const decided = this.#t.now() - rehomeMs;
     const from = decided - this.#b.servicesWindowMs;
     const up = this.#servicesSince.get(h.home);
-    if (h.since <= from && up !== undefined && up <= from) {
+    const whole = this.#t.servicesWholeSince?.(phone, h.home) ?? -Infinity;
+    if (h.since <= from && up !== undefined && up <= from && whole <= from) {
       this.violate('no-forged-effect', `${phone} showed ${String(to)}'s services (services-timeout) though its home ${h.home} had been its home for ${decided - h.since} ms and its services answered for ${decided - up} ms before (window ${this.#b.servicesWindowMs} ms)`);
     }
   }

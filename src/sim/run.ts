@@ -228,6 +228,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       brokerUp: (id) => brokerOfCm(id).up,
       wallOf: (id) => cms.get(id)!.host.wall(),
       servicesAnswer: (id) => services.answers(id),
+      servicesWholeSince: (p, id) => services.wholeSince(p, id),
       operators: [OPERATOR_ID],
     },
     plant === 'kick' ? { ...bounds(topo, MAX_DELAY_MS), stormMax: 20 } : bounds(topo, MAX_DELAY_MS),
@@ -374,6 +375,8 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   // Services navigation, remote config changes and operator lists (services.ts, operator.ts), each on a fork of its own.
   const services = new ServicesWorld(world, cms, topo, root.fork('services'), MAX_DELAY_MS);
   services.scheduleOutages();
+  // Phone ↔ services server cuts apart from the broker link, on a fork of their own.
+  services.scheduleCuts(root.fork('http-cuts'), topo.phones);
   for (const p of phones.values()) p.services = services;
   navigate(world, root.fork('navigate'), phones.values(), 120_000);
   const operator = new Operator(world, net, topo, root.fork('operator'), (id) => {
@@ -384,6 +387,14 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   // The operator who removed a member pushes no list naming it from then on.
   const removing = plan.membership?.kind === 'remove' ? plan.membership : undefined;
   if (removing !== undefined) world.at(removing.at, () => operator.removed.add(removing.cm));
+  // removed-gone tells the lists a member still running the old group signed (src/sim/removal.ts).
+  if (removing !== undefined) net.observers.push((_b, from, topic, payload) => {
+    const m = /^ipphone\/v1\/phone\/([^/]+)\/(pointers|ack)$/.exec(topic);
+    if (m === null || from === null || (!cms.has(from.identity) && from.identity !== OPERATOR_ID)) return;
+    const j = parseJson(payload) as { pointers?: unknown; body?: unknown } | undefined;
+    const env = m[2] === 'ack' ? j?.pointers : j;
+    if (env !== undefined && env !== null && typeof (env as { body?: unknown }).body === 'string') removal.onList(from.identity, m[1]!, env);
+  });
   const hostileConfig = new HostileConfig(world, hostile, topo, root.fork('hostile-config'));
   hostile.aim = root.fork('hostile-aim');
   if (plant === 'deaf-services') world.at(30_000, () => services.deaf.add('cm-a'));

@@ -96,6 +96,14 @@ export class ServicesWorld {
   readonly deaf = new Set<string>();
   /** Servers in an outage now: the HTTP server hangs while the rest of its call manager runs (part of the truth). */
   readonly outage = new Set<string>();
+  /**
+   * Phone ↔ services server paths cut now (`phone cm`), apart from the phone's broker link
+   * (a firewall rule, a proxy between the phone and the web server): a request or an
+   * answer crossing a cut path is lost without RST, so the phone's deadline ends it.
+   */
+  readonly cut = new Set<string>();
+  /** When each path was last cut or healed (ms): see {@link wholeSince}. */
+  readonly #cutChanged = new Map<string, number>();
   /** Requests answered, refused, timed out (figures, tests). */
   answered = 0;
   failed = 0;
@@ -142,6 +150,40 @@ export class ServicesWorld {
     }
   }
 
+  /** Since when the path from `phone` to `cm`'s services server has been whole (Infinity while cut; -Infinity: never cut). */
+  wholeSince(phone: string, cm: string): number {
+    const k = `${phone} ${cm}`;
+    return this.cut.has(k) ? Infinity : (this.#cutChanged.get(k) ?? -Infinity);
+  }
+
+  /**
+   * 0..2 cuts of one phone's path to one services server between 5 s and 110 s,
+   * 2..30 s each (fork `http-cuts`): the phone keeps its broker link and its
+   * home, only its services fetches there fail — a services move the checkers
+   * must tell from a forged one.
+   */
+  scheduleCuts(rng: Rng, phones: readonly string[]): void {
+    const n = rng.int(0, 2);
+    for (let i = 0; i < n; i++) {
+      const phone = rng.pick(phones);
+      const cm = rng.pick(this.#specs).id;
+      const at = rng.int(5_000, 110_000);
+      const len = rng.int(2_000, 30_000);
+      const k = `${phone} ${cm}`;
+      this.world.at(at, () => {
+        if (this.cut.has(k)) return;
+        this.cut.add(k);
+        this.#cutChanged.set(k, this.world.now);
+        this.world.trace(`${phone} services path to ${cm} cut`);
+        this.world.after(len, () => {
+          this.cut.delete(k);
+          this.#cutChanged.set(k, this.world.now);
+          this.world.trace(`${phone} services path to ${cm} healed`);
+        });
+      });
+    }
+  }
+
   #serverOf(url: string): CmSpec | undefined {
     let origin: string;
     try {
@@ -178,8 +220,8 @@ export class ServicesWorld {
       const there = this.rng.int(1, this.maxDelayMs);
       this.world.after(there, () => {
         const h = cm === undefined ? undefined : this.cms.get(cm.id);
-        // No such host answers at all (an address outside the group): the deadline decides.
-        if (cm === undefined || h === undefined) return;
+        // No such host answers at all (an address outside the group), or the path is cut: the deadline decides.
+        if (cm === undefined || h === undefined || this.cut.has(`${phone} ${cm.id}`)) return;
         if (!h.alive) {
           this.world.trace(`${phone} services ${cm.id} refused`);
           this.world.after(this.rng.int(1, this.maxDelayMs), () => settle(new IpphoneError('services request failed: connect ECONNREFUSED', 'TRANSPORT', ctx)));
@@ -198,6 +240,8 @@ export class ServicesWorld {
               return;
             }
             const page = servicesPage(cm, url);
+            // An answer sent over a cut path is lost too.
+            if (this.cut.has(`${phone} ${cm.id}`)) return;
             this.world.after(back, () => (page === null ? settle(new IpphoneError('services request answered HTTP 404', 'TRANSPORT', { ...ctx, status: 404 })) : settle(null, page)));
           }),
         );

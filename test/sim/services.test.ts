@@ -93,3 +93,30 @@ test('a services server answers only while the truth says so: dead refuses at on
   t.is(missing.code, 'TRANSPORT');
   cmA.crash();
 });
+
+test('a cut phone ↔ services path hangs that phone\'s fetches there until its deadline while the server answers others; healed, it answers again', async (t) => {
+  const s = world();
+  const cmA = s.cms.get('cm-a')!;
+  cmA.start();
+  s.services.cut.add('p-0001 cm-a');
+  t.is(s.services.wholeSince('p-0001', 'cm-a'), Infinity);
+  const hung = s.fetch(a!.services);
+  await s.run(3000);
+  t.is(hung.code, 'TIMEOUT');
+  t.true(s.services.answers('cm-a'), 'the server itself answers: only the path is cut');
+  s.services.cut.delete('p-0001 cm-a');
+  const ok = s.fetch(a!.services);
+  await s.run(3000);
+  t.regex(ok.page ?? '', /cm-a services/);
+  cmA.crash();
+});
+
+test('scheduled cuts are traced, healed, and say since when the path is whole', async (t) => {
+  const s = world();
+  s.services.scheduleCuts(new Rng(2), ['p-0001']);
+  await s.run(150_000);
+  t.is(s.services.cut.size, 0, 'every cut healed');
+  const healed = allCms(topo).map((c) => s.services.wholeSince('p-0001', c.id)).filter((x) => Number.isFinite(x));
+  t.true(healed.length >= 1, 'this seed draws at least one cut');
+  t.true(healed.every((x) => x >= 7_000 && x <= 140_000), JSON.stringify(healed));
+});
