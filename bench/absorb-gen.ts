@@ -215,8 +215,10 @@ function perConn(frame: (i: number) => Buffer, which: (i: number) => boolean = (
   return parts.map((p) => Buffer.concat(p));
 }
 
+/** The phones' keep-alive interval (ms), as their keep-alives declare it; set by `failover`. */
+let phoneIntervalMs = 5000;
 const keepalive = (i: number, cm: string, version: number, prev: string | null, seq: number): Buffer =>
-  publish(`${setup.prefix}/cm/${cm}/keepalive`, `{"phone":${JSON.stringify(setup.phones[i])},"seq":${seq},"pointersVersion":${version},"busy":false,"probe":false,"prev":${JSON.stringify(prev)},"intervalMs":1000}`);
+  publish(`${setup.prefix}/cm/${cm}/keepalive`, `{"phone":${JSON.stringify(setup.phones[i])},"seq":${seq},"pointersVersion":${version},"busy":false,"probe":false,"prev":${JSON.stringify(prev)},"intervalMs":${phoneIntervalMs}}`);
 
 function versionOf(payload: Buffer): number {
   const m = /"pointersVersion":(\d+)\}\s*$/.exec(payload.toString('utf8'));
@@ -307,6 +309,7 @@ function doCeiling(timeoutMs: number): void {
 
 function doFailover(to: string, intervalMs: number, windowMs: number, verifySample: number): void {
   const n = setup.phones.length;
+  phoneIntervalMs = intervalMs;
   const stateTopic = `${setup.prefix}/cm/${setup.from}/state`;
   const first = perConn((i) => keepalive(i, to, held[i]!, setup.from, 1000));
   const ackAt = new Array<number>(n).fill(NaN);

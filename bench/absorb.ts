@@ -29,6 +29,8 @@ import { cpuMs, installCleanup, removeTempDir, ROOT, rssKiB, sleep, spawnNode, t
 
 const PREFIX = 'ipphone/v1';
 const TRIGGER = 'bench/absorb/go';
+/** The phones' keep-alive interval: the agent's production default (`keepalive.intervalMs`). */
+export const PHONE_INTERVAL_MS = 5000;
 
 export interface AbsorbOptions {
   phones: number;
@@ -57,6 +59,8 @@ export interface AbsorbResult {
   absorbMs: number;
   /** ms from the will to the first / median phone done. */
   firstMs: number;
+  /** ms from the will to the first ack of cm-b (whatever its list). */
+  firstAckMs: number;
   medianMs: number;
   /** Phones done / acked within the window; with a bad list. */
   done: number;
@@ -264,8 +268,9 @@ export async function runAbsorb(o: AbsorbOptions): Promise<AbsorbResult> {
     await quiet(cmB.pid, 10_000);
     const ka0 = await metric(ports['cm-b']!, 'ipphone_cm_keepalives_total');
     const dropped0 = await metric(ports['cm-b']!, 'ipphone_cm_acks_dropped_total');
-    const windowMs = Math.max(10_000, n / 2);
-    list.forEach((g) => g.send({ cmd: 'failover', to: 'cm-b', intervalMs: 1000, windowMs, verifySample: 200 }));
+    const windowMs = Math.max(3 * PHONE_INTERVAL_MS, n / 2);
+    // The agent's production keep-alive interval (agent-config.ts default): a phone not acked asks again 5 s later.
+    list.forEach((g) => g.send({ cmd: 'failover', to: 'cm-b', intervalMs: PHONE_INTERVAL_MS, windowMs, verifySample: 200 }));
     await sleep(300);
     const loadBefore = load1();
     const cpuB0 = cpuMs(cmB.pid);
@@ -304,6 +309,7 @@ export async function runAbsorb(o: AbsorbOptions): Promise<AbsorbResult> {
       connections: procs * connections,
       absorbMs,
       firstMs: doneMs[0] ?? NaN,
+      firstAckMs: Math.min(...reports.flatMap((r) => r.ackAt).filter(seen)) - willAt,
       medianMs: doneMs[Math.floor(done / 2)] ?? NaN,
       done,
       bad: reports.reduce((s, r) => s + r.bad, 0),
@@ -425,12 +431,12 @@ const ms = (x: number): string => (Number.isFinite(x) ? (x >= 1000 ? `${(x / 100
 
 /** The results page section: one row per size × variant. */
 export function absorbTable(runs: readonly AbsorbRun[]): string {
-  const head = '| phones | call manager | will → last phone acked with its demoting list | first / median | acks/s | broker ceiling (same run) | acks/s ÷ ceiling | cm-b CPU (will → last) | cm-b CPU idle before (3 s + until quiet) | broker CPU | keep-alives resent | lists checked / signatures verified | load (1 min) before → after |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  const head = '| phones | call manager | will → last phone acked with its demoting list | first / median | acks/s | broker ceiling (same run) | acks/s ÷ ceiling | cm-b CPU (will → last) | cm-b CPU idle before (3 s + until quiet) | broker CPU | keep-alives resent | lists checked / signatures verified | cm-b RSS after | load (1 min) before → after |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   const rows = runs.map((r) => {
     const x = r.result;
-    if (x === undefined) return `| — | ${r.variant.label} | failed: ${r.error ?? '?'} | | | | | | | | | | |`;
+    if (x === undefined) return `| — | ${r.variant.label} | failed: ${r.error ?? '?'} | | | | | | | | | | | |`;
     const done = x.done === x.phones ? ms(x.absorbMs) : `${x.done}/${x.phones} in the window`;
-    return `| ${x.phones.toLocaleString('en')} | ${r.variant.label} | ${done} | ${ms(x.firstMs)} / ${ms(x.medianMs)} | ${Number.isFinite(x.acksPerSec) ? Math.round(x.acksPerSec).toLocaleString('en') : 'n/a'} | ${Math.round(x.ceilingPerSec).toLocaleString('en')}/s (${ms(x.ceilingMs)}) | ${Number.isFinite(x.acksPerSec) ? (x.acksPerSec / x.ceilingPerSec).toFixed(2) : 'n/a'} | ${x.cmCpuMs} ms | ${x.cmIdleCpuMs} ms | ${x.brokerCpuMs} ms | ${x.resent.toLocaleString('en')} | ${(x.done - x.bad).toLocaleString('en')} ok, ${x.bad} bad / ${x.verified} | ${x.load[0].toFixed(1)} → ${x.load[1].toFixed(1)} |`;
+    return `| ${x.phones.toLocaleString('en')} | ${r.variant.label} | ${done} | ${ms(x.firstMs)} / ${ms(x.medianMs)} | ${Number.isFinite(x.acksPerSec) ? Math.round(x.acksPerSec).toLocaleString('en') : 'n/a'} | ${Math.round(x.ceilingPerSec).toLocaleString('en')}/s (${ms(x.ceilingMs)}) | ${Number.isFinite(x.acksPerSec) ? (x.acksPerSec / x.ceilingPerSec).toFixed(2) : 'n/a'} | ${x.cmCpuMs} ms | ${x.cmIdleCpuMs} ms | ${x.brokerCpuMs} ms | ${x.resent.toLocaleString('en')} | ${(x.done - x.bad).toLocaleString('en')} ok, ${x.bad} bad / ${x.verified} | ${(x.cmRssKiB / 1024).toFixed(0)} MiB | ${x.load[0].toFixed(1)} → ${x.load[1].toFixed(1)} |`;
   });
   return head + rows.join('\n') + '\n';
 }

@@ -74,8 +74,12 @@ export class AckBatcher {
   constructor(
     readonly sink: FrameSink,
     readonly protocolVersion: 4 | 5,
-    /** Flush early once a batch holds this many bytes. */
-    readonly maxBatchBytes = 256 * 1024,
+    /**
+     * Flush early once a batch holds this many bytes (its frames and what {@link schedule}
+     * was told of): an immediate waits for everything the socket delivered, and a failed
+     * peer's phones are 10,000 keep-alives at once — the first acks must not wait for the last.
+     */
+    readonly maxBatchBytes = 64 * 1024,
     /** Run at the end of every flush (after the frames were handed to the sink). */
     readonly afterFlush?: () => void,
   ) {}
@@ -88,8 +92,16 @@ export class AckBatcher {
     else this.schedule();
   }
 
-  /** Make sure a flush comes (for `afterFlush` work queued without a frame). */
-  schedule(): void {
+  /**
+   * Make sure a flush comes (for `afterFlush` work queued without a frame), counting
+   * `bytes` of that work in the batch: at {@link maxBatchBytes} it is flushed now.
+   */
+  schedule(bytes = 0): void {
+    this.#bytes += bytes;
+    if (this.#bytes >= this.maxBatchBytes) {
+      this.flush();
+      return;
+    }
     if (this.#scheduled) return;
     this.#scheduled = true;
     setImmediate(() => {
@@ -100,9 +112,9 @@ export class AckBatcher {
   flush(): void {
     this.#scheduled = false;
     const frames = this.#frames;
+    this.#bytes = 0;
     if (frames.length > 0) {
       this.#frames = [];
-      this.#bytes = 0;
       if (this.sink.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) this.written += frames.length;
       else this.dropped += frames.length;
     }

@@ -192,7 +192,7 @@ export class CmSession {
    */
   pushList(topic: string, envelopeJson: string): void {
     this.#pushes.push({ topic, json: envelopeJson });
-    this.#acks.schedule();
+    this.#acks.schedule(envelopeJson.length + topic.length);
   }
 
   #publishPushes(): void {

@@ -126,3 +126,17 @@ test('after-flush-runs-after-the-frames: pushes queued with acks are published a
   await new Promise((r) => setImmediate(r));
   t.deepEqual(order, ['acks', 'pushes', 'pushes'], 'schedule() alone runs afterFlush (a push without an ack in the batch)');
 });
+
+test('pushes-count-in-the-batch: work scheduled with its size flushes the batch at maxBatchBytes, so the first acks of a burst do not wait for the last', (t) => {
+  const writes: Buffer[] = [];
+  let after = 0;
+  const b = new AckBatcher({ write: (f) => (writes.push(f), true) }, 5, 1000, () => after++);
+  b.add('p/phone/a/ack', '{}');
+  b.schedule(600);
+  t.is(writes.length, 0, 'under the bound: waits for the immediate');
+  b.add('p/phone/b/ack', '{}');
+  b.schedule(600);
+  t.is(writes.length, 1, 'over the bound with the pushes counted: written at once');
+  t.is(after, 1, 'and the pushes published after it');
+  t.is(parseAll(writes[0]!, 5).length, 2);
+});
