@@ -183,8 +183,14 @@ export class Rebalancer {
     for (const [phone, m] of this.#inflight) {
       const iv = intervals.get(phone) ?? m.intervalMs;
       m.intervalMs = iv;
+      // A move to a member that went offline is over: the list we give the phone now demotes it
+      // (ListBook), so the phone is not on its way there. Counted on as incoming to that member once
+      // it is back, the move skewed every plan until its time-out (the group simulation, seed
+      // 700,037: a release to cm-a re-issued as cm-c's failover list while broker A was down kept
+      // cm-c from moving its surplus for two minutes after cm-a returned).
       let over = false;
-      if (here.has(phone)) {
+      if (o.isOffline(m.to)) over = true;
+      else if (here.has(phone)) {
         // It left and is back (a fault, an operator's list moved it again): a new arrival, that move
         // is over — counted on as incoming to its target, it skewed every plan for the rest of the
         // released time-out (the group simulation, seed 100,095). Or it stayed — but only once its

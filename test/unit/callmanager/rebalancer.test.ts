@@ -297,3 +297,23 @@ test('a rebalance push ends the same way: a phone that reports another list than
   t.false(s.r.awaits(moving[0]!), 'superseded');
   t.true(s.r.awaits(moving[1]!));
 });
+
+test('a move to a member that goes offline is over: once that member is back the phone is not counted as on its way there, and the surplus moves at the next round (the group simulation, seed 700,037)', (t) => {
+  let ours = 100;
+  const s = releasedToB(() => ours);
+  t.true(s.r.awaits('p0'));
+  s.r.onReport('p0', 100, 1000); // it took the released list
+  // b dies: the list we give p0 now (our own, version 110) demotes b, and p0 stays here.
+  s.offline.add('b');
+  ours = 110;
+  s.r.onReport('p0', 110, 2000);
+  s.r.tick(2000);
+  t.false(s.r.awaits('p0'), 'not on its way to a dead member');
+  // b is back with no phones; a still holds both (p0 never left): a moves one to b within a few periods.
+  s.offline.delete('b');
+  for (let x = 3000; x <= 12_000; x += 1000) {
+    s.r.tick(x);
+    s.drainFor(x, 900);
+  }
+  t.deepEqual(s.pushes.map((p) => p.to), ['b'], 'one move, to b — not 40 periods later');
+});
