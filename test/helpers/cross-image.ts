@@ -18,9 +18,10 @@
  * installs them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Proc } from './cluster.js';
+import { newest, withLock } from './node-runtimes.js';
 import { ROOT } from './programs.js';
 import { spawnNamed } from './unit-exec.js';
 import { shippedUnit } from './unit-runtime.js';
@@ -79,39 +80,6 @@ export function requireCrossTools(arch: CrossArch): string {
   return qemu;
 }
 
-const sleepSync = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
-/** As test/helpers/node-runtimes.ts: hold dist/.NAME-lock (the same locks, so a native and a cross bundle never write dist/bundle at once). */
-function withLock(name: string, fn: () => void): void {
-  const lock = join(ROOT, `dist/.${name}-lock`);
-  mkdirSync(join(ROOT, 'dist'), { recursive: true });
-  for (let i = 0; ; i++) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 600_000) rmSync(lock, { recursive: true, force: true });
-      if (i > 6000) throw new Error(`dist/.${name}-lock held for over 10 minutes`);
-      sleepSync(100);
-    }
-  }
-  try {
-    fn();
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
-
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** `dist/image-ARCH` as `npm run bundle -- --arch ARCH` stages it, rebuilt when missing or older than its inputs. Returns the image root. */
 export function ensureCrossImage(arch: CrossArch): string {
   const top = join(ROOT, `dist/image-${arch}`);
   withLock('image', () => {

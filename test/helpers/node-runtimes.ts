@@ -48,7 +48,8 @@ export function nodeRuntime(major: Major): NodeRuntime {
   return { major, ...rt };
 }
 
-function newest(dir: string): number {
+/** Newest modification time (ms) of any file below `dir`. */
+export function newest(dir: string): number {
   let t = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
@@ -64,7 +65,7 @@ const sleepSync = (ms: number): void => void Atomics.wait(new Int32Array(new Sha
  * files that ava runs in parallel processes do not build the same thing at
  * once. A lock older than 10 minutes was left by a process that died.
  */
-function withLock(name: string, fn: () => void): void {
+export function withLock(name: string, fn: () => void): void {
   const lock = join(ROOT, `dist/.${name}-lock`);
   mkdirSync(join(ROOT, 'dist'), { recursive: true });
   for (let i = 0; ; i++) {

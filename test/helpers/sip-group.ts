@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { startBaresip, type Baresip } from './baresip.js';
 import type { Cluster, Proc } from './cluster.js';
 import { startKamailio, type Kamailio, type KamailioOptions } from './kamailio.js';
+import { waitFor } from './net.js';
 import { ROOT } from './programs.js';
 import { startPtyPair } from './pty.js';
 
@@ -76,3 +77,20 @@ export async function startSipGroup(c: Cluster, broker: string, o: SipGroupOptio
   }
   return { ka, kb, phones, restartCmA: () => c.startCm('cm-a', { sip: { registrar: ka.uri, ...o.probe } }) };
 }
+
+/** A phone of the group with its own baresip (`startSipGroup`'s phones). */
+export type UaPhone = SipPhone & { ua: Baresip };
+
+/** The `sip` part of a phone's last status. */
+export const sipOf = (c: Cluster, phone: string): ({ registrar?: string | null; call?: string } & Record<string, unknown>) | undefined =>
+  c.status(phone)?.sip as ({ registrar?: string | null; call?: string } & Record<string, unknown>) | undefined;
+
+/** Wait for a phone's status, with its agent's and baresip's output in the failure message. */
+export async function untilPhone(c: Cluster, p: UaPhone, cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(cond, { timeoutMs, what: `${p.id}: ${what}` }).catch((e: Error) => {
+    throw new Error(`${e.message}\nstatus ${JSON.stringify(c.status(p.id))}\n${p.agent.output().slice(-4000)}\n--- baresip ---\n${p.ua.output().slice(-2000)}`);
+  });
+}
+
+/** Wait until the phone's status says its call is in `state`. */
+export const callIs = (c: Cluster, p: UaPhone, state: string): Promise<void> => untilPhone(c, p, () => sipOf(c, p.id)?.call === state, `call ${state}`);

@@ -13,12 +13,12 @@ import test from 'ava';
 import { BaresipUserAgent } from '../../src/sip/baresip.js';
 import { silentLogger } from '../../src/lib/log.js';
 import type { SipEvent } from '../../src/sip/user-agent.js';
-import { startBaresip, type Baresip } from '../helpers/baresip.js';
+import { startBaresip } from '../helpers/baresip.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startKamailio } from '../helpers/kamailio.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
-import { startSipGroup, type SipPhone } from '../helpers/sip-group.js';
+import { sipOf, startSipGroup, untilPhone as until, type UaPhone as Phone } from '../helpers/sip-group.js';
 
 let mosq: Mosquitto;
 test.before(async () => {
@@ -37,14 +37,7 @@ const SUBSCRIBERS = [
   { user: '1003', password: 'Pass-1003' },
 ];
 
-type Phone = SipPhone & { ua: Baresip };
-const sipOf = (c: Cluster, phone: string): Record<string, unknown> | undefined => c.status(phone)?.sip as Record<string, unknown> | undefined;
 
-async function until(c: Cluster, p: Phone, cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(cond, { timeoutMs, what: `${p.id}: ${what}` }).catch((e: Error) => {
-    throw new Error(`${e.message}\nstatus ${JSON.stringify(c.status(p.id))}\n${p.agent.output().slice(-4000)}\n--- baresip ---\n${p.ua.output().slice(-2000)}`);
-  });
-}
 
 test.serial('digest auth: the right password registers at A and, after A\'s registrar is killed, at B; a wrong one stays home, says why, tries again; the passwords are never logged or published', async (t) => {
   t.timeout(240_000);

@@ -10,11 +10,9 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { Cluster } from '../helpers/cluster.js';
-import type { Baresip } from '../helpers/baresip.js';
 import type { Kamailio } from '../helpers/kamailio.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
-import { waitFor } from '../helpers/net.js';
-import { startSipGroup, type SipPhone } from '../helpers/sip-group.js';
+import { callIs, sipOf, startSipGroup, untilPhone as until, type UaPhone as Phone } from '../helpers/sip-group.js';
 
 let mosq: Mosquitto;
 test.before(async () => {
@@ -26,7 +24,6 @@ test.after.always(async () => {
 
 const PROBE = { probeMs: 300, missLimit: 3 };
 
-type Phone = SipPhone & { ua: Baresip };
 
 interface SipGroup {
   c: Cluster;
@@ -36,17 +33,9 @@ interface SipGroup {
   p2: Phone;
 }
 
-const sipOf = (c: Cluster, phone: string): { registrar?: string | null; call?: string } | undefined => c.status(phone)?.sip as { registrar?: string | null; call?: string } | undefined;
 
-/** Wait for a phone's status, with its agent's and baresip's output in the failure message. */
-async function until(c: Cluster, p: Phone, cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  await waitFor(cond, { timeoutMs, what: `${p.id}: ${what}` }).catch((e: Error) => {
-    throw new Error(`${e.message}\nstatus ${JSON.stringify(c.status(p.id))}\n${p.agent.output().slice(-4000)}\n--- baresip ---\n${p.ua.output().slice(-2000)}`);
-  });
-}
 
 const registeredAt = async (c: Cluster, p: Phone, cm: string): Promise<void> => until(c, p, () => c.status(p.id)?.home === cm && sipOf(c, p.id)?.registrar === cm, `homed and registered at ${cm}`);
-const callIs = async (c: Cluster, p: Phone, state: string): Promise<void> => until(c, p, () => sipOf(c, p.id)?.call === state, `call ${state}`);
 
 async function sipGroup(t: ExecutionContext, fallbackHoldMs = 4000): Promise<SipGroup & { restartCmA: () => Promise<unknown> }> {
   t.timeout(180_000);

@@ -14,13 +14,13 @@ import test, { type ExecutionContext } from 'ava';
 import { BaresipUserAgent } from '../../src/sip/baresip.js';
 import { silentLogger } from '../../src/lib/log.js';
 import type { SipEvent } from '../../src/sip/user-agent.js';
-import { startBaresip, type Baresip } from '../helpers/baresip.js';
+import { startBaresip } from '../helpers/baresip.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startKamailio } from '../helpers/kamailio.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
 import { makePki, type Pki } from '../helpers/pki.js';
-import { startSipGroup, type SipPhone } from '../helpers/sip-group.js';
+import { callIs, sipOf, startSipGroup, untilPhone as until, type UaPhone as Phone } from '../helpers/sip-group.js';
 
 let mosq: Mosquitto;
 let pki: Pki;
@@ -37,15 +37,7 @@ const SUBSCRIBERS = [
   { user: '1002', password: 'tls-pass-1002' },
 ];
 
-type Phone = SipPhone & { ua: Baresip };
-const sipOf = (c: Cluster, phone: string): Record<string, unknown> | undefined => c.status(phone)?.sip as Record<string, unknown> | undefined;
 
-async function until(c: Cluster, p: Phone, cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(cond, { timeoutMs, what: `${p.id}: ${what}` }).catch((e: Error) => {
-    throw new Error(`${e.message}\nstatus ${JSON.stringify(c.status(p.id))}\n${p.agent.output().slice(-3000)}\n--- baresip ---\n${p.ua.output().slice(-2000)}`);
-  });
-}
-const callIs = (c: Cluster, p: Phone, state: string): Promise<void> => until(c, p, () => sipOf(c, p.id)?.call === state, `call ${state}`);
 
 async function tlsGroup(t: ExecutionContext) {
   t.timeout(180_000);
