@@ -36,6 +36,7 @@ import { createPublicKey, verify as verifySig } from 'node:crypto';
 import { connect as tcp, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import mqttPacket from 'mqtt-packet';
+import { splitFrames } from './raw-counter.js';
 
 export interface GenSetup {
   cmd: 'setup';
@@ -137,25 +138,7 @@ class Conn {
 
   #feed(chunk: Buffer): void {
     const at = now();
-    const buf = this.#rest.length > 0 ? Buffer.concat([this.#rest, chunk]) : chunk;
-    let pos = 0;
-    for (;;) {
-      if (pos + 2 > buf.length) break;
-      const head = buf[pos]!;
-      let len = 0;
-      let shift = 0;
-      let i = pos + 1;
-      let complete = false;
-      while (i < buf.length && i < pos + 5) {
-        const b = buf[i++]!;
-        len += (b & 0x7f) << shift;
-        shift += 7;
-        if ((b & 0x80) === 0) {
-          complete = true;
-          break;
-        }
-      }
-      if (!complete || i + len > buf.length) break;
+    this.#rest = splitFrames(this.#rest, chunk, (head, buf, i, end) => {
       const type = head >> 4;
       if (type === 3) {
         const tlen = buf.readUInt16BE(i);
@@ -163,13 +146,11 @@ class Conn {
         const qos = (head >> 1) & 3;
         const start = i + 2 + tlen + (qos > 0 ? 2 : 0);
         // A copy: the chunk is reused by nothing, but a slice would pin it whole.
-        this.onPublish(topic, Buffer.from(buf.subarray(start, i + len)), at);
+        this.onPublish(topic, Buffer.from(buf.subarray(start, end)), at);
       } else if (type === 9) {
         if (++this.#subacks === this.#wantSubacks) this.#onSubacks?.();
       }
-      pos = i + len;
-    }
-    this.#rest = pos < buf.length ? Buffer.from(buf.subarray(pos)) : Buffer.alloc(0);
+    });
   }
 }
 

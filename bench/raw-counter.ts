@@ -9,6 +9,37 @@
 import { connect as tcp, type Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 
+/**
+ * Split MQTT control packets off a TCP stream: `rest` (what was left of the last
+ * chunk) and `chunk` are read as packets, `onFrame(head, buf, body, end)` gets each
+ * whole one (its fixed-header byte, and where its variable header starts and it
+ * ends in `buf`); returns what is left for the next chunk.
+ */
+export function splitFrames(rest: Buffer, chunk: Buffer, onFrame: (head: number, buf: Buffer, body: number, end: number) => void): Buffer {
+  const buf = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+  let at = 0;
+  for (;;) {
+    if (at + 2 > buf.length) break;
+    let len = 0;
+    let shift = 0;
+    let i = at + 1;
+    let complete = false;
+    while (i < buf.length && i < at + 5) {
+      const b = buf[i++]!;
+      len += (b & 0x7f) << shift;
+      shift += 7;
+      if ((b & 0x80) === 0) {
+        complete = true;
+        break;
+      }
+    }
+    if (!complete || i + len > buf.length) break;
+    onFrame(buf[at]!, buf, i, i + len);
+    at = i + len;
+  }
+  return at < buf.length ? Buffer.from(buf.subarray(at)) : Buffer.alloc(0);
+}
+
 export class RawCounter {
   /** PUBLISH packets seen while {@link counting}. */
   count = 0;
@@ -40,30 +71,11 @@ export class RawCounter {
   #onSuback: () => void = () => undefined;
 
   #feed(chunk: Buffer): void {
-    const buf = this.#rest.length > 0 ? Buffer.concat([this.#rest, chunk]) : chunk;
-    let at = 0;
-    for (;;) {
-      if (at + 2 > buf.length) break;
-      const type = buf[at]! >> 4;
-      let len = 0;
-      let shift = 0;
-      let i = at + 1;
-      let complete = false;
-      while (i < buf.length && i < at + 5) {
-        const b = buf[i++]!;
-        len += (b & 0x7f) << shift;
-        shift += 7;
-        if ((b & 0x80) === 0) {
-          complete = true;
-          break;
-        }
-      }
-      if (!complete || i + len > buf.length) break;
+    this.#rest = splitFrames(this.#rest, chunk, (head) => {
+      const type = head >> 4;
       if (type === 3 && this.counting) this.count++;
       else if (type === 9) this.#onSuback();
-      at = i + len;
-    }
-    this.#rest = at < buf.length ? Buffer.from(buf.subarray(at)) : Buffer.alloc(0);
+    });
   }
 
   close(): Promise<void> {
