@@ -8,7 +8,7 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBaresip, type Baresip } from './baresip.js';
-import type { Cluster, Proc } from './cluster.js';
+import { Cluster as ClusterCtor, type Cluster, type Proc } from './cluster.js';
 import { startKamailio, type Kamailio, type KamailioOptions } from './kamailio.js';
 import { waitFor } from './net.js';
 import { ROOT } from './programs.js';
@@ -94,3 +94,17 @@ export async function untilPhone(c: Cluster, p: UaPhone, cond: () => boolean, wh
 
 /** Wait until the phone's status says its call is in `state`. */
 export const callIs = (c: Cluster, p: UaPhone, state: string): Promise<void> => untilPhone(c, p, () => sipOf(c, p.id)?.call === state, `call ${state}`);
+
+/**
+ * A cluster for one test of a SIP group, closed at the test's teardown, and the
+ * `cleanup` to hand `startSipGroup` (what it started is stopped after, newest first).
+ */
+export function sipTestCluster(t: { teardown(fn: () => Promise<void>): void }): { c: Cluster; cleanup: (stop: () => Promise<unknown>) => void } {
+  const c = new ClusterCtor();
+  const stops: (() => Promise<unknown>)[] = [];
+  t.teardown(async () => {
+    await c.close();
+    for (const s of stops.reverse()) await s();
+  });
+  return { c, cleanup: (s) => stops.push(s) };
+}

@@ -14,11 +14,10 @@ import { BaresipUserAgent } from '../../src/sip/baresip.js';
 import { silentLogger } from '../../src/lib/log.js';
 import type { SipEvent } from '../../src/sip/user-agent.js';
 import { startBaresip } from '../helpers/baresip.js';
-import { Cluster } from '../helpers/cluster.js';
 import { startKamailio } from '../helpers/kamailio.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
-import { sipOf, startSipGroup, untilPhone as until, type UaPhone as Phone } from '../helpers/sip-group.js';
+import { sipOf, startSipGroup, sipTestCluster, untilPhone as until, type UaPhone as Phone } from '../helpers/sip-group.js';
 
 let mosq: Mosquitto;
 test.before(async () => {
@@ -41,12 +40,7 @@ const SUBSCRIBERS = [
 
 test.serial('digest auth: the right password registers at A and, after A\'s registrar is killed, at B; a wrong one stays home, says why, tries again; the passwords are never logged or published', async (t) => {
   t.timeout(240_000);
-  const c = new Cluster();
-  const stops: (() => Promise<unknown>)[] = [];
-  t.teardown(async () => {
-    await c.close();
-    for (const s of stops.reverse()) await s();
-  });
+  const { c, cleanup } = sipTestCluster(t);
   const g = await startSipGroup(c, mosq.url, {
     probe: { probeMs: 300, missLimit: 3 },
     fallbackHoldMs: 60_000,
@@ -56,7 +50,7 @@ test.serial('digest auth: the right password registers at A and, after A\'s regi
       { id: 'p-2', user: '1002', password: WRONG, sip: { authRetryMs: 1000 } },
     ],
     agent: { log: { level: 'debug' } },
-    cleanup: (s) => stops.push(s),
+    cleanup,
   });
   const [p1, p2] = g.phones as [Phone, Phone];
 

@@ -12,7 +12,7 @@ import test, { type ExecutionContext } from 'ava';
 import { Cluster } from '../helpers/cluster.js';
 import type { Kamailio } from '../helpers/kamailio.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
-import { callIs, sipOf, startSipGroup, untilPhone as until, type UaPhone as Phone } from '../helpers/sip-group.js';
+import { callIs, sipOf, startSipGroup, sipTestCluster, untilPhone as until, type UaPhone as Phone } from '../helpers/sip-group.js';
 
 let mosq: Mosquitto;
 test.before(async () => {
@@ -39,12 +39,7 @@ const registeredAt = async (c: Cluster, p: Phone, cm: string): Promise<void> => 
 
 async function sipGroup(t: ExecutionContext, fallbackHoldMs = 4000): Promise<SipGroup & { restartCmA: () => Promise<unknown> }> {
   t.timeout(180_000);
-  const c = new Cluster();
-  const stops: (() => Promise<unknown>)[] = [];
-  t.teardown(async () => {
-    await c.close();
-    for (const s of stops.reverse()) await s();
-  });
+  const { c, cleanup } = sipTestCluster(t);
   const g = await startSipGroup(c, mosq.url, {
     probe: PROBE,
     fallbackHoldMs,
@@ -52,7 +47,7 @@ async function sipGroup(t: ExecutionContext, fallbackHoldMs = 4000): Promise<Sip
       { id: 'p-1', user: '1001' },
       { id: 'p-2', user: '1002' },
     ],
-    cleanup: (s) => stops.push(s),
+    cleanup,
   });
   const [p1, p2] = g.phones as [Phone, Phone];
   for (const p of [p1, p2]) await registeredAt(c, p, 'cm-a');

@@ -15,12 +15,11 @@ import { BaresipUserAgent } from '../../src/sip/baresip.js';
 import { silentLogger } from '../../src/lib/log.js';
 import type { SipEvent } from '../../src/sip/user-agent.js';
 import { startBaresip } from '../helpers/baresip.js';
-import { Cluster } from '../helpers/cluster.js';
 import { startKamailio } from '../helpers/kamailio.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/net.js';
 import { makePki, type Pki } from '../helpers/pki.js';
-import { callIs, sipOf, startSipGroup, untilPhone as until, type UaPhone as Phone } from '../helpers/sip-group.js';
+import { callIs, sipOf, startSipGroup, sipTestCluster, untilPhone as until, type UaPhone as Phone } from '../helpers/sip-group.js';
 
 let mosq: Mosquitto;
 let pki: Pki;
@@ -41,12 +40,7 @@ const SUBSCRIBERS = [
 
 async function tlsGroup(t: ExecutionContext) {
   t.timeout(180_000);
-  const c = new Cluster();
-  const stops: (() => Promise<unknown>)[] = [];
-  t.teardown(async () => {
-    await c.close();
-    for (const s of stops.reverse()) await s();
-  });
+  const { c, cleanup } = sipTestCluster(t);
   const g = await startSipGroup(c, mosq.url, {
     probe: { probeMs: 300, missLimit: 3 },
     fallbackHoldMs: 60_000,
@@ -54,7 +48,7 @@ async function tlsGroup(t: ExecutionContext) {
     overTls: true,
     baresipConf: [`sip_cafile ${pki.ca.cert}`],
     phones: SUBSCRIBERS.map((s, i) => ({ id: `p-${i + 1}`, user: s.user, password: s.password })),
-    cleanup: (s) => stops.push(s),
+    cleanup,
   });
   return { c, g, phones: g.phones as Phone[] };
 }
