@@ -12,7 +12,7 @@ import type { Conn } from './broker.js';
 import type { CmHost, PhoneHost } from './hosts.js';
 import { publicKeyPem, type Topology } from './group.js';
 
-export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online', 'config-signed', 'sip-at-home', 'removed-gone'] as const;
+export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online', 'config-signed', 'sip-at-home', 'removed-gone', 'services-relative'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
 export interface Violation {
@@ -129,6 +129,8 @@ function parse(payload: Buffer): unknown {
 export class Checkers {
   readonly violations: Violation[] = [];
   checks = 0;
+  /** Held versions that went down the documented ways (a rebase, a rollback of a config that set pointers): figures, tests. */
+  wentDown = 0;
   readonly #t: Truth;
   readonly #b: Bounds;
   readonly #topo: Topology;
@@ -161,6 +163,16 @@ export class Checkers {
   readonly #homeSince = new Map<string, { home: string | null; since: number }>();
   /** Per phone: config versions an operator signed for it (or for no phone in particular). */
   readonly #configs = new Map<string, Set<number>>();
+  /** Per phone: when the ids of its held list last changed (service-when-possible counts a pointer from when it is in the list). */
+  readonly #listSince = new Map<string, number>();
+  /** Per phone, after its held version went down a documented way: the versions it has held since (durable). */
+  readonly #sinceDown = new Map<string, Set<number>>();
+  /** `phone rebase version` of every rebase an operator signed (versions-bounded's documented way down). */
+  readonly #rebases = new Set<string>();
+  /** `phone ids` of every pointer list an operator's config set (lists-signed: taken at the held version + 1). */
+  readonly #configLists = new Set<string>();
+  /** Per phone: `version ids` of every list it held (a rollback of a config that set pointers restores one at its own version). */
+  readonly #heldBefore = new Map<string, Set<string>>();
   /** Per phone: the config version it held at the last check, in which boot. */
   readonly #configHeld = new Map<string, { boot: number | null; version: number }>();
 
@@ -226,7 +238,10 @@ export class Checkers {
     }
     if (this.#t.phones.has(phone) && from.identity === phone && kind === 'status') {
       const st = parse(payload) as { online?: unknown; pointersVersion?: unknown } | undefined;
-      if (st?.online === true && typeof st.pointersVersion === 'number') this.#acted.set(phone, Math.max(this.#acted.get(phone) ?? 0, st.pointersVersion));
+      // After a documented way down, a status may still arrive late (QoS 1 resent on a new connection) with a version
+      // from before it: only versions the phone held since count (seed 133).
+      const sd = this.#sinceDown.get(phone);
+      if (st?.online === true && typeof st.pointersVersion === 'number' && (sd === undefined || sd.has(st.pointersVersion))) this.#acted.set(phone, Math.max(this.#acted.get(phone) ?? 0, st.pointersVersion));
       return;
     }
     if (this.#t.phones.has(phone) && from.identity === phone && kind === 'event') this.#onEvent(phone, parse(payload));
@@ -243,6 +258,8 @@ export class Checkers {
     const b = opened.body;
     if (kind === 'pointers') {
       if (typeof b.version !== 'number' || !Array.isArray(b.list)) return;
+      // A rebase (`pointers --rebase`): the documented way down, from exactly the version it names.
+      if (typeof b.rebase === 'number' && b.phone === phone) this.#rebases.add(`${phone} ${b.rebase} ${b.version}`);
       this.#record(phone, { version: b.version, list: b.list as Signed['list'], issuer: 'operator', operator: true, ...(typeof b.phone === 'string' ? { phone: b.phone } : {}) });
       return;
     }
@@ -250,6 +267,9 @@ export class Checkers {
     // A config bound to another phone is not this one's to take.
     if (b.phone !== undefined && b.phone !== phone) return;
     const target = typeof b.phone === 'string' ? b.phone : phone;
+    // A config that sets pointers: the phone takes them as an admin list at its held version + 1 (agent.ts).
+    const ptrs = (b.config as { pointers?: unknown } | undefined)?.pointers;
+    if (Array.isArray(ptrs)) this.#configLists.add(`${target} ${ptrs.map((x) => (x as { id?: unknown }).id).join(',')}`);
     let set = this.#configs.get(target);
     if (set === undefined) this.#configs.set(target, (set = new Set()));
     set.add(b.version);
@@ -417,7 +437,8 @@ export class Checkers {
       if (home === null) {
         const booted = this.#homeless.get(pid)!;
         const usable = agent.state.list.map((p) => this.#reachSince.get(`${pid} ${p.id}`)).filter((s): s is number => s !== undefined);
-        const from = Math.max(booted, Math.min(...usable));
+        // Usable all along *in its list*: a list that changed (a rolled-back config's restored list) counts from then.
+        const from = Math.max(booted, this.#listSince.get(pid) ?? -Infinity, Math.min(...usable));
         if (usable.length > 0 && now - from > this.#b.serviceMs) this.violate('service-when-possible', `${pid} has had no home for ${now - from} ms though ${agent.state.list.filter((p) => this.#reachSince.has(`${pid} ${p.id}`)).map((p) => p.id).join(',')} could be used (bound ${this.#b.serviceMs} ms)`);
       }
       // durable: every boot finds on flash a list not older than the last one the phone reported acting on.
@@ -445,10 +466,26 @@ export class Checkers {
       const boot = ph.bootedAt;
       if (prev !== undefined && prev.version === version && prev.boot === boot && prev.ids.join() === ids.join()) continue;
       this.#held.set(pid, { version, ids, boot });
+      this.#sinceDown.get(pid)?.add(version);
+      if (prev !== undefined && prev.ids.join() !== ids.join()) this.#listSince.set(pid, this.#t.now());
       if (prev === undefined || prev.boot !== boot) continue; // a boot: the durable checker judges what it found
       this.checks++;
-      if (version < prev.version) this.violate('versions-bounded', `${pid}'s held list version went down from ${prev.version} to ${version}`);
-      if (version === 0) continue; // the config file's list
+      let before = this.#heldBefore.get(pid);
+      if (before === undefined) this.#heldBefore.set(pid, (before = new Set()));
+      before.add(`${prev.version} ${prev.ids.join()}`);
+      // A rollback of a config that set pointers restores a list the phone held, at its own version (reconfig.ts).
+      const restored = [...this.#configLists].some((k) => k.startsWith(`${pid} `)) && before.has(`${version} ${ids.join()}`);
+      if (version < prev.version) {
+        if (restored || this.#rebases.has(`${pid} ${prev.version} ${version}`)) {
+          // The documented ways down: durable judges the next boot against the version taken now.
+          this.#acted.set(pid, version);
+          this.#sinceDown.set(pid, new Set([version]));
+          this.wentDown++;
+        } else this.violate('versions-bounded', `${pid}'s held list version went down from ${prev.version} to ${version}`);
+      }
+      if (version === 0 || restored) continue; // the config file's list; a restored one was judged when first taken
+      // A config's pointers: taken as an admin list at the version held + 1.
+      if (version === prev.version + 1 && this.#configLists.has(`${pid} ${ids.join()}`)) continue;
       const candidates = this.#signed.get(pid)?.get(version) ?? [];
       const ok = candidates.filter((c) => (c.phone === undefined || c.phone === pid) && c.list.every((p) => ids.includes(p.id)));
       if (ok.length === 0) {

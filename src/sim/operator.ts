@@ -11,16 +11,15 @@
  * it with the trusted key, publish it QoS 1 and end the session cleanly. The
  * MQTT exchange is modelled here (sign-send.ts opens a real mqtt.js client and
  * reads key files); the bodies, the signature and everything the phone does
- * with them are the product's. `--rebase` is not used: it is the documented
- * way to lower a phone's held version, and `versions-bounded` forbids that in
- * this workload.
+ * with them are the product's. Re-provisioning ({@link Operator.scheduleReprovision},
+ * a fork of its own): configs that set `pointers` (one that cannot be confirmed
+ * is rolled back) and `--rebase`, the documented ways a held version goes down.
  *
  * Config patches change only what the world's bounds do not depend on
  * (services deadline up to {@link SERVICES_TIMEOUT_MAX_MS} and refresh, the
  * confirmation window, a restart-only field) or are refused by the phone (a
- * fixed field, an invalid value): never `pointers` (a rolled-back change that
- * set them restores the held list at its older version, the documented
- * exception `versions-bounded` does not model) nor keep-alive or hold timing.
+ * fixed field, an invalid value); `pointers` only in re-provisioning; never
+ * keep-alive or hold timing.
  * Operator lists are orders of the configured pointers, sometimes without the
  * remote site's.
  *
@@ -30,7 +29,8 @@
  * ones. Under the printed ACL no phone may write a config topic, so these
  * reach phones only on an open broker.
  */
-import { configBody, pointersBody } from '../admin/bodies.js';
+import { configBody, pointersBody, rebaseBody } from '../admin/bodies.js';
+import { errorMessage } from '../lib/errors.js';
 import { signEnvelope } from '../protocol/envelope.js';
 import { topics } from '../protocol/topics.js';
 import type { Pointer } from '../protocol/types.js';
@@ -43,6 +43,12 @@ import type { Rng } from './rng.js';
 import type { World } from './world.js';
 
 export const OPERATOR_ID = 'op-1';
+
+/** A pointer no broker of the world answers for: a config setting only it cannot be confirmed (a rollback). */
+export const UNREACHABLE: Pointer = { id: 'cm-x', broker: 'mqtt://10.0.7.1:1883', services: 'http://10.0.7.1:8080/ccmcip/menu.jsp' };
+
+/** `below`: `--version` set to the held version less this (ms); absent: the default, the operator's wall clock. */
+type Action = { kind: 'config'; patch: Record<string, unknown> } | { kind: 'pointers'; list: Pointer[] } | { kind: 'rebase'; list: Pointer[]; below?: number };
 
 /** How long the operator waits for a phone's retained status after subscribing (sign-send.ts RETAINED_GRACE_MS). */
 const RETAINED_GRACE_MS = 300;
@@ -75,6 +81,8 @@ export class Operator {
   #n = 0;
   /** Messages the operator sent (figures, tests). */
   sent = 0;
+  /** Re-provisioning acts (figures, tests): `config-pointers`, `config-unreachable`, `rebase`, `rebase-refused`. */
+  readonly reprovisioned: Record<string, number> = {};
   /** Members the operator removed from the group: its lists leave them out from then on (no draw changes). */
   readonly removed = new Set<string>();
 
@@ -110,6 +118,43 @@ export class Operator {
     return { lastPointersAt };
   }
 
+  /**
+   * Re-provisioning (fork `reprovision`, drawn apart so the actions above keep their draws): 0..2
+   * actions per run between 8 s and 50 s, each to one phone through the broker of its home (else
+   * any group broker). Either a signed `config` that sets `pointers` — two in three a new order of
+   * the configured pointers (applied as an admin list at the held version + 1, confirmed once the
+   * phone is homed on one), one in three a list of only `cm-x`, a member no broker answers for (the
+   * phone cannot home: it rolls the change back after `remoteConfig.confirmMs` and restores the list
+   * it held at its own version) — or `ipphone-admin pointers --rebase` of the configured pointers
+   * (`rebase` = the version the phone's status shows, expiring in 10 minutes; version = the
+   * operator's wall clock, the default, which the command refuses when the phone holds no version
+   * beyond it — or, half of the time, `--version` 1..600,000 ms below the held version, so the
+   * phone takes one in most runs that draw it). Returns when the last one's effects are over: a rollback window of the
+   * longest `confirmMs` (60 s) and 5 s after it.
+   */
+  scheduleReprovision(r: Rng): { disturbedUntil: number } {
+    const n = r.int(0, 2);
+    let disturbedUntil = 0;
+    for (let i = 0; i < n; i++) {
+      const at = r.int(8_000, 50_000);
+      const phone = r.pick(this.topo.phones);
+      const anyBroker = r.pick(this.topo.brokers.filter((b) => this.topo.group.some((c) => c.broker === b.url))).url;
+      const kind = r.int(0, 2);
+      const list = this.#drawList(r);
+      const action =
+        kind === 2
+          ? { kind: 'rebase' as const, list, ...(r.chance(0.5) ? { below: r.int(1, 600_000) } : {}) }
+          : { kind: 'config' as const, patch: { pointers: r.chance(2 / 3) ? list : [UNREACHABLE] } };
+      disturbedUntil = Math.max(disturbedUntil, at + (action.kind === 'config' && action.patch.pointers[0] === UNREACHABLE ? 65_000 : 5_000));
+      this.world.at(at, () => this.#send(this.homeBroker(phone) ?? anyBroker, phone, action));
+    }
+    return { disturbedUntil };
+  }
+
+  #count(k: string): void {
+    this.reprovisioned[k] = (this.reprovisioned[k] ?? 0) + 1;
+  }
+
   #drawList(r: Rng): Pointer[] {
     const cms = allCms(this.topo);
     const ids = [...this.topo.pointers];
@@ -125,7 +170,7 @@ export class Operator {
   }
 
   /** One `ipphone-admin config|pointers` run against `url`; gives up (as the command exits 1) when it cannot connect. */
-  #send(url: string, phone: string, action: { kind: 'config'; patch: Record<string, unknown> } | { kind: 'pointers'; list: Pointer[] }): void {
+  #send(url: string, phone: string, action: Action): void {
     const statusTopic = t.phoneStatus(phone);
     let held: number | undefined;
     const field = action.kind === 'config' ? 'configVersion' : 'pointersVersion';
@@ -163,15 +208,27 @@ export class Operator {
     );
   }
 
-  #publish(c: Conn, phone: string, action: { kind: 'config'; patch: Record<string, unknown> } | { kind: 'pointers'; list: Pointer[] }, held: number | undefined): void {
+  #publish(c: Conn, phone: string, action: Action, held: number | undefined): void {
     if (!c.clientOpen) return;
     const o = { phone, now: this.host.wall(), ...(held !== undefined ? { held } : {}) };
-    if (action.kind === 'pointers' && this.removed.size > 0) action = { ...action, list: action.list.filter((p) => !this.removed.has(p.id)) };
-    const body = action.kind === 'config' ? configBody(action.patch, o) : pointersBody(action.list, 'admin', o);
+    if (action.kind !== 'config' && this.removed.size > 0) action = { ...action, list: action.list.filter((p) => !this.removed.has(p.id)) };
+    if (action.kind === 'config' && Array.isArray(action.patch.pointers) && this.removed.size > 0) action = { ...action, patch: { pointers: (action.patch.pointers as Pointer[]).filter((p) => !this.removed.has(p.id)) } };
+    let body;
+    try {
+      body = action.kind === 'config' ? configBody(action.patch, o) : action.kind === 'rebase' ? rebaseBody(action.list, 'admin', { ...o, held, expiresInMs: 600_000, ...(action.below !== undefined && held !== undefined ? { version: Math.max(1, held - action.below) } : {}) }) : pointersBody(action.list, 'admin', o);
+    } catch (err) {
+      // The command refuses (exit 1): nothing to rebase from, or nothing above the operator's clock.
+      this.world.trace(`operator ${action.kind} ${phone}: ${errorMessage(err)}`);
+      this.#count('rebase-refused');
+      this.net.close(c, true);
+      return;
+    }
     const topic = action.kind === 'config' ? t.phoneConfig(phone) : t.phonePointers(phone);
     const payload = Buffer.from(JSON.stringify(signEnvelope(body, signingKey, KEY_ID)));
     this.sent++;
-    this.world.trace(`operator ${action.kind} ${phone} v${body.version}${action.kind === 'pointers' ? ` [${action.list.map((p) => p.id).join(',')}]` : ` ${JSON.stringify(action.patch)}`}`);
+    if (action.kind === 'rebase') this.#count('rebase');
+    else if (action.kind === 'config' && Array.isArray(action.patch.pointers)) this.#count(action.patch.pointers[0] === UNREACHABLE ? 'config-unreachable' : 'config-pointers');
+    this.world.trace(`operator ${action.kind} ${phone} v${body.version}${action.kind !== 'config' ? ` [${action.list.map((p) => p.id).join(',')}]` : ` ${JSON.stringify(action.patch)}`}`);
     this.net.send(c, (b) => {
       b.unsubscribe(c, [t.phoneStatus(phone)]);
       b.publish(c, topic, payload, false);

@@ -61,7 +61,26 @@ export class RemovalChecker {
     }
   }
 
+  /**
+   * An operator's config that sets `pointers` was published for `phone` (before the removal: after it the
+   * operator leaves the member out). The phone takes them as an admin list at its held version + 1
+   * (agent.ts), so that version is noted, as an operator's list is, once the phone holds it.
+   */
+  onConfigPointers(phone: string, ids: readonly string[]): void {
+    this.#configLists.add(`${phone} ${ids.join()}`);
+  }
+
+  readonly #configLists = new Set<string>();
+  readonly #lastVersion = new Map<string, number>();
+
   tick(): void {
+    for (const [pid, p] of this.phones) {
+      if (p.agent === null || (p.agent.state as unknown) === undefined) continue;
+      const v = p.agent.state.listVersion;
+      const last = this.#lastVersion.get(pid);
+      if (last !== undefined && v === last + 1 && this.#configLists.has(`${pid} ${p.agent.state.list.map((x) => x.id).join()}`)) this.#oldConfig.add(`${pid} ${v}`);
+      this.#lastVersion.set(pid, v);
+    }
     const removed = this.#removed;
     if (removed === null) return;
     const now = this.now();

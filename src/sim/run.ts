@@ -18,8 +18,10 @@ import { withMutation, type MutationName } from './mutations.js';
 import { ServicesWorld, navigate } from './services.js';
 import { HostileConfig, Operator, OPERATOR_ID } from './operator.js';
 import { signEnvelope } from '../protocol/envelope.js';
+import { rebaseBody } from '../admin/bodies.js';
 import { scheduleCalls, SipAtHome, sipBounds, SipWorld } from './sip.js';
 import { RemovalChecker } from './removal.js';
+import { ServicesRelative } from './services-relative.js';
 import { ConvergeChecker, convergeBounds, drawRebalance, scheduleRebalance, withPlan, type RebalancePlan } from './rebalance.js';
 
 /** Link delay bound, ms. */
@@ -58,14 +60,16 @@ export interface RunOptions {
    * `stray-config` (at 30 s brokers A and B deliver each phone a config signed with the trusted key that no operator sent),
    * `registrar-keeps` (registrars ignore unregisters and expiry: a binding lives for ever),
    * `registrar-forgets` (registrars answer a REGISTER 200 OK and store nothing),
-   * `keep-removed` (a removal's rolling restart leaves `retired` out of the configs: the removed member stays in phones' lists).
+   * `keep-removed` (a removal's rolling restart leaves `retired` out of the configs: the removed member stays in phones' lists),
+   * `stray-rebase` (at 30 s every broker delivers each phone a rebase 10 minutes below the version it holds, signed with the trusted key, that no operator sent: versions-bounded),
+   * `misplaced-nav` (from 30 s cm-a's services server is in an outage for good, and a proxy in the phones' path sends every request for a page other than a top page on another server to that server's top page: services-relative).
    */
   plant?: Plant;
   /** A defect put back in the product for this run (src/sim/mutations.ts): proof the simulator finds it. */
   mutate?: MutationName;
 }
 
-export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'registrar-keeps' | 'registrar-forgets' | 'believe-dead' | 'push-demote' | 'keep-removed';
+export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'registrar-keeps' | 'registrar-forgets' | 'believe-dead' | 'push-demote' | 'keep-removed' | 'misplaced-nav' | 'stray-rebase';
 
 export interface RunResult {
   seed: number;
@@ -78,6 +82,8 @@ export interface RunResult {
   tail: string[];
   open: boolean;
   errors: string[];
+  /** What the re-provisioning workload did (operator.ts `reprovisioned`): sent, refused by the command. */
+  reprovisioned?: Record<string, number>;
 }
 
 const require = createRequire(import.meta.url);
@@ -384,9 +390,26 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     return home === null || home === undefined ? undefined : cms.get(home)?.spec.broker;
   });
   const { lastPointersAt } = operator.schedule();
+  // Re-provisioning: configs that set pointers (a rollback among them) and rebases, on a fork of their own.
+  const { disturbedUntil: reprovisionedUntil } = operator.scheduleReprovision(root.fork('reprovision'));
   // The operator who removed a member pushes no list naming it from then on.
   const removing = plan.membership?.kind === 'remove' ? plan.membership : undefined;
   if (removing !== undefined) world.at(removing.at, () => operator.removed.add(removing.cm));
+  // An operator's config that sets pointers is an operator's list too, taken at the held version + 1 (removal.ts).
+  net.observers.push((_b, from, topic, payload) => {
+    const m = /^ipphone\/v1\/phone\/([^/]+)\/config(\/result)?$/.exec(topic);
+    if (m === null) return;
+    if (m[2] !== undefined) {
+      // A phone's rollback reported (figures, tests).
+      if (from?.identity === m[1] && (parseJson(payload) as { rolledBack?: unknown } | undefined)?.rolledBack === true) operator.reprovisioned['rolled-back'] = (operator.reprovisioned['rolled-back'] ?? 0) + 1;
+      return;
+    }
+    if (from?.identity !== OPERATOR_ID) return;
+    const env = parseJson(payload) as { body?: unknown } | undefined;
+    if (typeof env?.body !== 'string') return;
+    const body = parseJson(Buffer.from(env.body, 'base64')) as { config?: { pointers?: { id?: unknown }[] } } | undefined;
+    if (Array.isArray(body?.config?.pointers)) removal.onConfigPointers(m[1]!, body.config.pointers.map((x) => String(x.id)));
+  });
   // removed-gone tells the lists a member still running the old group signed (src/sim/removal.ts).
   if (removing !== undefined) net.observers.push((_b, from, topic, payload) => {
     const m = /^ipphone\/v1\/phone\/([^/]+)\/(pointers|ack)$/.exec(topic);
@@ -398,6 +421,24 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   const hostileConfig = new HostileConfig(world, hostile, topo, root.fork('hostile-config'));
   hostile.aim = root.fork('hostile-aim');
   if (plant === 'deaf-services') world.at(30_000, () => services.deaf.add('cm-a'));
+  if (plant === 'stray-rebase') {
+    // A rebase signed with the trusted key that no operator sent (a leaked key), 10 minutes below what each phone holds.
+    world.at(30_000, () => {
+      for (const [id, p] of phones) {
+        if (p.agent === null || (p.agent.state as unknown) === undefined || p.agent.state.listVersion <= 600_000) continue;
+        const held = p.agent.state.listVersion;
+        const body = rebaseBody(p.agent.state.list.map((x) => ({ ...x })), 'admin', { phone: id, now: p.host.wall(), held, version: held - 600_000, expiresInMs: 600_000 });
+        for (const b of topo.brokers) net.byUrl(b.url)!.publish(null, `${PREFIX}/phone/${id}/pointers`, Buffer.from(JSON.stringify(signEnvelope(body, signingKey, KEY_ID))), false);
+      }
+    });
+  }
+  if (plant === 'misplaced-nav') {
+    services.misplace = { keep: 'cm-a' };
+    world.at(30_000, () => services.outage.add('cm-a'));
+  }
+  // services-relative (src/sim/services-relative.ts): pages reached from a services page fail over to the same place.
+  const relative = new ServicesRelative(allCms(topo), phones, checkers.bounds.servicesWindowMs, (id) => services.answers(id), (p, id) => services.wholeSince(p, id), (d) => checkers.violate('services-relative', d), () => checkers.checks++);
+  services.observers.push((r) => relative.onFetch(r, world.now));
   if (plant === 'stray-config') {
     world.at(30_000, () => {
       const wall = cms.get('cm-a')!.host.wall();
@@ -415,7 +456,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
 
   // An operator's list is a change the phone must act on like a fault's: fallback is judged a quiet
   // period after the last one (seed 400,134: a list at 93 s, the run ended at 104 s).
-  const disturbedUntil = Math.max(faultsEnd, groupView.endMs, lastPointersAt);
+  const disturbedUntil = Math.max(faultsEnd, groupView.endMs, lastPointersAt, reprovisionedUntil);
   // converge: judged from when nothing disturbs the group (faults, restarts, busy phones); such a run lasts until it can be.
   // An operator's list that overrides a rebalance release ends it at the phone's next keep-alive
   // (rebalancer.ts onReport; seed 7189 once waited out RELEASED_PERIODS here): no wait after it.
@@ -459,6 +500,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     converge?.tick();
     sipAtHome.tick(world.now);
     removal.tick();
+    relative.tick(world.now);
   }, () => checkers.violations.length > 0);
   if (checkers.violations.length === 0) checkers.finish(disturbedUntil);
   const errors = [...[...cms.values()].flatMap((h) => h.errors), ...[...phones.values()].flatMap((p) => p.errors)];
@@ -476,6 +518,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     tail: world.tail(40),
     open,
     errors,
+    reprovisioned: { ...operator.reprovisioned, ...(checkers.wentDown > 0 ? { 'went-down': checkers.wentDown } : {}) },
   };
 }
 

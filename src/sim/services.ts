@@ -90,8 +90,23 @@ export function servicesPage(cm: CmSpec, url: string): string | null {
   return null;
 }
 
+/** A services request as it leaves the phone's path (`outcome` absent), and again when it ends (services-relative.ts). */
+export interface FetchRecord {
+  phone: string;
+  url: string;
+  /** `answered`: a page or an HTTP error status (a live server's word); `failed`: timed out, refused or cut short (what fails over). */
+  outcome?: 'answered' | 'failed';
+}
+
 /** The group's services servers as phones reach them. */
 export class ServicesWorld {
+  /** Told of every request and its end (the services-relative checker). */
+  readonly observers: ((r: FetchRecord) => void)[] = [];
+  /**
+   * Planted (`misplaced-nav`): a proxy in the phones' path that sends every request for a page other
+   * than a top page to a server other than `keep` to that server's top page (it drops the path).
+   */
+  misplace: { keep: string } | null = null;
   /** Planted: servers that stop answering although their process runs and the truth says they answer (`deaf-services`). */
   readonly deaf = new Set<string>();
   /** Servers in an outage now: the HTTP server hangs while the rest of its call manager runs (part of the truth). */
@@ -184,6 +199,13 @@ export class ServicesWorld {
     }
   }
 
+  /** The URL the planted proxy sends `url` to (itself without the plant). */
+  #proxied(url: string): string {
+    const cm = this.misplace === null ? undefined : this.#serverOf(url);
+    if (cm === undefined || cm.id === this.misplace!.keep || url === cm.services) return url;
+    return cm.services;
+  }
+
   #serverOf(url: string): CmSpec | undefined {
     let origin: string;
     try {
@@ -200,12 +222,16 @@ export class ServicesWorld {
    * with the status for a 404, TRANSPORT for a refused connection, TIMEOUT at
    * the deadline). Nothing settles once the phone's process is gone.
    */
-  fetch(clock: ProcessClock, phone: string, url: string, timeoutMs: number): Promise<string> {
+  fetch(clock: ProcessClock, phone: string, asked: string, timeoutMs: number): Promise<string> {
+    const url = this.#proxied(asked);
+    for (const o of this.observers) o({ phone, url });
     return new Promise<string>((resolve, reject) => {
       let settled = false;
       const settle = (err: IpphoneError | null, page?: string): void => {
         if (settled || clock.dead) return;
         settled = true;
+        const answered = err === null || typeof err.context?.status === 'number';
+        for (const o of this.observers) o({ phone, url, outcome: answered ? 'answered' : 'failed' });
         if (err === null) {
           this.answered++;
           resolve(page!);
