@@ -61,6 +61,10 @@ export interface AbsorbResult {
   firstMs: number;
   /** ms from the will to the first ack of cm-b (whatever its list). */
   firstAckMs: number;
+  /** ms from the will to the tenth of the phones done (the first phones' failover, less noisy than the first alone). */
+  tenthMs: number;
+  /** Per phone done, ms from its ack to its list (0 when the ack carried it): median and 90th percentile. */
+  ackToListMs: [number, number];
   medianMs: number;
   /** Phones done / acked within the window; with a bad list. */
   done: number;
@@ -311,6 +315,11 @@ export async function runAbsorb(o: AbsorbOptions): Promise<AbsorbResult> {
       firstMs: doneMs[0] ?? NaN,
       firstAckMs: Math.min(...reports.flatMap((r) => r.ackAt).filter(seen)) - willAt,
       medianMs: doneMs[Math.floor(done / 2)] ?? NaN,
+      tenthMs: doneMs[Math.floor(done / 10)] ?? NaN,
+      ackToListMs: ((): [number, number] => {
+        const gaps = reports.flatMap((r) => r.doneAt.map((d, i) => (seen(d) && seen(r.ackAt[i]) ? d - r.ackAt[i] : NaN))).filter(seen).sort((a, b) => a - b);
+        return [gaps[Math.floor(gaps.length / 2)] ?? NaN, gaps[Math.floor(gaps.length * 0.9)] ?? NaN];
+      })(),
       done,
       bad: reports.reduce((s, r) => s + r.bad, 0),
       badReasons: reports.flatMap((r) => r.badReasons).slice(0, 5),
@@ -431,12 +440,12 @@ const ms = (x: number): string => (Number.isFinite(x) ? (x >= 1000 ? `${(x / 100
 
 /** The results page section: one row per size × variant. */
 export function absorbTable(runs: readonly AbsorbRun[]): string {
-  const head = '| phones | call manager | will → last phone acked with its demoting list | first / median | acks/s | broker ceiling (same run) | acks/s ÷ ceiling | cm-b CPU (will → last) | cm-b CPU idle before (3 s + until quiet) | broker CPU | keep-alives resent | lists checked / signatures verified | cm-b RSS after | load (1 min) before → after |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  const head = '| phones | call manager | will → last phone acked with its demoting list | first ack / first done / 10 % done / median | ack → list per phone (median / 90 %) | acks/s | broker ceiling (same run) | acks/s ÷ ceiling | cm-b CPU (will → last) | cm-b CPU idle before (3 s + until quiet) | broker CPU | keep-alives resent | lists checked / signatures verified | cm-b RSS after | load (1 min) before → after |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   const rows = runs.map((r) => {
     const x = r.result;
-    if (x === undefined) return `| — | ${r.variant.label} | failed: ${r.error ?? '?'} | | | | | | | | | | | |`;
+    if (x === undefined) return `| — | ${r.variant.label} | failed: ${r.error ?? '?'} | | | | | | | | | | | | |`;
     const done = x.done === x.phones ? ms(x.absorbMs) : `${x.done}/${x.phones} in the window`;
-    return `| ${x.phones.toLocaleString('en')} | ${r.variant.label} | ${done} | ${ms(x.firstMs)} / ${ms(x.medianMs)} | ${Number.isFinite(x.acksPerSec) ? Math.round(x.acksPerSec).toLocaleString('en') : 'n/a'} | ${Math.round(x.ceilingPerSec).toLocaleString('en')}/s (${ms(x.ceilingMs)}) | ${Number.isFinite(x.acksPerSec) ? (x.acksPerSec / x.ceilingPerSec).toFixed(2) : 'n/a'} | ${x.cmCpuMs} ms | ${x.cmIdleCpuMs} ms | ${x.brokerCpuMs} ms | ${x.resent.toLocaleString('en')} | ${(x.done - x.bad).toLocaleString('en')} ok, ${x.bad} bad / ${x.verified} | ${(x.cmRssKiB / 1024).toFixed(0)} MiB | ${x.load[0].toFixed(1)} → ${x.load[1].toFixed(1)} |`;
+    return `| ${x.phones.toLocaleString('en')} | ${r.variant.label} | ${done} | ${ms(x.firstAckMs)} / ${ms(x.firstMs)} / ${ms(x.tenthMs)} / ${ms(x.medianMs)} | ${ms(x.ackToListMs[0])} / ${ms(x.ackToListMs[1])} | ${Number.isFinite(x.acksPerSec) ? Math.round(x.acksPerSec).toLocaleString('en') : 'n/a'} | ${Math.round(x.ceilingPerSec).toLocaleString('en')}/s (${ms(x.ceilingMs)}) | ${Number.isFinite(x.acksPerSec) ? (x.acksPerSec / x.ceilingPerSec).toFixed(2) : 'n/a'} | ${x.cmCpuMs} ms | ${x.cmIdleCpuMs} ms | ${x.brokerCpuMs} ms | ${x.resent.toLocaleString('en')} | ${(x.done - x.bad).toLocaleString('en')} ok, ${x.bad} bad / ${x.verified} | ${(x.cmRssKiB / 1024).toFixed(0)} MiB | ${x.load[0].toFixed(1)} → ${x.load[1].toFixed(1)} |`;
   });
   return head + rows.join('\n') + '\n';
 }

@@ -1,6 +1,7 @@
 /**
  * Acks as ready-made MQTT frames: QoS 0 PUBLISH packets encoded here and
- * written to the broker socket in one buffer per tick, past mqtt.js.
+ * written to the broker socket past mqtt.js, one buffer per run of acks between
+ * two pushes, all of a tick in one writev.
  *
  * mqtt.js publishes a packet as four or five small writes (header, length,
  * topic, properties, payload) each behind cork/uncork and a nextTick, after
@@ -52,9 +53,10 @@ export interface FrameSink {
 }
 
 /**
- * Collects frames and writes them as one buffer at the next `setImmediate` (or
- * at {@link flush}), then runs `afterFlush` (the session publishes the QoS 1
- * pushes of the batch there, after their acks). Counts what it had to drop.
+ * Collects frames and writes them at the next `setImmediate` (or at {@link flush},
+ * or once a batch holds {@link maxBatchBytes}), together with the work queued
+ * between them ({@link later}: the session's QoS 1 pushes, published by
+ * `publishLater`), in the order it was queued. Counts what it had to drop.
  *
  * Why setImmediate and not process.nextTick: mqtt.js 5 hands the client one
  * incoming packet per nextTick (its parser's `work` pump), so a flush on the
@@ -62,9 +64,22 @@ export interface FrameSink {
  * one per push, the write path most of a backup call manager's CPU when a
  * failed peer's phones all arrive at once (bench/absorb.ts, issue 18). An
  * immediate runs once the pump has handled everything the socket delivered.
+ *
+ * Why in order, each push right behind its own ack and not behind the batch's
+ * last: the broker reads a connection's packets in the order they were written
+ * (mosquitto 2.0 one packet per connection per pass of its loop, taking its turn
+ * with every phone connection sending a keep-alive at that moment), so a push
+ * written behind ~90 acks reached its phone only after all of them — the first
+ * phones of a failover had their ack at once and their list ~180 ms later
+ * (bench/results-absorb.md). A run of frames between two pushes is still one
+ * buffer, and the session corks the socket for the whole flush (one writev).
  */
-export class AckBatcher {
+export class AckBatcher<L = never> {
+  /** Frames queued, in order. */
   #frames: Buffer[] = [];
+  /** Work queued, in order, and how many of {@link #frames} were queued before each. */
+  #later: L[] = [];
+  #laterAt: number[] = [];
   #bytes = 0;
   #scheduled = false;
   /** Frames written, and frames dropped because the sink was not writable. */
@@ -75,28 +90,33 @@ export class AckBatcher {
     readonly sink: FrameSink,
     readonly protocolVersion: 4 | 5,
     /**
-     * Flush early once a batch holds this many bytes (its frames and what {@link schedule}
+     * Flush early once a batch holds this many bytes (its frames and what {@link later}
      * was told of): an immediate waits for everything the socket delivered, and a failed
      * peer's phones are 10,000 keep-alives at once — the first acks must not wait for the last.
      */
     readonly maxBatchBytes = 64 * 1024,
-    /** Run at the end of every flush (after the frames were handed to the sink). */
-    readonly afterFlush?: () => void,
+    /** Runs each item queued by {@link later}, right after the frames queued before it were handed to the sink. */
+    readonly publishLater?: (item: L) => void,
   ) {}
 
   add(topic: string, payload: string): void {
     const frame = publishFrame(topic, payload, this.protocolVersion);
     this.#frames.push(frame);
-    this.#bytes += frame.length;
-    if (this.#bytes >= this.maxBatchBytes) this.flush();
-    else this.schedule();
+    this.#count(frame.length);
   }
 
   /**
-   * Make sure a flush comes (for `afterFlush` work queued without a frame), counting
-   * `bytes` of that work in the batch: at {@link maxBatchBytes} it is flushed now.
+   * Queue `item` behind the frames added so far: at the flush it is handed to
+   * `publishLater` once those frames were written, before the frames added after
+   * it. `bytes` of it count towards {@link maxBatchBytes}.
    */
-  schedule(bytes = 0): void {
+  later(item: L, bytes = 0): void {
+    this.#later.push(item);
+    this.#laterAt.push(this.#frames.length);
+    this.#count(bytes);
+  }
+
+  #count(bytes: number): void {
     this.#bytes += bytes;
     if (this.#bytes >= this.maxBatchBytes) {
       this.flush();
@@ -111,13 +131,30 @@ export class AckBatcher {
 
   flush(): void {
     this.#scheduled = false;
-    const frames = this.#frames;
     this.#bytes = 0;
-    if (frames.length > 0) {
-      this.#frames = [];
-      if (this.sink.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) this.written += frames.length;
-      else this.dropped += frames.length;
+    const frames = this.#frames;
+    const later = this.#later;
+    const laterAt = this.#laterAt;
+    if (frames.length > 0) this.#frames = [];
+    if (later.length > 0) {
+      this.#later = [];
+      this.#laterAt = [];
     }
-    this.afterFlush?.();
+    let from = 0;
+    for (let k = 0; k < later.length; k++) {
+      const at = laterAt[k]!;
+      if (at > from) this.#write(frames, from, at);
+      from = at;
+      this.publishLater?.(later[k]!);
+    }
+    if (frames.length > from) this.#write(frames, from, frames.length);
+  }
+
+  /** One write of `frames[from, to)`. */
+  #write(frames: Buffer[], from: number, to: number): void {
+    const n = to - from;
+    const buf = n === 1 ? frames[from]! : Buffer.concat(from === 0 && to === frames.length ? frames : frames.slice(from, to));
+    if (this.sink.write(buf)) this.written += n;
+    else this.dropped += n;
   }
 }

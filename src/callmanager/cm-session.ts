@@ -79,9 +79,7 @@ export function baseMqttOptions(config: CmConfig): IClientOptions {
 export class CmSession {
   readonly #o: CmSessionOptions;
   readonly #client: MqttClient;
-  readonly #acks: AckBatcher;
-  /** QoS 1 lists to publish after the acks of the batch they belong to. */
-  #pushes: { topic: string; json: string }[] = [];
+  readonly #acks: AckBatcher<{ topic: string; json: string }>;
   #connected = false;
 
   constructor(opts: CmSessionOptions) {
@@ -119,17 +117,23 @@ export class CmSession {
     client.on('reconnect', () => {
       client.options.will = { topic: stateTopic, payload: Buffer.from(run.connect()), qos: 1, retain: true };
     });
-    this.#acks = new AckBatcher(
+    // The socket is corked once per tick for everything a flush hands it — the runs of
+    // ack frames and the pushes between them (mqtt-packet corks each packet the same way):
+    // one writev, in the order queued.
+    let corked: unknown;
+    this.#acks = new AckBatcher<{ topic: string; json: string }>(
       {
         write: (frames) => {
           const stream = client.stream as (typeof client.stream & { destroyed?: boolean; writable?: boolean; writableLength?: number }) | undefined;
           // QoS 0: while disconnected, or with ACK_BACKLOG_MAX already waiting for the socket, an ack is dropped (the phone's next keep-alive gets one).
           if (!client.connected || client.disconnecting || stream === undefined || stream.destroyed === true || stream.writable === false || (stream.writableLength ?? 0) > ACK_BACKLOG_MAX) return false;
-          // Corked until the next tick, as mqtt-packet corks each packet: the batch's pushes,
-          // published right after (afterFlush), go out in the same writev as its acks.
-          if (typeof stream.cork === 'function') {
+          if (corked !== stream && typeof stream.cork === 'function') {
             stream.cork();
-            process.nextTick(() => stream.uncork());
+            corked = stream;
+            process.nextTick(() => {
+              corked = undefined;
+              stream.uncork();
+            });
           }
           stream.write(frames);
           return true;
@@ -137,7 +141,8 @@ export class CmSession {
       },
       c.mqtt.protocolVersion,
       undefined,
-      () => this.#publishPushes(),
+      // A push goes out right behind its phone's ack, not behind the batch's last ack (ack-frames.ts).
+      (p) => client.publish(p.topic, p.json, { qos: 1 }),
     );
 
     client.on('connect', () => {
@@ -188,18 +193,11 @@ export class CmSession {
 
   /**
    * Publish a signed list (QoS 1) after the acks already queued, so a phone's ack
-   * precedes its push: queued, and published with the batch (one write for both).
+   * precedes its push: queued in the batch right behind them, and published when
+   * it is flushed (one write for both, the push not waiting for the batch's later acks).
    */
   pushList(topic: string, envelopeJson: string): void {
-    this.#pushes.push({ topic, json: envelopeJson });
-    this.#acks.schedule(envelopeJson.length + topic.length);
-  }
-
-  #publishPushes(): void {
-    const pushes = this.#pushes;
-    if (pushes.length === 0) return;
-    this.#pushes = [];
-    for (const p of pushes) this.#client.publish(p.topic, p.json, { qos: 1 });
+    this.#acks.later({ topic, json: envelopeJson }, envelopeJson.length + topic.length);
   }
 
   /** Publish a QoS 1 message, not retained (an answer to a challenge, a challenge of a peer); dropped while disconnected. */

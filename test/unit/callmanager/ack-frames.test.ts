@@ -116,27 +116,45 @@ test('acks-of-a-per-packet-pump-are-one-write: mqtt.js hands one packet per next
   t.is(parseAll(writes[0]!, 5).length, 50);
 });
 
-test('after-flush-runs-after-the-frames: pushes queued with acks are published after those acks were written', async (t) => {
+test('later-runs-in-the-order-queued: an item queued between frames is published after the frames before it were written and before the frames after it', async (t) => {
   const order: string[] = [];
-  const b = new AckBatcher({ write: () => (order.push('acks'), true) }, 5, undefined, () => order.push('pushes'));
-  b.add('p/phone/a/ack', '{}');
+  const b = new AckBatcher<string>({ write: (f) => (order.push(...(parseAll(f, 5) as mqttPacket.IPublishPacket[]).map((p) => p.topic)), true) }, 5, undefined, (item) => order.push(item));
+  b.add('a/ack', '{}');
+  b.add('b/ack', '{}');
+  b.later('push b');
+  b.add('c/ack', '{}');
+  b.later('push c');
+  b.later('push c2');
+  b.add('d/ack', '{}');
+  t.deepEqual(order, [], 'nothing before the immediate');
   await new Promise((r) => setImmediate(r));
-  t.deepEqual(order, ['acks', 'pushes']);
-  b.schedule();
+  t.deepEqual(order, ['a/ack', 'b/ack', 'push b', 'c/ack', 'push c', 'push c2', 'd/ack'], 'runs of frames between items are one write each');
+  t.is(b.written, 4);
+  b.later('alone');
   await new Promise((r) => setImmediate(r));
-  t.deepEqual(order, ['acks', 'pushes', 'pushes'], 'schedule() alone runs afterFlush (a push without an ack in the batch)');
+  t.deepEqual(order.slice(7), ['alone'], 'an item without a frame in the batch is published too');
 });
 
-test('pushes-count-in-the-batch: work scheduled with its size flushes the batch at maxBatchBytes, so the first acks of a burst do not wait for the last', (t) => {
+test('pushes-count-in-the-batch: work queued with its size flushes the batch at maxBatchBytes, so the first acks of a burst do not wait for the last', (t) => {
   const writes: Buffer[] = [];
   let after = 0;
-  const b = new AckBatcher({ write: (f) => (writes.push(f), true) }, 5, 1000, () => after++);
+  const b = new AckBatcher<number>({ write: (f) => (writes.push(f), true) }, 5, 1000, () => after++);
   b.add('p/phone/a/ack', '{}');
-  b.schedule(600);
+  b.later(1, 600);
   t.is(writes.length, 0, 'under the bound: waits for the immediate');
   b.add('p/phone/b/ack', '{}');
-  b.schedule(600);
-  t.is(writes.length, 1, 'over the bound with the pushes counted: written at once');
-  t.is(after, 1, 'and the pushes published after it');
-  t.is(parseAll(writes[0]!, 5).length, 2);
+  b.later(2, 600);
+  t.is(writes.length, 2, 'over the bound with the pushes counted: written at once, each ack before its own push');
+  t.is(after, 2, 'and the pushes published');
+  t.is(parseAll(writes[0]!, 5).length + parseAll(writes[1]!, 5).length, 2);
+});
+
+test('a dropped run of acks does not hold back the pushes queued with it (QoS 1: mqtt.js queues them)', (t) => {
+  const pushed: string[] = [];
+  const b = new AckBatcher<string>({ write: () => false }, 4, undefined, (item) => pushed.push(item));
+  b.add('a/ack', '{}');
+  b.later('a');
+  b.flush();
+  t.is(b.dropped, 1);
+  t.deepEqual(pushed, ['a']);
 });
