@@ -84,6 +84,8 @@ export interface RunResult {
   errors: string[];
   /** What the re-provisioning workload did (operator.ts `reprovisioned`): sent, refused by the command. */
   reprovisioned?: Record<string, number>;
+  /** Page failovers services-relative judged and found answered at the same place in time (figures). */
+  relativeJudged?: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -519,6 +521,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     open,
     errors,
     reprovisioned: { ...operator.reprovisioned, ...(checkers.wentDown > 0 ? { 'went-down': checkers.wentDown } : {}) },
+    relativeJudged: relative.judged,
   };
 }
 

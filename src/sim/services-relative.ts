@@ -53,6 +53,8 @@ export class ServicesRelative {
   /** Per phone: the failed-over requests at the instant they failed (place, server). */
   readonly #failedAt = new Map<string, { at: number; place: string; server: string }[]>();
   readonly #pending: Pending[] = [];
+  /** Failures judged by the liveness rule and found answered in time (figures). */
+  judged = 0;
   /** Per phone × place: when a request for it was last answered. */
   readonly #answered = new Map<string, number>();
 
@@ -138,6 +140,8 @@ export class ServicesRelative {
       const got = this.#answered.get(`${q.phone} ${q.place}`);
       if (got !== undefined && got >= q.at) {
         this.#pending.splice(i, 1);
+        this.counted();
+        this.judged++;
         continue;
       }
       if (now - q.at > this.windowMs) {
