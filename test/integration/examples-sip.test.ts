@@ -43,12 +43,17 @@ for (const file of configs) {
 const children: ChildProcess[] = [];
 let mosq: Mosquitto | undefined;
 let dir: string | undefined;
-/** Kill a detached child's whole process group (Kamailio forks its workers). */
+/**
+ * Kill a detached child's whole process group (Kamailio forks its workers); a child that
+ * leads no group (the call managers and agents, not detached) is killed itself — left
+ * running, its pipes kept ava's worker, and so the whole run, from ever exiting.
+ */
 const killGroup = (c: ChildProcess, sig: NodeJS.Signals = 'SIGKILL'): void => {
+  if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) return;
   try {
-    if (c.pid !== undefined) process.kill(-c.pid, sig);
+    process.kill(-c.pid, sig);
   } catch {
-    // gone
+    c.kill(sig);
   }
 };
 test.after.always(async () => {
