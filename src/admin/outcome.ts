@@ -32,11 +32,17 @@ export function configOutcome(version: number, payload: Buffer, onBad: (why: str
  * A status that was already retained when we subscribed says what the phone
  * held BEFORE the push: if it already shows our version, the push is a
  * replay and the phone will reject it, so only a status published after
- * (not flagged retained on delivery) counts as acceptance.
+ * (not flagged retained on delivery) counts as acceptance — and none at all
+ * once the retained one showed the phone holding our version already:
+ * a phone republishes its status for its own reasons (a services move, a
+ * reconnection), and such a status still shows the version it held, so it
+ * arrived before the rejection and a replay exited 0 (a CI run).
  */
 export class PointersWaiter {
   readonly #version: number;
   readonly #pointersTopic: string;
+  /** The phone already holds our version: only its rejection can answer. */
+  #replay = false;
 
   constructor(version: number, pointersTopic: string) {
     this.#version = version;
@@ -51,8 +57,13 @@ export class PointersWaiter {
     } catch {
       return undefined;
     }
-    if (retained || !('pointersVersion' in s)) return undefined;
-    return s.pointersVersion === this.#version ? { ok: true, line: { ...s } } : undefined;
+    if (!('pointersVersion' in s)) return undefined;
+    if (retained) {
+      // Exactly ours: a newer one held means a rebase (--rebase signs below it), which the phone takes.
+      if (s.pointersVersion === this.#version) this.#replay = true;
+      return undefined;
+    }
+    return !this.#replay && s.pointersVersion === this.#version ? { ok: true, line: { ...s } } : undefined;
   }
 
   /** A message on the phone's event topic. */

@@ -43,6 +43,19 @@ test('pointers wait: a status retained before the push does not count (a replay 
   t.is(w.onStatus(Buffer.from('{'), false), undefined);
 });
 
+test('pointers wait: once the retained status shows the phone holding our version, a live status republished with it is no acceptance — only the rejection answers (a replay exited 0 in a CI run)', (t) => {
+  const w = new PointersWaiter(9, PT);
+  t.is(w.onStatus(j(STATUS), true), undefined);
+  t.is(w.onStatus(j({ ...STATUS, services: 'cm-a' }), false), undefined, 'republished for a services move, same version');
+  t.like(w.onEvent(j({ type: 'rejected', topic: PT, error: 'pointers version 9 is not newer than held version 9' })), { ok: false });
+  const rebase = new PointersWaiter(9, PT);
+  t.is(rebase.onStatus(j({ ...STATUS, pointersVersion: 12 }), true), undefined);
+  t.like(rebase.onStatus(j(STATUS), false), { ok: true }, 'held a newer one (a rebase goes below it): the live status with ours is acceptance');
+  const fresh = new PointersWaiter(9, PT);
+  t.is(fresh.onStatus(j({ ...STATUS, pointersVersion: 8 }), true), undefined);
+  t.like(fresh.onStatus(j(STATUS), false), { ok: true }, 'held an older one: the live status with ours is');
+});
+
 test('pointers wait: a rejected event for the pointers topic ends it with the error; others are ignored', (t) => {
   const w = new PointersWaiter(9, PT);
   t.is(w.onEvent(j({ type: 'rehomed', from: 'cm-a', to: 'cm-b' })), undefined);
