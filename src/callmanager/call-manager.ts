@@ -344,6 +344,8 @@ export class CallManager {
       peerStatesRefusedTotal: this.#peers?.statesRefused ?? 0,
       stateRepublishedTotal: this.#run?.republished ?? 0,
       ...(this.#console !== undefined ? { rehomesHere: this.#console.rehomesHere, rehomeEventsLimitedTotal: this.#console.rehomesLimited } : {}),
+      versionReportsIgnored: { implausible: r?.implausible ?? 0, rateLimited: r?.reports.refused ?? 0 },
+      livenessChallenges: { answered: this.#challenges.answered, dropped: this.#challenges.dropped },
     });
   }
 

@@ -26,6 +26,15 @@ export interface MetricsSnapshot {
   rehomesHere?: ReadonlyMap<string, number>;
   /** Phones' `rehomed` events not believed: over that phone's rate limit (console-model.ts; only with the console on). */
   rehomeEventsLimitedTotal?: number;
+  /**
+   * Versions phones reported in keep-alives that did not move the version clock
+   * (responder.ts): beyond the wall clock's bound for phones (`implausible`), or a
+   * phone's second advancing report within its gap (`rate-limited`, report-limiter.ts).
+   * A steady rise is a phone, or an identity, trying to drag the group's versions.
+   */
+  versionReportsIgnored?: { implausible: number; rateLimited: number };
+  /** Peers' liveness challenges (challenge-queue.ts): answered, or dropped (queue full, waited too long). */
+  livenessChallenges?: { answered: number; dropped: number };
 }
 
 /** Reasons always listed (at 0) so dashboards see the series before the first push. */
@@ -70,6 +79,18 @@ export function renderMetrics(s: MetricsSnapshot): string {
       : family('ipphone_cm_rehomes_total', 'counter', 'Phones that completed a rehome to this call manager, by reason (from their rehomed events, at most a few per phone per minute).', [...s.rehomesHere].map(([r, n]) => [`{reason="${escapeLabel(r)}"}`, n]))) +
     (s.rehomeEventsLimitedTotal === undefined
       ? ''
-      : family('ipphone_cm_rehome_events_limited_total', 'counter', 'Phones\' rehomed events not counted or shown: over that phone\'s rate limit.', [['', s.rehomeEventsLimitedTotal]]))
+      : family('ipphone_cm_rehome_events_limited_total', 'counter', 'Phones\' rehomed events not counted or shown: over that phone\'s rate limit.', [['', s.rehomeEventsLimitedTotal]])) +
+    (s.versionReportsIgnored === undefined
+      ? ''
+      : family('ipphone_cm_version_reports_ignored_total', 'counter', 'Versions reported in keep-alives that did not move the version clock, by why (implausible: beyond the wall clock bound; rate-limited: over the phone\'s report rate).', [
+          ['{why="implausible"}', s.versionReportsIgnored.implausible],
+          ['{why="rate-limited"}', s.versionReportsIgnored.rateLimited],
+        ])) +
+    (s.livenessChallenges === undefined
+      ? ''
+      : family('ipphone_cm_liveness_challenges_total', 'counter', 'Peers\' liveness challenges of our state, by outcome (dropped: queue full or waited too long).', [
+          ['{outcome="answered"}', s.livenessChallenges.answered],
+          ['{outcome="dropped"}', s.livenessChallenges.dropped],
+        ]))
   );
 }

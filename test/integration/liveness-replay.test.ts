@@ -218,6 +218,8 @@ test.serial('liveness-acl-confined-phone (TLS + printed ACL): a phone certificat
   t.log(`300 challenges from one phone in ${elapsed} ms → ${answered} answers; the honest phone's answer ${honest.got[0]!.at - honestAskedAt} ms after it asked`);
   t.true(answered <= 2 + Math.ceil(elapsed / 1000), `${answered} answers in ${elapsed} ms (at most one a second)`);
   t.true(evil.got.every((m) => !m.topic.endsWith('/answer') || m.topic === evilAnswers), 'the evil phone read no one else\'s answer');
+  // The operator's scrape of cm-a counts them: every answer seen here (the flood's and the honest phone's), perhaps a peer's too.
+  t.true(metric(await metrics(c, 'cm-a'), 'ipphone_cm_liveness_challenges_total{outcome="answered"}') >= answered + 1, 'answered challenges in /metrics');
   t.is(moves(c, 'p-good').length, moved, 'the phone never moved');
   t.like(c.status('p-good'), { home: 'cm-a' });
 });

@@ -115,6 +115,10 @@ test.serial('versions-bounded-by-wall-clock: a phone certificate sending 30 keep
   const edge = Date.now() + 12 * 3600_000 - 5 * 60_000;
   await evil.publishAsync(`${P}/cm/cm-a/keepalive/p-evil`, JSON.stringify({ phone: 'p-evil', seq: 31, pointersVersion: edge, busy: false }), { qos: 0 });
   await waitFor(() => acks >= 31, { ...WAIT, what: 'cm-a answered it' });
+  // Seen from outside, too: the operator's scrape of cm-a counts the 30 reports that moved nothing (the edge one moved the clock).
+  const metrics = await (await fetch(new URL('/metrics', c.group.find((g) => g.id === 'cm-a')!.services))).text();
+  t.regex(metrics, /^ipphone_cm_version_reports_ignored_total\{why="implausible"\} 30$/m);
+  t.regex(metrics, /^ipphone_cm_version_reports_ignored_total\{why="rate-limited"\} 0$/m);
 
   // cm-b dies: cm-a issues its next list (the failover list), which the genuine phone takes in its ack.
   c.cms.get('cm-b')!.signal('SIGKILL');

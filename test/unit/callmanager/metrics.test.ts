@@ -54,3 +54,9 @@ test('with the console on: rehomes by reason and the rehomed events over their p
   t.true(text.includes('# TYPE ipphone_cm_rehome_events_limited_total counter\nipphone_cm_rehome_events_limited_total 58\n'));
   t.false(renderMetrics(snap).includes('ipphone_cm_rehome_events_limited_total'), 'absent with the console off');
 });
+
+test('version reports that moved nothing and peers\' liveness challenges are counted by why and outcome', (t) => {
+  const text = renderMetrics({ ...snap, versionReportsIgnored: { implausible: 3, rateLimited: 41 }, livenessChallenges: { answered: 5, dropped: 1 } });
+  t.true(text.includes('# TYPE ipphone_cm_version_reports_ignored_total counter\nipphone_cm_version_reports_ignored_total{why="implausible"} 3\nipphone_cm_version_reports_ignored_total{why="rate-limited"} 41\n'));
+  t.true(text.includes('# TYPE ipphone_cm_liveness_challenges_total counter\nipphone_cm_liveness_challenges_total{outcome="answered"} 5\nipphone_cm_liveness_challenges_total{outcome="dropped"} 1\n'));
+});
