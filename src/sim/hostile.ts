@@ -87,6 +87,19 @@ export class HostilePhone {
     this.net.send(c, (b) => b.publish(c, topic, payload, retain));
   }
 
+  /**
+   * A replay of re-provisioning (replay.ts) over every connection it holds (a
+   * phone is reached only on a broker it is connected to): no draws.
+   */
+  sendAll(topic: string, payload: Buffer, retain: boolean): void {
+    if (this.world.now >= this.#until) return;
+    for (const c of this.#conns.values()) {
+      this.published++;
+      this.world.trace(`hostile ${topic} ${payload.length}B${retain ? ' retained' : ''} via ${c.broker.id}`);
+      this.net.send(c, (b) => b.publish(c, topic, payload, retain));
+    }
+  }
+
   /** Connect to every broker (recording from the start) and act until `until`. */
   activate(until: number): void {
     this.#until = Math.max(this.#until, until);

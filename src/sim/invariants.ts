@@ -125,6 +125,19 @@ function parse(payload: Buffer): unknown {
   }
 }
 
+/** A rebase an operator signed for a phone, as its own publish showed it (versions-bounded). */
+interface RebaseSent {
+  phone: string;
+  rebase: number;
+  version: number;
+  expires: number;
+  /** When the operator published it (sim ms). */
+  sentAt: number;
+  /** When the phone took it (last), and whether it took another list within that run since. */
+  takenAt?: number;
+  movedOn?: boolean;
+}
+
 /** Runs every checker; `violate` collects. */
 export class Checkers {
   readonly violations: Violation[] = [];
@@ -168,7 +181,7 @@ export class Checkers {
   /** Per phone, after its held version went down a documented way: the versions it has held since (durable). */
   readonly #sinceDown = new Map<string, Set<number>>();
   /** `phone rebase version` of every rebase an operator signed (versions-bounded's documented way down). */
-  readonly #rebases = new Set<string>();
+  readonly #rebases = new Map<string, RebaseSent>();
   /** `phone ids` of every pointer list an operator's config set (lists-signed: taken at the held version + 1). */
   readonly #configLists = new Set<string>();
   /** Per phone: `version ids` of every list it held (a rollback of a config that set pointers restores one at its own version). */
@@ -259,7 +272,8 @@ export class Checkers {
     if (kind === 'pointers') {
       if (typeof b.version !== 'number' || !Array.isArray(b.list)) return;
       // A rebase (`pointers --rebase`): the documented way down, from exactly the version it names.
-      if (typeof b.rebase === 'number' && b.phone === phone) this.#rebases.add(`${phone} ${b.rebase} ${b.version}`);
+      // Recorded from the operator's own publish, with its time: a replay by anyone else adds nothing (replay.ts).
+      if (typeof b.rebase === 'number' && b.phone === phone) this.#rebases.set(`${phone} ${b.rebase} ${b.version}`, { phone, rebase: b.rebase, version: b.version, expires: typeof b.expires === 'number' ? b.expires : -Infinity, sentAt: this.#t.now() });
       this.#record(phone, { version: b.version, list: b.list as Signed['list'], issuer: 'operator', operator: true, ...(typeof b.phone === 'string' ? { phone: b.phone } : {}) });
       return;
     }
@@ -475,8 +489,11 @@ export class Checkers {
       before.add(`${prev.version} ${prev.ids.join()}`);
       // A rollback of a config that set pointers restores a list the phone held, at its own version (reconfig.ts).
       const restored = [...this.#configLists].some((k) => k.startsWith(`${pid} `)) && before.has(`${version} ${ids.join()}`);
+      // Any other list taken within this run moves the phone on from the rebases it took (replay.ts).
+      for (const r of this.#rebases.values()) if (r.phone === pid && r.takenAt !== undefined && r.version !== version) r.movedOn = true;
+      const rebase = version < prev.version && !restored ? this.#rebaseTaken(pid, ph, prev.version, version) : false;
       if (version < prev.version) {
-        if (restored || this.#rebases.has(`${pid} ${prev.version} ${version}`)) {
+        if (restored || rebase) {
           // The documented ways down: durable judges the next boot against the version taken now.
           this.#acted.set(pid, version);
           this.#sinceDown.set(pid, new Set([version]));
@@ -499,6 +516,35 @@ export class Checkers {
       const lost = prev.ids.filter((id) => !issuerGroup.has(id) && !ids.includes(id));
       if (lost.length > 0) this.violate('lists-signed', `${pid} lost ${lost.join(',')} (not owned by ${ok[0]!.issuer}'s group) taking version ${version} [${ids.join(',')}]`);
     }
+  }
+
+  /**
+   * versions-bounded's documented way down by a rebase: the operator signed for
+   * `pid` a rebase from exactly `from` to `to` (recorded from its own publish)
+   * that is taken before its `expires` by the phone's wall clock (+ 1000 ms: the
+   * phone decided at delivery, this runs after the event) and at most once —
+   * not again once the phone took another list since, within a run of its
+   * process (a power cut that lost the rebase from flash does not move it on:
+   * the same rebase taken again is still the operator's). A replay the phone
+   * took is a violation here; false: no such rebase.
+   */
+  #rebaseTaken(pid: string, ph: PhoneHost, from: number, to: number): boolean {
+    const r = this.#rebases.get(`${pid} ${from} ${to}`);
+    const again = [...this.#rebases.values()].find((x) => x.phone === pid && x.version === to && x.takenAt !== undefined);
+    if (r === undefined) {
+      if (again !== undefined) this.violate('versions-bounded', `${pid}'s held list version went down from ${from} to ${to}: the operator's rebase from ${again.rebase} to ${to}, taken at ${again.takenAt} ms, taken again (a replay)`);
+      return false;
+    }
+    this.checks++;
+    const wall = ph.host.wall();
+    if (r.takenAt !== undefined && r.movedOn === true) {
+      this.violate('versions-bounded', `${pid}'s held list version went down from ${from} to ${to} a second time: the operator's rebase sent at ${r.sentAt} ms was taken at ${r.takenAt} ms and the phone had moved on since (a replay)`);
+    } else if (wall > r.expires + 1000) {
+      this.violate('versions-bounded', `${pid} took the operator's rebase from ${from} to ${to} ${wall - r.expires} ms after its expires (by its wall clock)`);
+    }
+    r.takenAt = this.#t.now();
+    r.movedOn = false;
+    return true;
   }
 
   /** At the end, after the quiet period: fallback. */

@@ -48,7 +48,7 @@ export const OPERATOR_ID = 'op-1';
 export const UNREACHABLE: Pointer = { id: 'cm-x', broker: 'mqtt://10.0.7.1:1883', services: 'http://10.0.7.1:8080/ccmcip/menu.jsp' };
 
 /** `below`: `--version` set to the held version less this (ms); absent: the default, the operator's wall clock. */
-type Action = { kind: 'config'; patch: Record<string, unknown> } | { kind: 'pointers'; list: Pointer[] } | { kind: 'rebase'; list: Pointer[]; below?: number };
+export type Action = { kind: 'config'; patch: Record<string, unknown> } | { kind: 'pointers'; list: Pointer[] } | { kind: 'rebase'; list: Pointer[]; below?: number };
 
 /** How long the operator waits for a phone's retained status after subscribing (sign-send.ts RETAINED_GRACE_MS). */
 const RETAINED_GRACE_MS = 300;
@@ -149,6 +149,12 @@ export class Operator {
       this.world.at(at, () => this.#send(this.homeBroker(phone) ?? anyBroker, phone, action));
     }
     return { disturbedUntil };
+  }
+
+  /** One action now, to `phone` through the broker of its home (else the first group broker): a plant's (run.ts). */
+  sendNow(phone: string, action: Action): void {
+    const anyBroker = this.topo.brokers.find((b) => this.topo.group.some((c) => c.broker === b.url))!.url;
+    this.#send(this.homeBroker(phone) ?? anyBroker, phone, action);
   }
 
   #count(k: string): void {

@@ -15,8 +15,9 @@ import { bounds, Checkers, type Violation } from './invariants.js';
 import { Rng } from './rng.js';
 import { World } from './world.js';
 import { withMutation, type MutationName } from './mutations.js';
-import { ServicesWorld, navigate } from './services.js';
+import { ServicesWorld, navigate, STRAY_SERVICES } from './services.js';
 import { HostileConfig, Operator, OPERATOR_ID } from './operator.js';
+import { HostileReprovision, plantReplayableRebase } from './replay.js';
 import { signEnvelope } from '../protocol/envelope.js';
 import { rebaseBody } from '../admin/bodies.js';
 import { scheduleCalls, SipAtHome, sipBounds, SipWorld } from './sip.js';
@@ -62,6 +63,11 @@ export interface RunOptions {
    * `registrar-forgets` (registrars answer a REGISTER 200 OK and store nothing),
    * `keep-removed` (a removal's rolling restart leaves `retired` out of the configs: the removed member stays in phones' lists),
    * `stray-rebase` (at 30 s every broker delivers each phone a rebase 10 minutes below the version it holds, signed with the trusted key, that no operator sent: versions-bounded),
+   * `replayable-rebase` (the operator rebases every phone at 30 s, pushes it a plain list at 40 s, the hostile phone
+   * replays from 45 s, and the first replayed rebase that reaches a phone that moved on is taken: versions-bounded; src/sim/replay.ts),
+   * `stray-services` (from 30 s cm-a's services server is in an outage for good, and a proxy in the phones' path sends every
+   * request for a page other than a top page on another server to the same place on a services server no list names:
+   * the failover's next hop goes to "not a pointer of its", services-relative),
    * `misplaced-nav` (from 30 s cm-a's services server is in an outage for good, and a proxy in the phones' path sends every request for a page other than a top page on another server to that server's top page: services-relative).
    */
   plant?: Plant;
@@ -69,7 +75,7 @@ export interface RunOptions {
   mutate?: MutationName;
 }
 
-export type Plant = 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'registrar-keeps' | 'registrar-forgets' | 'believe-dead' | 'push-demote' | 'keep-removed' | 'misplaced-nav' | 'stray-rebase';
+export type Plant = 'replayable-rebase' | 'stray-services' | 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'registrar-keeps' | 'registrar-forgets' | 'believe-dead' | 'push-demote' | 'keep-removed' | 'misplaced-nav' | 'stray-rebase';
 
 export interface RunResult {
   seed: number;
@@ -86,6 +92,8 @@ export interface RunResult {
   reprovisioned?: Record<string, number>;
   /** Page failovers services-relative judged and found answered at the same place in time (figures). */
   relativeJudged?: number;
+  /** Re-provisioning messages the hostile phone read and the replays it published (src/sim/replay.ts; figures, tests). */
+  replays?: { recorded: number; replayed: number };
 }
 
 const require = createRequire(import.meta.url);
@@ -364,6 +372,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       case 'hostile-phone':
         hostile.activate(world.now + f.durationMs);
         hostileConfig.kick();
+        hostileReprov.kick();
         break;
     }
   }
@@ -422,6 +431,9 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   });
   const hostileConfig = new HostileConfig(world, hostile, topo, root.fork('hostile-config'));
   hostile.aim = root.fork('hostile-aim');
+  // It replays the operator's rebases and pointer-setting configs it read (src/sim/replay.ts), on a fork of its own.
+  const hostileReprov = new HostileReprovision(world, net, hostile, topo, root.fork('hostile-reprov'));
+  if (plant === 'replayable-rebase') plantReplayableRebase(world, net, phones, operator, hostile, hostileReprov, () => topo.pointers.map((id) => allCms(topo).find((c) => c.id === id)!).map((c) => ({ id: c.id, broker: c.broker, services: c.services })));
   if (plant === 'deaf-services') world.at(30_000, () => services.deaf.add('cm-a'));
   if (plant === 'stray-rebase') {
     // A rebase signed with the trusted key that no operator sent (a leaked key), 10 minutes below what each phone holds.
@@ -434,12 +446,16 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       }
     });
   }
+  if (plant === 'stray-services') {
+    services.stray = { keep: 'cm-a' };
+    world.at(30_000, () => services.outage.add('cm-a'));
+  }
   if (plant === 'misplaced-nav') {
     services.misplace = { keep: 'cm-a' };
     world.at(30_000, () => services.outage.add('cm-a'));
   }
   // services-relative (src/sim/services-relative.ts): pages reached from a services page fail over to the same place.
-  const relative = new ServicesRelative(allCms(topo), phones, checkers.bounds.servicesWindowMs, (id) => services.answers(id), (p, id) => services.wholeSince(p, id), (d) => checkers.violate('services-relative', d), () => checkers.checks++);
+  const relative = new ServicesRelative([...allCms(topo), STRAY_SERVICES], phones, checkers.bounds.servicesWindowMs, (id) => services.answers(id), (p, id) => services.wholeSince(p, id), (d) => checkers.violate('services-relative', d), () => checkers.checks++);
   services.observers.push((r) => relative.onFetch(r, world.now));
   if (plant === 'stray-config') {
     world.at(30_000, () => {
@@ -522,6 +538,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     errors,
     reprovisioned: { ...operator.reprovisioned, ...(checkers.wentDown > 0 ? { 'went-down': checkers.wentDown } : {}) },
     relativeJudged: relative.judged,
+    replays: { recorded: hostileReprov.recorded.length, replayed: hostileReprov.replayed },
   };
 }
 

@@ -98,6 +98,13 @@ export interface FetchRecord {
   outcome?: 'answered' | 'failed';
 }
 
+/**
+ * A services server of the world that no phone's list names (an old site's, a lab's): its pages sit
+ * at the same places as the group's; the services-relative checker knows it, so a request reaching it
+ * is judged. Nothing routes there but the plant `stray-services`.
+ */
+export const STRAY_SERVICES = { id: 'cm-z', broker: 'mqtt://10.0.8.1:1883', services: 'http://10.0.8.11:8080/ccmcip/menu.jsp' } as const;
+
 /** The group's services servers as phones reach them. */
 export class ServicesWorld {
   /** Told of every request and its end (the services-relative checker). */
@@ -107,6 +114,12 @@ export class ServicesWorld {
    * than a top page to a server other than `keep` to that server's top page (it drops the path).
    */
   misplace: { keep: string } | null = null;
+  /**
+   * Planted (`stray-services`): a proxy in the phones' path that sends every request for a page other
+   * than a top page, to a server other than `keep`, to the same place on {@link STRAY_SERVICES}, a
+   * services server no list of the phones names (it answers nothing: the phone's deadline ends it).
+   */
+  stray: { keep: string } | null = null;
   /** Planted: servers that stop answering although their process runs and the truth says they answer (`deaf-services`). */
   readonly deaf = new Set<string>();
   /** Servers in an outage now: the HTTP server hangs while the rest of its call manager runs (part of the truth). */
@@ -201,6 +214,10 @@ export class ServicesWorld {
 
   /** The URL the planted proxy sends `url` to (itself without the plant). */
   #proxied(url: string): string {
+    if (this.stray !== null) {
+      const s = this.#serverOf(url);
+      if (s !== undefined && s.id !== this.stray.keep && url !== s.services) return new URL(url.slice(new URL(s.services).origin.length), new URL(STRAY_SERVICES.services).origin).href;
+    }
     const cm = this.misplace === null ? undefined : this.#serverOf(url);
     if (cm === undefined || cm.id === this.misplace!.keep || url === cm.services) return url;
     return cm.services;
