@@ -17,6 +17,7 @@ import { IpphoneError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { HeadlessDisplay, NoKeypad, SoftHook } from '../hw/headless.js';
 import { DEFAULT_PREFIX, assertFleetShape, fleetPhoneConfig } from './phones.js';
+import { assertNumbers } from './split.js';
 
 export interface FleetOptions {
   /** The agent config every phone starts from; its `phoneId` is ignored and its `board` unused (always headless). */
@@ -39,6 +40,14 @@ export interface FleetOptions {
   busy?: number;
   /** Phones started together before yielding to the event loop. Default 100. */
   batchSize?: number;
+  /**
+   * The phone numbers this fleet runs, ascending, each from 1 to `count`: one
+   * worker thread's slice of a larger fleet ({@link fleetSlices}). Default all,
+   * 1 … `count`. Ids, state dirs and `busy` are as in the whole fleet.
+   */
+  numbers?: readonly number[];
+  /** Called with each phone once it is built, before its agent starts (a worker's event trace). */
+  onBuilt?: (phone: FleetPhone) => void;
 }
 
 /** One phone of the fleet. */
@@ -96,13 +105,15 @@ export class Fleet {
     assertFleetShape(o.count, prefix);
     const busy = o.busy ?? 0;
     if (!Number.isSafeInteger(busy) || busy < 0 || busy > o.count) throw new IpphoneError(`busy must be an integer from 0 to count (${o.count}) (got ${busy})`, 'USAGE');
+    const numbers = o.numbers ?? Array.from({ length: o.count }, (_, i) => i + 1);
+    if (o.numbers !== undefined) assertNumbers(o.numbers, o.count);
     const batchSize = Math.max(1, o.batchSize ?? DEFAULT_BATCH);
     const fleetLog = o.log.child({ mod: 'fleet' });
-    fleetLog.info({ count: o.count, prefix, batchSize }, 'fleet starting');
-    for (let first = 1; first <= o.count; first += batchSize) {
+    fleetLog.info({ count: numbers.length, prefix, batchSize }, 'fleet starting');
+    for (let first = 0; first < numbers.length; first += batchSize) {
       if (this.#stopping) return;
       const batch: FleetPhone[] = [];
-      for (let n = first; n < first + batchSize && n <= o.count; n++) batch.push(this.#build(prefix, n, n <= busy));
+      for (const n of numbers.slice(first, first + batchSize)) batch.push(this.#build(prefix, n, n <= busy));
       const settling = Promise.allSettled(batch.map((p) => p.agent.start()));
       this.#batch = settling;
       const results = await settling;
@@ -140,6 +151,7 @@ export class Fleet {
     const phone: FleetPhone = { id: config.phoneId, agent, hook, display };
     this.#phones.push(phone);
     this.#byId.set(phone.id, phone);
+    o.onBuilt?.(phone);
     return phone;
   }
 
@@ -157,7 +169,7 @@ export class Fleet {
     return this.#stopping;
   }
 
-  /** The phones built so far, in id order (`{prefix}1` first). */
+  /** The phones built so far, in number order (`{prefix}1` first, or the slice's first). */
   phones(): ReadonlyArray<FleetPhone> {
     return this.#phones;
   }

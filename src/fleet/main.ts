@@ -6,13 +6,15 @@
 import { problemsOf, processIo, type MainIo } from '../lib/cli.js';
 import { createLogger } from '../lib/log.js';
 import { loadFleetConfigFile } from './config.js';
-import { Fleet, type FleetSummary } from './fleet.js';
+import type { FleetSummary } from './fleet.js';
+import { MAX_WORKERS, defaultWorkers, workersProblems } from './split.js';
+import { WorkerFleet } from './workers.js';
 import { DEFAULT_PREFIX, fleetProblems } from './phones.js';
 import type { AgentConfig } from '../config/agent-config.js';
 
 export const USAGE = `Usage:
   ipphone-fleet --config FILE --count N [--prefix P] [--state-dir DIR] [--busy N]
-                [--summary-ms MS] [--cert-dir DIR]
+                [--summary-ms MS] [--cert-dir DIR] [--workers W]
                                    run N phones in this process, each the real agent
                                    with its own MQTT connection and state directory,
                                    on headless hardware. FILE is an agent config; its
@@ -29,6 +31,11 @@ export const USAGE = `Usage:
                                    client certificate DIR/Pn.crt and key DIR/Pn.key
                                    (its CN the phone id, as the printed ACL expects);
                                    the config's mqtt.ca is kept
+                                   --workers W: run the phones on W worker threads,
+                                   phone Pn on thread (n-1) mod W, each thread with
+                                   its phones' connections, flash and timers (default:
+                                   the CPUs available, ${defaultWorkers()} here; 1 to ${MAX_WORKERS},
+                                   never more than N); 1 puts every phone on one thread
   ipphone-fleet --help             print this text
 
 Logs are JSON lines on stdout at the config's log level, one child logger per
@@ -37,7 +44,8 @@ phones have started, every --summary-ms and after stopping:
   {"level":30,"time":…,"msg":"fleet","count":N,"homed":…,"byHome":{"cm-a":…},
    "noService":…,"rehomes":…,"busy":…}
 SIGTERM/SIGINT: every phone publishes its offline status and disconnects; exit 0.
-Exit 1 on a bad config or a phone that cannot start, 2 on bad arguments.
+Exit 1 on a bad config, a phone that cannot start or a worker thread that
+dies, 2 on bad arguments.
 `;
 
 export interface FleetArgs {
@@ -49,10 +57,11 @@ export interface FleetArgs {
   busy?: number;
   summaryMs?: number;
   certDir?: string;
+  workers?: number;
   error?: string;
 }
 
-const TAKES = ['--config', '--count', '--prefix', '--state-dir', '--busy', '--summary-ms', '--cert-dir'];
+const TAKES = ['--config', '--count', '--prefix', '--state-dir', '--busy', '--summary-ms', '--cert-dir', '--workers'];
 
 function integer(text: string): number {
   return /^\d+$/.test(text) ? Number(text) : Number.NaN;
@@ -78,6 +87,7 @@ export function parseFleetArgs(argv: readonly string[]): FleetArgs {
       if (Number.isNaN(n)) return { kind: 'usage', error: `${flag} needs a whole number (got ${JSON.stringify(v)})` };
       if (flag === '--count') out.count = n;
       else if (flag === '--busy') out.busy = n;
+      else if (flag === '--workers') out.workers = n;
       else out.summaryMs = n;
     }
   }
@@ -86,6 +96,7 @@ export function parseFleetArgs(argv: readonly string[]): FleetArgs {
   const problems = fleetProblems(out.count, out.prefix ?? DEFAULT_PREFIX);
   if (problems.length > 0) return { kind: 'usage', error: problems.join('; ') };
   if (out.busy !== undefined && out.busy > out.count) return { kind: 'usage', error: `--busy ${out.busy} is more than --count ${out.count}` };
+  if (out.workers !== undefined && workersProblems(out.workers).length > 0) return { kind: 'usage', error: `--${workersProblems(out.workers)[0]!}` };
   if (out.summaryMs !== undefined && (out.summaryMs < 100 || out.summaryMs > 3_600_000)) return { kind: 'usage', error: `--summary-ms must be from 100 to 3600000 (got ${out.summaryMs})` };
   return { ...out, kind: 'run' };
 }
@@ -115,7 +126,7 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
     return 1;
   }
   const log = createLogger(config.log.level, { fleet: args.prefix ?? DEFAULT_PREFIX });
-  const fleet = new Fleet({ config, count: args.count!, log, busy: args.busy ?? 0, ...(args.prefix !== undefined ? { prefix: args.prefix } : {}), ...(args.stateDir !== undefined ? { stateDir: args.stateDir } : {}), ...(args.certDir !== undefined ? { certDir: args.certDir } : {}) });
+  const fleet = new WorkerFleet({ config, count: args.count!, log, busy: args.busy ?? 0, ...(args.workers !== undefined ? { workers: args.workers } : {}), phoneLog: { level: config.log.level, bindings: { fleet: args.prefix ?? DEFAULT_PREFIX } }, ...(args.prefix !== undefined ? { prefix: args.prefix } : {}), ...(args.stateDir !== undefined ? { stateDir: args.stateDir } : {}), ...(args.certDir !== undefined ? { certDir: args.certDir } : {}) });
 
   // Listen before starting: starting thousands of phones takes a while and a
   // SIGTERM meanwhile must still end in a clean stop.
@@ -131,7 +142,8 @@ export async function main(argv: readonly string[], io: MainIo = processIo): Pro
     starting.catch(() => {}); // handled by the race when it wins; a signal may win first
     const started = await Promise.race([starting, signalled.then(() => false)]);
     if (started) io.stdout(summaryLine(fleet.summary()));
-    const signal = await signalled;
+    // A worker thread that dies takes its phones with it: stop the rest and exit 1, as the one-thread fleet's crash did.
+    const signal = await Promise.race([signalled, fleet.failure.then((err) => Promise.reject(err))]);
     log.info({ signal }, 'stopping');
   } catch (err) {
     io.stderr(`ipphone-fleet: ${problemsOf(err).join('; ')}\n`);
