@@ -21,6 +21,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { AgentConfig } from '../config/agent-config.js';
@@ -283,6 +284,15 @@ export class WorkerFleet {
       for (const [cm, n] of Object.entries(s.byHome)) out.byHome[cm] = (out.byHome[cm] ?? 0) + n;
     }
     return out;
+  }
+
+  /**
+   * Each worker thread's event loop utilization so far (`worker.performance`,
+   * read from this thread without disturbing the worker): how busy the
+   * phones' threads are. Diff two readings with `performance.eventLoopUtilization(b, a)`.
+   */
+  utilization(): EventLoopUtilization[] {
+    return this.#slots.map((s) => s.worker.performance.eventLoopUtilization());
   }
 
   /** Every phone id, `{prefix}1` … `{prefix}{count}`. */
