@@ -50,7 +50,7 @@ export interface WorkerFleetOptions {
   log: Logger;
   /** The phones' loggers, one root per worker. Default: the config's level on stdout. */
   phoneLog?: PhoneLogSpec;
-  /** How often a worker checks its phones for a change to report. Default 50 ms. */
+  /** How often a worker checks its phones for a change to report (and sends its traced events). Default 50 ms. */
   reportMs?: number;
   /** Agent event types to pass to {@link onEvent} (e.g. `['rehomed']`). Default none. */
   trace?: readonly string[];
@@ -210,8 +210,8 @@ export class WorkerFleet {
         if (m.type === 'status') {
           slot.summary = m.summary;
           for (const [n, home] of m.homes) this.#homes[n - 1] = home;
-        } else if (m.type === 'event') o.onEvent?.(m.phone, m.event, m.at);
-        else if (m.type === 'started') {
+          for (const e of m.events) o.onEvent?.(e.phone, e.event, e.at);
+        } else if (m.type === 'started') {
           slot.started = true;
           started();
         } else if (m.type === 'failed') failStart(fromWire(m.error));
