@@ -19,7 +19,7 @@ import { Responder } from './responder.js';
 import { Presigner } from './presigner.js';
 import { loadSigningKey } from './signer.js';
 import { bootSeqFor } from './boot-seq.js';
-import { groupFloorFor } from './group-floor.js';
+import { groupDigest, groupFloorFor, storeRaisedFloor } from './group-floor.js';
 import { signRetired } from './retired.js';
 import { DEFAULT_CM_STATE_DIR, readConsoleToken } from '../config/cm-config.js';
 import { ConsoleAuth } from './console-auth.js';
@@ -123,6 +123,8 @@ export class CallManager {
   #implausibleLogged = 0;
   #lastImplausibleLog = -Infinity;
   #lastTickAt = 0;
+  /** The last write of a group floor adopted from a peer (one at a time; awaited on stop). */
+  #floorWrite: Promise<void> = Promise.resolve();
 
   /** Rebalance moves sent. */
   get rebalanceMoves(): number {
@@ -159,6 +161,9 @@ export class CallManager {
     const loaded = this.#signerOption === undefined ? await loadSigningKey(c.signingKey, c.keyId) : undefined;
     const signer = this.#signerOption ?? loaded!.sign;
     const stateTopic = this.#t.cmState(c.cmId);
+    const group: Pointer[] = c.group.map(cleanPointer);
+    // Announced in every state we sign; a peer with the same digest and a higher floor raises ours (group-floor.ts).
+    const digest = groupDigest(group, c.retired);
     const run = (this.#run = new CmRun({
       cmId: c.cmId,
       bdSeq: await bootSeqFor(c, now, this.#log, undefined, this.#fs),
@@ -168,8 +173,8 @@ export class CallManager {
       publish: (payload) => this.#session?.publishRetained(stateTopic, payload),
       ...(this.#randomBytes ? { randomBytes: this.#randomBytes } : {}),
       log: this.#log,
+      announce: () => (this.#book === undefined ? undefined : { group: digest, floor: this.#book.floor }),
     }));
-    const group: Pointer[] = c.group.map(cleanPointer);
     const lease = (this.#lease = await versionLeaseFor(c, now, this.#log, undefined, this.#fs));
     // A group changed since the last start reaches every phone (group-floor.ts): above every list we issued before.
     const baseVersion = await groupFloorFor({ dir: c.stateDir ?? DEFAULT_CM_STATE_DIR, cmId: c.cmId, group, retired: c.retired, issued: lease.previous, pointersVersion: c.pointersVersion, now, ...(this.#fs ? { fs: this.#fs } : {}) }, this.#log);
@@ -218,6 +223,8 @@ export class CallManager {
       pushList: (topic, json) => this.#session?.pushList(topic, json),
       publish: (topic, payload) => this.#session?.publish(topic, payload),
       connected: () => this.connected,
+      groupDigest: digest,
+      floorRaised: (floor) => this.#storeFloor(floor),
       ...(cons !== undefined ? { observe: { load: (id, load) => cons.peerLoad(id, load), offline: (set) => cons.setOffline(set) } } : {}),
     });
     // Sign the group list now so a bad key fails at start, not on the first keep-alive.
@@ -450,6 +457,21 @@ export class CallManager {
     }, TICK_MS);
   }
 
+  /**
+   * Keep a group floor adopted from a peer across restarts (group-floor.ts storeRaisedFloor),
+   * one write at a time. A write that fails is logged: the floor holds for this run, and a
+   * restart takes it again from the peers' retained states.
+   */
+  #storeFloor(floor: number): void {
+    const c = this.#config;
+    this.#floorWrite = this.#floorWrite
+      .then(() => storeRaisedFloor({ dir: c.stateDir ?? DEFAULT_CM_STATE_DIR, cmId: c.cmId, group: c.group.map(cleanPointer), retired: c.retired, ...(this.#fs ? { fs: this.#fs } : {}) }, floor))
+      .then(
+        () => undefined,
+        (err: unknown) => this.#log.warn({ floor, err: errorMessage(err) }, 'adopted group floor not stored: a restart takes it again from the peers'),
+      );
+  }
+
   #publishLoad(force: boolean): void {
     const session = this.#session;
     const policy = this.#loadPolicy;
@@ -478,6 +500,7 @@ export class CallManager {
     await this.#peers?.stop();
     await this.#http?.stop();
     await this.#lease?.flushed();
+    await this.#floorWrite;
     this.#log.info({ cmId: this.#config.cmId }, 'call manager stopped');
   }
 }

@@ -44,6 +44,13 @@ export interface CmPeersOptions {
   pushList(topic: string, envelopeJson: string): void;
   /** True while connected to this call manager's broker (moves are sent only then). */
   connected(): boolean;
+  /**
+   * The digest of the group this call manager runs (group-floor.ts groupDigest): a
+   * verified peer state announcing it with a higher floor raises our floor.
+   */
+  groupDigest?: string;
+  /** Our group floor was raised to a peer's (store it: group-floor.ts storeRaisedFloor). */
+  floorRaised?(floor: number, peer: string): void;
   /** Told each peer load and offline-set change (the operator console, console.ts). */
   observe?: { load(id: string, load: { phones: number; servicesRps: number }): void; offline(offline: ReadonlySet<string>): void };
 }
@@ -72,6 +79,7 @@ export class CmPeers {
       clock: opts.clock,
       log: root.child({ mod: 'liveness' }),
       // On the broker the peer's state came from: its own, or a linked one.
+      announced: (peer, group, floor) => this.#onAnnounced(peer, group, floor),
       challenge: (peer, value) => {
         const topic = opts.topics.cmChallenge(peer, c.cmId);
         const payload = encodeCmChallenge(value);
@@ -116,6 +124,9 @@ export class CmPeers {
       },
     });
   }
+
+  /** Peers' floors for our group refused as beyond the version clock's bound (version-clock.ts PEER_AHEAD_MS). */
+  floorsRefused = 0;
 
   /** Peers' state messages refused (unsigned, forged, empty, replayed, stale). */
   get statesRefused(): number {
@@ -210,6 +221,26 @@ export class CmPeers {
     const online = this.#liveness.judge(id, payload);
     if (online === undefined || this.#peers.update(id, online) !== 'changed') return;
     this.#peersChanged(id);
+  }
+
+  /**
+   * A verified state of a group peer announced its group digest and floor: the same
+   * group with a higher floor raises ours (group-floor.ts, "Floors raised when a peer's
+   * group changes"), within the version clock's bound for peers. Another group (a peer
+   * not yet restarted with the operator's edit, or already past it) changes nothing.
+   */
+  #onAnnounced(peer: string, group: string, floor: number): void {
+    const { book, groupDigest } = this.#o;
+    if (groupDigest === undefined || group !== groupDigest || !this.#peers.has(peer) || floor <= book.floor) return;
+    const r = book.raiseFloor(floor);
+    if (r === 'implausible') {
+      this.floorsRefused++;
+      this.#log.warn({ peer, floor }, 'peer group floor implausibly far ahead of our clock; ignored');
+      return;
+    }
+    if (r !== 'raised') return;
+    this.#log.info({ peer, floor, version: book.version }, 'group floor raised to a peer\'s: phones holding less get the group list');
+    this.#o.floorRaised?.(floor, peer);
   }
 
   /** A peer's signed answer to our challenge: its run is believed whatever its boot sequence (cm-liveness.ts). */

@@ -20,9 +20,27 @@
  * catch up. It is replaced by `max(pointersVersion, now)` and stored, with a
  * warning (phones that took the far list are rebased: docs/operations.md).
  *
+ * Floors raised when a peer's group changes (the group simulation, seed
+ * 600,012). A removal is a rolling restart: a member restarted with the new
+ * group raises its floor above what IT issued, but a member still running the
+ * old group goes on signing lists naming the removed member — at versions
+ * above that floor (versions follow the wall clock). A phone holding one and
+ * later homed on the restarted member reported a version at or above its floor
+ * and was never given the new group. So every member announces, in the state
+ * it already signs (protocol/cm-state.ts `group`, `floor`), a digest of its
+ * group ({@link groupDigest}) and its floor; a member that verifies a peer's
+ * state with its OWN digest and a higher floor takes that floor (the list
+ * book's group entry, ListBook.raiseFloor) and stores it here
+ * ({@link storeRaisedFloor}), so a restart keeps it. Each member's floor is
+ * above every list it issued (and every version it observed: the version lease
+ * covers both) before its restart; once the last member has restarted, the
+ * highest floor is above every old-group list any remaining member issued or
+ * saw, and every member takes it.
+ *
  * Version arithmetic lives in {@link nextFloor} alone (issue #10 "versions"
  * may replace its rule).
  */
+import { createHash } from 'node:crypto';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Pointer } from '../protocol/types.js';
@@ -57,6 +75,15 @@ export function groupFingerprint(group: readonly Pointer[], retired: readonly st
   return retired.length === 0 ? members : `${members} retired ${JSON.stringify([...retired].sort())}`;
 }
 
+/**
+ * A short digest of {@link groupFingerprint} for the signed state (16 bytes of
+ * SHA-256, base64url: 22 characters). Members of one group have equal digests
+ * exactly when their configs agree on members, order, brokers, services and retired ids.
+ */
+export function groupDigest(group: readonly Pointer[], retired: readonly string[] = []): string {
+  return createHash('sha256').update(groupFingerprint(group, retired)).digest().subarray(0, 16).toString('base64url');
+}
+
 /** The new floor after a group change. */
 export function nextFloor(stored: number | null, pointersVersion: number, now: number, issued = 0): number {
   return Math.max((stored ?? 0) + 1, pointersVersion, Math.floor(now), issued + 1);
@@ -71,15 +98,19 @@ function parse(p: Buffer): { group: string; floor: number } | null {
   }
 }
 
-/** The group list's floor for this start; stores it when the group changed. Throws on a store error. */
-export async function groupFloor(o: GroupFloorOptions): Promise<{ floor: number; changed: boolean; discarded?: number }> {
-  const slots = new AbSlots({
+function groupSlots(o: Pick<GroupFloorOptions, 'dir' | 'cmId' | 'fs'>): AbSlots {
+  return new AbSlots({
     dir: o.dir,
     name: `group-${o.cmId}`,
     ...(o.fs ? { fs: o.fs } : {}),
     maxPayloadBytes: 64 * 1024,
     validate: (p) => (parse(p) === null ? 'not { group, floor }' : null),
   });
+}
+
+/** The group list's floor for this start; stores it when the group changed. Throws on a store error. */
+export async function groupFloor(o: GroupFloorOptions): Promise<{ floor: number; changed: boolean; discarded?: number }> {
+  const slots = groupSlots(o);
   const loaded = await slots.load();
   const prev = loaded.payload === null ? null : parse(loaded.payload);
   const group = groupFingerprint(o.group, o.retired);
@@ -106,4 +137,21 @@ export async function groupFloorFor(o: GroupFloorOptions, log: Logger): Promise<
     log.warn({ stateDir: o.dir, err: errorMessage(err) }, 'group floor not kept: group changes reach phones only with a higher pointersVersion');
     return o.pointersVersion;
   }
+}
+
+/**
+ * Store `floor` as this group's floor, adopted from a peer running the same
+ * group (see the file comment): the next start finds it stored with the group
+ * unchanged and keeps it. Writes only when it is above the floor stored for
+ * this group (one slot write per adoption, none for a repeat). Throws on a
+ * store error.
+ */
+export async function storeRaisedFloor(o: Pick<GroupFloorOptions, 'dir' | 'cmId' | 'group' | 'retired' | 'fs'>, floor: number): Promise<boolean> {
+  const slots = groupSlots(o);
+  const loaded = await slots.load();
+  const prev = loaded.payload === null ? null : parse(loaded.payload);
+  const group = groupFingerprint(o.group, o.retired);
+  if (prev !== null && prev.group === group && prev.floor >= floor) return false;
+  await slots.write(Buffer.from(JSON.stringify({ group, floor })));
+  return true;
 }

@@ -184,6 +184,37 @@ export class ListBook {
     return this.#groupEntry.version;
   }
 
+  /** Floor of the group list: a phone holding a lower version is given it (group-floor.ts). */
+  get floor(): number {
+    return this.#groupEntry.floor;
+  }
+
+  /**
+   * Raise the group list's floor to `floor`, a peer's floor for the same group
+   * (group-floor.ts, "Floors raised when a peer's group changes"): every phone
+   * holding less is given the group list in its next ack, as after a restart
+   * with a changed group. The list's version goes to `floor` when it is below:
+   * `floor` itself while no peer is offline (the list every member of the group
+   * gives at its floor, as with `pointersVersion`), else a version issued above
+   * it. Later versions are issued above it. 'same' when the floor is already as
+   * high; 'implausible' (nothing changed) when `floor` is beyond what a peer may
+   * report (version-clock.ts PEER_AHEAD_MS).
+   */
+  raiseFloor(floor: number): 'raised' | 'same' | 'implausible' {
+    const e = this.#groupEntry;
+    if (floor <= e.floor) return 'same';
+    if (!this.#versions.observe(floor, 'peer')) return 'implausible';
+    this.#dropPlans();
+    if (e.version >= floor) {
+      // Same list, same version: its signatures stay good; only the floor moves.
+      this.#groupEntry = { ...e, floor, signed: e.signed === undefined ? undefined : { ...e.signed, floor } };
+      return 'raised';
+    }
+    const version = this.#offline.size === 0 ? floor : this.#issue();
+    this.#groupEntry = { version, floor, reason: e.reason, list: e.list, signed: undefined };
+    return 'raised';
+  }
+
   /**
    * Replace the offline set. Returns true when it changed, in which case the
    * group list and every override get a new, higher version.

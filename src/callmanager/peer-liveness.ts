@@ -39,11 +39,22 @@ export class PeerLiveness {
   readonly #challenge: (peer: string, value: string) => void;
   readonly #timers = new Map<string, TimerHandle>();
 
-  constructor(o: { keys: TrustedKeys; clock: Clock; log: Logger; challenge?: (peer: string, value: string) => void; randomBytes?: (n: number) => Buffer }) {
+  /** Told the group digest and floor a verified state of `peer` announces (group-floor.ts). */
+  readonly #announced: (peer: string, group: string, floor: number) => void;
+
+  constructor(o: {
+    keys: TrustedKeys;
+    clock: Clock;
+    log: Logger;
+    challenge?: (peer: string, value: string) => void;
+    announced?: (peer: string, group: string, floor: number) => void;
+    randomBytes?: (n: number) => Buffer;
+  }) {
     this.#verifier = new LivenessVerifier(o.keys, { clock: o.clock, ...(o.randomBytes ? { randomBytes: o.randomBytes } : {}) });
     this.#clock = o.clock;
     this.#log = o.log;
     this.#challenge = o.challenge ?? (() => {});
+    this.#announced = o.announced ?? (() => {});
   }
 
   /** States refused so far. */
@@ -84,7 +95,11 @@ export class PeerLiveness {
   }
 
   #verdict(id: string, v: LivenessVerdict): boolean | undefined {
-    if (v.ok) return v.online;
+    if (v.ok) {
+      // Only a verified state (trusted key, the peer's run, strictly newer) announces anything.
+      if (v.announced !== undefined) this.#announced(id, v.announced.group, v.announced.floor);
+      return v.online;
+    }
     if (v.challenge !== undefined) this.#challenge(id, v.challenge);
     if (v.retryInMs !== undefined) this.#retry(id, v.retryInMs);
     this.#refused++;

@@ -48,6 +48,12 @@ export interface CmRunOptions {
   randomBytes?: (n: number) => Buffer;
   /** Where a foreign state on our topic is reported, at most once per {@link OWN_STATE_LOG_GAP_MS}. */
   log?: Logger;
+  /**
+   * The group digest and floor every state announces, read when a state is
+   * signed (group-floor.ts): a floor raised later rides on the next state signed
+   * anyway (no signature of its own).
+   */
+  announce?: () => { group: string; floor: number } | undefined;
 }
 
 export class CmRun {
@@ -159,8 +165,9 @@ export class CmRun {
     return this.#will;
   }
 
-  #body(): { cm: string; bdSeq: number; conn: number; nonce: string } {
-    return { cm: this.#o.cmId, bdSeq: this.bdSeq, conn: this.#conn, nonce: this.#nonce };
+  #body(): { cm: string; bdSeq: number; conn: number; nonce: string; group?: string; floor?: number } {
+    const a = this.#o.announce?.();
+    return { cm: this.#o.cmId, bdSeq: this.bdSeq, conn: this.#conn, nonce: this.#nonce, ...(a !== undefined ? { group: a.group, floor: a.floor } : {}) };
   }
 
   /** Sign our state of now with the next `seq`. */

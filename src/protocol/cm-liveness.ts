@@ -97,8 +97,11 @@ import { openEnvelope, type TrustedKeys } from './envelope.js';
 export type CmRunId = Pick<CmStateBody, 'bdSeq' | 'conn' | 'nonce' | 'seq'>;
 
 export type LivenessVerdict =
-  /** Accepted: act on `online`. `answered` when it came as the answer to our challenge. */
-  | { ok: true; online: boolean; run: CmRunId; answered?: true }
+  /**
+   * Accepted: act on `online`. `answered` when it came as the answer to our challenge;
+   * `announced` when the body carries its group digest and floor (cm-state.ts).
+   */
+  | { ok: true; online: boolean; run: CmRunId; answered?: true; announced?: { group: string; floor: number } }
   /**
    * Refused: change nothing. `quiet` marks what is normal to see (an offline of
    * a run not seen online, a state held delivered again), for which receivers
@@ -312,7 +315,7 @@ export class LivenessVerifier {
     this.#held.delete(cm);
     if (this.#held.size >= MAX_REMEMBERED) this.#held.delete(this.#held.keys().next().value!);
     this.#held.set(cm, next);
-    return { ok: true, online: body.online, run: runOf(body) };
+    return { ok: true, online: body.online, run: runOf(body), ...(body.group !== undefined && body.floor !== undefined ? { announced: { group: body.group, floor: body.floor } } : {}) };
   }
 
   /** A new challenge for `h`'s call manager, or undefined inside the gap. */

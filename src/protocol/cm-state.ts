@@ -23,6 +23,14 @@
  * (`P/cm/{cmId}/challenge/{from}/answer`) is the current state signed again
  * with the challenger's random `challenge` in it.
  *
+ * Since the group simulation's seed 600,012 a body may also carry `group` and
+ * `floor`, always together: a digest of the group the call manager runs
+ * (members, brokers, services, retired ids: callmanager/group-floor.ts
+ * `groupDigest`) and its group list's floor. A peer running the same group
+ * raises its own floor to a higher one (a removal's rolling restart then
+ * reaches every phone). Both are additive: a receiver from before ignores them,
+ * and a body without them announces nothing.
+ *
  * What the fields mean to a receiver is cm-liveness.ts; this file is the
  * format only.
  */
@@ -50,6 +58,10 @@ export interface CmStateBody {
   will?: true;
   /** In an answer only: the challenger's random challenge (cm-liveness.ts). */
   challenge?: string;
+  /** Digest of the group this call manager runs (group-floor.ts `groupDigest`); with `floor`. */
+  group?: string;
+  /** Its group list's floor (group-floor.ts); with `group`. */
+  floor?: number;
 }
 
 /** A state message whose shape is right; its signature is not checked yet. */
@@ -65,6 +77,8 @@ export const MAX_STATE_BYTES = 4096;
 const NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/;
 /** A challenge: 16 to 64 characters of base64url (the verifier sends 22: 16 random bytes). */
 const CHALLENGE_RE = /^[A-Za-z0-9_-]{16,64}$/;
+/** A group digest: 8 to 64 characters of base64url (group-floor.ts makes 22). */
+const DIGEST_RE = /^[A-Za-z0-9_-]{8,64}$/;
 /** The schemas of payload-schemas.ts decide after the hand checks (which give the words). */
 const STATE = compile(CmStateSchema);
 const STATE_BODY = compile(CmStateBodySchema);
@@ -80,6 +94,7 @@ export function encodeCmState(body: CmStateBody, sign: (body: unknown) => Envelo
     seq: body.seq,
     ...(body.will === true ? { will: true } : {}),
     ...(body.challenge !== undefined ? { challenge: body.challenge } : {}),
+    ...(body.group !== undefined && body.floor !== undefined ? { group: body.group, floor: body.floor } : {}),
   });
   return JSON.stringify({ online: body.online, kid: env.kid, body: env.body, sig: env.sig });
 }
@@ -112,8 +127,8 @@ function field(name: string, value: unknown, expected: string): never {
 const positive = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
 
 /**
- * Check verified body bytes: `{ cm, online, bdSeq, conn, nonce, seq }`, `will`
- * and `challenge` when present; extra fields are ignored. A body without `seq`
+ * Check verified body bytes: `{ cm, online, bdSeq, conn, nonce, seq }`, `will`,
+ * `challenge` and `group` with `floor` when present; extra fields are ignored. A body without `seq`
  * (a call manager from before it) is refused: its states cannot be ordered
  * within a run, so any of them could be replayed. Throws PAYLOAD_INVALID.
  */
@@ -134,6 +149,10 @@ export function parseCmStateBody(bytes: Buffer): CmStateBody {
   if (o.will !== undefined && !(o.will === true && o.online === false)) field('will', o.will, 'true in an offline, or absent');
   if (o.challenge !== undefined && (typeof o.challenge !== 'string' || !CHALLENGE_RE.test(o.challenge))) field('challenge', o.challenge, '16 to 64 characters of base64url');
   if (o.will === true && o.challenge !== undefined) field('challenge', o.challenge, 'absent in a will');
+  if (o.group !== undefined || o.floor !== undefined) {
+    if (typeof o.group !== 'string' || !DIGEST_RE.test(o.group)) field('group', o.group, '8 to 64 characters of base64url, with floor');
+    if (!positive(o.floor)) field('floor', o.floor, 'a positive integer, with group');
+  }
   conform('cm state body', STATE_BODY, o);
   return {
     cm: o.cm,
@@ -144,6 +163,7 @@ export function parseCmStateBody(bytes: Buffer): CmStateBody {
     seq: o.seq,
     ...(o.will === true ? { will: true as const } : {}),
     ...(typeof o.challenge === 'string' ? { challenge: o.challenge } : {}),
+    ...(typeof o.group === 'string' ? { group: o.group, floor: o.floor as number } : {}),
   };
 }
 

@@ -207,6 +207,9 @@ export const CmStateSchema = Type.Object(
 /** Nonce of a state body: random per connection. */
 export const NONCE_PATTERN = '^[A-Za-z0-9_-]{8,64}$';
 
+/** A group digest in a state body: base64url (group-floor.ts groupDigest). */
+export const DIGEST_PATTERN = '^[A-Za-z0-9_-]{8,64}$';
+
 /** A liveness challenge: random, base64url. */
 export const CHALLENGE_PATTERN = '^[A-Za-z0-9_-]{16,64}$';
 
@@ -221,6 +224,8 @@ export const CmStateBodySchema = Type.Object(
     seq: Positive('order of the state within its run: rises on every state the run signs; receivers take only what is strictly newer'),
     will: Type.Optional(Type.Literal(true, { description: 'only in a connection\'s will (its pre-signed offline): final for that connection' })),
     challenge: Type.Optional(Type.String({ pattern: CHALLENGE_PATTERN, description: 'only in an answer: the challenger\'s random challenge' })),
+    group: Type.Optional(Type.String({ pattern: DIGEST_PATTERN, description: 'digest of the group the call manager runs (members, their order, brokers, services, SIP URIs, retired ids); always with floor' })),
+    floor: Type.Optional(Positive('its group list\'s floor: a peer running the same group raises its own floor to a higher one; always with group')),
   },
   { $id: 'CmStateBody', title: 'Call manager state body' },
 );
