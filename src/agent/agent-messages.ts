@@ -5,7 +5,7 @@
  * every refusal into a (rate-limited) `rejected` event. Valid content becomes
  * machine inputs; config bodies go to the Reconfigurator.
  */
-import { errorMessage, isIpphoneError, type ErrorCode } from '../lib/errors.js';
+import { errorMessage, IpphoneError, isIpphoneError, type ErrorCode } from '../lib/errors.js';
 import type { TimerHandle } from '../lib/clock.js';
 import { encodeCmChallenge } from '../protocol/cm-state.js';
 import { decodeAck, decodeEnvelope, openConfig, openPointers, parseConfigBody, parseJsonPayload, parsePointersBody, type OpenContext } from '../protocol/codec.js';
@@ -15,6 +15,7 @@ import { LivenessVerifier } from '../protocol/cm-liveness.js';
 import type { TrustedKeys } from '../protocol/envelope.js';
 import type { ConfigBody, ConfigResultPayload, Envelope, PointersBody } from '../protocol/types.js';
 import { AgentCore } from './agent-core.js';
+import type { RebaseTaken } from './ports.js';
 
 /** Rejected-event rate limit per topic (ack lists can repeat every keep-alive), and per topic and code for call manager states. */
 const REJECT_EVENT_GAP_MS = 10_000;
@@ -36,6 +37,16 @@ export abstract class AgentMessages extends AgentCore {
   #ackAdopted: number | null = null;
   /** The signed envelope a list was last adopted from, with that list's version. */
   #heldEnvelope: { env: Envelope; version: number } | null = null;
+  /**
+   * Rebases taken (`rebase version expires`), each until its `expires` by this phone's clock.
+   * `rebase` = the held version makes a rebase one-time only while a version once left is never
+   * held again, and a config that sets `pointers` takes them at the held version + 1: after a rebase
+   * to `held − 1` the next one is the version the rebase named, and the same rebase replayed took the
+   * phone down again (the simulator's hostile phone, src/sim/replay.ts; seed 110 once a power cut had
+   * emptied an in-memory record). Saved with the state (`rebasesTaken`), loaded at start: a rebase
+   * lives at most REBASE_MAX_LIFETIME_MS, so few are kept.
+   */
+  protected readonly rebasesTaken = new Map<string, RebaseTaken>();
 
   /** Publish a config result (the Reconfigurator host's, also used for refusals here). */
   protected abstract publishResult(result: ConfigResultPayload): void;
@@ -191,7 +202,11 @@ export abstract class AgentMessages extends AgentCore {
     try {
       // A rebase (a lower version replacing one held too far ahead) only when pushed (codec.ts checkRebase).
       const body = openPointers(env, this.keys, { ...this.#openContext(), rebase: via === 'push' });
-      if (body.rebase !== undefined) this.log.warn({ topic, held: body.rebase, version: body.version }, 'pointer list rebased below the version held');
+      if (body.rebase !== undefined) {
+        // Remembered before the list is taken: the save that keeps the lower version keeps this too.
+        this.rebasesTaken.set(this.#freshRebase(body), { rebase: body.rebase, version: body.version, expires: body.expires ?? 0 });
+        this.log.warn({ topic, held: body.rebase, version: body.version }, 'pointer list rebased below the version held');
+      }
       this.#ackAdopted = via === 'ack' ? body.version : null;
       this.#adopt(topic, body, via);
       this.#heldEnvelope = { env: { kid: env.kid, sig: env.sig, body: env.body }, version: body.version };
@@ -204,6 +219,17 @@ export abstract class AgentMessages extends AgentCore {
       }
       throw err;
     }
+  }
+
+  /** A rebase not taken before (within its lifetime): its key; one taken before throws VERSION_REPLAYED. */
+  #freshRebase(body: PointersBody): string {
+    const now = this.d.clock.now();
+    for (const [k, r] of this.rebasesTaken) if (r.expires <= now) this.rebasesTaken.delete(k);
+    const key = rebaseKey(body.rebase!, body.version, body.expires ?? 0);
+    if (this.rebasesTaken.has(key)) {
+      throw new IpphoneError(`pointers rebase from version ${body.rebase} to ${body.version} was taken before (a replay)`, 'VERSION_REPLAYED', { version: body.version, rebase: body.rebase });
+    }
+    return key;
   }
 
   #isHeld(env: Envelope): boolean {
@@ -232,6 +258,11 @@ export abstract class AgentMessages extends AgentCore {
     this.log.warn({ topic, err: error, code }, 'message rejected');
     this.event({ type: 'rejected', topic, error, ...(code ? { code } : {}) });
   }
+}
+
+/** The identity of a rebase (what one taken again is known by). */
+export function rebaseKey(rebase: number, version: number, expires: number): string {
+  return `${rebase} ${version} ${expires}`;
 }
 
 /** The version a refused config body claims (unverified: only to address the result), or null. */

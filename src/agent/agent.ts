@@ -20,7 +20,8 @@ import { PhoneUi } from './phone-ui.js';
 import { parseCiscoXml } from '../ui/cisco-xml.js';
 import { changedPaths, Reconfigurator, type HeldList } from './reconfig.js';
 import { machineConfig } from './agent-core.js';
-import { AgentMessages } from './agent-messages.js';
+import { AgentMessages, rebaseKey } from './agent-messages.js';
+import { MAX_REBASES_TAKEN } from '../store/agent-state-store.js';
 import { KeepaliveTopics, keepaliveTopicKind } from './keepalive-topic.js';
 import { SipPhone } from './sip-phone.js';
 
@@ -58,6 +59,7 @@ export class Agent extends AgentMessages {
     this.#fileHash = provisioningHash(d.config);
     if (saved === null) this.log.warn({ pointers: d.config.pointers.map((p) => p.id) }, 'no saved pointer list; using the config file list');
     this.configVersion = saved?.configVersion ?? 0;
+    for (const r of saved?.rebasesTaken ?? []) this.rebasesTaken.set(rebaseKey(r.rebase, r.version, r.expires), r);
     this.reconfig = new Reconfigurator({
       file: d.config,
       overlay: saved?.configOverlay ?? {},
@@ -181,7 +183,9 @@ export class Agent extends AgentMessages {
 
   protected override stateExtras(): Partial<AgentState> {
     const pending = this.reconfig?.pendingRecord;
-    return { fileHash: this.#fileHash, ...(pending !== undefined ? { pendingConfig: pending } : {}) };
+    // The rebases taken (newest last), as many as a state may hold: each expires within minutes.
+    const rebases = [...this.rebasesTaken.values()].slice(-MAX_REBASES_TAKEN);
+    return { fileHash: this.#fileHash, ...(pending !== undefined ? { pendingConfig: pending } : {}), ...(rebases.length > 0 ? { rebasesTaken: rebases } : {}) };
   }
 
   /** Apply an effective config live and persist it (Reconfigurator host); `restore` puts a held list back (rollback). */

@@ -65,6 +65,18 @@ export interface AgentState {
   pendingConfig?: PendingConfig | undefined;
   /** Hash of the config file's provisioning fields this state was made under (see `boot-config.ts`). */
   fileHash?: string | undefined;
+  /**
+   * Rebases this phone took that have not expired (agent-messages.ts): the same one again is refused,
+   * across a restart too — a version once left may be held again (a config's pointers at held + 1).
+   */
+  rebasesTaken?: RebaseTaken[] | undefined;
+}
+
+/** A rebase taken: the version it replaced, the one it gave, and its `expires` (the phone's clock). */
+export interface RebaseTaken {
+  rebase: number;
+  version: number;
+  expires: number;
 }
 
 /**

@@ -184,8 +184,14 @@ export class Checkers {
   readonly #rebases = new Map<string, RebaseSent>();
   /** `phone ids` of every pointer list an operator's config set (lists-signed: taken at the held version + 1). */
   readonly #configLists = new Set<string>();
-  /** Per phone: `version ids` of every list it held (a rollback of a config that set pointers restores one at its own version). */
-  readonly #heldBefore = new Map<string, Set<string>>();
+  /**
+   * Per phone: what a rollback of the pending config chain may restore (`version ids`): the list it held when
+   * an operator's config reached the brokers for it, or just before it took a config's pointers (reconfig.ts:
+   * the list held before the chain's first change). Cleared when the phone reports the chain confirmed:
+   * a list held before, taken again later, is no rollback (a replayed rebase back to the list held before
+   * a confirmed config once passed as one).
+   */
+  readonly #rollbackTo = new Map<string, Set<string>>();
   /** Per phone: the config version it held at the last check, in which boot. */
   readonly #configHeld = new Map<string, { boot: number | null; version: number }>();
 
@@ -287,6 +293,15 @@ export class Checkers {
     let set = this.#configs.get(target);
     if (set === undefined) this.#configs.set(target, (set = new Set()));
     set.add(b.version);
+    // The list it holds now is what a rollback of the chain this config starts (or joins) may restore.
+    const a = this.#t.phones.get(target)?.agent;
+    if (a !== null && a !== undefined && (a.state as unknown) !== undefined) this.#rollbackTarget(target, `${a.state.listVersion} ${a.state.list.map((p) => p.id).join()}`);
+  }
+
+  #rollbackTarget(pid: string, key: string): void {
+    let set = this.#rollbackTo.get(pid);
+    if (set === undefined) this.#rollbackTo.set(pid, (set = new Set()));
+    set.add(key);
   }
 
   /**
@@ -299,6 +314,9 @@ export class Checkers {
   #onConfigReport(phone: string, kind: string, msg: unknown): void {
     const o = msg as { version?: unknown; ok?: unknown; configVersion?: unknown; online?: unknown; storage?: unknown } | undefined;
     const version = kind === 'status' ? (o?.online === true ? o.configVersion : undefined) : o?.ok === true ? o.version : undefined;
+    // The chain is confirmed: nothing more to restore. (Not when rolled back: a power cut may tear the
+    // rollback's save, and the boot arms the window again and rolls back once more — seed 2.)
+    if (kind === 'config/result' && o?.ok === true) this.#rollbackTo.delete(phone);
     if (typeof version !== 'number') return;
     this.checks++;
     if (version !== 0 && this.#configs.get(phone)?.has(version) !== true) {
@@ -484,11 +502,9 @@ export class Checkers {
       if (prev !== undefined && prev.ids.join() !== ids.join()) this.#listSince.set(pid, this.#t.now());
       if (prev === undefined || prev.boot !== boot) continue; // a boot: the durable checker judges what it found
       this.checks++;
-      let before = this.#heldBefore.get(pid);
-      if (before === undefined) this.#heldBefore.set(pid, (before = new Set()));
-      before.add(`${prev.version} ${prev.ids.join()}`);
-      // A rollback of a config that set pointers restores a list the phone held, at its own version (reconfig.ts).
-      const restored = [...this.#configLists].some((k) => k.startsWith(`${pid} `)) && before.has(`${version} ${ids.join()}`);
+      // A rollback of a config that set pointers restores the list held before the chain, at its own version (reconfig.ts).
+      // (Kept after a rollback: the boot after a power cut that tore its save rolls back once more, seed 2.)
+      const restored = this.#rollbackTo.get(pid)?.has(`${version} ${ids.join()}`) === true;
       // Any other list taken within this run moves the phone on from the rebases it took (replay.ts).
       for (const r of this.#rebases.values()) if (r.phone === pid && r.takenAt !== undefined && r.version !== version) r.movedOn = true;
       const rebase = version < prev.version && !restored ? this.#rebaseTaken(pid, ph, prev.version, version) : false;
@@ -502,7 +518,10 @@ export class Checkers {
       }
       if (version === 0 || restored) continue; // the config file's list; a restored one was judged when first taken
       // A config's pointers: taken as an admin list at the version held + 1.
-      if (version === prev.version + 1 && this.#configLists.has(`${pid} ${ids.join()}`)) continue;
+      if (version === prev.version + 1 && this.#configLists.has(`${pid} ${ids.join()}`)) {
+        this.#rollbackTarget(pid, `${prev.version} ${prev.ids.join()}`);
+        continue;
+      }
       const candidates = this.#signed.get(pid)?.get(version) ?? [];
       const ok = candidates.filter((c) => (c.phone === undefined || c.phone === pid) && c.list.every((p) => ids.includes(p.id)));
       if (ok.length === 0) {

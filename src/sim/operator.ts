@@ -151,6 +151,26 @@ export class Operator {
     return { disturbedUntil };
   }
 
+  /**
+   * A rebase and then a config (fork `reprovision-again`, drawn apart so every other draw stays): in a third
+   * of the runs, at 8..50 s, `ipphone-admin pointers --rebase --version <held − 1>` to one phone and 1..4 s
+   * later a config that sets its pointers — taken at the held version + 1, the very version the rebase
+   * named: a recorded rebase replayed then must change nothing (replay.ts; agent-messages.ts remembers the
+   * rebases it took). Returns when its effects are over (5 s after the config).
+   */
+  scheduleRebaseThenConfig(r: Rng): { disturbedUntil: number } {
+    if (!r.chance(1 / 3)) return { disturbedUntil: 0 };
+    const at = r.int(8_000, 50_000);
+    const gap = r.int(1_000, 4_000);
+    const phone = r.pick(this.topo.phones);
+    const anyBroker = r.pick(this.topo.brokers.filter((b) => this.topo.group.some((c) => c.broker === b.url))).url;
+    const rebased = this.#drawList(r);
+    const pointers = this.#drawList(r);
+    this.world.at(at, () => this.#send(this.homeBroker(phone) ?? anyBroker, phone, { kind: 'rebase', list: rebased, below: 1 }));
+    this.world.at(at + gap, () => this.#send(this.homeBroker(phone) ?? anyBroker, phone, { kind: 'config', patch: { pointers } }));
+    return { disturbedUntil: at + gap + 5_000 };
+  }
+
   /** One action now, to `phone` through the broker of its home (else the first group broker): a plant's (run.ts). */
   sendNow(phone: string, action: Action): void {
     const anyBroker = this.topo.brokers.find((b) => this.topo.group.some((c) => c.broker === b.url))!.url;

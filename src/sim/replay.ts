@@ -25,9 +25,9 @@
  * The plant `replayable-rebase` ({@link plantReplayableRebase}) proves they can
  * fail: the operator rebases every phone at 30 s and pushes it a plain list at
  * 40 s (it moves on), the hostile phone replays from 45 s, and once in the run
- * the phone that a replayed rebase reaches forgets the held-version check
- * (the world hands it the message as if it still held the version the rebase
- * names): it takes the replay, its version goes down a second time.
+ * the phone that a replayed rebase reaches forgets its checks (the world hands
+ * it the message as if it still held the version the rebase names and had
+ * taken no rebase): it takes the replay, its version goes down a second time.
  */
 import type { Conn, Net } from './broker.js';
 import { HOSTILE_ID, type HostilePhone } from './hostile.js';
@@ -123,10 +123,11 @@ export class HostileReprovision {
  * holds), at 40 s it pushes each a plain list of the configured pointers (the
  * phone moves on), from 45 s for 40 s the hostile phone is active and replays
  * what it read. The first rebase delivered to a phone that no longer holds the
- * version it names — a replay — is handed to that phone as if it still held
- * it: the phone forgets its held-version check for that one message (the
- * world sets the version its check reads, in the same instant; put back if the
- * phone refuses it anyway). On an open broker only: the printed ACL lets the
+ * version it names — a replay — is handed to that phone as if it still held it
+ * and had taken no rebase: the phone forgets its checks for that one message
+ * (the world sets the version its check reads and hides the rebases it took,
+ * in the same instant; put back after, the version too if the phone refuses
+ * it anyway). On an open broker only: the printed ACL lets the
  * hostile phone write no other phone's topic.
  */
 export function plantReplayableRebase(world: World, net: Net, phones: Map<string, PhoneHost>, operator: Operator, hostile: HostilePhone, replay: HostileReprovision, configured: () => { id: string; broker: string; services: string }[]): void {
@@ -136,6 +137,7 @@ export function plantReplayableRebase(world: World, net: Net, phones: Map<string
   world.at(40_000, () => {
     for (const id of phones.keys()) operator.sendNow(id, { kind: 'pointers', list: configured() });
   });
+
   world.at(45_000, () => {
     hostile.activate(world.now + 40_000);
     replay.kick();
@@ -157,8 +159,13 @@ export function plantReplayableRebase(world: World, net: Net, phones: Map<string
             const held = st.listVersion;
             forgot = true;
             world.trace(`plant: ${p.phoneId} forgets its held-version check (holds v${held}, the rebase names v${body.rebase})`);
+            // …and the rebases it took (agent-messages.ts `rebasesTaken`, kept across restarts), for this message.
+            const taken = (agent as unknown as { rebasesTaken: Map<string, unknown> }).rebasesTaken;
+            const kept = new Map(taken);
+            taken.clear();
             st.listVersion = body.rebase;
             sink.message(t, pl, r);
+            for (const [k, v] of kept) if (!taken.has(k)) taken.set(k, v);
             // Refused anyway (expired, …): the phone holds what it held.
             if ((agent.state as unknown) === st && st.listVersion === body.rebase) st.listVersion = held;
             return;

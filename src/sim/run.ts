@@ -403,6 +403,8 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   const { lastPointersAt } = operator.schedule();
   // Re-provisioning: configs that set pointers (a rollback among them) and rebases, on a fork of their own.
   const { disturbedUntil: reprovisionedUntil } = operator.scheduleReprovision(root.fork('reprovision'));
+  // A rebase to the held version − 1 and then a config's pointers (held + 1: the version the rebase named), on a fork of its own.
+  const { disturbedUntil: reprovisionedAgainUntil } = operator.scheduleRebaseThenConfig(root.fork('reprovision-again'));
   // The operator who removed a member pushes no list naming it from then on.
   const removing = plan.membership?.kind === 'remove' ? plan.membership : undefined;
   if (removing !== undefined) world.at(removing.at, () => operator.removed.add(removing.cm));
@@ -474,7 +476,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
 
   // An operator's list is a change the phone must act on like a fault's: fallback is judged a quiet
   // period after the last one (seed 400,134: a list at 93 s, the run ended at 104 s).
-  const disturbedUntil = Math.max(faultsEnd, groupView.endMs, lastPointersAt, reprovisionedUntil);
+  const disturbedUntil = Math.max(faultsEnd, groupView.endMs, lastPointersAt, reprovisionedUntil, reprovisionedAgainUntil);
   // converge: judged from when nothing disturbs the group (faults, restarts, busy phones); such a run lasts until it can be.
   // An operator's list that overrides a rebalance release ends it at the phone's next keep-alive
   // (rebalancer.ts onReport; seed 7189 once waited out RELEASED_PERIODS here): no wait after it.

@@ -6,7 +6,7 @@
  * JSON differs from what was last loaded or saved, so flash wear tracks real
  * changes and {@link FileStateStore.writes} shows how many there were.
  */
-import type { AgentState, PendingConfig, StateStore } from '../agent/ports.js';
+import type { AgentState, PendingConfig, RebaseTaken, StateStore } from '../agent/ports.js';
 import { IpphoneError, errorMessage, isIpphoneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Pointer } from '../protocol/types.js';
@@ -33,20 +33,34 @@ const isVersion = (v: unknown): v is number => typeof v === 'number' && Number.i
 export function checkAgentState(value: unknown): StateCheck {
   const problems: string[] = [];
   if (!isPlainObject(value)) return { ok: false, problems: ['state is not an object'] };
-  const { pointers, pointersVersion, configVersion, configOverlay, pendingConfig, fileHash } = value;
+  const { pointers, pointersVersion, configVersion, configOverlay, pendingConfig, fileHash, rebasesTaken } = value;
   const list = checkPointers(pointers, 'pointers', problems);
   if (!isVersion(pointersVersion)) problems.push('pointersVersion must be a non-negative safe integer');
   if (!isVersion(configVersion)) problems.push('configVersion must be a non-negative safe integer');
   if (configOverlay !== undefined && !isPlainObject(configOverlay)) problems.push('configOverlay must be a plain object');
   if (fileHash !== undefined && (typeof fileHash !== 'string' || !/^[0-9a-f]{16,64}$/.test(fileHash))) problems.push('fileHash must be a hex string');
   const pending = pendingConfig === undefined ? undefined : checkPending(pendingConfig, problems);
+  const rebases = rebasesTaken === undefined ? undefined : checkRebases(rebasesTaken, problems);
   if (problems.length > 0) return { ok: false, problems };
   const state: AgentState = { pointers: list, pointersVersion: pointersVersion as number, configVersion: configVersion as number };
   if (configOverlay !== undefined) state.configOverlay = configOverlay as Record<string, unknown>;
   if (pending !== undefined) state.pendingConfig = pending;
   if (fileHash !== undefined) state.fileHash = fileHash as string;
+  if (rebases !== undefined) state.rebasesTaken = rebases;
   return { ok: true, state };
 }
+
+/** `rebasesTaken`: up to {@link MAX_REBASES_TAKEN} `{ rebase, version, expires }` of versions. */
+function checkRebases(v: unknown, problems: string[]): RebaseTaken[] | undefined {
+  if (!Array.isArray(v) || v.length > MAX_REBASES_TAKEN || !v.every((r) => isPlainObject(r) && isVersion(r.rebase) && isVersion(r.version) && isVersion(r.expires))) {
+    problems.push(`rebasesTaken must be an array of at most ${MAX_REBASES_TAKEN} { rebase, version, expires } of non-negative safe integers`);
+    return undefined;
+  }
+  return v.map((r: Record<string, unknown>) => ({ rebase: r.rebase as number, version: r.version as number, expires: r.expires as number }));
+}
+
+/** Most rebases a state remembers (each lives at most REBASE_MAX_LIFETIME_MS; an operator sends few). */
+export const MAX_REBASES_TAKEN = 32;
 
 function checkPointers(pointers: unknown, at: string, problems: string[]): Pointer[] {
   const list: Pointer[] = [];
