@@ -53,7 +53,7 @@ export interface Topology {
   /** The call managers' probe of their SIP registrar (`sip.probeMs`, `sip.missLimit`). */
   sip: { probeMs: number; missLimit: number };
   /** The phones' SIP user agent: REGISTER expiry and refresh (`sip.regintS`), `sip.registerTimeoutMs`. */
-  phoneSip: { regintS: number; registerTimeoutMs: number };
+  phoneSip: { regintS: number; registerTimeoutMs: number; /** Digest credentials (`sip.passwordFile`) and `sip.authRetryMs` (src/sim/sip-auth.ts); absent: none. */ auth?: { passwordFile: string; authRetryMs: number } };
   /** The group's rebalancing (src/sim/rebalance.ts draws it); absent: off, capacity 100. */
   rebalance?: RebalanceSetting;
   /** Call managers installed during the run (a group membership change adds them): hosts, not yet members. */
@@ -198,7 +198,7 @@ export function agentConfig(t: Topology, phoneId: string, over: { missLimit?: nu
     trust: { requireSigned: true, keys: { [KEY_ID]: publicKeyPem } },
     mqtt: { keepaliveSec: t.phoneMqttKeepaliveSec, connectTimeoutMs: t.phoneConnectTimeoutMs, backoff: t.backoff },
     // The user agent is the world's (src/sim/sip.ts), behind the port baresip's adapter fills in production.
-    sip: { driver: 'baresip', ctrl: '127.0.0.1:4444', user: sipUser(phoneId), regintS: t.phoneSip.regintS, registerTimeoutMs: t.phoneSip.registerTimeoutMs },
+    sip: { driver: 'baresip', ctrl: '127.0.0.1:4444', user: sipUser(phoneId), regintS: t.phoneSip.regintS, registerTimeoutMs: t.phoneSip.registerTimeoutMs, ...(t.phoneSip.auth ?? {}) },
     log: { level: 'silent' },
   });
   if (!r.ok) throw new Error(`sim: agent config ${phoneId}: ${r.problems.join('; ')}`);

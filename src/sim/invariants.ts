@@ -12,7 +12,7 @@ import type { Conn } from './broker.js';
 import type { CmHost, PhoneHost } from './hosts.js';
 import { publicKeyPem, type Topology } from './group.js';
 
-export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online', 'config-signed', 'sip-at-home', 'removed-gone', 'services-relative'] as const;
+export const INVARIANTS = ['home-is-live', 'service-when-possible', 'fallback', 'lists-signed', 'versions-bounded', 'no-forged-effect', 'lists-live', 'durable', 'no-storm', 'converge', 'no-replayed-online', 'config-signed', 'sip-at-home', 'removed-gone', 'services-relative', 'auth-no-rehome', 'auth-shown', 'auth-no-storm', 'auth-recovers'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
 export interface Violation {

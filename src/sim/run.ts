@@ -69,13 +69,14 @@ export interface RunOptions {
    * request for a page other than a top page on another server to the same place on a services server no list names:
    * the failover's next hop goes to "not a pointer of its", services-relative),
    * `misplaced-nav` (from 30 s cm-a's services server is in an outage for good, and a proxy in the phones' path sends every request for a page other than a top page on another server to that server's top page: services-relative).
+   * `auth-rehome`, `auth-blind`, `auth-storm`, `auth-stuck` (digest authentication forced on; the SIP world lies: src/sim/sip-auth.ts `AuthPlant`).
    */
   plant?: Plant;
   /** A defect put back in the product for this run (src/sim/mutations.ts): proof the simulator finds it. */
   mutate?: MutationName;
 }
 
-export type Plant = 'replayable-rebase' | 'stray-services' | 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'registrar-keeps' | 'registrar-forgets' | 'believe-dead' | 'push-demote' | 'keep-removed' | 'misplaced-nav' | 'stray-rebase';
+export type Plant = 'replayable-rebase' | 'stray-services' | 'slow-detect' | 'no-fallback' | 'lying-fsync' | 'leak-will' | 'erase-remote' | 'dragged-version' | 'push-dead' | 'kick' | 'wide-threshold' | 'flap' | 'deaf-services' | 'stray-config' | 'registrar-keeps' | 'registrar-forgets' | 'believe-dead' | 'push-demote' | 'keep-removed' | 'misplaced-nav' | 'stray-rebase' | AuthPlant;
 
 export interface RunResult {
   seed: number;
@@ -92,6 +93,8 @@ export interface RunResult {
   reprovisioned?: Record<string, number>;
   /** Page failovers services-relative judged and found answered at the same place in time (figures). */
   relativeJudged?: number;
+  /** REGISTERs the registrars refused for wrong credentials (src/sim/sip-auth.ts; figures); absent: no digest authentication in this seed. */
+  authRefusals?: number;
   /** Re-provisioning messages the hostile phone read and the replays it published (src/sim/replay.ts; figures, tests). */
   replays?: { recorded: number; replayed: number };
 }
@@ -117,7 +120,7 @@ function seedCrypto(rng: Rng | null): void {
   syncBuiltinESMExports();
 }
 
-export function scheduleFor(seed: number, o: RunOptions = {}): { topo: Topology; faults: Fault[]; open: boolean; plan: RebalancePlan } {
+export function scheduleFor(seed: number, o: RunOptions = {}): { topo: Topology; faults: Fault[]; open: boolean; plan: RebalancePlan; auth: SipAuthPlan | undefined } {
   const root = new Rng(seed);
   const setup = root.fork('setup');
   const phones = o.phones ?? setup.int(3, 6);
@@ -126,21 +129,24 @@ export function scheduleFor(seed: number, o: RunOptions = {}): { topo: Topology;
   const drawn = drawFaults(root.fork('faults'), topo);
   const faults = o.faults ?? (o.keep ? o.keep.map((i) => drawn[i]!).filter((f) => f !== undefined) : drawn);
   const plan = drawRebalance(root.fork('rebalance'), topo, { force: o.plant === 'wide-threshold' || o.plant === 'flap', membership: o.topology === undefined && o.plant !== 'wide-threshold' && o.plant !== 'flap' });
-  return { topo: withPlan(topo, plan), faults, open, plan };
+  // Digest authentication at the registrars (src/sim/sip-auth.ts), drawn last: the other forks keep their draws.
+  const auth = o.topology === undefined ? drawSipAuth(root.fork('sip-auth'), topo, o.plant?.startsWith('auth-') === true) : undefined;
+  const planned = withPlan(topo, plan);
+  return { topo: auth === undefined ? planned : { ...planned, phoneSip: { ...planned.phoneSip, auth: { passwordFile: SIM_SIP_PASSWORD_FILE, authRetryMs: auth.authRetryMs } } }, faults, open, plan, auth };
 }
 
 export async function runSeed(seed: number, o: RunOptions = {}): Promise<RunResult> {
   const root = new Rng(seed);
-  const { topo, faults, open, plan } = scheduleFor(seed, o);
+  const { topo, faults, open, plan, auth } = scheduleFor(seed, o);
   seedCrypto(root.fork('crypto'));
   try {
-    return await withMutation(o.mutate, () => run(seed, root, topo, faults, open, o.plant, plan));
+    return await withMutation(o.mutate, () => run(seed, root, topo, faults, open, o.plant, plan, auth));
   } finally {
     seedCrypto(null);
   }
 }
 
-async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], open: boolean, plant: Plant | undefined, plan: RebalancePlan): Promise<RunResult> {
+async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], open: boolean, plant: Plant | undefined, plan: RebalancePlan, authPlan: SipAuthPlan | undefined): Promise<RunResult> {
   const world = new World();
   const net = new Net(world, root.fork('net'), MAX_DELAY_MS);
   const groupAcl = open ? openAcl : printedAcl(PREFIX, [...topo.group, ...(topo.spare ?? [])].map((c) => c.id), [OPERATOR_ID]);
@@ -473,6 +479,17 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   for (const p of phones.values()) p.sipWorld = sip;
   const callsEnd = scheduleCalls(world, root.fork('calls'), phones, sip);
   const sipAtHome = new SipAtHome(sip, phones, sipBounds(topo, MAX_DELAY_MS), (d) => checkers.violate('sip-at-home', d), () => checkers.checks++);
+  // Digest authentication and the operator's password edits (src/sim/sip-auth.ts), and their checkers.
+  let authUntil = 0;
+  let authChecks: AuthChecks | undefined;
+  if (authPlan !== undefined) {
+    const auth = (sip.auth = new SipAuth(world, authPlan, plant?.startsWith('auth-') === true ? (plant as AuthPlant) : undefined));
+    authUntil = auth.schedule();
+    const ab = authBounds(authPlan.authRetryMs, topo.phoneSip.registerTimeoutMs, MAX_DELAY_MS, sipBounds(topo, MAX_DELAY_MS).registerMs);
+    const ac = (authChecks = new AuthChecks(() => world.now, sip, auth, net, phones, ab, (inv, d) => checkers.violate(inv, d), () => checkers.checks++));
+    sipAtHome.exempt = (pid) => ac.exempt(pid);
+    net.observers.push((b, from, topic, payload) => ac.onPublish(b.id, from?.identity ?? null, topic, payload));
+  }
 
   // An operator's list is a change the phone must act on like a fault's: fallback is judged a quiet
   // period after the last one (seed 400,134: a list at 93 s, the run ended at 104 s).
@@ -505,7 +522,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
       if (moved !== undefined) pushAs(moved.to, moved.phone, cms.get(moved.to)!.host.wall() + 120_000, [moved.from, ...ids.filter((x) => x !== moved!.from)], 'rebalance');
     });
   }
-  const endAt = Math.max(Math.max(disturbedUntil, 60_000) + QUIET_MS, cb !== undefined ? quietFrom + cb.settleMs + cb.convergeMs + 5000 : 0);
+  const endAt = Math.max(Math.max(disturbedUntil, 60_000) + QUIET_MS, cb !== undefined ? quietFrom + cb.settleMs + cb.convergeMs + 5000 : 0, authUntil > 0 ? authUntil + QUIET_MS : 0);
   const homes = new Map<string, string | null>();
   await world.runUntil(endAt, () => {
     for (const [id, p] of phones) {
@@ -519,6 +536,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     liveness.tick();
     converge?.tick();
     sipAtHome.tick(world.now);
+    authChecks?.tick();
     removal.tick();
     relative.tick(world.now);
   }, () => checkers.violations.length > 0);
@@ -540,6 +558,7 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
     errors,
     reprovisioned: { ...operator.reprovisioned, ...(checkers.wentDown > 0 ? { 'went-down': checkers.wentDown } : {}) },
     relativeJudged: relative.judged,
+    ...(sip.auth !== null ? { authRefusals: sip.auth.refusals } : {}),
     replays: { recorded: hostileReprov.recorded.length, replayed: hostileReprov.replayed },
   };
 }

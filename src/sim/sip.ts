@@ -40,6 +40,7 @@ import type { Net } from './broker.js';
 import type { ProcessClock } from './clock.js';
 import { allCms, registrarOf, sipUser, type CmSpec, type Topology } from './group.js';
 import type { Rng } from './rng.js';
+import { refusalEvent, type SipAuth } from './sip-auth.js';
 import type { World } from './world.js';
 
 /** Timer F (and B): 64 × T1, T1 = 500 ms (RFC 3261 §17.1.2.2). */
@@ -120,6 +121,8 @@ export class SipWorld {
   #callId = 0;
   /** Called when a call comes in to a phone (the calls workload answers it). */
   onIncoming: (phone: string) => void = () => {};
+  /** Digest authentication (src/sim/sip-auth.ts), set by the runner in the seeds that draw it; null: registrars ask for none. */
+  auth: SipAuth | null = null;
 
   constructor(
     readonly world: World,
@@ -212,6 +215,8 @@ interface Account {
   /** The current REGISTER transaction (answers of older ones are ignored). */
   txn: number;
   timer: unknown;
+  /** The registrar's last challenge (digest authentication): refreshes send credentials over it. */
+  nonce?: string;
 }
 
 interface Call {
@@ -281,6 +286,7 @@ export class SimUserAgent implements SipUserAgent {
     this.#accounts.delete(aor);
     this.clock.clearTimeout(acc.timer as never);
     const user = this.user;
+    if (this.sw.auth?.asks(acc.reg.cm) === true) return this.#unregisterDigest(acc.reg, aor, acc.nonce, 1);
     this.sw.toRegistrar(this, acc.reg, `unregister ${user}`, () => acc.reg.register(user, aor, this, 0));
   }
 
@@ -294,7 +300,21 @@ export class SimUserAgent implements SipUserAgent {
     this.call = call;
     const callee = userOf(uri);
     this.sw.world.trace(`sip call ${this.phone} dials ${callee}`);
-    this.sw.toRegistrar(this, reg, `invite ${callee}`, () => {
+    const send = (nonce: string | undefined): void => this.sw.toRegistrar(this, reg, `invite ${callee}${nonce !== undefined ? ' auth' : ''}`, () => {
+      // Digest authentication: 407 with a challenge, the INVITE again with credentials; refused: 403.
+      const auth = this.sw.auth;
+      if (auth?.asks(reg.cm) === true) {
+        const v = auth.verdict(reg.cm, this.phone, nonce);
+        if (v === 'refuse') {
+          this.sw.toPhone(this, reg, '403 invite', () => this.#ended(call.id, '403 Forbidden'));
+          return;
+        }
+        if (v !== 'ok') {
+          const n = auth.nonce(reg.cm);
+          this.sw.toPhone(this, reg, '407 invite', () => this.call?.id === call.id && call.state === 'setup' && send(n));
+          return;
+        }
+      }
       const to = this.sw.route(reg, callee);
       if (to === undefined || to.ua === this) {
         this.sw.toPhone(this, reg, '404', () => this.#ended(call.id, '404 Not Found'));
@@ -302,6 +322,7 @@ export class SimUserAgent implements SipUserAgent {
       }
       this.sw.toPhone(to.ua, to.at, `invite from ${this.user}`, () => to.ua.#incoming(this, call.id, aor));
     });
+    send(undefined);
     // Timer B: nothing came back.
     this.clock.setTimeout(() => {
       if (this.call?.id === call.id && call.state === 'setup') this.#ended(call.id, '408 Request Timeout');
@@ -343,6 +364,7 @@ export class SimUserAgent implements SipUserAgent {
   }
 
   #register(acc: Account): void {
+    if (this.sw.auth?.asks(acc.reg.cm) === true) return this.#registerDigest(acc);
     const txn = ++acc.txn;
     const user = this.user;
     this.sw.toRegistrar(this, acc.reg, `register ${user}`, () => {
@@ -350,6 +372,66 @@ export class SimUserAgent implements SipUserAgent {
       this.sw.toPhone(this, acc.reg, `200 register ${user}`, () => this.#answered(acc, txn));
     });
     acc.timer = this.clock.setTimeout(() => this.#timedOut(acc, txn), TIMER_F_MS);
+  }
+
+  /**
+   * A REGISTER to a registrar that asks for digest authentication (sip-auth.ts): with
+   * credentials over the account's last nonce, if any; a challenge (none sent, or a stale
+   * nonce) is answered at once with a new REGISTER; refused credentials are final.
+   */
+  #registerDigest(acc: Account): void {
+    const txn = ++acc.txn;
+    const auth = this.sw.auth!;
+    const user = this.user;
+    const r = acc.reg;
+    const nonce = acc.nonce;
+    this.sw.toRegistrar(this, r, `register ${user}${nonce !== undefined ? ' auth' : ''}`, () => {
+      const v = auth.verdict(r.cm, this.phone, nonce);
+      if (v === 'ok') {
+        r.register(user, acc.aor, this, acc.regintS);
+        this.sw.toPhone(this, r, `200 register ${user}`, () => this.#answered(acc, txn));
+        return;
+      }
+      if (v === 'refuse') {
+        auth.refusalSent(this.phone, r.cm);
+        const param = auth.refusal(r.cm);
+        this.sw.toPhone(this, r, `${param.slice(0, 3)} register ${user}`, () => this.#refused(acc, txn, param));
+        return;
+      }
+      const n = auth.nonce(r.cm);
+      this.sw.toPhone(this, r, `401 register ${user}${v === 'stale' ? ' stale' : ''}`, () => {
+        if (!this.#current(acc, txn)) return;
+        this.clock.clearTimeout(acc.timer as never);
+        acc.nonce = n;
+        this.#registerDigest(acc);
+      });
+    });
+    acc.timer = this.clock.setTimeout(() => this.#timedOut(acc, txn), TIMER_F_MS);
+  }
+
+  /** The registrar refused the account's credentials: `REGISTER_FAIL`, and libre's retry after its fail wait while the account exists. */
+  #refused(acc: Account, txn: number, param: string): void {
+    const auth = this.sw.auth!;
+    // auth-storm (a planted defect): the REGISTER goes again in 500 ms, account removed or not.
+    if (auth.plant === 'auth-storm') this.clock.setTimeout(() => this.#registerDigest(acc), 500);
+    if (!this.#current(acc, txn)) return;
+    this.clock.clearTimeout(acc.timer as never);
+    if (auth.plant !== 'auth-storm') acc.timer = this.clock.setTimeout(() => this.#accounts.get(acc.aor) === acc && this.#register(acc), FAIL_WAIT_MS);
+    auth.onRefusalDelivered(this.phone, acc.reg.cm);
+    this.#emit(refusalEvent(acc.aor, param, auth.plant));
+  }
+
+  /** An unregister (expires 0) to a registrar that asks for authentication: refused, the binding stays until it expires. */
+  #unregisterDigest(r: SimRegistrar, aor: string, nonce: string | undefined, tries: number): void {
+    const auth = this.sw.auth!;
+    const user = this.user;
+    this.sw.toRegistrar(this, r, `unregister ${user}${nonce !== undefined ? ' auth' : ''}`, () => {
+      const v = auth.verdict(r.cm, this.phone, nonce);
+      if (v === 'ok') return r.register(user, aor, this, 0);
+      if (v === 'refuse') return this.sw.toPhone(this, r, `${auth.refusal(r.cm).slice(0, 3)} unregister ${user}`, () => {});
+      const n = auth.nonce(r.cm);
+      this.sw.toPhone(this, r, `401 unregister ${user}`, () => tries > 0 && this.#unregisterDigest(r, aor, n, tries - 1));
+    });
   }
 
   #current(acc: Account, txn: number): boolean {
@@ -360,11 +442,13 @@ export class SimUserAgent implements SipUserAgent {
     if (!this.#current(acc, txn)) return;
     this.clock.clearTimeout(acc.timer as never);
     acc.timer = this.clock.setTimeout(() => this.#accounts.get(acc.aor) === acc && this.#register(acc), acc.regintS * 1000 * REFRESH_FRACTION);
+    this.sw.auth?.onRegisteredDelivered(this.phone, acc.reg.cm);
     this.#emit({ type: 'registered', aor: acc.aor });
   }
 
   #timedOut(acc: Account, txn: number): void {
     if (!this.#current(acc, txn)) return;
+    this.sw.auth?.onTimedOut(this.phone, acc.reg.cm);
     acc.timer = this.clock.setTimeout(() => this.#accounts.get(acc.aor) === acc && this.#register(acc), FAIL_WAIT_MS);
     this.#emit({ type: 'register-failed', aor: acc.aor, reason: '408 Request Timeout (Timer F)' });
   }
@@ -531,6 +615,8 @@ export class SipAtHome {
   readonly #answering = new Map<string, { home: string; since: number }>();
   readonly #idle = new Map<string, { home: string; since: number }>();
   #last = -Infinity;
+  /** A phone left to the refused-credentials checkers (sip-auth-checks.ts): its home's registrar refuses it, or it is not registered there since. */
+  exempt: (phone: string) => boolean = () => false;
 
   constructor(
     readonly sw: SipWorld,
@@ -555,6 +641,8 @@ export class SipAtHome {
         this.#idle.delete(pid);
         continue;
       }
+      // Refused credentials (sip-auth-checks.ts judges those): the registration bound starts once it is over.
+      if (reg !== null && this.exempt(pid)) this.#answering.delete(pid);
       const a = since(this.#answering, pid, key, now);
       const busy = p.hook.offHook || p.ua?.call != null;
       const idle = busy ? undefined : since(this.#idle, pid, key, now);
