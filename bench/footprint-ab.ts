@@ -4,7 +4,8 @@
  * `node scripts/bundle.mjs`) and from this tree's dist/image, each over `mqtt:` and
  * over `mqtts:` with a client certificate, beside a bare node of the same version,
  * all with the unit's options, on each Node line, all spawned together so they share
- * the machine's load. Not under W^X (RSS is the same; bench/footprint.ts runs W^X).
+ * the machine's load, each with the unit's environment only (bench/footprint.ts
+ * unitEnvWrap). Not under W^X (RSS is the same; bench/footprint.ts runs W^X).
  *
  *   BEFORE=/tmp/wt/dist/image/usr/lib/ipphone [MAJORS='[20,22,24]'] [RSS_MS=30000] \
  *     npx tsx bench/footprint-ab.ts
@@ -14,7 +15,9 @@ import { Observer, spawnNode, startGroup, tempDir, rssKiB, sleep, ROOT } from '.
 import { unitNodeOptions } from '../test/helpers/unit-runtime.js';
 import { nodeRuntime } from '../test/helpers/node-runtimes.js';
 import { makePki } from '../test/helpers/pki.js';
+import { unitEnvWrap } from './footprint.js';
 const flags = unitNodeOptions();
+const env = unitEnvWrap();
 if (process.env.BEFORE === undefined) throw new Error('BEFORE=DIR (the other image\'s usr/lib/ipphone) is required');
 const images: Record<string, string> = { before: process.env.BEFORE, after: path.join(ROOT, 'dist/image/usr/lib/ipphone') };
 const majors = JSON.parse(process.env.MAJORS ?? '[20,22,24]') as (20 | 22 | 24)[];
@@ -33,7 +36,7 @@ for (const major of majors) {
     for (const img of Object.keys(images)) {
       const id = `p-ab${major}-${tr}-${img}`;
       const cfg = groups[tr].agentConfig(id, { holdMs: 120000, stateDir: tempDir('ab') });
-      runs.push({ key: `${major} ${tr} ${img}`, major, tr, img, id, agent: spawnNode(id, [...flags, path.join(images[img]!, 'ipphone-agent.mjs'), '--config', cfg], undefined, node) });
+      runs.push({ key: `${major} ${tr} ${img}`, major, tr, img, id, agent: spawnNode(id, [...flags, path.join(images[img]!, 'ipphone-agent.mjs'), '--config', cfg], env, node) });
     }
 }
 await Promise.all(runs.map((r) => obs[r.tr].waitHomed(r.id, 'cm-a', 120000, r.agent)));

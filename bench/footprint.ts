@@ -16,13 +16,15 @@
  *   and the agent/bare ratio per line (issue #9's figure, goal ≤ 1.2×).
  *   The same again as deployed (issue 18): `mqtts:` with a client
  *   certificate (test/helpers/pki.ts, openssl) to a TLS-only broker of the
- *   production shape, beside the same bare node, in the same run.
+ *   production shape, beside the same bare node, in the same run. These
+ *   agents and their bare nodes get the unit's environment only
+ *   ({@link unitEnvWrap}), not this machine's.
  * The RSS read happens inside the steady window (both start once homed).
  */
 import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { cpuMs, distStaleFiles, ensureDist, Observer, rssKiB, sleep, spawnNode, startAgent, startGroup, tempDir, type Child, type Runtime } from './harness.js';
-import { unitNodeOptions, wxWrapper } from '../test/helpers/unit-runtime.js';
+import { shippedUnit, unitNodeOptions, wxWrapper, type WxWrapper } from '../test/helpers/unit-runtime.js';
 import { nodeRuntime, stageRuntimeImage, SUPPORTED_MAJORS, type Major } from '../test/helpers/node-runtimes.js';
 import { PtyLcd } from '../test/helpers/pty.js';
 import { makePki } from '../test/helpers/pki.js';
@@ -191,7 +193,8 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
       const lib = stageRuntimeImage(rt);
       return (['jitless', 'tls', 'jit'] as const).map((mode) => {
         const flags = mode === 'jit' ? unitFlags.filter((f) => f !== '--jitless') : unitFlags;
-        const w = mode !== 'jit' && wx.supported ? wx : undefined;
+        // Only the unit's environment (unitEnvWrap), as systemd starts it; under W^X unless with the JIT.
+        const w = unitEnvWrap(mode !== 'jit' ? wx : undefined);
         const phone = `p-bench-rss-node${major}-${mode}`;
         const g = mode === 'tls' ? tlsGroup : group;
         const config = g.agentConfig(phone, { holdMs: 120_000, stateDir: tempDir(`state-node${major}-${mode}`) });
@@ -199,7 +202,7 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
         const child = spawnNode(phone, [...flags, path.join(lib, 'ipphone-agent.mjs'), '--config', config], w, rt.node);
         const bareLine = spawnNode(`bare-node${major}-${mode}`, [...flags, '-e', 'setInterval(()=>{},1000)'], w, rt.node);
         children.push(child, bareLine);
-        return { major, version: rt.version, mode, flags, wx: w !== undefined, phone, child, bare: bareLine, spawnedAt, homedMs: NaN, observer: mode === 'tls' ? tlsObserver : observer };
+        return { major, version: rt.version, mode, flags, wx: mode !== 'jit' && wx.supported, phone, child, bare: bareLine, spawnedAt, homedMs: NaN, observer: mode === 'tls' ? tlsObserver : observer };
       });
     });
     // Spawned together, so each start-to-homed time sees the same contention.
@@ -286,6 +289,21 @@ export async function runFootprint(o: FootprintOptions): Promise<FootprintResult
     await tlsGroup.close();
     pki.remove();
   }
+}
+
+/** The PATH systemd gives a service (systemd.exec(5), "Environment Variables in Spawned Processes"). */
+export const SYSTEMD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * A command prefix that runs node with the agent unit's environment only — its
+ * `Environment=` and systemd's PATH, nothing of this machine's (e.g.
+ * NODE_EXTRA_CA_CERTS, which makes node read a CA bundle at start: +0.8–1.7 MiB
+ * measured, on the bare node as on the agent) — and under W^X when `wx` is given.
+ */
+export function unitEnvWrap(wx?: WxWrapper): { command: string; args: string[] } {
+  const env = { ...shippedUnit('ipphone-agent.service').env, PATH: SYSTEMD_PATH };
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return { command: 'env', args: ['-i', ...vars, ...(wx?.supported ? [wx.command, ...wx.args] : [])] };
 }
 
 /** Goal of issue #9: the agent as the unit runs it within 1.2× a bare node of the same version and options. */

@@ -88,7 +88,7 @@ const serialportInBundle = {
     b.onResolve({ filter: /^node-gyp-build$/ }, (args) =>
       args.importer.includes(`${path.sep}@serialport${path.sep}bindings-cpp${path.sep}`) ? { path: path.join(root, 'scripts/shims/serialport-addon.cjs') } : undefined,
     );
-    b.onResolve({ filter: /^debug$/ }, () => ({ path: path.join(root, 'node_modules/debug/src/index.js') }));
+    b.onResolve({ filter: /^debug$/ }, (args) => (args.importer === path.join(root, 'scripts/shims/debug-lazy.cjs') ? undefined : { path: path.join(root, 'scripts/shims/debug-lazy.cjs') }));
   },
 };
 /**
@@ -111,6 +111,9 @@ const serialportInBundle = {
  *   node:fs/promises in src/store/durable-file.ts (four calls) and node:zlib
  *   in src/store/crc32.ts (its table CRC is the same) are not loaded at all
  *   (bench/results-footprint.md has what each saved).
+ * - node:os in pino.js (one hostname() for its default base, which no ipphone
+ *   logger uses) is not loaded; debug (mqtt.js, mqtt-packet, serialport) is
+ *   evaluated only when DEBUG is set at start (it loads node:tty).
  */
 const shim = (name) => ({ path: path.join(root, 'scripts/shims', name) });
 const from = (args, ...parts) => args.importer.includes(path.join('node_modules', ...parts));
@@ -129,6 +132,7 @@ const unusedCodeOut = {
     b.onResolve({ filter: /^assert$/ }, (args) => (from(args, 'sonic-boom') ? shim('assert-lite.cjs') : undefined));
     b.onResolve({ filter: /^node:fs\/promises$/ }, (args) => (args.importer === path.join(root, 'src/store/durable-file.ts') ? shim('fs-promises-lite.mjs') : undefined));
     b.onResolve({ filter: /^node:zlib$/ }, (args) => (args.importer === path.join(root, 'src/store/crc32.ts') ? shim('zlib-crc32-table.mjs') : undefined));
+    b.onResolve({ filter: /^(node:)?os$/ }, (args) => (args.importer === path.join(root, 'node_modules/pino/pino.js') ? shim('pino-os.cjs') : undefined));
   },
 };
 rmSync('dist/bundle', { recursive: true, force: true });
