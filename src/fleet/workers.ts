@@ -65,6 +65,8 @@ interface Slot {
   /** stop() asked it to stop: its thread ending is no longer a loss. */
   stopping: boolean;
   stopped: boolean;
+  /** The thread has ended ('exit' seen). */
+  gone: boolean;
   exited: Promise<void>;
 }
 
@@ -148,6 +150,9 @@ export class WorkerFleet {
   #started = false;
   #stopping: Promise<void> | undefined;
   #lost!: (err: Error) => void;
+  #stopAsked!: () => void;
+  /** Resolves when stop() is called: a start in progress returns then, as {@link Fleet.start} does. */
+  readonly #stopAskedP = new Promise<void>((r) => (this.#stopAsked = r));
   /** Rejects… never; resolves with the error when a worker thread ends other than by stop(). */
   readonly failure: Promise<Error>;
 
@@ -166,7 +171,8 @@ export class WorkerFleet {
   /**
    * Start the workers and their phones. Throws USAGE on a bad count, prefix,
    * busy or worker count, or a second call; if a phone cannot start, stops
-   * every worker and rethrows that phone's error (its code kept).
+   * every worker and rethrows that phone's error (its code kept). Returns
+   * early when stop() is called meanwhile.
    */
   async start(): Promise<void> {
     const o = this.#o;
@@ -177,6 +183,8 @@ export class WorkerFleet {
     if (!Number.isSafeInteger(busy) || busy < 0 || busy > o.count) throw new IpphoneError(`busy must be an integer from 0 to count (${o.count}) (got ${busy})`, 'USAGE');
     const slices = fleetSlices(o.count, o.workers ?? defaultWorkers());
     const script = workerScript();
+    // Stopped before it started: no thread (stop() found none to end).
+    if (this.#stopping) return;
     const log = o.log.child({ mod: 'fleet' });
     log.info({ count: o.count, prefix: this.#prefix, workers: slices.length }, 'fleet starting on worker threads');
     const execArgv = workerExecArgv(process.execArgv);
@@ -203,7 +211,7 @@ export class WorkerFleet {
       };
       const worker = new Worker(script, { workerData: init, execArgv, name: `fleet-${index}` });
       let exited!: () => void;
-      const slot: Slot = { worker, summary: EMPTY, started: false, stopping: false, stopped: false, exited: new Promise<void>((r) => (exited = r)) };
+      const slot: Slot = { worker, summary: EMPTY, started: false, stopping: false, stopped: false, gone: false, exited: new Promise<void>((r) => (exited = r)) };
       let started!: () => void;
       allStarted.push(new Promise<void>((r) => (started = r)));
       worker.on('message', (m: FromWorker) => {
@@ -233,12 +241,14 @@ export class WorkerFleet {
       worker.on('error', (err) => lost(new Error(`fleet worker ${index} failed: ${err.message}`, { cause: err })));
       worker.on('exit', (code) => {
         lost(new Error(`fleet worker ${index} exited (code ${code}) before it was stopped`));
+        slot.gone = true;
         exited();
       });
       return slot;
     });
     try {
-      await Promise.race([Promise.all(allStarted), startFailed]);
+      await Promise.race([Promise.all(allStarted), startFailed, this.#stopAskedP]);
+      if (this.#stopping) return;
     } catch (err) {
       log.error({ err: (err as Error).message }, 'a phone failed to start; stopping the fleet');
       await this.stop();
@@ -253,6 +263,7 @@ export class WorkerFleet {
    * promise.
    */
   stop(): Promise<void> {
+    this.#stopAsked();
     this.#stopping ??= (async () => {
       await Promise.all(
         this.#slots.map(async (slot) => {
@@ -270,6 +281,11 @@ export class WorkerFleet {
       this.#o.log.child({ mod: 'fleet' }).info({ count: this.summary().count }, 'fleet stopped');
     })();
     return this.#stopping;
+  }
+
+  /** Worker threads of this fleet still running (0 before start() and after stop()). */
+  get threads(): number {
+    return this.#slots.filter((s) => !s.gone).length;
   }
 
   /** The summary over every worker's last report. */

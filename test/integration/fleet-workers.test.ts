@@ -84,7 +84,9 @@ test.serial('a fleet on 2 worker threads homes its 40 phones, fails them over on
   await waitFor(() => new Set(rehomed.filter((r) => r.to === 'cm-b').map((r) => r.phone)).size === 40, { timeoutMs: 10_000, what: `40 traced rehomed events: ${rehomed.length}` });
   t.true(rehomed.filter((r) => r.to === 'cm-b').every((r) => r.at >= killedAt - 50));
 
+  t.is(fleet.threads, 2);
   await fleet.stop();
+  t.is(fleet.threads, 0);
   await fleet.stop(); // idempotent
   await waitFor(() => ids.every((id) => c.status(id)?.online === false), { timeoutMs: 10_000, what: 'offline statuses' });
   t.like(fleet.summary(), { count: 40, busy: 2 });
@@ -150,6 +152,24 @@ test.serial('a phone that cannot start in a worker (its state dir under a regula
   // stop() already ran inside start(): the same promise, resolved.
   await fleet.stop();
   t.true(isIpphoneError(await t.throwsAsync(fleet.start()), 'USAGE'));
+});
+
+test.serial('stop() while the workers are starting: start() returns, every thread ends; stop() first: start() starts none', async (t) => {
+  const c = await Cluster.group(t, mosq.url);
+  const config = loadFleetConfigFile(c.agentConfig('ignored'));
+  const fleet = new WorkerFleet({ config, count: 400, workers: 2, batchSize: 10, stateDir: join(c.dir, 'fleet'), log: pino({ level: 'silent' }), phoneLog: { level: 'silent', fd: 2 } });
+  const starting = fleet.start();
+  await waitFor(() => fleet.summary().count > 0, { timeoutMs: 30_000, what: 'the first phones built' });
+  t.is(fleet.threads, 2);
+  await fleet.stop();
+  await starting;
+  t.is(fleet.threads, 0);
+  t.true(fleet.summary().count < 400, `built ${fleet.summary().count} of 400 before the stop`);
+  const early = new WorkerFleet({ config, count: 4, workers: 2, log: pino({ level: 'silent' }), phoneLog: { level: 'silent', fd: 2 } });
+  await early.stop();
+  await early.start();
+  t.is(early.threads, 0, 'no thread started after stop()');
+  t.is(early.summary().count, 0);
 });
 
 test.serial('a bad worker count is USAGE before any thread starts', async (t) => {
