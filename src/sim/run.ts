@@ -267,12 +267,14 @@ async function run(seed: number, root: Rng, topo: Topology, faults: Fault[], ope
   // removed-gone (src/sim/removal.ts): a removal's restarts retire the member; keep-removed leaves `retired` out.
   if (plant === 'keep-removed') plan.noRetired = true;
   const ka = topo.keepalive;
-  const removal = new RemovalChecker(() => world.now, cms, phones, ka.intervalMs * (ka.missLimit + 1) + ka.ackTimeoutMs + 2000, (d) => checkers.violate('removed-gone', d));
+  // The last restarted member's state reaches its peers within its connection and two crossings each way, and 1 s for its start's disk (removal.ts).
+  const removal = new RemovalChecker(() => world.now, cms, phones, ka.intervalMs * (ka.missLimit + 1) + ka.ackTimeoutMs + 2000, (d) => checkers.violate('removed-gone', d), 4 * MAX_DELAY_MS + 1000);
   const groupView = scheduleRebalance(world, plan, topo, cms, (cm, ids, retired) => {
     checkers.setGroup(cm, ids, retired);
     // Judged from the operator's edit of the rolling restart, whether it retires the member or not (the plant).
     if (plan.membership?.kind === 'remove' && cm !== plan.membership.cm) removal.edited(cm, plan.membership.cm);
   });
+  if (plan.membership?.kind === 'remove') removal.newGroup = topo.group.map((c) => c.id).filter((id) => id !== plan.membership!.cm);
 
   // Everyone starts.
   const start = root.fork('start');
