@@ -165,7 +165,12 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
     s.authFailed = { cm: a.cm, aor: a.aor, reason, attempt, retryAt: now + retryMs };
     // Registered at the home's registrar and nowhere else: an older registration goes too.
     if (s.registered !== null) {
-      drop(s.registered.aor);
+      const aor = s.registered.aor;
+      drop(aor);
+      // The refused account itself, kept for a call: its binding is no longer refreshed, so it is
+      // never taken back as registered — at the retry it waits, as a lingering account whose
+      // refresh failed does, for the call's end or the user agent's own retry to answer.
+      if (aor === a.aor && s.lingering.includes(aor) && !s.lingeringDead.includes(aor)) s.lingeringDead.push(aor);
       s.registered = null;
     }
     fx.push({ type: 'log', level: 'warn', msg: 'sip registrar refused the credentials: not registered, no rehome', data: { cm: a.cm, aor: a.aor, reason, retryMs } });

@@ -245,6 +245,36 @@ test('credentials refused on a refresh at the home (403): registered nowhere, no
   t.is(unregisteredReason(s), 'sip-auth-failed');
 });
 
+test('credentials refused on a refresh at the home during a call: the account kept for the call is not taken back as registered at the retry; registered afresh once the call ends', (t) => {
+  // The operator changed the phone's password at A: A's registrar refuses the refresh while a call is up.
+  // The account lingers for the call, but its binding is no longer refreshed. Before, at the retry the
+  // phone took it back as registered ("back to an account kept for a call"), its status naming A with
+  // no reason while A refused it (what the simulator's auth-shown judges; found reading this code for it).
+  const refused = run(
+    [
+      [50, { type: 'call-idle', idle: false }],
+      [60_000, { type: 'register-failed', aor: AOR_A, reason: '401 Unauthorized', status: 401 }],
+    ],
+    credsAtA,
+  );
+  t.deepEqual(refused.fx, [{ type: 'auth-failed', cm: 'cm-a', reason: '401 Unauthorized', retryMs: 30_000 }], 'kept for the call: not removed');
+  const retry = run([[90_000, { type: 'wake' }]], refused.s);
+  t.false(retry.fx.some((e) => e.type === 'registered'), 'no registration at A is claimed');
+  t.is(retry.s.registered, null);
+  t.is(unregisteredReason(retry.s), 'sip-auth-failed');
+  t.false(retry.fx.some((e) => e.type === 'remove' || e.type === 'add'), 'the account carrying the call is neither deleted nor re-made during the call');
+  // The user agent's own retry is refused again: the wait doubles.
+  const again = run([[95_000, { type: 'register-failed', aor: AOR_A, reason: '401 Unauthorized', status: 401 }]], retry.s);
+  t.deepEqual(again.fx, [{ type: 'auth-failed', cm: 'cm-a', reason: '401 Unauthorized', retryMs: 60_000 }]);
+  // The call ends: the stale account goes; the account is made afresh at the retry time.
+  const idle = run([[100_000, { type: 'call-idle', idle: true }]], again.s);
+  t.deepEqual(idle.fx, [{ type: 'remove', aor: AOR_A }]);
+  t.is(unregisteredReason(idle.s), 'sip-auth-failed');
+  const made = run([[155_000, { type: 'wake' }], [155_040, { type: 'registered', aor: AOR_A }]], idle.s);
+  t.deepEqual(made.fx, [{ type: 'add', aor: AOR_A, regintS: 120 }, { type: 'registered', cm: 'cm-a', ms: 40 }]);
+  t.is(unregisteredReason(made.s), null);
+});
+
 test('the wait after refused credentials doubles up to its cap', (t) => {
   let s = run([[100, { type: 'target', home: B, searching: false }]], credsAtA).s;
   const waits: number[] = [];
