@@ -18,7 +18,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { pino, type LevelWithSilent } from 'pino';
 import type { AgentConfig } from '../config/agent-config.js';
 import { errorMessage, isIpphoneError } from '../lib/errors.js';
-import { createLogger, type Logger } from '../lib/log.js';
+import type { Logger } from '../lib/log.js';
 import { Fleet, type FleetPhone, type FleetSummary } from './fleet.js';
 import { fleetPhoneId } from './phones.js';
 
@@ -82,11 +82,15 @@ export function toWire(err: unknown): WireError {
   return { message: errorMessage(err) };
 }
 
+/**
+ * The lines of `createLogger` (same fields, same format), written
+ * synchronously: pino's default stdout buffers behind a write in flight and is
+ * flushed at exit only on the main thread, so a worker ended after `stopped`
+ * could lose its last lines. Each write is one write(2) of one line, so lines
+ * from several threads never interleave within a line.
+ */
 function phoneLogger(spec: PhoneLogSpec): Logger {
-  // fd 1 is exactly the CLI's logger (createLogger: pino's synchronous stdout); each write is one
-  // write(2) of one line, so lines from several threads never interleave within a line.
-  if ((spec.fd ?? 1) === 1) return createLogger(spec.level, spec.bindings ?? {});
-  return pino({ level: spec.level, base: { ...(spec.bindings ?? {}) }, timestamp: pino.stdTimeFunctions.epochTime }, pino.destination({ dest: 2, sync: true }));
+  return pino({ level: spec.level, base: { ...(spec.bindings ?? {}) }, timestamp: pino.stdTimeFunctions.epochTime }, pino.destination({ dest: spec.fd ?? 1, sync: true }));
 }
 
 /**

@@ -141,6 +141,28 @@ test.serial('ipphone-fleet --workers 2 --count 6 --busy 3: homed, summaries over
   for (const id of ids) t.true(existsSync(join(c.dir, 'cli', id)), id);
 });
 
+test.serial('ipphone-fleet --workers 2: the workers\' last log lines reach stdout before the process exits (each worker logs "fleet stopped" for its phones)', async (t) => {
+  const c = await Cluster.group(t, mosq.url);
+  const cfg = c.agentConfig('ignored', { log: { level: 'info' } });
+  const p = c.startFleet('fleet-workers-logs', ['--config', cfg, '--count', '6', '--workers', '2', '--state-dir', join(c.dir, 'cli')]);
+  const ids = ['sim-1', 'sim-2', 'sim-3', 'sim-4', 'sim-5', 'sim-6'];
+  await waitFor(() => homedOn(c, ids, 'cm-a') === 6, { timeoutMs: 20_000, what: `CLI phones homed\n${p.output()}` });
+  p.signal('SIGTERM');
+  t.is(await p.exited, 0, p.output());
+  const lines = p
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  // Phones' lines carry the fleet's binding, as the main thread's do.
+  t.true(lines.some((l) => l.phone === 'sim-6' && l.fleet === 'sim-'));
+  t.deepEqual(
+    lines.filter((l) => l.msg === 'fleet stopped' && l.mod === 'fleet' && l.count === 3).length,
+    2,
+    p.output().slice(-3000),
+  );
+});
+
 test.serial('a phone that cannot start in a worker (its state dir under a regular file) → start rejects with that phone\'s STORE_IO, code kept across the thread, and every worker is stopped', async (t) => {
   const c = await Cluster.group(t, mosq.url);
   const config = loadFleetConfigFile(c.agentConfig('ignored'));
