@@ -21,6 +21,8 @@ import { HostileReprovision, plantReplayableRebase } from './replay.js';
 import { signEnvelope } from '../protocol/envelope.js';
 import { rebaseBody } from '../admin/bodies.js';
 import { scheduleCalls, SipAtHome, sipBounds, SipWorld } from './sip.js';
+import { drawSipAuth, SipAuth, SIM_SIP_PASSWORD_FILE, type AuthPlant, type SipAuthPlan } from './sip-auth.js';
+import { AuthChecks, authBounds } from './sip-auth-checks.js';
 import { RemovalChecker } from './removal.js';
 import { ServicesRelative } from './services-relative.js';
 import { ConvergeChecker, convergeBounds, drawRebalance, scheduleRebalance, withPlan, type RebalancePlan } from './rebalance.js';
