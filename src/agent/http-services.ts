@@ -21,7 +21,12 @@ import type { ServicesFetcher } from './ports.js';
  * runs the unit on all three.
  */
 const nodeRequire = createRequire(import.meta.url);
-const http = nodeRequire('node:http') as typeof import('node:http');
+/**
+ * node:http on the first services fetch: a phone whose call managers publish no
+ * services page never loads it (bench/results-footprint.md, "What was cut").
+ */
+let httpModule: typeof import('node:http') | undefined;
+const http = (): typeof import('node:http') => (httpModule ??= nodeRequire('node:http') as typeof import('node:http'));
 /**
  * node:https (and node:tls under it) on the first `https:` services URL only: most
  * call managers serve the page over http:, and loading them at start cost an `mqtt:`
@@ -77,7 +82,7 @@ export function createServicesFetcher(opts: ServicesFetcherOptions = {}): Servic
         reject(new IpphoneError(`services URL is not a URL: ${JSON.stringify(url)}`, 'CONFIG_INVALID', { url }));
         return;
       }
-      const lib = parsed.protocol === 'https:' ? https() : parsed.protocol === 'http:' ? http : undefined;
+      const lib = parsed.protocol === 'https:' ? https() : parsed.protocol === 'http:' ? http() : undefined;
       if (!lib) {
         reject(new IpphoneError(`services URL must be http: or https:, got ${parsed.protocol}`, 'CONFIG_INVALID', { url }));
         return;

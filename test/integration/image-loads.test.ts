@@ -88,9 +88,10 @@ async function loaded(major: (typeof SUPPORTED_MAJORS)[number], scheme: 'mqtt' |
 }
 
 for (const major of SUPPORTED_MAJORS) {
-  test(`Node ${major}: an mqtt: agent on a headless board loads neither node:tls, node:https, node:zlib, node:assert, node:fs/promises, node:os, node:tty nor worker_threads`, async (t) => {
+  test(`Node ${major}: an mqtt: agent on a headless board loads neither node:tls, node:https, node:zlib, node:assert, node:fs/promises, node:os, node:tty, worker_threads nor, before its first services fetch, node:http`, async (t) => {
     const mods = await loaded(major, 'mqtt');
     t.true(mods.includes('NativeModule net'), 'it did connect');
+    t.false(mods.includes('NativeModule http'), 'node:http waits for the first services fetch (it never homed, so it fetched none)');
     t.deepEqual(
       mods.filter((m) => [...NEVER, 'NativeModule tls'].includes(m)),
       [],
