@@ -132,7 +132,7 @@ const unusedCodeOut = {
     b.onResolve({ filter: /^assert$/ }, (args) => (from(args, 'sonic-boom') ? shim('assert-lite.cjs') : undefined));
     b.onResolve({ filter: /^node:fs\/promises$/ }, (args) => (args.importer === path.join(root, 'src/store/durable-file.ts') ? shim('fs-promises-lite.mjs') : undefined));
     b.onResolve({ filter: /^node:zlib$/ }, (args) => (args.importer === path.join(root, 'src/store/crc32.ts') ? shim('zlib-crc32-table.mjs') : undefined));
-    b.onResolve({ filter: /^(node:)?os$/ }, (args) => (args.importer === path.join(root, 'node_modules/pino/pino.js') ? shim('pino-os.cjs') : undefined));
+    b.onResolve({ filter: /^(node:)?os$/ }, (args) => (args.importer.endsWith(path.join('node_modules', 'pino', 'pino.js')) ? shim('pino-os.cjs') : undefined));
   },
 };
 rmSync('dist/bundle', { recursive: true, force: true });

@@ -33,8 +33,7 @@ writeFileSync(PRELOAD, "process.on('exit', () => process.getBuiltinModule('node:
  * node:tty with the debug package (DEBUG unset), and, on Node 22 and 24, the
  * lazy exports of node:util (parseArgs, diff, setTraceSigInt with
  * worker_threads; also fs.Dir, but Node 20's own ES module loader loads that)
- * materialised by esbuild's interop
- * (scripts/lib/builtin-require.mjs).
+ * materialised by esbuild's interop (scripts/lib/builtin-require.mjs).
  */
 const NEVER = [
   'NativeModule zlib',
