@@ -106,3 +106,33 @@ for (const major of SUPPORTED_MAJORS) {
     );
   });
 }
+
+test('with DEBUG set at start the image agent still prints mqtt.js debug lines (scripts/shims/debug-lazy.cjs evaluates the real debug package then)', async (t) => {
+  const rt = nodeRuntime(20);
+  const lib = stageRuntimeImage(rt);
+  const port = await freePort();
+  const config = path.join(dir, 'debug.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      phoneId: 'p-loads-debug',
+      pointers: [{ id: 'cm-a', broker: `mqtt://127.0.0.1:${port}`, services: `http://127.0.0.1:${port}/services` }],
+      stateDir: path.join(dir, 'state-debug'),
+      trust: { requireSigned: false, keys: {} },
+      log: { level: 'info' },
+    }),
+  );
+  const child = spawn(rt.node, [...unitNodeOptions(), path.join(lib, 'ipphone-agent.mjs'), '--config', config, '--board', path.join(ROOT, 'hw/boards/headless.json')], {
+    env: { ...process.env, DEBUG: 'mqttjs:client' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+  child.stdout.resume();
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const deadline = Date.now() + 60_000;
+  while (!err.includes('mqttjs:client') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGKILL');
+  await exited;
+  t.true(err.includes('mqttjs:client'), `no mqtt.js debug line on stderr:\n${err.slice(-1000)}`);
+});
