@@ -265,7 +265,7 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
       break;
   }
   reconcile(s, fx, now);
-  const at = nextWake(s);
+  const at = nextWake(s, now);
   if (at !== s.wakeAt) {
     s.wakeAt = at;
     fx.push({ type: 'wake', at });
@@ -273,10 +273,15 @@ export function nextReg(state: RegState, input: RegInput, now: number): { state:
   return { state: s, effects: fx };
 }
 
-/** When the controller must look again: a pending account's deadline, or the retry after refused credentials. */
-function nextWake(s: RegState): number | null {
+/**
+ * When the controller must look again: a pending account's deadline, or the retry after refused
+ * credentials while it is still ahead. A retry time passed without a retry (the phone searching:
+ * the registration is kept) needs no wake-up — the next home is a new want, tried at once — and
+ * one asked for the past fires at once, again and again (a busy loop; simulator seed 1049).
+ */
+function nextWake(s: RegState, now: number): number | null {
   if (s.pending !== null) return s.pending.deferred === true ? null : s.pending.deadline;
-  return s.authFailed !== null && s.uaUp ? s.authFailed.retryAt : null;
+  return s.authFailed !== null && s.uaUp && s.authFailed.retryAt > now ? s.authFailed.retryAt : null;
 }
 
 /** Give up the pending account: removed, or — kept for the call it carries — back among the lingering ones. */

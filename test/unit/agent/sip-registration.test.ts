@@ -275,6 +275,29 @@ test('credentials refused on a refresh at the home during a call: the account ke
   t.is(unregisteredReason(made.s), null);
 });
 
+test('refused credentials, then a search past the retry time: no wake-up in the past (the controller does not spin)', (t) => {
+  // Refused at B; the phone then searches (no home, a move under way: the registration is kept) past the
+  // retry time. The retry cannot act while searching; a wake-up asked for the past fired at once, again
+  // and again: a busy loop (simulator seed 1049 hung in it).
+  const refused = run(
+    [
+      [100, { type: 'target', home: B, searching: false }],
+      [120, { type: 'register-failed', aor: AOR_B, reason: '401 Unauthorized', status: 401 }],
+      [5_000, { type: 'target', home: null, searching: true }],
+    ],
+    credsAtA,
+  ).s;
+  let s = refused;
+  for (const now of [30_120, 30_121, 30_122]) {
+    const step = nextReg(s, { type: 'wake' }, now);
+    s = step.state;
+    t.false(step.effects.some((e) => e.type === 'wake' && e.at !== null && e.at <= now), `wake-up in the past at ${now}: ${JSON.stringify(step.effects)}`);
+  }
+  // The search ends at B: tried at once (a new want), as before.
+  const back = run([[40_000, { type: 'target', home: B, searching: false }]], s);
+  t.deepEqual(back.fx, [{ type: 'add', aor: AOR_B, regintS: 120 }]);
+});
+
 test('the wait after refused credentials doubles up to its cap', (t) => {
   let s = run([[100, { type: 'target', home: B, searching: false }]], credsAtA).s;
   const waits: number[] = [];
