@@ -72,6 +72,8 @@ export interface AuthPhone {
   readonly phoneId: string;
   readonly bootedAt: number | null;
   readonly agent: { readonly home: string | null; readonly state: { readonly list: readonly { id: string; sip?: string; broker?: string }[] } } | null;
+  /** Off hook or a call in its user agent: an account kept for a call is not re-made until it ends (sip-registration.ts). */
+  readonly busy: boolean;
 }
 
 interface Stint {
@@ -93,6 +95,8 @@ interface Stint {
   answering: number | null;
   /** Since when the phone's connection to its home broker is whole, or null. */
   connected: number | null;
+  /** Since when the phone is idle (on hook, no call), or null while busy. */
+  idle: number | null;
 }
 
 export class AuthChecks {
@@ -183,6 +187,7 @@ export class AuthChecks {
       const r = this.sw.byCm.get(s.reg)!;
       s.answering = this.#answers.get(`${pid} ${r.cm}`) ?? null;
       s.connected = this.#whole(pid, s.broker) ? (s.connected ?? now) : null;
+      s.idle = p.busy ? null : (s.idle ?? now);
       if (s.k === 0) continue;
       this.counted();
       // auth-shown: refused, not registered there since: the status says so.
@@ -194,8 +199,9 @@ export class AuthChecks {
         }
       }
       // auth-recovers: credentials right again, the allowed wait over: registered there.
-      if (this.auth.refuses(s.reg, pid) || s.answering === null) continue;
-      const recoverBy = Math.max(this.auth.rightSince(s.reg, pid), s.lastDelivered + retryWait(this.b.authRetryMs, s.k - 1));
+      // While a call is up the refused account is kept for it (re-making it would end the call): judged from the call's end.
+      if (this.auth.refuses(s.reg, pid) || s.answering === null || s.idle === null) continue;
+      const recoverBy = Math.max(this.auth.rightSince(s.reg, pid), s.lastDelivered + retryWait(this.b.authRetryMs, s.k - 1), s.idle);
       const deadline = s.answering <= recoverBy ? recoverBy + this.b.recoverMs : s.answering + this.b.registerMs;
       if (now > deadline && !this.sw.boundAt(sipUser(pid)).includes(s.reg)) {
         this.violate('auth-recovers', `${pid}'s credentials are right at ${s.reg} again (since ${this.auth.rightSince(s.reg, pid)} ms), its last refusal (#${s.k}) reached it at ${s.lastDelivered} ms, not registered there at ${now} ms (deadline ${deadline} ms: retry wait ${retryWait(this.b.authRetryMs, s.k - 1)} + ${this.b.recoverMs} ms)`);
@@ -213,7 +219,7 @@ export class AuthChecks {
     let s = this.#stints.get(pid);
     if (s === undefined || s.key !== key) {
       if (s !== undefined && s.reg !== null) this.#left.set(pid, { from: s.home!, reg: s.reg, start: s.start, at: now, answering: s.timedOut ? null : s.answering });
-      s = { key, start: now, home, reg, broker: ptr?.broker ?? null, timedOut: false, k: 0, lastDelivered: 0, lastSent: null, answering: null, connected: null };
+      s = { key, start: now, home, reg, broker: ptr?.broker ?? null, timedOut: false, k: 0, lastDelivered: 0, lastSent: null, answering: null, connected: null, idle: null };
       this.#stints.set(pid, s);
     }
     return s;
