@@ -7,10 +7,8 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { loadFleetConfigFile } from '../../src/fleet/config.js';
 import { WorkerFleet } from '../../src/fleet/workers.js';
-import { Cluster } from '../helpers/cluster.js';
-import { startMosquitto } from '../helpers/mosquitto.js';
+import { sharedCertGroup } from '../helpers/fleet-tests.js';
 import { waitFor } from '../helpers/net.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 
@@ -21,19 +19,7 @@ test.before(async () => {
 test.after.always(() => pki?.remove());
 
 test.serial('TLS: 20 phones on 2 worker threads sharing one client certificate home over mqtts, fail over on kill -9, and stop with every thread gone', async (t) => {
-  // A simulator's broker: certificates required, one identity for every simulated phone (no use_username_as_clientid).
-  const m = await startMosquitto({ tls: { cafile: pki.ca.cert, certfile: pki.server.cert, keyfile: pki.server.key, usernameAsClientid: false } });
-  t.teardown(() => m.stop());
-  const c = new Cluster({ tls: pki });
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: m.url },
-    { id: 'cm-b', broker: m.url },
-  ]);
-  await c.observe(m.url);
-  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
-  await c.identity('fleet');
-  const config = loadFleetConfigFile(c.agentConfig('fleet'));
+  const { m, c, config } = await sharedCertGroup(t, pki);
   t.true(config.mqtt.ca === pki.ca.cert && m.url.startsWith('mqtts:'), m.url);
   const fleet = new WorkerFleet({ config, count: 20, workers: 2, stateDir: join(c.dir, 'fleet'), batchSize: 10, log: pino({ level: 'error' }), phoneLog: { level: 'error', fd: 2 } });
   t.teardown(() => fleet.stop());

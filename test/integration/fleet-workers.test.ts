@@ -8,13 +8,14 @@
  */
 import test from 'ava';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadFleetConfigFile } from '../../src/fleet/config.js';
 import { isIpphoneError } from '../../src/lib/errors.js';
 import { WorkerFleet } from '../../src/fleet/workers.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { fleetExitsAfterStop } from '../helpers/fleet-tests.js';
 import { waitFor } from '../helpers/net.js';
 
 let mosq: Mosquitto;
@@ -94,26 +95,7 @@ test.serial('a fleet on 2 worker threads homes its 40 phones, fails them over on
 
 test.serial('a process running a 2-worker fleet exits by itself once the fleet has stopped (no thread or handle left)', async (t) => {
   const c = await Cluster.group(t, mosq.url);
-  const cfg = c.agentConfig('ignored');
-  const workersTs = resolve(import.meta.dirname, '../../src/fleet/workers.ts');
-  const configTs = resolve(import.meta.dirname, '../../src/fleet/config.ts');
-  const script = `
-    const { WorkerFleet } = await import(${JSON.stringify(workersTs)});
-    const { loadFleetConfigFile } = await import(${JSON.stringify(configTs)});
-    const { pino } = await import('pino');
-    const fleet = new WorkerFleet({ config: loadFleetConfigFile(${JSON.stringify(cfg)}), count: 6, workers: 2, prefix: 'h-', log: pino({ level: 'error' }), phoneLog: { level: 'error', fd: 2 } });
-    await fleet.start();
-    const until = Date.now() + 20000;
-    while (fleet.summary().homed < 6 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-    console.log(JSON.stringify({ homed: fleet.summary().homed }));
-    await fleet.stop();
-    console.log('stopped');
-  `;
-  const p = c.startProcess('fleet-workers-handles', ['--input-type=module', '-e', script]);
-  await waitFor(() => p.output().includes('stopped'), { timeoutMs: 30_000, what: `the script to stop\n${p.output()}` });
-  const exit = await Promise.race([p.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
-  t.is(exit, 0, `process exited by itself after stop()\n${p.output()}`);
-  t.regex(p.output(), /\{"homed":6\}/);
+  await fleetExitsAfterStop(t, c, { kind: 'WorkerFleet', count: 6, extra: "workers: 2, phoneLog: { level: 'error', fd: 2 }", name: 'fleet-workers-handles' });
 });
 
 test.serial('ipphone-fleet --workers 2 --count 6 --busy 3: homed, summaries over both threads, exits 0 on SIGTERM with every phone offline', async (t) => {

@@ -6,12 +6,13 @@
  */
 import test from 'ava';
 import { existsSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Fleet } from '../../src/fleet/fleet.js';
 import { loadFleetConfigFile } from '../../src/fleet/config.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { fleetExitsAfterStop } from '../helpers/fleet-tests.js';
 import { waitFor } from '../helpers/net.js';
 
 let mosq: Mosquitto;
@@ -77,26 +78,7 @@ test.serial('50 phones home on cm-a, each with its own state slots; kill -9 of c
 
 test.serial('stop() leaves no open handles: a process running a fleet exits by itself once it has stopped', async (t) => {
   const c = await Cluster.group(t, mosq.url);
-  const cfg = c.agentConfig('ignored');
-  const fleetTs = resolve(import.meta.dirname, '../../src/fleet/fleet.ts');
-  const configTs = resolve(import.meta.dirname, '../../src/fleet/config.ts');
-  const script = `
-    const { Fleet } = await import(${JSON.stringify(fleetTs)});
-    const { loadFleetConfigFile } = await import(${JSON.stringify(configTs)});
-    const { pino } = await import('pino');
-    const fleet = new Fleet({ config: loadFleetConfigFile(${JSON.stringify(cfg)}), count: 5, prefix: 'h-', log: pino({ level: 'error' }) });
-    await fleet.start();
-    const until = Date.now() + 20000;
-    while (fleet.summary().homed < 5 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-    console.log(JSON.stringify({ homed: fleet.summary().homed }));
-    await fleet.stop();
-    console.log('stopped');
-  `;
-  const p = c.startProcess('fleet-handles', ['--input-type=module', '-e', script]);
-  await waitFor(() => p.output().includes('stopped'), { timeoutMs: 30_000, what: `the script to stop\n${p.output()}` });
-  const exit = await Promise.race([p.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
-  t.is(exit, 0, `process exited by itself after stop()\n${p.output()}`);
-  t.regex(p.output(), /\{"homed":5\}/);
+  await fleetExitsAfterStop(t, c, { kind: 'Fleet', count: 5, name: 'fleet-handles' });
 });
 
 test.serial('ipphone-fleet --count 5 --busy 2: homed, prints summaries, exits 0 on SIGTERM', async (t) => {

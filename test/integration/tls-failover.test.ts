@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { aclFile } from '../../src/admin/acl.js';
-import { loadFleetConfigFile } from '../../src/fleet/config.js';
 import { Fleet } from '../../src/fleet/fleet.js';
 import { Cluster, OBSERVER_CN } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { sharedCertGroup } from '../helpers/fleet-tests.js';
 import { delay, waitFor } from '../helpers/net.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { programArgs, ROOT } from '../helpers/programs.js';
@@ -207,21 +207,8 @@ test.serial('TLS + ACL: with a certificate the agent keeps alive on its per-phon
 });
 
 test.serial('TLS: a fleet of 20 phones sharing one client certificate homes over mqtts and fails over on kill -9', async (t) => {
-  // A simulator's broker: certificates required, but one identity for every simulated phone, so
-  // no use_username_as_clientid (it would make them one client) and no per-identity ACL.
-  const m = await startMosquitto({ tls: { cafile: pki.ca.cert, certfile: pki.server.cert, keyfile: pki.server.key, usernameAsClientid: false } });
-  t.teardown(() => m.stop());
-  const c = new Cluster({ tls: pki });
-  t.teardown(() => c.close());
-  await c.defineGroup([
-    { id: 'cm-a', broker: m.url },
-    { id: 'cm-b', broker: m.url },
-  ]);
-  await c.observe(m.url);
-  await Promise.all([c.startCm('cm-a'), c.startCm('cm-b')]);
-  await c.identity('fleet');
-  const config = loadFleetConfigFile(c.agentConfig('fleet'));
-  t.like(config.mqtt, { ca: pki.ca.cert });
+  const { m, c, config } = await sharedCertGroup(t, pki);
+  t.true(config.mqtt.ca === pki.ca.cert && m.url.startsWith('mqtts:'), m.url);
   const fleet = new Fleet({ config, count: 20, stateDir: join(c.dir, 'fleet'), log: pino({ level: 'error' }), batchSize: 10 });
   t.teardown(() => fleet.stop());
   await fleet.start();

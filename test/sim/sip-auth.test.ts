@@ -8,38 +8,17 @@
  * regressions.json (sim.test.ts).
  */
 import test from 'ava';
-import { Net, openAcl } from '../../src/sim/broker.js';
-import { Host, ProcessClock } from '../../src/sim/clock.js';
-import { defaultTopology, registrarOf, type CmSpec } from '../../src/sim/group.js';
+import { defaultTopology } from '../../src/sim/group.js';
 import { Rng } from '../../src/sim/rng.js';
 import { runSeed, scheduleFor } from '../../src/sim/run.js';
 import { drawSipAuth, NONCE_EXPIRE_MS, refusalEvent, retryWait, SipAuth, type AuthPlant, type SipAuthPlan } from '../../src/sim/sip-auth.js';
-import { SimUserAgent, SipWorld, type RegistrarHost } from '../../src/sim/sip.js';
-import { World } from '../../src/sim/world.js';
-import type { SipEvent } from '../../src/sip/user-agent.js';
+import { sipWorld } from '../helpers/sim-sip.js';
 
 function authWorld(plan: Partial<SipAuthPlan>, plant?: AuthPlant) {
-  const w = new World();
-  const topo = defaultTopology(3);
-  const net = new Net(w, new Rng(1), 30);
-  for (const b of topo.brokers) net.addBroker(b.id, b.url, openAcl);
-  const cms = new Map<string, RegistrarHost & { registrarUp: boolean }>();
-  for (const spec of [...topo.group, ...topo.remote]) cms.set(spec.id, { spec, registrarUp: true });
-  const sw = new SipWorld(w, net, new Rng(2), 30, topo, cms, undefined);
+  const { w, sw, aor, phone, run } = sipWorld();
   const auth = (sw.auth = new SipAuth(w, { authRetryMs: 5000, challenge: new Map([['cm-a', 401], ['cm-b', 403]]), wrong: new Set(), changes: [], ...plan }, plant));
   const refused: string[] = [];
   auth.onRefusalSent = (phone, cm) => refused.push(`${phone} ${cm}`);
-  const spec = (id: string): CmSpec => cms.get(id)!.spec;
-  const aor = (user: string, cm: string) => registrarOf(spec(cm)).replace('sip:', `sip:${user}@`);
-  const phone = (id: string) => {
-    const host = new Host(w, id);
-    const clock = new ProcessClock(host);
-    const ua = new SimUserAgent(sw, id, clock);
-    const events: SipEvent[] = [];
-    ua.start((e) => events.push(e));
-    return { host, clock, ua, events };
-  };
-  const run = (ms: number) => w.runUntil(w.now + ms, () => undefined);
   return { w, sw, auth, aor, phone, run, refused };
 }
 
