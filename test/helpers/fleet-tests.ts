@@ -66,3 +66,7 @@ export async function sharedCertGroup(t: ExecutionContext, pki: Pki): Promise<{ 
   await c.identity('fleet');
   return { m, c, config: loadFleetConfigFile(c.agentConfig('fleet')) };
 }
+
+/** How many of `ids` a cluster's observer sees homed on `cm`. */
+export const homedOn = (c: Cluster, ids: readonly string[], cm: string): number =>
+  ids.filter((id) => c.status(id)?.home === cm && c.status(id)?.state === 'homed').length;

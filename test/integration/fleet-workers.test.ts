@@ -15,7 +15,7 @@ import { isIpphoneError } from '../../src/lib/errors.js';
 import { WorkerFleet } from '../../src/fleet/workers.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
-import { fleetExitsAfterStop } from '../helpers/fleet-tests.js';
+import { fleetExitsAfterStop, homedOn } from '../helpers/fleet-tests.js';
 import { waitFor } from '../helpers/net.js';
 
 let mosq: Mosquitto;
@@ -26,8 +26,6 @@ test.after.always(async () => {
   await mosq?.stop();
 });
 
-const homedOn = (c: Cluster, ids: readonly string[], cm: string): number =>
-  ids.filter((id) => c.status(id)?.home === cm && c.status(id)?.state === 'homed').length;
 
 test.serial('a fleet on 2 worker threads homes its 40 phones, fails them over on kill -9 of their call manager, and stops: every phone offline, every thread gone', async (t) => {
   const c = await Cluster.group(t, mosq.url);

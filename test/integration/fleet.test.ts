@@ -12,7 +12,7 @@ import { Fleet } from '../../src/fleet/fleet.js';
 import { loadFleetConfigFile } from '../../src/fleet/config.js';
 import { Cluster } from '../helpers/cluster.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
-import { fleetExitsAfterStop } from '../helpers/fleet-tests.js';
+import { fleetExitsAfterStop, homedOn } from '../helpers/fleet-tests.js';
 import { waitFor } from '../helpers/net.js';
 
 let mosq: Mosquitto;
@@ -22,10 +22,6 @@ test.before(async () => {
 test.after.always(async () => {
   await mosq?.stop();
 });
-
-
-const homedOn = (c: Cluster, ids: readonly string[], cm: string): number =>
-  ids.filter((id) => c.status(id)?.home === cm && c.status(id)?.state === 'homed').length;
 
 test.serial('50 phones home on cm-a, each with its own state slots; kill -9 of cm-a → all 50 on cm-b; stop → all offline', async (t) => {
   const c = await Cluster.group(t, mosq.url);
