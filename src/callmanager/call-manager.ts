@@ -187,7 +187,7 @@ export class CallManager {
     });
     const book = (this.#book = new ListBook({ group, baseVersion, clock: this.#clock, sign: signRetired(signer, c.retired), lazyRestore: c.rebalance.enabled, bind: true, versions }));
     const table = (this.#table = new PhoneTable(c.keepalive.phoneIntervalMs));
-    const responder = (this.#responder = new Responder({ cmId: c.cmId, book, table, clock: this.#clock }));
+    const responder = (this.#responder = new Responder({ cmId: c.cmId, book, table, clock: this.#clock, retired: new Set(c.retired) }));
     this.#kaRate = new RateMeter(this.#clock.elapsed(), 10);
     this.#loadPolicy = new LoadPolicy({ periodMs: c.rebalance.periodMs });
     const cons = (this.#console = (c.console?.enabled ?? true)

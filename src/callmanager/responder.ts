@@ -95,6 +95,13 @@ export interface ResponderOptions {
   clock: Clock;
   /** Default: a {@link ReportLimiter} with its defaults. */
   reports?: ReportLimiter;
+  /**
+   * Former members (config `retired`, retired.ts). A phone arriving from one holds a
+   * list that member signed — perhaps at a version above our floor, if its clock ran
+   * ahead or no member saw it before restarting with the removal — so it is given our
+   * list whatever version it holds, as one arriving from a failed peer is.
+   */
+  retired?: ReadonlySet<string>;
 }
 
 /** Turns keep-alives into acks (and pushes). Counts what it sees. */
@@ -102,6 +109,7 @@ export class Responder {
   readonly #book: ListBook;
   readonly #table: PhoneTable;
   readonly #clock: Clock;
+  readonly #retired: ReadonlySet<string>;
   /** `{"cm":"<id>","seq":` — the constant head of every ack. */
   readonly #ackHead: string;
   /** Valid keep-alives answered. */
@@ -133,6 +141,7 @@ export class Responder {
     this.#table = opts.table;
     this.#clock = opts.clock;
     this.reports = opts.reports ?? new ReportLimiter();
+    this.#retired = opts.retired ?? new Set();
     this.#ackHead = `{"cm":${JSON.stringify(opts.cmId)},"seq":`;
   }
 
@@ -177,6 +186,10 @@ export class Responder {
     // even when it holds a higher version from a peer whose clock ran ahead of ours.
     if (observed && !probe && newArrival && ka.prev !== null && (ka.prev === undefined ? this.#book.offline.size > 0 : this.#book.offline.has(ka.prev)) && ka.pointersVersion > list.version) {
       list = this.#book.above(ka.phone, ka.pointersVersion);
+      this.#released.add(ka.phone);
+    } else if (observed && !probe && newArrival && typeof ka.prev === 'string' && this.#retired.has(ka.prev)) {
+      // From a removed member: what it holds names that member (or is as new as ours by chance).
+      if (ka.pointersVersion >= list.version) list = this.#book.above(ka.phone, ka.pointersVersion);
       this.#released.add(ka.phone);
     }
     const released = this.#released.has(ka.phone);

@@ -157,3 +157,25 @@ test('per-phone topic: the topic id is trusted; a payload naming another phone i
   t.is(shared.phone, 'p2');
   t.is(table.count(clock.elapsed()), 2);
 });
+
+test('a phone arriving from a retired member is given the group list even holding our version or more: that member signed what it holds (issue 16, removal)', (t) => {
+  const { book, table, clock } = setup();
+  const r = new Responder({ cmId: 'cm-b', book, table, clock, retired: new Set(['cm-x']) });
+  const version = (res: ReturnType<Responder['handle']>): number | undefined => {
+    if (typeof res === 'string') throw new Error(res);
+    const ack = JSON.parse(res.ack) as AckPayload;
+    return ack.pointers === undefined ? undefined : (JSON.parse(Buffer.from(ack.pointers.body, 'base64').toString('utf8')) as PointersBody).version;
+  };
+  // At our list's version (3, the floor): a full ack above it.
+  const atOurs = version(r.handle(ka({ phone: 'p1', prev: 'cm-x', pointersVersion: 3 })));
+  t.true(atOurs !== undefined && atOurs > 3, String(atOurs));
+  // Above it (the retired member's clock ran ahead): a list above what it holds.
+  const ahead = version(r.handle(ka({ phone: 'p2', prev: 'cm-x', pointersVersion: 9000 })));
+  t.true(ahead !== undefined && ahead > 9000, String(ahead));
+  // Taken: its next keep-alive reports it and gets a short ack.
+  t.is(version(r.handle(ka({ phone: 'p2', seq: 2, prev: 'cm-x', pointersVersion: ahead }))), undefined);
+  // Below the floor: the group list, as for anyone.
+  t.is(version(r.handle(ka({ phone: 'p3', prev: 'cm-x', pointersVersion: 1 }))), book.forPhone('p3').version);
+  // From a member still in the group, holding our version: a short ack, as before.
+  t.is(version(r.handle(ka({ phone: 'p4', prev: 'cm-a', pointersVersion: 3 }))), undefined);
+});
