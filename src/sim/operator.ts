@@ -41,6 +41,7 @@ import type { HostilePhone } from './hostile.js';
 import { SERVICES_TIMEOUT_MAX_MS } from './invariants.js';
 import type { Rng } from './rng.js';
 import type { World } from './world.js';
+import { WhileHostile } from './while-hostile.js';
 
 export const OPERATOR_ID = 'op-1';
 
@@ -265,27 +266,18 @@ export class Operator {
 }
 
 /** The hostile phone's attacks on remote configuration, on a fork of their own. */
-export class HostileConfig {
-  #running = false;
+export class HostileConfig extends WhileHostile {
   constructor(
-    readonly world: World,
-    readonly hostile: HostilePhone,
+    world: World,
+    hostile: HostilePhone,
     readonly topo: Topology,
-    readonly rng: Rng,
-  ) {}
-
-  /** The hostile phone was (re)activated: act while it is. */
-  kick(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.world.after(this.rng.int(200, 2000), () => this.#act());
+    rng: Rng,
+  ) {
+    super(world, hostile, rng);
   }
 
-  #act(): void {
-    if (this.world.now >= this.hostile.until) {
-      this.#running = false;
-      return;
-    }
+  /** One forged or replayed config, while the hostile phone is active (WhileHostile). */
+  protected act(): number {
     const r = this.rng;
     const victim = r.pick(this.topo.phones);
     const genuine = this.hostile.recorded.filter((m) => /\/phone\/[^/]+\/config$/.test(m.topic));
@@ -305,6 +297,6 @@ export class HostileConfig {
       payload = Buffer.from(JSON.stringify({ version: wall + 1e9, config: { services: { timeoutMs: 100 } }, phone: victim }));
     }
     this.hostile.send(r, topic, payload, r.chance(0.2));
-    this.world.after(r.int(200, 2000), () => this.#act());
+    return r.int(200, 2000);
   }
 }

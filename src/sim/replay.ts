@@ -36,6 +36,7 @@ import type { PhoneHost } from './hosts.js';
 import type { Operator } from './operator.js';
 import type { Rng } from './rng.js';
 import type { World } from './world.js';
+import { WhileHostile } from './while-hostile.js';
 
 /** A genuine re-provisioning message the hostile phone read. */
 export interface Recorded {
@@ -61,19 +62,19 @@ function bodyOf(payload: Buffer): Record<string, unknown> | null {
   }
 }
 
-export class HostileReprovision {
+export class HostileReprovision extends WhileHostile {
   readonly #recorded: Recorded[] = [];
-  #running = false;
   /** Replays published (figures, tests). */
   replayed = 0;
 
   constructor(
-    readonly world: World,
+    world: World,
     readonly net: Net,
-    readonly hostile: HostilePhone,
+    hostile: HostilePhone,
     readonly topo: Topology,
-    readonly rng: Rng,
+    rng: Rng,
   ) {
+    super(world, hostile, rng);
     // A phone of the fleet before it turned: it reads from the start of the run what its ACL lets it (no draws).
     net.observers.push((b, from, topic, payload) => {
       const m = REPROV_TOPIC.exec(topic);
@@ -91,18 +92,8 @@ export class HostileReprovision {
     return this.#recorded;
   }
 
-  /** The hostile phone was (re)activated: replay while it is. */
-  kick(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.world.after(this.rng.int(200, 2000), () => this.#act());
-  }
-
-  #act(): void {
-    if (this.world.now >= this.hostile.until) {
-      this.#running = false;
-      return;
-    }
+  /** One replay (when it read anything), while the hostile phone is active (WhileHostile). */
+  protected act(): number {
     const r = this.rng;
     if (this.#recorded.length > 0) {
       const m = r.pick(this.#recorded);
@@ -113,7 +104,7 @@ export class HostileReprovision {
       this.replayed++;
       this.hostile.sendAll(topic, m.payload, retain);
     }
-    this.world.after(r.int(300, 2500), () => this.#act());
+    return r.int(300, 2500);
   }
 }
 
