@@ -353,6 +353,7 @@ export class CallManager {
       ...(this.#console !== undefined ? { rehomesHere: this.#console.rehomesHere, rehomeEventsLimitedTotal: this.#console.rehomesLimited } : {}),
       versionReportsIgnored: { implausible: r?.implausible ?? 0, rateLimited: r?.reports.refused ?? 0 },
       livenessChallenges: { answered: this.#challenges.answered, dropped: this.#challenges.dropped },
+      peerFloorsRefusedTotal: this.#peers?.floorsRefused ?? 0,
     });
   }
 

@@ -35,6 +35,8 @@ export interface MetricsSnapshot {
   versionReportsIgnored?: { implausible: number; rateLimited: number };
   /** Peers' liveness challenges (challenge-queue.ts): answered, or dropped (queue full, waited too long). */
   livenessChallenges?: { answered: number; dropped: number };
+  /** Group floors peers announced for our group beyond the version clock's bound for peers: not taken (cm-peers.ts). */
+  peerFloorsRefusedTotal?: number;
 }
 
 /** Reasons always listed (at 0) so dashboards see the series before the first push. */
@@ -91,6 +93,7 @@ export function renderMetrics(s: MetricsSnapshot): string {
       : family('ipphone_cm_liveness_challenges_total', 'counter', 'Peers\' liveness challenges of our state, by outcome (dropped: queue full or waited too long).', [
           ['{outcome="answered"}', s.livenessChallenges.answered],
           ['{outcome="dropped"}', s.livenessChallenges.dropped],
-        ]))
+        ])) +
+    (s.peerFloorsRefusedTotal === undefined ? '' : family('ipphone_cm_peer_floors_refused_total', 'counter', 'Group floors peers announced for our group beyond the version clock bound for peers: not taken.', [['', s.peerFloorsRefusedTotal]]))
   );
 }

@@ -59,4 +59,6 @@ test('version reports that moved nothing and peers\' liveness challenges are cou
   const text = renderMetrics({ ...snap, versionReportsIgnored: { implausible: 3, rateLimited: 41 }, livenessChallenges: { answered: 5, dropped: 1 } });
   t.true(text.includes('# TYPE ipphone_cm_version_reports_ignored_total counter\nipphone_cm_version_reports_ignored_total{why="implausible"} 3\nipphone_cm_version_reports_ignored_total{why="rate-limited"} 41\n'));
   t.true(text.includes('# TYPE ipphone_cm_liveness_challenges_total counter\nipphone_cm_liveness_challenges_total{outcome="answered"} 5\nipphone_cm_liveness_challenges_total{outcome="dropped"} 1\n'));
+  t.true(renderMetrics({ ...snap, peerFloorsRefusedTotal: 2 }).includes('# TYPE ipphone_cm_peer_floors_refused_total counter\nipphone_cm_peer_floors_refused_total 2\n'));
+  t.false(renderMetrics(snap).includes('ipphone_cm_peer_floors_refused_total'), 'absent without peers');
 });
